@@ -1,0 +1,129 @@
+/**
+ * The `Backstore` interface: where a file's working bytes live while it is
+ * open for writing. Core ships `MemoryBackstore` (a paged, sparse, growable
+ * heap buffer) that works on every OS; platform packages add memfd, tmpfs and
+ * reflink backstores behind the same interface.
+ */
+
+/**
+ * A random-access, growable byte buffer holding one open file's working
+ * contents, with the semantics of an unlinked regular file (or a memfd):
+ * bytes never written read as zero, `truncate` grows with zeros or shrinks.
+ * Offsets and lengths are in bytes. Implementations need not be thread-safe.
+ */
+export interface WorkingBuffer {
+  /** Current logical size in bytes (as fstat(2) st_size). */
+  readonly size: number;
+  /** Copies up to `length` bytes at `position` into `dst[dstOffset…]`; returns bytes copied (0 at or past EOF), as pread(2). */
+  read(dst: Uint8Array, dstOffset: number, length: number, position: number): number;
+  /** Writes `src[srcOffset, srcOffset+length)` at `position`, growing the buffer if needed, as pwrite(2). */
+  write(src: Uint8Array, srcOffset: number, length: number, position: number): void;
+  /** Sets the size to `size` bytes, zero-filling on growth, as ftruncate(2). Throws RangeError for a negative size. */
+  truncate(size: number): void;
+  /**
+   * False only when `[position, position+length)` is certainly all zero because
+   * nothing was ever written there (a hole, as SEEK_DATA would report). True is
+   * always a safe answer.
+   */
+  hasData(position: number, length: number): boolean;
+  /** Releases the memory or descriptor behind the buffer; later calls are invalid. */
+  dispose(): void;
+}
+
+/**
+ * A backstore creates working buffers. `kind` names it in `agentfs stats` and
+ * errors (e.g. "memory", "memfd", "tmpfs", "reflink").
+ */
+export interface Backstore {
+  readonly kind: string;
+  /** Returns a new, empty working buffer. Throws an Error with `code` ENOSPC/EMFILE when the platform refuses. */
+  createBuffer(): WorkingBuffer;
+}
+
+/** Page size of `MemoryBuffer`: 64 KiB. Unwritten pages are not allocated. */
+export const MEMORY_PAGE_SIZE = 64 * 1024;
+
+/**
+ * A sparse heap buffer made of fixed 64 KiB pages kept in a Map: holes cost
+ * nothing, growing never copies existing bytes, and shrinking frees whole
+ * pages, so long-lived buffers do not fragment the heap with large reallocs.
+ */
+export class MemoryBuffer implements WorkingBuffer {
+  private pages = new Map<number, Buffer>();
+  private _size = 0;
+
+  get size(): number {
+    return this._size;
+  }
+
+  read(dst: Uint8Array, dstOffset: number, length: number, position: number): number {
+    const end = Math.min(this._size, position + length);
+    let pos = position;
+    while (pos < end) {
+      const pi = Math.floor(pos / MEMORY_PAGE_SIZE);
+      const po = pos - pi * MEMORY_PAGE_SIZE;
+      const n = Math.min(MEMORY_PAGE_SIZE - po, end - pos);
+      const page = this.pages.get(pi);
+      const at = dstOffset + (pos - position);
+      if (page) dst.set(page.subarray(po, po + n), at);
+      else dst.fill(0, at, at + n);
+      pos += n;
+    }
+    return Math.max(0, end - position);
+  }
+
+  write(src: Uint8Array, srcOffset: number, length: number, position: number): void {
+    let pos = position;
+    const end = position + length;
+    while (pos < end) {
+      const pi = Math.floor(pos / MEMORY_PAGE_SIZE);
+      const po = pos - pi * MEMORY_PAGE_SIZE;
+      const n = Math.min(MEMORY_PAGE_SIZE - po, end - pos);
+      let page = this.pages.get(pi);
+      if (!page) {
+        page = Buffer.alloc(MEMORY_PAGE_SIZE);
+        this.pages.set(pi, page);
+      }
+      const from = srcOffset + (pos - position);
+      page.set(src.subarray(from, from + n), po);
+      pos += n;
+    }
+    if (end > this._size) this._size = end;
+  }
+
+  truncate(size: number): void {
+    if (size < 0 || !Number.isSafeInteger(size)) throw new RangeError(`bad size ${size}`);
+    if (size < this._size) {
+      const keep = Math.ceil(size / MEMORY_PAGE_SIZE);
+      for (const pi of [...this.pages.keys()]) if (pi >= keep) this.pages.delete(pi);
+      const tail = size % MEMORY_PAGE_SIZE;
+      const last = this.pages.get(keep - 1);
+      if (last && tail) last.fill(0, tail);
+    }
+    this._size = size;
+  }
+
+  hasData(position: number, length: number): boolean {
+    const first = Math.floor(position / MEMORY_PAGE_SIZE);
+    const last = Math.floor((position + length - 1) / MEMORY_PAGE_SIZE);
+    if (last - first > this.pages.size) {
+      for (const pi of this.pages.keys()) if (pi >= first && pi <= last) return true;
+      return false;
+    }
+    for (let pi = first; pi <= last; pi++) if (this.pages.has(pi)) return true;
+    return false;
+  }
+
+  dispose(): void {
+    this.pages.clear();
+    this._size = 0;
+  }
+}
+
+/** The portable default backstore: `MemoryBuffer`s on the JS heap. */
+export class MemoryBackstore implements Backstore {
+  readonly kind = "memory";
+  createBuffer(): WorkingBuffer {
+    return new MemoryBuffer();
+  }
+}

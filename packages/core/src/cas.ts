@@ -1,0 +1,124 @@
+/**
+ * The content-addressed object store: immutable chunks named by the SHA-256
+ * of their uncompressed bytes, kept in the manifest database's `objects`
+ * table (see the package README for why in SQLite and not a directory).
+ * Chunks are gzip-compressed when that saves at least 1/16 of their size,
+ * else stored raw. Every read is verified against the hash.
+ */
+import { createHash } from "node:crypto";
+import { gzipSync, gunzipSync, constants as zc } from "node:zlib";
+import type Database from "better-sqlite3";
+import { StoreError } from "./errors.js";
+
+/** Object codecs as stored in `objects.codec`. */
+export const CODEC_RAW = 0;
+export const CODEC_GZIP = 1;
+
+/** SHA-256 of `data` (32 bytes). */
+export function sha256(data: Uint8Array): Buffer {
+  return createHash("sha256").update(data).digest();
+}
+
+/** A small LRU of verified, decompressed chunks keyed by hex hash, bounded in bytes. */
+class ChunkCache {
+  private map = new Map<string, Buffer>();
+  private bytes = 0;
+  constructor(private readonly limit: number) {}
+  get(key: string): Buffer | undefined {
+    const v = this.map.get(key);
+    if (v) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, v: Buffer): void {
+    if (v.length > this.limit / 4) return;
+    this.map.set(key, v);
+    this.bytes += v.length;
+    while (this.bytes > this.limit) {
+      const [k, old] = this.map.entries().next().value as [string, Buffer];
+      this.map.delete(k);
+      this.bytes -= old.length;
+    }
+  }
+  clear(): void {
+    this.map.clear();
+    this.bytes = 0;
+  }
+}
+
+/** Result of `ObjectStore.put`: whether the chunk was new, and bytes as stored. */
+export interface PutResult {
+  added: boolean;
+  stored: number;
+}
+
+/** The CAS over the `objects` table of a manifest database. */
+export class ObjectStore {
+  private readonly stGet: Database.Statement;
+  private readonly stHas: Database.Statement;
+  private readonly stPut: Database.Statement;
+  private readonly cache = new ChunkCache(32 * 1024 * 1024);
+
+  /** `level` is the gzip level (1 fastest … 9 smallest). */
+  constructor(db: Database.Database, private readonly level = 1) {
+    this.stGet = db.prepare(`SELECT size, codec, data FROM objects WHERE hash = ?`);
+    this.stHas = db.prepare(`SELECT 1 FROM objects WHERE hash = ?`).pluck();
+    this.stPut = db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
+  }
+
+  /** True when the object `hash` is stored. */
+  has(hash: Uint8Array): boolean {
+    return this.stHas.get(hash) !== undefined;
+  }
+
+  /**
+   * Stores `data` under `hash` (its SHA-256, which the caller computed) unless
+   * present. Must run inside the manifest's write transaction so the object
+   * and the inode that references it commit together.
+   */
+  put(hash: Buffer, data: Uint8Array): PutResult {
+    if (this.has(hash)) return { added: false, stored: 0 };
+    let codec = CODEC_RAW;
+    let body: Uint8Array = data;
+    if (data.length >= 64) {
+      const z = gzipSync(data, { level: this.level, strategy: zc.Z_DEFAULT_STRATEGY });
+      if (z.length <= data.length - (data.length >> 4)) {
+        codec = CODEC_GZIP;
+        body = z;
+      }
+    }
+    this.stPut.run(hash, data.length, body.length, codec, body);
+    return { added: true, stored: body.length };
+  }
+
+  /**
+   * Returns the verified bytes of object `hash`. Errors: EIO when the object
+   * is missing, cannot be decompressed, or fails its SHA-256 check (the
+   * message names the object).
+   */
+  get(hash: Buffer): Buffer {
+    const key = hash.toString("hex");
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const row = this.stGet.get(hash) as { size: number; codec: number; data: Buffer } | undefined;
+    if (!row) throw new StoreError("EIO", `object ${key} is missing from the store`);
+    let data: Buffer;
+    try {
+      data = row.codec === CODEC_GZIP ? gunzipSync(row.data) : row.data;
+    } catch (e) {
+      throw new StoreError("EIO", `object ${key} is corrupt: cannot decompress (${(e as Error).message})`);
+    }
+    if (data.length !== row.size || !sha256(data).equals(hash)) {
+      throw new StoreError("EIO", `object ${key} failed its SHA-256 check: stored bytes are corrupt`);
+    }
+    this.cache.set(key, data);
+    return data;
+  }
+
+  /** Drops cached chunks (after gc or when another process may have changed objects). */
+  clearCache(): void {
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,94 @@
+import { constants as osConstants } from "node:os";
+
+/** Errno names agentfs raises; each maps to the platform's positive errno number. */
+export type ErrnoName =
+  | "EPERM" | "ENOENT" | "EIO" | "EBADF" | "EACCES" | "EBUSY" | "EEXIST" | "EXDEV"
+  | "ENOTDIR" | "EISDIR" | "EINVAL" | "EFBIG" | "ENOSPC" | "EROFS" | "EMLINK"
+  | "ENAMETOOLONG" | "ENOTEMPTY" | "ELOOP" | "ENODATA" | "ENOTSUP" | "ERANGE"
+  | "E2BIG" | "EMFILE" | "ENOSYS" | "EAGAIN" | "ESTALE";
+
+const DESCRIPTIONS: Record<ErrnoName, string> = {
+  EPERM: "operation not permitted",
+  ENOENT: "no such file or directory",
+  EIO: "i/o error",
+  EBADF: "bad file descriptor",
+  EACCES: "permission denied",
+  EBUSY: "resource busy or locked",
+  EEXIST: "file already exists",
+  EXDEV: "cross-device link not permitted",
+  ENOTDIR: "not a directory",
+  EISDIR: "illegal operation on a directory",
+  EINVAL: "invalid argument",
+  EFBIG: "file too large",
+  ENOSPC: "no space left on device",
+  EROFS: "read-only file system",
+  EMLINK: "too many links",
+  ENAMETOOLONG: "name too long",
+  ENOTEMPTY: "directory not empty",
+  ELOOP: "too many symbolic links encountered",
+  ENODATA: "no data available",
+  ENOTSUP: "operation not supported on socket",
+  ERANGE: "result too large",
+  E2BIG: "argument list too long",
+  EMFILE: "too many open files",
+  ENOSYS: "function not implemented",
+  EAGAIN: "resource temporarily unavailable",
+  ESTALE: "stale file handle",
+};
+
+/** Positive errno number for `code` on this platform (e.g. errnoNumber("ENOENT") === 2 on Linux). */
+export function errnoNumber(code: ErrnoName): number {
+  const n = (osConstants.errno as Record<string, number>)[code];
+  return n ?? 5; // EIO if the platform lacks the name
+}
+
+/**
+ * An errno-coded error shaped like Node's own `fs` errors: `code` is the errno
+ * name, `errno` the negative errno number (as libuv reports it), `syscall` the
+ * operation, `path`/`dest` the paths involved. The message reads like Node's:
+ * `ENOENT: no such file or directory, open '/a/b'`, optionally followed by a
+ * detail sentence (`(object 3fa2… failed its SHA-256 check)`).
+ */
+export class FsError extends Error {
+  readonly code: ErrnoName;
+  readonly errno: number;
+  readonly syscall: string;
+  readonly path?: string;
+  readonly dest?: string;
+
+  constructor(code: ErrnoName, syscall: string, path?: string, dest?: string, detail?: string) {
+    let msg = `${code}: ${DESCRIPTIONS[code]}, ${syscall}`;
+    if (path !== undefined) msg += ` '${path}'`;
+    if (dest !== undefined) msg += ` -> '${dest}'`;
+    if (detail) msg += ` (${detail})`;
+    super(msg);
+    this.name = "Error";
+    this.code = code;
+    this.errno = -errnoNumber(code);
+    this.syscall = syscall;
+    if (path !== undefined) this.path = path;
+    if (dest !== undefined) this.dest = dest;
+  }
+}
+
+/**
+ * Raised deep inside the store, before the syscall and path are known.
+ * `FsCore` rewraps it into an `FsError` naming the operation and path.
+ */
+export class StoreError extends Error {
+  readonly code: ErrnoName;
+  constructor(code: ErrnoName, detail: string) {
+    super(`${code}: ${detail}`);
+    this.code = code;
+  }
+}
+
+/** Throws `new StoreError(code, detail)`; typed `never` for control flow. */
+export function fail(code: ErrnoName, detail = DESCRIPTIONS[code]): never {
+  throw new StoreError(code, detail);
+}
+
+/** True when `e` is an agentfs error (FsError or StoreError) with errno name `code`. */
+export function isErrno(e: unknown, code?: ErrnoName): e is FsError | StoreError {
+  return (e instanceof FsError || e instanceof StoreError) && (code === undefined || e.code === code);
+}

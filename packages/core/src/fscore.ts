@@ -1,0 +1,1146 @@
+/**
+ * `FsCore`: POSIX file operations on one branch (read-write) or snapshot
+ * (read-only) of a store. Synchronous: every call is one or a few SQLite
+ * transactions. Paths are absolute within the tree ("/a/b"; relative paths
+ * resolve from "/", and ".." at the root stays at the root). Errors are
+ * `FsError`s whose `code` is the errno name and `syscall` the operation.
+ */
+import { constants as C } from "node:fs";
+import { FsError, StoreError, type ErrnoName } from "./errors.js";
+import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
+import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
+import { checkName, parsePath, joinParts } from "./paths.js";
+import type { Store, Target } from "./store.js";
+import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
+
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_ISVTX = 0o1000;
+const MAX_SYMLINKS = 40;
+/** Largest file size in bytes (2^47), as a cap against runaway writes. */
+export const MAX_FILE_SIZE = 2 ** 47;
+
+/** The caller's identity for permission checks (as the fsuid/fsgid of a process). */
+export interface Credentials {
+  uid: number;
+  gid: number;
+  /** Supplementary groups. */
+  groups?: number[];
+}
+
+/** Options for an `FsCore` view. */
+export interface FsCoreOptions {
+  /** File mode creation mask (default: the process umask). */
+  umask?: number;
+  /** Identity used for permission checks and new files' owner (default: the process's). */
+  cred?: Credentials;
+}
+
+/** stat(2) fields of one inode. Times are ns since the epoch; sizes in bytes; blocks in 512-byte units. */
+export interface InodeStat {
+  dev: number;
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blksize: number;
+  blocks: number;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  birthtimeNs: bigint;
+}
+
+/** A directory entry as returned by `readdir`: name, inode number, file type bits (S_IFMT part). */
+export interface DirEntry {
+  name: string;
+  ino: number;
+  type: number;
+}
+
+/** `utimes` time value: ns since the epoch, "now" (UTIME_NOW) or "omit" (UTIME_OMIT). */
+export type TimeSpec = bigint | "now" | "omit";
+
+/** In-process state of an inode that has open file descriptors. */
+interface OpenInode {
+  ino: number;
+  refs: number;
+  content: OpenContent | null;
+  /** Pending mtime/ctime of uncommitted writes (ns). */
+  mtime: bigint | null;
+  /** Last-known row, used after the inode is unlinked while open. */
+  orphan: InodeRow | null;
+  /** Cached decoded extents of the committed version, valid for `extGen`. */
+  ext: Extent[] | null;
+  extGen: number;
+  extSize: number;
+}
+
+/** An open file description. */
+interface Handle {
+  fd: number;
+  ino: number;
+  path: string;
+  readable: boolean;
+  writable: boolean;
+  append: boolean;
+  pos: number;
+  isDir: boolean;
+}
+
+/** A resolved path: the inode, its visible row, and where it was found. */
+interface Resolved {
+  ino: number;
+  row: InodeRow;
+  parent: number;
+  name: string;
+  /** Directory inodes from the root to the parent, for cycle checks and realpath. */
+  ancestors: number[];
+  names: string[];
+}
+
+/** A resolved parent directory for operations that create or remove `name`. */
+interface ParentRef {
+  dir: number;
+  dirRow: InodeRow;
+  name: string;
+  ancestors: number[];
+  names: string[];
+  trailingSlash: boolean;
+}
+
+let nextFd = 3;
+
+/**
+ * POSIX operations over one branch or snapshot of a `Store`. Each method
+ * mirrors a system call and throws `FsError` with the errno name as `code`.
+ */
+export class FsCore {
+  readonly store: Store;
+  readonly target: Target;
+  readonly readOnly: boolean;
+  readonly cred: Credentials;
+  readonly umask: number;
+  private chain!: Chain;
+  private chainGen = -1;
+  /** Bumped on every commit by this view and on changes by others: invalidates cached extents. */
+  private gen = 0;
+  private readonly open = new Map<number, OpenInode>();
+  private readonly handles = new Map<number, Handle>();
+  /** Stable st_dev for this store. */
+  readonly dev: number;
+
+  /** Errors: ENOENT when the branch or snapshot does not exist. */
+  constructor(store: Store, target: Target, opts: FsCoreOptions = {}) {
+    this.store = store;
+    this.target = target;
+    this.readOnly = "snapshot" in target;
+    this.cred = opts.cred ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
+    this.umask = opts.umask ?? currentUmask();
+    let h = 0;
+    for (const c of store.dir) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
+    this.dev = h & 0xfffff;
+    this.wrap("open", undefined, () => this.refresh());
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  /** Re-reads the layer chain when branches/snapshots changed (here or in another process). */
+  private refresh(): void {
+    this.store.sync();
+    if (this.chainGen !== this.store.gen) {
+      this.chain = this.store.chainOf(this.target);
+      this.chainGen = this.store.gen;
+      this.gen++;
+    }
+  }
+
+  /** Runs `fn`, converting StoreErrors into FsErrors naming `syscall` and `path`. */
+  private wrap<T>(syscall: string, path: string | undefined, fn: () => T, dest?: string): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof StoreError) {
+        const detail = e.message.replace(/^[A-Z0-9]+: /, "");
+        throw new FsError(e.code, syscall, path, dest, isGeneric(e.code, detail) ? undefined : detail);
+      }
+      throw e;
+    }
+  }
+
+  /** Read operation: a consistent read transaction over a fresh chain. */
+  private rd<T>(syscall: string, path: string | undefined, fn: () => T): T {
+    return this.wrap(syscall, path, () => this.store.manifest.read(() => {
+      this.refresh();
+      return fn();
+    }));
+  }
+
+  /** Write operation: one IMMEDIATE transaction; EROFS on a snapshot. */
+  private wr<T>(syscall: string, path: string | undefined, fn: () => T, dest?: string): T {
+    return this.wrap(syscall, path, () => {
+      if (this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
+      return this.store.manifest.write(() => {
+        this.refresh();
+        this.gen++;
+        return fn();
+      });
+    }, dest);
+  }
+
+  private get head(): number {
+    return this.chain.head;
+  }
+
+  /** Visible row of `ino`; ESTALE-like ENOENT when it vanished. */
+  private node(ino: number): InodeRow {
+    const o = this.open.get(ino);
+    const r = this.store.manifest.getInode(ino, this.chain);
+    if (r) return r.row;
+    if (o?.orphan) return o.orphan;
+    throw new StoreError("ENOENT", `inode ${ino} no longer exists`);
+  }
+
+  /** Copies the visible version of `ino` into the head layer with `change` applied; returns the new row. */
+  private update(ino: number, change: (r: InodeRow) => void): InodeRow {
+    const m = this.store.manifest;
+    const row = { ...this.node(ino) };
+    change(row);
+    const o = this.open.get(ino);
+    if (o?.orphan) {
+      o.orphan = row;
+      if (!m.getInode(ino, this.chain)) return row;
+    }
+    m.putInode(this.head, row);
+    return row;
+  }
+
+  private now(): bigint {
+    return nowNs();
+  }
+
+  /** Permission check as the kernel does with default_permissions. */
+  private may(row: InodeRow, want: number): boolean {
+    const { uid } = this.cred;
+    if (uid === 0) {
+      if (want & 1 && (row.mode & S_IFMT) !== S_IFDIR) return (row.mode & 0o111) !== 0;
+      return true;
+    }
+    let bits: number;
+    if (uid === row.uid) bits = (row.mode >> 6) & 7;
+    else if (this.inGroup(row.gid)) bits = (row.mode >> 3) & 7;
+    else bits = row.mode & 7;
+    return (bits & want) === want;
+  }
+
+  private inGroup(gid: number): boolean {
+    return this.cred.gid === gid || (this.cred.groups ?? []).includes(gid);
+  }
+
+  private need(row: InodeRow, want: number): void {
+    if (!this.may(row, want)) throw new StoreError("EACCES", "permission denied");
+  }
+
+  /** Sticky-directory rule for removing or renaming `victim` out of `dir`. */
+  private stickyCheck(dir: InodeRow, victim: InodeRow): void {
+    const { uid } = this.cred;
+    if (uid !== 0 && dir.mode & S_ISVTX && uid !== dir.uid && uid !== victim.uid) throw new StoreError("EPERM", "sticky directory");
+  }
+
+  /**
+   * Resolves `path`. `follow` follows a final symlink. Errors: ENOENT,
+   * ENOTDIR, ELOOP, EACCES, ENAMETOOLONG, EINVAL.
+   */
+  private resolve(path: string, follow: boolean): Resolved {
+    const parsed = parsePath(path);
+    const m = this.store.manifest;
+    let parts = parsed.parts.slice();
+    let ancestors: number[] = [];
+    let names: string[] = [];
+    let cur = ROOT_INO;
+    let curRow = this.node(ROOT_INO);
+    let links = 0;
+    let parent = ROOT_INO;
+    let name = "";
+    let i = 0;
+    while (i < parts.length) {
+      const c = parts[i];
+      if ((curRow.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+      this.need(curRow, 1);
+      if (c === "..") {
+        if (ancestors.length) {
+          cur = ancestors.pop()!;
+          names.pop();
+          curRow = this.node(cur);
+        }
+        i++;
+        continue;
+      }
+      const d = m.lookup(cur, c, this.chain);
+      if (!d) throw new StoreError("ENOENT", "no such file or directory");
+      const row = this.node(d.ino);
+      const last = i === parts.length - 1;
+      if ((row.mode & S_IFMT) === S_IFLNK && (!last || follow || parsed.trailingSlash)) {
+        if (++links > MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
+        const t = parsePath(row.target ?? "");
+        if (t.absolute) {
+          cur = ROOT_INO;
+          curRow = this.node(ROOT_INO);
+          ancestors = [];
+          names = [];
+        }
+        parts = [...t.parts, ...parts.slice(i + 1)];
+        i = 0;
+        if (parts.length === 0) {
+          // Symlink to "/" or ".": the result is the directory we are in.
+          break;
+        }
+        continue;
+      }
+      if (last) {
+        parent = cur;
+        name = c;
+        if (parsed.trailingSlash && (row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+        return { ino: d.ino, row, parent, name, ancestors: [...ancestors, cur], names: [...names] };
+      }
+      ancestors.push(cur);
+      names.push(c);
+      cur = d.ino;
+      curRow = row;
+      i++;
+    }
+    // Ended on a directory reached via "..", "/", or a symlink.
+    const p = ancestors.length ? ancestors[ancestors.length - 1] : ROOT_INO;
+    const nm = names.length ? names[names.length - 1] : "";
+    return { ino: cur, row: curRow, parent: p, name: nm, ancestors: ancestors.slice(0, -1), names: names.slice(0, -1) };
+  }
+
+  /**
+   * Resolves the parent directory of `path` for create/remove operations.
+   * Errors: ENOENT, ENOTDIR, EACCES; EEXIST for "/" (the root always exists);
+   * EINVAL for a final "." or "..".
+   */
+  private resolveParent(path: string, syscall: string): ParentRef {
+    const parsed = parsePath(path);
+    const parts = parsed.parts;
+    if (parts.length === 0) throw new StoreError(syscall === "mkdir" ? "EEXIST" : syscall === "rmdir" ? "EBUSY" : "EINVAL", "the root directory");
+    const last = parts[parts.length - 1];
+    if (last === "..") throw new StoreError(syscall === "mkdir" ? "EEXIST" : syscall === "rmdir" ? "ENOTEMPTY" : "EINVAL", "'..' is not a valid name here");
+    const dirPath = parts.length === 1 ? "/" : joinParts(parts.slice(0, -1));
+    const d = this.resolve(dirPath, true);
+    if ((d.row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+    checkName(last);
+    const ancestors = d.ino === ROOT_INO && parts.length === 1 ? [] : [...d.ancestors, d.ino];
+    const names = d.ino === ROOT_INO && parts.length === 1 ? [] : [...d.names, d.name];
+    return { dir: d.ino, dirRow: d.row, name: last, ancestors, names, trailingSlash: parsed.trailingSlash };
+  }
+
+  /** stat fields of a row, with pending in-memory size/mtime of open writers applied. */
+  private statOf(row: InodeRow): InodeStat {
+    const o = this.open.get(row.ino);
+    let size = row.size;
+    let mtime = row.mtime;
+    let ctime = row.ctime;
+    let blocks: number;
+    if (o?.content) {
+      size = o.content.size;
+      if (o.mtime !== null) {
+        mtime = o.mtime;
+        ctime = o.mtime > ctime ? o.mtime : ctime;
+      }
+      blocks = Math.ceil(size / 4096) * 8;
+    } else if ((row.mode & S_IFMT) === S_IFREG) {
+      blocks = Math.ceil(dataBytes(decodeExtents(row.extents)) / 4096) * 8;
+    } else {
+      blocks = (row.mode & S_IFMT) === S_IFDIR ? 8 : 0;
+    }
+    return {
+      dev: this.dev,
+      ino: row.ino,
+      mode: row.mode,
+      nlink: row.nlink,
+      uid: row.uid,
+      gid: row.gid,
+      rdev: row.rdev,
+      size,
+      blksize: 4096,
+      blocks,
+      atimeNs: row.atime,
+      mtimeNs: mtime,
+      ctimeNs: ctime,
+      birthtimeNs: row.btime,
+    };
+  }
+
+  private newRow(ino: number, mode: number, dir: InodeRow): InodeRow {
+    const t = this.now();
+    let gid = this.cred.gid;
+    if (dir.mode & S_ISGID) {
+      gid = dir.gid;
+      if ((mode & S_IFMT) === S_IFDIR) mode |= S_ISGID;
+    }
+    return {
+      ino, mode, uid: this.cred.uid, gid, nlink: 1, size: 0, rdev: 0,
+      atime: t, mtime: t, ctime: t, btime: t, target: null, extents: null, xattrs: null,
+    };
+  }
+
+  /** Adds entry `name` → `ino` to directory `dir` in the head layer, touching the directory. */
+  private addEntry(dir: number, name: string, ino: number, type: number, dirNlinkDelta = 0): void {
+    this.store.manifest.putDentry(this.head, dir, name, ino, type);
+    const t = this.now();
+    this.update(dir, (r) => {
+      r.mtime = t;
+      r.ctime = t;
+      r.nlink += dirNlinkDelta;
+    });
+  }
+
+  /** Removes entry `name` from `dir`: a whiteout when a lower layer still shows it. */
+  private removeEntry(dir: number, name: string, dirNlinkDelta = 0): void {
+    const m = this.store.manifest;
+    m.deleteDentryRow(this.head, dir, name);
+    if (m.lookup(dir, name, this.chain, true)) m.putDentry(this.head, dir, name, 0, 0);
+    const t = this.now();
+    this.update(dir, (r) => {
+      r.mtime = t;
+      r.ctime = t;
+      r.nlink += dirNlinkDelta;
+    });
+  }
+
+  /** Drops one link of `ino`; deletes its head version when no links and no open fds remain. */
+  private dropLink(ino: number): void {
+    const t = this.now();
+    const row = this.update(ino, (r) => {
+      r.nlink -= (r.mode & S_IFMT) === S_IFDIR ? r.nlink : 1;
+      r.ctime = t;
+    });
+    if (row.nlink <= 0) {
+      const m = this.store.manifest;
+      const o = this.open.get(ino);
+      if (o) o.orphan = { ...row, nlink: 0 };
+      m.deleteInode(ino, this.head);
+      // A version below the head would show through: cover it with a tombstone.
+      if (m.getInode(ino, this.chain)) m.putInode(this.head, { ...row, nlink: 0, extents: null, xattrs: null, target: null });
+    }
+  }
+
+  private openInode(ino: number): OpenInode {
+    let o = this.open.get(ino);
+    if (!o) {
+      o = { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0 };
+      this.open.set(ino, o);
+    }
+    return o;
+  }
+
+  /** The working buffer of `ino`, created over its committed extents on first write. */
+  private contentOf(o: OpenInode): OpenContent {
+    if (!o.content) {
+      const row = this.node(o.ino);
+      o.content = new OpenContent(this.store.cas, this.store.backstore, decodeExtents(row.extents), row.size);
+    }
+    return o.content;
+  }
+
+  /** Commits an inode's working buffer in the current write transaction. */
+  private commitContent(o: OpenInode): void {
+    if (!o.content || !o.content.dirty) {
+      if (o.mtime !== null && o.content) this.flushTimes(o);
+      return;
+    }
+    const res = o.content.commit(this.store.chunker)!;
+    const t = o.mtime ?? this.now();
+    const ext = encodeExtents(res.extents);
+    this.update(o.ino, (r) => {
+      r.extents = ext.length ? ext : null;
+      r.size = res.size;
+      r.mtime = t;
+      r.ctime = t > r.ctime ? t : r.ctime;
+    });
+    o.mtime = null;
+    o.ext = null;
+  }
+
+  private flushTimes(o: OpenInode): void {
+    const t = o.mtime!;
+    this.update(o.ino, (r) => {
+      r.mtime = t;
+      r.ctime = t > r.ctime ? t : r.ctime;
+    });
+    o.mtime = null;
+  }
+
+  private handle(fd: number): Handle {
+    const h = this.handles.get(fd);
+    if (!h) throw new StoreError("EBADF", `bad file descriptor ${fd}`);
+    return h;
+  }
+
+  // ---------------------------------------------------------------- metadata
+
+  /** As stat(2) (`follow`) or lstat(2). Errors: ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG. */
+  stat(path: string, follow = true): InodeStat {
+    return this.rd(follow ? "stat" : "lstat", path, () => this.statOf(this.resolve(path, follow).row));
+  }
+
+  /** As fstat(2). Errors: EBADF. */
+  fstat(fd: number): InodeStat {
+    return this.rd("fstat", undefined, () => this.statOf(this.node(this.handle(fd).ino)));
+  }
+
+  /** As access(2): `mode` is F_OK or a mix of R_OK/W_OK/X_OK. Errors: ENOENT, EACCES, EROFS (W_OK on a snapshot). */
+  access(path: string, mode = 0): void {
+    this.rd("access", path, () => {
+      const r = this.resolve(path, true);
+      if (mode & 2 && this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
+      const want = ((mode & 4) ? 4 : 0) | ((mode & 2) ? 2 : 0) | ((mode & 1) ? 1 : 0);
+      if (want) this.need(r.row, want);
+    });
+  }
+
+  /** As readdir(3) over getdents: entries sorted by name, without "." and "..". Errors: ENOENT, ENOTDIR, EACCES. */
+  readdir(path: string): DirEntry[] {
+    return this.rd("scandir", path, () => {
+      const r = this.resolve(path, true);
+      if ((r.row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+      this.need(r.row, 4);
+      return this.listDir(r.ino);
+    });
+  }
+
+  private listDir(ino: number): DirEntry[] {
+    const out: DirEntry[] = [];
+    for (const [name, e] of this.store.manifest.list(ino, this.chain)) out.push({ name, ino: e.ino, type: e.type });
+    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return out;
+  }
+
+  /** As readlink(2). Errors: EINVAL when not a symlink, ENOENT. */
+  readlink(path: string): string {
+    return this.rd("readlink", path, () => {
+      const r = this.resolve(path, false);
+      if ((r.row.mode & S_IFMT) !== S_IFLNK) throw new StoreError("EINVAL", "not a symbolic link");
+      return r.row.target ?? "";
+    });
+  }
+
+  /** As realpath(3): the canonical absolute path with symlinks and ".." resolved. Errors: ENOENT, ELOOP, ENOTDIR. */
+  realpath(path: string): string {
+    return this.rd("realpath", path, () => {
+      const r = this.resolve(path, true);
+      if (r.ino === ROOT_INO) return "/";
+      return joinParts([...r.names, r.name]);
+    });
+  }
+
+  /** As chmod(2)/lchmod: sets the permission bits (mode & 0o7777). Errors: EPERM (not owner), ENOENT, EROFS. */
+  chmod(path: string, mode: number, follow = true): void {
+    this.wr("chmod", path, () => this.chmodIno(this.resolve(path, follow), mode));
+  }
+
+  /** As fchmod(2). */
+  fchmod(fd: number, mode: number): void {
+    this.wr("fchmod", undefined, () => {
+      const ino = this.handle(fd).ino;
+      this.chmodIno({ ino, row: this.node(ino) }, mode);
+    });
+  }
+
+  private chmodIno(r: { ino: number; row: InodeRow }, mode: number): void {
+    if (this.cred.uid !== 0 && this.cred.uid !== r.row.uid) throw new StoreError("EPERM", "only the owner may chmod");
+    let bits = mode & 0o7777;
+    if (this.cred.uid !== 0 && !this.inGroup(r.row.gid)) bits &= ~S_ISGID;
+    const t = this.now();
+    this.update(r.ino, (x) => {
+      x.mode = (x.mode & S_IFMT) | bits;
+      x.ctime = t;
+    });
+  }
+
+  /**
+   * As chown(2)/lchown(2): -1 leaves a field unchanged. Only root may change
+   * the owner; the owner may change the group to one of their groups.
+   * Clears set-user-ID/set-group-ID on regular files. Errors: EPERM, ENOENT, EROFS.
+   */
+  chown(path: string, uid: number, gid: number, follow = true): void {
+    this.wr(follow ? "chown" : "lchown", path, () => this.chownIno(this.resolve(path, follow), uid, gid));
+  }
+
+  /** As fchown(2). */
+  fchown(fd: number, uid: number, gid: number): void {
+    this.wr("fchown", undefined, () => {
+      const ino = this.handle(fd).ino;
+      this.chownIno({ ino, row: this.node(ino) }, uid, gid);
+    });
+  }
+
+  private chownIno(r: { ino: number; row: InodeRow }, uid: number, gid: number): void {
+    const c = this.cred;
+    if (c.uid !== 0) {
+      if (uid !== -1 && uid !== r.row.uid) throw new StoreError("EPERM", "only root may change the owner");
+      if (c.uid !== r.row.uid && (gid !== -1 || uid !== -1)) throw new StoreError("EPERM", "only the owner may change the group");
+      if (gid !== -1 && gid !== r.row.gid && !this.inGroup(gid)) throw new StoreError("EPERM", "not a member of that group");
+    }
+    const t = this.now();
+    this.update(r.ino, (x) => {
+      if (uid !== -1) x.uid = uid;
+      if (gid !== -1) x.gid = gid;
+      if ((x.mode & S_IFMT) === S_IFREG && (uid !== -1 || gid !== -1)) {
+        x.mode &= ~S_ISUID;
+        if (x.mode & 0o010) x.mode &= ~S_ISGID;
+      }
+      x.ctime = t;
+    });
+  }
+
+  /** As utimensat(2): sets atime/mtime (ns, "now" or "omit"); ctime becomes now. Errors: EPERM/EACCES, ENOENT, EROFS. */
+  utimes(path: string, atime: TimeSpec, mtime: TimeSpec, follow = true): void {
+    this.wr(follow ? "utime" : "lutime", path, () => this.utimesIno(this.resolve(path, follow), atime, mtime));
+  }
+
+  /** As futimens(3). */
+  futimes(fd: number, atime: TimeSpec, mtime: TimeSpec): void {
+    this.wr("futime", undefined, () => {
+      const ino = this.handle(fd).ino;
+      this.utimesIno({ ino, row: this.node(ino) }, atime, mtime);
+    });
+  }
+
+  private utimesIno(r: { ino: number; row: InodeRow }, atime: TimeSpec, mtime: TimeSpec): void {
+    const c = this.cred;
+    if (c.uid !== 0 && c.uid !== r.row.uid) {
+      const onlyNow = (atime === "now" || atime === "omit") && (mtime === "now" || mtime === "omit");
+      if (!onlyNow) throw new StoreError("EPERM", "only the owner may set times");
+      this.need(r.row, 2);
+    }
+    const t = this.now();
+    const o = this.open.get(r.ino);
+    if (o && o.mtime !== null) o.mtime = null; // explicit times win over pending write times
+    this.update(r.ino, (x) => {
+      if (atime !== "omit") x.atime = atime === "now" ? t : atime;
+      if (mtime !== "omit") x.mtime = mtime === "now" ? t : mtime;
+      x.ctime = t;
+    });
+  }
+
+  // ---------------------------------------------------------------- namespace
+
+  /** As mkdir(2); returns the new inode number. Errors: EEXIST, ENOENT, ENOTDIR, EACCES, ENAMETOOLONG, EROFS. */
+  mkdir(path: string, mode = 0o777): number {
+    return this.wr("mkdir", path, () => {
+      const p = this.resolveParent(path, "mkdir");
+      if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
+      this.need(p.dirRow, 3);
+      const ino = this.store.manifest.allocIno();
+      const row = this.newRow(ino, S_IFDIR | (mode & 0o7777 & ~this.umask), p.dirRow);
+      row.nlink = 2;
+      row.size = 4096;
+      this.store.manifest.putInode(this.head, row);
+      this.addEntry(p.dir, p.name, ino, S_IFDIR, 1);
+      return ino;
+    });
+  }
+
+  /** As rmdir(2). Errors: ENOTEMPTY, ENOTDIR, ENOENT, EBUSY (root), EINVAL (final "."), EACCES, EPERM (sticky), EROFS. */
+  rmdir(path: string): void {
+    this.wr("rmdir", path, () => {
+      if (/(^|\/)\.\/*$/.test(path)) throw new StoreError("EINVAL", "cannot remove '.'");
+      const p = this.resolveParent(path, "rmdir");
+      const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
+      if (!d) throw new StoreError("ENOENT", "no such file or directory");
+      const row = this.node(d.ino);
+      if ((row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+      this.need(p.dirRow, 3);
+      this.stickyCheck(p.dirRow, row);
+      if (this.store.manifest.list(d.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
+      this.removeEntry(p.dir, p.name, -1);
+      this.dropLink(d.ino);
+    });
+  }
+
+  /** As unlink(2); an open file stays readable through its fds until the last close. Errors: EISDIR, ENOENT, ENOTDIR, EACCES, EPERM, EROFS. */
+  unlink(path: string): void {
+    this.wr("unlink", path, () => {
+      const p = this.resolveParent(path, "unlink");
+      const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
+      if (!d) throw new StoreError("ENOENT", "no such file or directory");
+      const row = this.node(d.ino);
+      if ((row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+      if (p.trailingSlash) throw new StoreError("ENOTDIR", "not a directory");
+      this.need(p.dirRow, 3);
+      this.stickyCheck(p.dirRow, row);
+      this.removeEntry(p.dir, p.name);
+      this.dropLink(d.ino);
+    });
+  }
+
+  /**
+   * As rename(2): atomically replaces an existing destination (a file by a
+   * file, an empty directory by a directory). Errors: ENOENT, ENOTDIR, EISDIR,
+   * ENOTEMPTY, EINVAL (into its own subtree, or "." / ".."), EBUSY (root),
+   * EACCES, EPERM (sticky), EROFS.
+   */
+  rename(from: string, to: string): void {
+    this.wr("rename", from, () => {
+      const m = this.store.manifest;
+      const sp = this.resolveParent(from, "rename");
+      const s = m.lookup(sp.dir, sp.name, this.chain);
+      if (!s) throw new StoreError("ENOENT", "no such file or directory");
+      const tp = this.resolveParent(to, "rename");
+      const srow = this.node(s.ino);
+      const sIsDir = (srow.mode & S_IFMT) === S_IFDIR;
+      if (!sIsDir && (sp.trailingSlash || tp.trailingSlash)) throw new StoreError("ENOTDIR", "not a directory");
+      const t = m.lookup(tp.dir, tp.name, this.chain);
+      this.need(sp.dirRow, 3);
+      this.need(tp.dirRow, 3);
+      this.stickyCheck(sp.dirRow, srow);
+      if (t && t.ino === s.ino) return; // same file: POSIX says do nothing
+      if (sIsDir && (tp.ancestors.includes(s.ino) || tp.dir === s.ino)) throw new StoreError("EINVAL", "cannot move a directory into itself");
+      let trow: InodeRow | undefined;
+      if (t) {
+        trow = this.node(t.ino);
+        const tIsDir = (trow.mode & S_IFMT) === S_IFDIR;
+        if (sIsDir && !tIsDir) throw new StoreError("ENOTDIR", "not a directory");
+        if (!sIsDir && tIsDir) throw new StoreError("EISDIR", "is a directory");
+        if (tIsDir && m.list(t.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
+        if (sIsDir && sp.ancestors.includes(t.ino)) throw new StoreError("ENOTEMPTY", "directory not empty");
+        this.stickyCheck(tp.dirRow, trow);
+      }
+      const sameDir = sp.dir === tp.dir;
+      // Remove the source entry, then place it (replacing any target).
+      this.removeEntry(sp.dir, sp.name, sIsDir && !sameDir ? -1 : 0);
+      if (trow) this.dropLink(t!.ino);
+      const tIsDir = trow ? (trow.mode & S_IFMT) === S_IFDIR : false;
+      m.putDentry(this.head, tp.dir, tp.name, s.ino, srow.mode & S_IFMT);
+      const now = this.now();
+      this.update(tp.dir, (r) => {
+        r.mtime = now;
+        r.ctime = now;
+        if (sIsDir && !sameDir) r.nlink += 1;
+        if (tIsDir) r.nlink -= 1;
+      });
+      this.update(s.ino, (r) => {
+        r.ctime = now;
+      });
+    }, to);
+  }
+
+  /** As link(2). Errors: EEXIST, EPERM (directory), ENOENT, EMLINK, EACCES, EROFS. */
+  link(existing: string, path: string): void {
+    this.wr("link", existing, () => {
+      const s = this.resolve(existing, false);
+      if ((s.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EPERM", "hard links to directories are not allowed");
+      const p = this.resolveParent(path, "link");
+      if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
+      if (p.trailingSlash) throw new StoreError("ENOENT", "no such file or directory");
+      this.need(p.dirRow, 3);
+      if (s.row.nlink >= 65000) throw new StoreError("EMLINK", "too many links");
+      const t = this.now();
+      this.update(s.ino, (r) => {
+        r.nlink += 1;
+        r.ctime = t;
+      });
+      this.addEntry(p.dir, p.name, s.ino, s.row.mode & S_IFMT);
+    }, path);
+  }
+
+  /** As symlink(2): creates `path` pointing at `target` (not resolved). Errors: EEXIST, ENOENT (empty target), ENAMETOOLONG, EACCES, EROFS. */
+  symlink(target: string, path: string): void {
+    this.wr("symlink", target, () => {
+      if (target === "") throw new StoreError("ENOENT", "empty symlink target");
+      if (target.includes("\0")) throw new StoreError("EINVAL", "symlink target contains a NUL byte");
+      if (Buffer.byteLength(target) >= 4096) throw new StoreError("ENAMETOOLONG", "symlink target too long");
+      const p = this.resolveParent(path, "symlink");
+      if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
+      this.need(p.dirRow, 3);
+      const ino = this.store.manifest.allocIno();
+      const row = this.newRow(ino, S_IFLNK | 0o777, p.dirRow);
+      row.target = target;
+      row.size = Buffer.byteLength(target);
+      this.store.manifest.putInode(this.head, row);
+      this.addEntry(p.dir, p.name, ino, S_IFLNK);
+    }, path);
+  }
+
+  // ---------------------------------------------------------------- files
+
+  /**
+   * As open(2) with `flags` from fs.constants (O_RDONLY, O_WRONLY, O_RDWR,
+   * O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW); returns a
+   * descriptor number private to this view. Errors: ENOENT, EEXIST, EISDIR,
+   * ENOTDIR, ELOOP, EACCES, ENAMETOOLONG, EROFS.
+   */
+  openFile(path: string, flags: number, mode = 0o666): number {
+    const acc = flags & 3;
+    const writes = acc !== C.O_RDONLY || (flags & (C.O_CREAT | C.O_TRUNC)) !== 0;
+    const op = () => {
+      let r: { ino: number; row: InodeRow; path: string };
+      let created = false;
+      if (flags & C.O_CREAT) {
+        const p = this.resolveParent(path, "open");
+        const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
+        if (d && flags & C.O_EXCL) throw new StoreError("EEXIST", "file exists");
+        if (d) {
+          const x = this.resolve(path, !(flags & C.O_NOFOLLOW));
+          r = { ino: x.ino, row: x.row, path };
+          if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
+        } else {
+          if (p.trailingSlash) throw new StoreError("EISDIR", "is a directory");
+          if (this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
+          this.need(p.dirRow, 3);
+          const ino = this.store.manifest.allocIno();
+          const row = this.newRow(ino, S_IFREG | (mode & 0o7777 & ~this.umask), p.dirRow);
+          this.store.manifest.putInode(this.head, row);
+          this.addEntry(p.dir, p.name, ino, S_IFREG);
+          r = { ino, row, path };
+          created = true;
+        }
+      } else {
+        const x = this.resolve(path, !(flags & C.O_NOFOLLOW));
+        if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
+        r = { ino: x.ino, row: x.row, path };
+      }
+      const type = r.row.mode & S_IFMT;
+      const isDir = type === S_IFDIR;
+      if (flags & C.O_DIRECTORY && !isDir) throw new StoreError("ENOTDIR", "not a directory");
+      if (isDir && (acc !== C.O_RDONLY || flags & C.O_TRUNC)) throw new StoreError("EISDIR", "is a directory");
+      if (!created) {
+        const want = (acc === C.O_RDONLY ? 4 : acc === C.O_WRONLY ? 2 : 6) | (flags & C.O_TRUNC ? 2 : 0);
+        this.need(r.row, want);
+        if (want & 2 && this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
+      }
+      const o = this.openInode(r.ino);
+      o.refs++;
+      if (flags & C.O_TRUNC && acc !== C.O_RDONLY && !created && type === S_IFREG) {
+        this.truncateOpen(o, 0);
+        this.commitContent(o);
+      }
+      const fd = nextFd++;
+      this.handles.set(fd, {
+        fd, ino: r.ino, path: r.path, readable: acc !== C.O_WRONLY, writable: acc !== C.O_RDONLY,
+        append: (flags & C.O_APPEND) !== 0, pos: 0, isDir,
+      });
+      return fd;
+    };
+    return writes && !this.readOnly ? this.wr("open", path, op) : this.rd("open", path, op);
+  }
+
+  private truncateOpen(o: OpenInode, len: number): void {
+    const c = this.contentOf(o);
+    c.truncate(len);
+    o.mtime = this.now();
+  }
+
+  /** Committed extents of `ino`, decoded once per generation. */
+  private extentsOf(o: OpenInode | undefined, row: InodeRow): Extent[] {
+    if (!o) return decodeExtents(row.extents);
+    if (o.ext && o.extGen === this.gen) return o.ext;
+    o.ext = decodeExtents(row.extents);
+    o.extGen = this.gen;
+    return o.ext;
+  }
+
+  /**
+   * As pread(2) (`position` given) or read(2) (`position` null: uses and
+   * advances the file position). Returns bytes read. Errors: EBADF, EISDIR, EIO.
+   */
+  read(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
+    return this.wrap("read", undefined, () => {
+      const h = this.handle(fd);
+      if (!h.readable) throw new StoreError("EBADF", "file not open for reading");
+      if (h.isDir) throw new StoreError("EISDIR", "is a directory");
+      const pos = position ?? h.pos;
+      if (pos < 0) throw new StoreError("EINVAL", "negative position");
+      const o = this.open.get(h.ino)!;
+      let n: number;
+      if (o.content) n = o.content.read(buf, offset, length, pos);
+      else {
+        n = this.store.manifest.read(() => {
+          this.refresh();
+          const row = this.node(h.ino);
+          return readExtents(this.store.cas, this.extentsOf(o, row), row.size, buf, offset, length, pos);
+        });
+      }
+      if (position === null) h.pos = pos + n;
+      return n;
+    });
+  }
+
+  /**
+   * As pwrite(2) / write(2); with O_APPEND always writes at the end. Data is
+   * buffered in the backstore and committed on close or fsync. Returns bytes
+   * written. Errors: EBADF, EFBIG, EROFS.
+   */
+  write(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
+    return this.wrap("write", undefined, () => {
+      const h = this.handle(fd);
+      if (!h.writable) throw new StoreError("EBADF", "file not open for writing");
+      const o = this.open.get(h.ino)!;
+      const c = this.store.manifest.read(() => {
+        this.refresh();
+        return this.contentOf(o);
+      });
+      const pos = h.append ? c.size : position ?? h.pos;
+      if (pos < 0) throw new StoreError("EINVAL", "negative position");
+      if (pos + length > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
+      c.write(buf, offset, length, pos);
+      o.mtime = this.now();
+      if (position === null || h.append) h.pos = pos + length;
+      return length;
+    });
+  }
+
+  /** As ftruncate(2). Errors: EBADF, EINVAL (not open for writing, or negative length), EISDIR. */
+  ftruncate(fd: number, len: number): void {
+    this.wrap("ftruncate", undefined, () => {
+      const h = this.handle(fd);
+      if (!h.writable) throw new StoreError("EINVAL", "file not open for writing");
+      if (len < 0) throw new StoreError("EINVAL", "negative length");
+      if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
+      const o = this.open.get(h.ino)!;
+      this.store.manifest.read(() => {
+        this.refresh();
+        this.truncateOpen(o, len);
+      });
+    });
+  }
+
+  /** As truncate(2): committed at once. Errors: ENOENT, EISDIR, EACCES, EINVAL, EROFS. */
+  truncate(path: string, len: number): void {
+    this.wr("truncate", path, () => {
+      if (len < 0) throw new StoreError("EINVAL", "negative length");
+      const r = this.resolve(path, true);
+      if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+      this.need(r.row, 2);
+      const o = this.openInode(r.ino);
+      o.refs++;
+      try {
+        this.truncateOpen(o, len);
+        this.commitContent(o);
+      } finally {
+        this.release(o);
+      }
+    });
+  }
+
+  /**
+   * As fsync(2): commits this file's pending writes durably (synchronous=FULL
+   * for this commit). Errors: EBADF, EIO.
+   */
+  fsync(fd: number): void {
+    const h = this.wrap("fsync", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    if (this.readOnly || !o.content) return;
+    const db = this.store.manifest.db;
+    db.pragma("synchronous = FULL");
+    try {
+      this.wr("fsync", undefined, () => this.commitContent(o));
+    } finally {
+      db.pragma("synchronous = NORMAL");
+    }
+  }
+
+  /** As close(2): commits pending writes, then releases the descriptor. Errors: EBADF, EIO (the fd is released either way). */
+  close(fd: number): void {
+    const h = this.wrap("close", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    try {
+      if (h.writable && o.content && (o.content.dirty || o.mtime !== null)) {
+        if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) {
+          // Unlinked while open: nothing to commit to.
+        } else this.wr("close", undefined, () => this.commitContent(o));
+      }
+    } finally {
+      this.handles.delete(fd);
+      this.release(o);
+    }
+  }
+
+  private release(o: OpenInode): void {
+    if (--o.refs <= 0) {
+      o.content?.dispose();
+      this.open.delete(o.ino);
+    }
+  }
+
+  /** Path the descriptor was opened with. Errors: EBADF. */
+  fdPath(fd: number): string {
+    return this.wrap("fstat", undefined, () => this.handle(fd).path);
+  }
+
+  /** Current file position of a descriptor. Errors: EBADF. */
+  tell(fd: number): number {
+    return this.wrap("lseek", undefined, () => this.handle(fd).pos);
+  }
+
+  /** Descriptors open in this view. */
+  openFds(): number[] {
+    return [...this.handles.keys()];
+  }
+
+  /**
+   * As fs.copyFile (uv_fs_copyfile): `dest` gets `src`'s bytes and permission
+   * bits. The copy shares `src`'s chunks (a copy-on-write clone), so it
+   * stores no data. Errors: ENOENT, EEXIST (`excl` and dest exists), EISDIR,
+   * EACCES, EROFS.
+   */
+  copyFile(src: string, dest: string, excl: boolean): void {
+    this.wr("copyfile", src, () => {
+      const m = this.store.manifest;
+      const s = this.resolve(src, true);
+      if ((s.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+      if ((s.row.mode & S_IFMT) !== S_IFREG) throw new StoreError("EINVAL", "not a regular file");
+      this.need(s.row, 4);
+      const so = this.open.get(s.ino);
+      if (so) this.commitContent(so);
+      const srow = this.node(s.ino);
+      const p = this.resolveParent(dest, "copyfile");
+      const d = m.lookup(p.dir, p.name, this.chain);
+      let dino: number;
+      if (d) {
+        if (excl) throw new StoreError("EEXIST", "file exists");
+        const x = this.resolve(dest, true);
+        if ((x.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+        this.need(x.row, 2);
+        dino = x.ino;
+      } else {
+        if (p.trailingSlash) throw new StoreError("EISDIR", "is a directory");
+        this.need(p.dirRow, 3);
+        dino = m.allocIno();
+        m.putInode(this.head, this.newRow(dino, S_IFREG | (srow.mode & 0o7777), p.dirRow));
+        this.addEntry(p.dir, p.name, dino, S_IFREG);
+      }
+      if (dino === s.ino) return;
+      const t = this.now();
+      this.update(dino, (r) => {
+        r.extents = srow.extents;
+        r.size = srow.size;
+        r.mode = (r.mode & S_IFMT) | (srow.mode & 0o7777);
+        r.mtime = t;
+        r.ctime = t;
+      });
+      const dopen = this.open.get(dino);
+      if (dopen?.content) {
+        dopen.content.dispose();
+        dopen.content = null;
+        dopen.mtime = null;
+        dopen.ext = null;
+      }
+    }, dest);
+  }
+
+  // ---------------------------------------------------------------- xattrs
+
+  /** As getxattr(2)/lgetxattr(2). Errors: ENODATA, ENOENT, ENOTSUP. */
+  getxattr(path: string, name: string, follow = true): Buffer {
+    return this.rd("getxattr", path, () => {
+      checkXattrName(name);
+      const r = this.resolve(path, follow);
+      const v = decodeXattrs(r.row.xattrs).get(name);
+      if (!v) throw new StoreError("ENODATA", `no attribute ${name}`);
+      if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("ENODATA", `no attribute ${name}`);
+      return v;
+    });
+  }
+
+  /** As listxattr(2)/llistxattr(2): names, sorted. Errors: ENOENT. */
+  listxattr(path: string, follow = true): string[] {
+    return this.rd("listxattr", path, () => {
+      const r = this.resolve(path, follow);
+      const names = [...decodeXattrs(r.row.xattrs).keys()];
+      return this.cred.uid === 0 ? names : names.filter((n) => !n.startsWith("trusted."));
+    });
+  }
+
+  /**
+   * As setxattr(2)/lsetxattr(2); `flags` 0, XATTR_CREATE (1) or XATTR_REPLACE (2).
+   * Errors: EEXIST, ENODATA, E2BIG (value over 64 KiB), ERANGE, ENOTSUP, EPERM, EROFS.
+   */
+  setxattr(path: string, name: string, value: Uint8Array, flags = 0, follow = true): void {
+    this.wr("setxattr", path, () => {
+      checkXattrName(name);
+      if (value.length > XATTR_SIZE_MAX) throw new StoreError("E2BIG", `xattr value larger than ${XATTR_SIZE_MAX} bytes`);
+      const r = this.resolve(path, follow);
+      this.checkXattrWrite(r.row, name);
+      const m = decodeXattrs(r.row.xattrs);
+      if (flags & XATTR_CREATE && m.has(name)) throw new StoreError("EEXIST", `attribute ${name} exists`);
+      if (flags & XATTR_REPLACE && !m.has(name)) throw new StoreError("ENODATA", `no attribute ${name}`);
+      m.set(name, Buffer.from(value));
+      const enc = encodeXattrs(m);
+      const t = this.now();
+      this.update(r.ino, (x) => {
+        x.xattrs = enc;
+        x.ctime = t;
+      });
+    });
+  }
+
+  /** As removexattr(2)/lremovexattr(2). Errors: ENODATA, ENOENT, EPERM, EROFS. */
+  removexattr(path: string, name: string, follow = true): void {
+    this.wr("removexattr", path, () => {
+      checkXattrName(name);
+      const r = this.resolve(path, follow);
+      this.checkXattrWrite(r.row, name);
+      const m = decodeXattrs(r.row.xattrs);
+      if (!m.delete(name)) throw new StoreError("ENODATA", `no attribute ${name}`);
+      const enc = encodeXattrs(m);
+      const t = this.now();
+      this.update(r.ino, (x) => {
+        x.xattrs = enc;
+        x.ctime = t;
+      });
+    });
+  }
+
+  private checkXattrWrite(row: InodeRow, name: string): void {
+    const type = row.mode & S_IFMT;
+    if (name.startsWith("user.") && type !== S_IFREG && type !== S_IFDIR) throw new StoreError("EPERM", "user xattrs are only allowed on regular files and directories");
+    if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("EPERM", "trusted xattrs need root");
+    if (this.cred.uid !== 0 && this.cred.uid !== row.uid && !this.may(row, 2)) throw new StoreError("EACCES", "permission denied");
+  }
+
+  /**
+   * Runs `fn` in one write transaction: the many small transactions of the
+   * calls inside it become savepoints, so a bulk import commits once per
+   * batch. An error rolls back the whole batch. Errors: EROFS on a snapshot.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.readOnly) return fn();
+    return this.wrap("batch", undefined, () => this.store.manifest.write(fn));
+  }
+
+  /** Commits every open dirty file and drops all descriptors (as process exit would). */
+  closeAll(): void {
+    for (const fd of [...this.handles.keys()]) {
+      try {
+        this.close(fd);
+      } catch {
+        /* best effort: remaining fds are still released */
+      }
+    }
+  }
+}
+
+/** The process umask, read without changing it. */
+function currentUmask(): number {
+  const u = process.umask(0);
+  process.umask(u);
+  return u;
+}
+
+function isGeneric(code: ErrnoName, detail: string): boolean {
+  const generic: Record<string, string> = {
+    ENOENT: "no such file or directory", EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory",
+    ENOTEMPTY: "directory not empty", EACCES: "permission denied",
+  };
+  return generic[code] === detail;
+}

@@ -1,0 +1,420 @@
+/**
+ * The manifest: one SQLite database per store (better-sqlite3, WAL) holding
+ * layers, branches, snapshots, inode versions, directory entries and the
+ * CAS objects table. This module owns the schema and the row-level access;
+ * it holds no POSIX policy.
+ *
+ * Storage model: a *layer* is a set of inode versions and dentries. Each
+ * layer has a parent; a layer's *chain* (itself, its parent, …, the root
+ * layer) is one tree state, and the nearest version of a row in the chain
+ * wins. A branch owns one writable head layer; a snapshot is a frozen layer.
+ * Taking a snapshot freezes the head and gives the branch a fresh empty head;
+ * forking a branch gives it a fresh head over a frozen layer. Both are O(1).
+ */
+import Database from "better-sqlite3";
+import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { StoreError } from "./errors.js";
+
+/** File name of the manifest inside a store directory. */
+export const MANIFEST_FILE = "manifest.db";
+/** Manifest format written to `meta.format`; opening another format fails with EINVAL. */
+export const FORMAT = "agentfs-manifest-1";
+/** Inode number of every tree's root directory. */
+export const ROOT_INO = 1;
+
+/** One version of an inode, as stored. Times are ns since the epoch (bigint). */
+export interface InodeRow {
+  ino: number;
+  /** st_mode: file type bits (S_IFREG, S_IFDIR, S_IFLNK, …) and permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  /** Logical size in bytes (st_size). */
+  size: number;
+  rdev: number;
+  atime: bigint;
+  mtime: bigint;
+  ctime: bigint;
+  btime: bigint;
+  /** Symlink target for S_IFLNK, else null. */
+  target: string | null;
+  /** Encoded extent list (see content.ts) for regular files, else null. */
+  extents: Buffer | null;
+  /** Encoded xattr map (see xattr codec in fscore.ts), or null when there are none. */
+  xattrs: Buffer | null;
+}
+
+/** A directory entry as stored: `ino` 0 is a whiteout (the name is deleted in this layer). */
+export interface DentryRow {
+  parent: number;
+  name: string;
+  ino: number;
+  /** File type bits of the target (S_IFMT part of st_mode); 0 for a whiteout. */
+  type: number;
+  layer: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) ;
+CREATE TABLE IF NOT EXISTS layers(
+  id INTEGER PRIMARY KEY,
+  parent INTEGER REFERENCES layers(id),
+  frozen INTEGER NOT NULL DEFAULT 0,
+  created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS branches(
+  name TEXT PRIMARY KEY,
+  head INTEGER NOT NULL REFERENCES layers(id),
+  created INTEGER NOT NULL,
+  origin TEXT
+);
+CREATE TABLE IF NOT EXISTS snapshots(
+  name TEXT PRIMARY KEY,
+  layer INTEGER NOT NULL REFERENCES layers(id),
+  branch TEXT,
+  created INTEGER NOT NULL,
+  message TEXT
+);
+CREATE TABLE IF NOT EXISTS inodes(
+  id INTEGER PRIMARY KEY,
+  ino INTEGER NOT NULL,
+  layer INTEGER NOT NULL,
+  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+  nlink INTEGER NOT NULL, size INTEGER NOT NULL, rdev INTEGER NOT NULL,
+  atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, btime INTEGER NOT NULL,
+  target TEXT, extents BLOB, xattrs BLOB,
+  UNIQUE(ino, layer)
+);
+CREATE INDEX IF NOT EXISTS inodes_by_layer ON inodes(layer);
+CREATE TABLE IF NOT EXISTS dentries(
+  parent INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  layer INTEGER NOT NULL,
+  ino INTEGER NOT NULL,
+  type INTEGER NOT NULL,
+  PRIMARY KEY(parent, name, layer)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dentries_by_ino ON dentries(ino);
+CREATE INDEX IF NOT EXISTS dentries_by_layer ON dentries(layer);
+CREATE TABLE IF NOT EXISTS objects(
+  id INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL UNIQUE,
+  size INTEGER NOT NULL,
+  stored INTEGER NOT NULL,
+  codec INTEGER NOT NULL,
+  data BLOB NOT NULL
+);
+`;
+
+const INODE_COLS = "ino, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, target, extents, xattrs";
+
+/** Converts a raw row (safe integers on) to an InodeRow. */
+function toInode(r: any): InodeRow {
+  return {
+    ino: Number(r.ino),
+    mode: Number(r.mode),
+    uid: Number(r.uid),
+    gid: Number(r.gid),
+    nlink: Number(r.nlink),
+    size: Number(r.size),
+    rdev: Number(r.rdev),
+    atime: BigInt(r.atime),
+    mtime: BigInt(r.mtime),
+    ctime: BigInt(r.ctime),
+    btime: BigInt(r.btime),
+    target: r.target,
+    extents: r.extents,
+    xattrs: r.xattrs,
+  };
+}
+
+/** Current time in ns since the epoch. */
+export function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+}
+
+/** Reports whether `dir` holds a manifest. */
+export function isStoreDir(dir: string): boolean {
+  return existsSync(join(dir, MANIFEST_FILE));
+}
+
+/** Maps SQLite's damage codes to a clear EIO; rethrows everything else unchanged. */
+export function translateSqliteError(e: unknown, file: string): never {
+  const code = (e as { code?: string })?.code;
+  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT" || code === "SQLITE_CORRUPT_INDEX") {
+    throw new StoreError("EIO", `store manifest ${file} is damaged (${(e as Error).message}); run 'agentfs fsck' or restore it from a backup`);
+  }
+  if (code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") {
+    throw new StoreError("EBUSY", `store manifest ${file} is locked by another process (${(e as Error).message})`);
+  }
+  if (code === "SQLITE_FULL") throw new StoreError("ENOSPC", `no space left writing ${file}`);
+  if (code === "SQLITE_READONLY") throw new StoreError("EROFS", `store manifest ${file} is read-only`);
+  throw e;
+}
+
+/**
+ * An open manifest: the database handle, prepared statements, and row-level
+ * reads and writes keyed by layer. All writes must run inside `write()`.
+ */
+export class Manifest {
+  readonly db: Database.Database;
+  readonly file: string;
+  private st: Record<string, Database.Statement>;
+  private lastDataVersion = -1;
+
+  private constructor(db: Database.Database, file: string) {
+    this.db = db;
+    this.file = file;
+    const p = (sql: string, safe = false) => {
+      const s = db.prepare(sql);
+      if (safe) s.safeIntegers(true);
+      return s;
+    };
+    this.st = {
+      inodeVersions: p(`SELECT layer, ${INODE_COLS} FROM inodes WHERE ino = ? AND layer <= ? ORDER BY layer DESC`, true),
+      inodeInLayer: p(`SELECT ${INODE_COLS} FROM inodes WHERE ino = ? AND layer = ?`, true),
+      putInode: p(
+        `INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(@layer, @ino, @mode, @uid, @gid, @nlink, @size, @rdev, @atime, @mtime, @ctime, @btime, @target, @extents, @xattrs)
+         ON CONFLICT(ino, layer) DO UPDATE SET mode=excluded.mode, uid=excluded.uid, gid=excluded.gid, nlink=excluded.nlink,
+           size=excluded.size, rdev=excluded.rdev, atime=excluded.atime, mtime=excluded.mtime, ctime=excluded.ctime,
+           btime=excluded.btime, target=excluded.target, extents=excluded.extents, xattrs=excluded.xattrs`,
+      ),
+      delInode: p(`DELETE FROM inodes WHERE ino = ? AND layer = ?`),
+      dentryVersions: p(`SELECT layer, ino, type FROM dentries WHERE parent = ? AND name = ? AND layer <= ? ORDER BY layer DESC`),
+      listDentries: p(`SELECT name, layer, ino, type FROM dentries WHERE parent = ? AND layer <= ?`),
+      dentriesByIno: p(`SELECT parent, name, layer FROM dentries WHERE ino = ?`),
+      putDentry: p(`INSERT INTO dentries(parent, name, layer, ino, type) VALUES(?, ?, ?, ?, ?)
+                    ON CONFLICT(parent, name, layer) DO UPDATE SET ino=excluded.ino, type=excluded.type`),
+      delDentry: p(`DELETE FROM dentries WHERE parent = ? AND name = ? AND layer = ?`),
+      getMeta: p(`SELECT value FROM meta WHERE key = ?`).pluck(),
+      setMeta: p(`INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`),
+      layerParent: p(`SELECT parent, frozen FROM layers WHERE id = ?`),
+      newLayer: p(`INSERT INTO layers(parent, frozen, created) VALUES(?, 0, ?)`),
+      freeze: p(`UPDATE layers SET frozen = 1 WHERE id = ?`),
+    };
+  }
+
+  /**
+   * Opens (or with `create`, creates) the manifest in store directory `dir`.
+   * Errors: ENOENT when absent and not creating; EIO with a clear message when
+   * the file is not a SQLite database, is truncated or is damaged; EINVAL when
+   * it is a SQLite database of another format.
+   */
+  static open(dir: string, opts: { create?: boolean; readonly?: boolean } = {}): Manifest {
+    const file = join(dir, MANIFEST_FILE);
+    const exists = existsSync(file);
+    if (!exists && !opts.create) throw new StoreError("ENOENT", `no agentfs store at ${dir} (missing ${MANIFEST_FILE})`);
+    if (exists) checkHeader(file);
+    if (!exists) mkdirSync(dir, { recursive: true });
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file, { readonly: !!opts.readonly && exists });
+      if (!exists) db.pragma("page_size = 16384");
+      db.pragma("busy_timeout = 15000");
+      if (!opts.readonly) db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      db.pragma("mmap_size = 268435456");
+      db.pragma("cache_size = -65536");
+      if (!exists) {
+        db.transaction(() => {
+          db!.exec(SCHEMA);
+          const now = nowNs();
+          db!.prepare(`INSERT INTO meta(key, value) VALUES('format', ?), ('next_ino', 2), ('head', 'main'), ('created', ?)`).run(FORMAT, now);
+          const layer = Number(db!.prepare(`INSERT INTO layers(parent, frozen, created) VALUES(NULL, 0, ?)`).run(now).lastInsertRowid);
+          db!.prepare(`INSERT INTO branches(name, head, created, origin) VALUES('main', ?, ?, NULL)`).run(layer, now);
+          const uid = process.getuid?.() ?? 0;
+          const gid = process.getgid?.() ?? 0;
+          db!.prepare(`INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(?, ?, ?, ?, ?, 2, 4096, 0, ?, ?, ?, ?, NULL, NULL, NULL)`)
+            .run(layer, ROOT_INO, 0o040755, uid, gid, now, now, now, now);
+        }).immediate();
+      }
+      const format = db.prepare(`SELECT value FROM meta WHERE key = 'format'`).pluck().get();
+      if (format !== FORMAT) {
+        throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store (format ${JSON.stringify(format ?? null)}, expected ${FORMAT})`);
+      }
+      return new Manifest(db, file);
+    } catch (e) {
+      db?.close();
+      if (e instanceof StoreError) throw e;
+      const code = (e as { code?: string })?.code;
+      if (code === "SQLITE_ERROR" && /no such table/.test(String((e as Error).message))) {
+        throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store`);
+      }
+      translateSqliteError(e, file);
+    }
+  }
+
+  /** Closes the database (checkpointing the WAL). */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE); SQLite damage maps to EIO. */
+  write<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
+      translateSqliteError(e, this.file);
+    }
+  }
+
+  /** Runs `fn` in a read transaction (BEGIN DEFERRED), so it sees one consistent state. */
+  read<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    try {
+      return this.db.transaction(fn).deferred();
+    } catch (e) {
+      if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
+      translateSqliteError(e, this.file);
+    }
+  }
+
+  /** True when another connection committed since the last call (PRAGMA data_version). */
+  changedByOthers(): boolean {
+    const v = this.db.pragma("data_version", { simple: true }) as number;
+    const changed = v !== this.lastDataVersion;
+    this.lastDataVersion = v;
+    return changed;
+  }
+
+  getMeta(key: string): unknown {
+    return this.st.getMeta.get(key);
+  }
+  setMeta(key: string, value: unknown): void {
+    this.st.setMeta.run(key, value);
+  }
+
+  /** Allocates a fresh inode number (inside a write transaction). */
+  allocIno(): number {
+    const n = Number(this.getMeta("next_ino"));
+    this.setMeta("next_ino", n + 1);
+    return n;
+  }
+
+  /** The chain of `layer`: itself first, then each parent up to the root layer. */
+  chainOf(layer: number): number[] {
+    const chain: number[] = [];
+    let cur: number | null = layer;
+    while (cur !== null) {
+      chain.push(cur);
+      const r = this.st.layerParent.get(cur) as { parent: number | null } | undefined;
+      if (!r) throw new StoreError("EIO", `manifest damaged: layer ${cur} is missing`);
+      cur = r.parent;
+    }
+    return chain;
+  }
+
+  /** Whether layer `id` is frozen (part of a snapshot or a fork point). */
+  isFrozen(id: number): boolean {
+    const r = this.st.layerParent.get(id) as { frozen: number } | undefined;
+    return !!r?.frozen;
+  }
+
+  /** Creates an empty writable layer over `parent`; returns its id. */
+  newLayer(parent: number | null): number {
+    return Number(this.st.newLayer.run(parent, nowNs()).lastInsertRowid);
+  }
+
+  /** Marks a layer immutable. */
+  freeze(id: number): void {
+    this.st.freeze.run(id);
+  }
+
+  /** The nearest version of inode `ino` in `chain`, with its layer; undefined when absent or deleted (a tombstone with nlink 0). */
+  getInode(ino: number, chain: Chain): { row: InodeRow; layer: number } | undefined {
+    for (const r of this.st.inodeVersions.iterate(ino, chain.head) as Iterable<any>) {
+      const layer = Number(r.layer);
+      if (chain.set.has(layer)) {
+        // nlink 0 is a tombstone: the inode was deleted in this layer.
+        if (Number(r.nlink) === 0) return undefined;
+        return { row: toInode(r), layer };
+      }
+    }
+    return undefined;
+  }
+
+  /** The version of inode `ino` stored in exactly `layer`, if any. */
+  getInodeInLayer(ino: number, layer: number): InodeRow | undefined {
+    const r = this.st.inodeInLayer.get(ino, layer);
+    return r ? toInode(r) : undefined;
+  }
+
+  /** Writes (insert or replace) the version of `row.ino` in `layer`. */
+  putInode(layer: number, row: InodeRow): void {
+    this.st.putInode.run({ ...row, layer });
+  }
+
+  /** Deletes the version of `ino` in `layer` (no-op when absent). */
+  deleteInode(ino: number, layer: number): void {
+    this.st.delInode.run(ino, layer);
+  }
+
+  /** The visible dentry `(parent, name)` in `chain`: undefined when absent, `ino` 0 never returned (whiteouts hide). */
+  lookup(parent: number, name: string, chain: Chain, below = false): { ino: number; type: number; layer: number } | undefined {
+    for (const r of this.st.dentryVersions.iterate(parent, name, chain.head) as Iterable<any>) {
+      if (!chain.set.has(r.layer) || (below && r.layer === chain.head)) continue;
+      return r.ino === 0 ? undefined : r;
+    }
+    return undefined;
+  }
+
+  /** The visible entries of directory `parent` in `chain`, whiteouts resolved. */
+  list(parent: number, chain: Chain): Map<string, { ino: number; type: number }> {
+    const best = new Map<string, { ino: number; type: number; layer: number }>();
+    for (const r of this.st.listDentries.iterate(parent, chain.head) as Iterable<any>) {
+      if (!chain.set.has(r.layer)) continue;
+      const cur = best.get(r.name);
+      if (!cur || r.layer > cur.layer) best.set(r.name, r);
+    }
+    const out = new Map<string, { ino: number; type: number }>();
+    for (const [name, r] of best) if (r.ino !== 0) out.set(name, { ino: r.ino, type: r.type });
+    return out;
+  }
+
+  /** All dentry rows (any layer) that point at `ino`. */
+  dentriesOf(ino: number): Array<{ parent: number; name: string; layer: number }> {
+    return this.st.dentriesByIno.all(ino) as Array<{ parent: number; name: string; layer: number }>;
+  }
+
+  /** Writes a dentry (or a whiteout with ino 0) into `layer`. */
+  putDentry(layer: number, parent: number, name: string, ino: number, type: number): void {
+    this.st.putDentry.run(parent, name, layer, ino, type);
+  }
+
+  /** Removes the dentry row `(parent, name)` of `layer` itself (does not write a whiteout). */
+  deleteDentryRow(layer: number, parent: number, name: string): void {
+    this.st.delDentry.run(parent, name, layer);
+  }
+}
+
+/** A layer chain: head layer id, ids head-first, and a Set for membership tests. */
+export interface Chain {
+  head: number;
+  ids: number[];
+  set: Set<number>;
+}
+
+/** Builds a Chain from ids (head first). */
+export function makeChain(ids: number[]): Chain {
+  return { head: ids[0], ids, set: new Set(ids) };
+}
+
+/** Refuses files that are not SQLite databases before SQLite sees them (clear EIO instead of a misleading error). */
+function checkHeader(file: string): void {
+  const st = statSync(file);
+  if (st.size === 0) throw new StoreError("EIO", `store manifest ${file} is empty (0 bytes): it was truncated or never written`);
+  const fd = openSync(file, "r");
+  try {
+    const head = Buffer.alloc(16);
+    const n = readSync(fd, head, 0, 16, 0);
+    if (n < 16 || head.toString("latin1") !== "SQLite format 3\0") {
+      throw new StoreError("EIO", `store manifest ${file} is not a SQLite database (bad header): it is damaged or was overwritten`);
+    }
+    if (st.size < 512) throw new StoreError("EIO", `store manifest ${file} is truncated (${st.size} bytes)`);
+  } finally {
+    closeSync(fd);
+  }
+}

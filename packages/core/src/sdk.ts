@@ -1,0 +1,158 @@
+/**
+ * The SDK entry point: `AgentFS.open(storePath, { branch })` returns an
+ * object whose `fs` mirrors `node:fs/promises`, plus the store's snapshot,
+ * branch, diff, gc, fsck and stats operations.
+ */
+import { join, resolve } from "node:path";
+import { FsCore, type Credentials } from "./fscore.js";
+import { isStoreDir } from "./manifest.js";
+import { diff, fsck, gc, stats, type DiffEntry, type FsckReport, type GcReport, type StoreStats } from "./maintenance.js";
+import { AgentFsPromises } from "./promises.js";
+import { Store, type BranchInfo, type SnapshotInfo, type StoreOptions, type Target } from "./store.js";
+import type { Backstore } from "./backstore.js";
+
+/** Name of the store directory that `init` creates and discovery looks for (as `.git`). */
+export const STORE_DIR_NAME = ".agentfs";
+
+/** Options of `AgentFS.open`. */
+export interface AgentFSOptions {
+  /** Branch to read and write (default: the store's checked-out branch). */
+  branch?: string;
+  /** Snapshot to read (read-only view; writes fail with EROFS). */
+  snapshot?: string;
+  /** Create the store when `storePath` has none. */
+  create?: boolean;
+  /** Working-buffer backstore (default: in-memory). */
+  backstore?: Backstore;
+  /** Mode creation mask for new files (default: the process umask). */
+  umask?: number;
+  /** Identity for permission checks and new files' owner (default: the process's). */
+  cred?: Credentials;
+  /** gzip level 1–9 for new chunks. */
+  compressionLevel?: number;
+}
+
+/**
+ * Resolves a store path: a directory holding the manifest, or a directory
+ * whose `.agentfs` child holds it. Returns the directory to open, or
+ * undefined when neither exists.
+ */
+export function locateStore(path: string): string | undefined {
+  const p = resolve(path);
+  if (isStoreDir(p)) return p;
+  const inner = join(p, STORE_DIR_NAME);
+  if (isStoreDir(inner)) return inner;
+  return undefined;
+}
+
+/** Walks up from `start` to `/` looking for a `.agentfs` store, as git finds its repository. */
+export function discoverStore(start: string): string | undefined {
+  let dir = resolve(start);
+  for (;;) {
+    const inner = join(dir, STORE_DIR_NAME);
+    if (isStoreDir(inner)) return inner;
+    const up = resolve(dir, "..");
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}
+
+/** An open agentfs store with a `node:fs/promises`-style view of one branch or snapshot. */
+export class AgentFS {
+  /** The `node:fs/promises`-compatible API of the view. */
+  readonly fs: AgentFsPromises;
+
+  private constructor(readonly store: Store, readonly core: FsCore) {
+    this.fs = new AgentFsPromises(core);
+  }
+
+  /**
+   * Opens the store at `storePath` (a store directory, or a directory holding
+   * `.agentfs`), viewing `branch` (default: checked out) or `snapshot`.
+   * Errors (FsError/StoreError `code`): ENOENT (no store, branch or snapshot),
+   * EIO (damaged manifest), EINVAL (not an agentfs database).
+   */
+  static async open(storePath: string, opts: AgentFSOptions = {}): Promise<AgentFS> {
+    return AgentFS.openSync(storePath, opts);
+  }
+
+  /** Synchronous `open`. */
+  static openSync(storePath: string, opts: AgentFSOptions = {}): AgentFS {
+    const dir = locateStore(storePath) ?? resolve(storePath);
+    const so: StoreOptions = { create: opts.create, backstore: opts.backstore, compressionLevel: opts.compressionLevel };
+    const store = Store.open(dir, so);
+    try {
+      const target: Target = opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { branch: opts.branch ?? store.currentBranch() };
+      const core = new FsCore(store, target, { umask: opts.umask, cred: opts.cred });
+      return new AgentFS(store, core);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /** The view's target: `{ branch }` or `{ snapshot }`. */
+  get target(): Target {
+    return this.core.target;
+  }
+
+  /** Takes snapshot `name` of this view's branch (or `opts.branch`) in O(1). Errors: EEXIST, EINVAL, ENOENT. */
+  async snapshot(name: string, opts: { branch?: string; message?: string } = {}): Promise<SnapshotInfo> {
+    const branch = opts.branch ?? ("branch" in this.target ? this.target.branch : undefined);
+    return this.store.createSnapshot(name, { branch, message: opts.message });
+  }
+
+  /** Snapshots, oldest first. */
+  async snapshots(): Promise<SnapshotInfo[]> {
+    return this.store.listSnapshots();
+  }
+
+  /** Creates a branch from a snapshot or a branch's current state, in O(1). Errors: EEXIST, EINVAL, ENOENT. */
+  async branch(name: string, from?: { snapshot: string } | { branch: string }): Promise<BranchInfo> {
+    return this.store.createBranch(name, from ?? ("branch" in this.target ? { branch: this.target.branch } : { snapshot: this.target.snapshot }));
+  }
+
+  /** Branches, sorted by name. */
+  async branches(): Promise<BranchInfo[]> {
+    return this.store.listBranches();
+  }
+
+  /** Resets this view's branch (or `branch`) to a snapshot. Errors: ENOENT. */
+  async restore(snapshot: string, branch?: string): Promise<void> {
+    this.store.restore(snapshot, branch ?? ("branch" in this.target ? this.target.branch : undefined));
+  }
+
+  /** Differences from `a` to `b` (default: to this view). */
+  async diff(a: Target, b: Target = this.target): Promise<DiffEntry[]> {
+    return diff(this.store, a, b);
+  }
+
+  /** Garbage-collects unreachable layers and objects. */
+  async gc(): Promise<GcReport> {
+    return gc(this.store);
+  }
+
+  /** Verifies every object and every tree. */
+  async fsck(): Promise<FsckReport> {
+    return fsck(this.store);
+  }
+
+  /** Space and shape statistics of the store and this view's tree. */
+  async stats(): Promise<StoreStats> {
+    return stats(this.store, this.target);
+  }
+
+  /** Commits open files, then closes the store. */
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+
+  /** Synchronous `close`. */
+  closeSync(): void {
+    try {
+      this.core.closeAll();
+    } finally {
+      this.store.close();
+    }
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * A store: one manifest database (inodes, dentries, layers, branches,
+ * snapshots, CAS objects) in a directory. `Store` owns branches and
+ * snapshots; file operations go through an `FsCore` view of one branch or
+ * snapshot.
+ */
+import { MemoryBackstore, type Backstore } from "./backstore.js";
+import { ObjectStore } from "./cas.js";
+import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from "./chunker.js";
+import { StoreError } from "./errors.js";
+import { Manifest, makeChain, nowNs, type Chain } from "./manifest.js";
+
+/** Options for opening a store. */
+export interface StoreOptions {
+  /** Create the store if `dir` has none (default false). */
+  create?: boolean;
+  /** Where working buffers of open files live (default: `MemoryBackstore`). */
+  backstore?: Backstore;
+  /** gzip level for chunks, 1 (fastest, default) to 9 (smallest). */
+  compressionLevel?: number;
+}
+
+/** A snapshot as listed: name, the branch it was taken from, creation time (ns since epoch) and message. */
+export interface SnapshotInfo {
+  name: string;
+  branch: string | null;
+  created: bigint;
+  message: string | null;
+  layer: number;
+}
+
+/** A branch as listed: name, whether it is checked out, what it was created from, creation time (ns). */
+export interface BranchInfo {
+  name: string;
+  current: boolean;
+  origin: string | null;
+  created: bigint;
+  head: number;
+}
+
+/** What a view reads: the checked-out branch, a named branch, or a snapshot (read-only). */
+export type Target = { branch: string } | { snapshot: string };
+
+/**
+ * Checks a branch or snapshot name. Errors: EINVAL for empty names, names
+ * with "/", NUL, whitespace-only, a leading "-", or "." / ".."; ENAMETOOLONG
+ * over 255 bytes.
+ */
+export function checkRefName(kind: string, name: string): void {
+  if (typeof name !== "string" || name.trim() === "" || name === "." || name === ".." || /[\/\0]/.test(name) || name.startsWith("-")) {
+    throw new StoreError("EINVAL", `invalid ${kind} name ${JSON.stringify(name)}`);
+  }
+  if (Buffer.byteLength(name) > 255) throw new StoreError("ENAMETOOLONG", `${kind} name is longer than 255 bytes`);
+}
+
+/** An open store. Not safe to share across threads; any number of processes may open one store. */
+export class Store {
+  readonly dir: string;
+  readonly manifest: Manifest;
+  readonly cas: ObjectStore;
+  readonly chunker: Chunker;
+  readonly backstore: Backstore;
+  /** Bumped whenever layers, branches or snapshots may have changed (by us or another process). */
+  gen = 0;
+
+  private constructor(dir: string, manifest: Manifest, opts: StoreOptions) {
+    this.dir = dir;
+    this.manifest = manifest;
+    const level = opts.compressionLevel ?? Number(manifest.getMeta("compression_level") ?? 1);
+    this.cas = new ObjectStore(manifest.db, level);
+    const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
+    this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
+    this.backstore = opts.backstore ?? new MemoryBackstore();
+  }
+
+  /**
+   * Opens the store in directory `dir` (creating it with `create`). Errors:
+   * ENOENT (no store), EIO (damaged or non-SQLite manifest), EINVAL (a SQLite
+   * file of another format), EBUSY (locked too long by another process).
+   */
+  static open(dir: string, opts: StoreOptions = {}): Store {
+    const m = Manifest.open(dir, { create: opts.create });
+    try {
+      if (m.getMeta("chunk_params") == null) {
+        m.write(() => {
+          m.setMeta("chunk_params", JSON.stringify(DEFAULT_CHUNK_PARAMS));
+          m.setMeta("compression_level", opts.compressionLevel ?? 1);
+        });
+      }
+      return new Store(dir, m, opts);
+    } catch (e) {
+      m.close();
+      throw e;
+    }
+  }
+
+  /** Closes the database. */
+  close(): void {
+    this.manifest.close();
+  }
+
+  /** Notices changes committed by other processes; call at the start of every operation. */
+  sync(): void {
+    if (this.manifest.changedByOthers()) this.gen++;
+  }
+
+  /** Name of the checked-out branch (as `.git/HEAD`). */
+  currentBranch(): string {
+    return String(this.manifest.getMeta("head") ?? "main");
+  }
+
+  /** Checks out `name`: later commands without --branch use it. Errors: ENOENT. */
+  checkout(name: string): void {
+    this.manifest.write(() => {
+      this.branchHead(name);
+      this.manifest.setMeta("head", name);
+    });
+  }
+
+  /** Head layer of branch `name`. Errors: ENOENT. */
+  branchHead(name: string): number {
+    const r = this.manifest.db.prepare(`SELECT head FROM branches WHERE name = ?`).pluck().get(name) as number | undefined;
+    if (r === undefined) throw new StoreError("ENOENT", `no branch named '${name}'`);
+    return r;
+  }
+
+  /** Layer of snapshot `name`. Errors: ENOENT. */
+  snapshotLayer(name: string): number {
+    const r = this.manifest.db.prepare(`SELECT layer FROM snapshots WHERE name = ?`).pluck().get(name) as number | undefined;
+    if (r === undefined) throw new StoreError("ENOENT", `no snapshot named '${name}'`);
+    return r;
+  }
+
+  /** The layer chain a target reads (head first). Errors: ENOENT for an unknown branch or snapshot. */
+  chainOf(target: Target): Chain {
+    const layer = "snapshot" in target ? this.snapshotLayer(target.snapshot) : this.branchHead(target.branch);
+    return makeChain(this.manifest.chainOf(layer));
+  }
+
+  /** Branches, sorted by name. */
+  listBranches(): BranchInfo[] {
+    const cur = this.currentBranch();
+    const rows = this.manifest.db.prepare(`SELECT name, head, created, origin FROM branches ORDER BY name`).safeIntegers(true).all() as any[];
+    return rows.map((r) => ({ name: r.name, head: Number(r.head), created: BigInt(r.created), origin: r.origin, current: r.name === cur }));
+  }
+
+  /** Snapshots, oldest first. */
+  listSnapshots(): SnapshotInfo[] {
+    const rows = this.manifest.db.prepare(`SELECT name, layer, branch, created, message FROM snapshots ORDER BY created, name`).safeIntegers(true).all() as any[];
+    return rows.map((r) => ({ name: r.name, layer: Number(r.layer), branch: r.branch, created: BigInt(r.created), message: r.message }));
+  }
+
+  /** True when a layer holds no rows (nothing changed in it). */
+  private layerEmpty(layer: number): boolean {
+    const db = this.manifest.db;
+    return (
+      db.prepare(`SELECT 1 FROM inodes WHERE layer = ? LIMIT 1`).get(layer) === undefined &&
+      db.prepare(`SELECT 1 FROM dentries WHERE layer = ? LIMIT 1`).get(layer) === undefined
+    );
+  }
+
+  /**
+   * Freezes branch `branch`'s current state and returns the frozen layer; the
+   * branch continues on a fresh empty head. O(1): when nothing changed since
+   * the last freeze, the existing frozen parent is reused.
+   */
+  private freezeHead(branch: string): number {
+    const m = this.manifest;
+    const head = this.branchHead(branch);
+    const parent = (m.db.prepare(`SELECT parent FROM layers WHERE id = ?`).pluck().get(head) as number | null) ?? null;
+    if (parent !== null && this.layerEmpty(head)) return parent;
+    m.freeze(head);
+    const next = m.newLayer(head);
+    m.db.prepare(`UPDATE branches SET head = ? WHERE name = ?`).run(next, branch);
+    return head;
+  }
+
+  /**
+   * Takes snapshot `name` of branch `branch` (default: the checked-out one),
+   * in constant time. Errors: EEXIST (name taken), EINVAL (bad name), ENOENT
+   * (no such branch).
+   */
+  createSnapshot(name: string, opts: { branch?: string; message?: string } = {}): SnapshotInfo {
+    checkRefName("snapshot", name);
+    const branch = opts.branch ?? this.currentBranch();
+    const info = this.manifest.write(() => {
+      if (this.manifest.db.prepare(`SELECT 1 FROM snapshots WHERE name = ?`).get(name)) throw new StoreError("EEXIST", `snapshot '${name}' already exists`);
+      const layer = this.freezeHead(branch);
+      const created = nowNs();
+      this.manifest.db.prepare(`INSERT INTO snapshots(name, layer, branch, created, message) VALUES(?, ?, ?, ?, ?)`).run(name, layer, branch, created, opts.message ?? null);
+      return { name, layer, branch, created, message: opts.message ?? null };
+    });
+    this.gen++;
+    return info;
+  }
+
+  /** Deletes snapshot `name` (its data is reclaimed by `gc` once nothing else reaches it). Errors: ENOENT. */
+  deleteSnapshot(name: string): void {
+    this.manifest.write(() => {
+      const r = this.manifest.db.prepare(`DELETE FROM snapshots WHERE name = ?`).run(name);
+      if (r.changes === 0) throw new StoreError("ENOENT", `no snapshot named '${name}'`);
+    });
+    this.gen++;
+  }
+
+  /**
+   * Creates branch `name` from a snapshot or from another branch's current
+   * state, in constant time; it shares everything until written. Errors:
+   * EEXIST, EINVAL, ENOENT (source missing).
+   */
+  createBranch(name: string, from: { snapshot: string } | { branch: string } = { branch: this.currentBranch() }): BranchInfo {
+    checkRefName("branch", name);
+    const info = this.manifest.write(() => {
+      if (this.manifest.db.prepare(`SELECT 1 FROM branches WHERE name = ?`).get(name)) throw new StoreError("EEXIST", `branch '${name}' already exists`);
+      const base = "snapshot" in from ? this.snapshotLayer(from.snapshot) : this.freezeHead(from.branch);
+      const head = this.manifest.newLayer(base);
+      const created = nowNs();
+      const origin = "snapshot" in from ? `snapshot:${from.snapshot}` : `branch:${from.branch}`;
+      this.manifest.db.prepare(`INSERT INTO branches(name, head, created, origin) VALUES(?, ?, ?, ?)`).run(name, head, created, origin);
+      return { name, head, created, origin, current: false };
+    });
+    this.gen++;
+    return info;
+  }
+
+  /** Deletes branch `name`. Errors: ENOENT; EBUSY when it is checked out or the last branch. */
+  deleteBranch(name: string): void {
+    this.manifest.write(() => {
+      this.branchHead(name);
+      if (this.currentBranch() === name) throw new StoreError("EBUSY", `branch '${name}' is checked out; check out another branch first`);
+      this.manifest.db.prepare(`DELETE FROM branches WHERE name = ?`).run(name);
+    });
+    this.gen++;
+  }
+
+  /**
+   * Resets branch `branch` to snapshot `snapshot` in constant time (its
+   * unsnapshotted changes are discarded and reclaimed by `gc`). Errors: ENOENT.
+   */
+  restore(snapshot: string, branch = this.currentBranch()): void {
+    this.manifest.write(() => {
+      this.branchHead(branch);
+      const layer = this.snapshotLayer(snapshot);
+      const head = this.manifest.newLayer(layer);
+      this.manifest.db.prepare(`UPDATE branches SET head = ? WHERE name = ?`).run(head, branch);
+    });
+    this.gen++;
+  }
+}
