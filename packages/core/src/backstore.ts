@@ -65,8 +65,9 @@ export class MemoryBuffer implements WorkingBuffer {
       const n = Math.min(MEMORY_PAGE_SIZE - po, end - pos);
       const page = this.pages.get(pi);
       const at = dstOffset + (pos - position);
-      if (page) dst.set(page.subarray(po, po + n), at);
-      else dst.fill(0, at, at + n);
+      const have = page ? Math.max(0, Math.min(n, page.length - po)) : 0;
+      if (have > 0) dst.set(page!.subarray(po, po + have), at);
+      if (have < n) dst.fill(0, at + have, at + n);
       pos += n;
     }
     return Math.max(0, end - position);
@@ -80,8 +81,14 @@ export class MemoryBuffer implements WorkingBuffer {
       const po = pos - pi * MEMORY_PAGE_SIZE;
       const n = Math.min(MEMORY_PAGE_SIZE - po, end - pos);
       let page = this.pages.get(pi);
-      if (!page) {
-        page = Buffer.alloc(MEMORY_PAGE_SIZE);
+      if (!page || page.length < po + n) {
+        // Pages start small (4 KiB multiples) and grow by doubling up to 64 KiB,
+        // so small files do not pay for a whole page.
+        let len = page ? page.length : 4096;
+        while (len < po + n) len *= 2;
+        const grown = Buffer.alloc(Math.min(len, MEMORY_PAGE_SIZE));
+        if (page) page.copy(grown);
+        page = grown;
         this.pages.set(pi, page);
       }
       const from = srcOffset + (pos - position);
@@ -98,7 +105,7 @@ export class MemoryBuffer implements WorkingBuffer {
       for (const pi of [...this.pages.keys()]) if (pi >= keep) this.pages.delete(pi);
       const tail = size % MEMORY_PAGE_SIZE;
       const last = this.pages.get(keep - 1);
-      if (last && tail) last.fill(0, tail);
+      if (last && tail && tail < last.length) last.fill(0, tail);
     }
     this._size = size;
   }

@@ -276,7 +276,7 @@ export class OpenContent {
       for (let i = i0; i < base.length; i++) if (base[i].off >= this.dirtyHi) resync.set(base[i].off, i);
     }
     const max = chunker.params.max;
-    const win = Buffer.allocUnsafe(max);
+    const win = Buffer.allocUnsafe(Math.min(max, Math.max(0, size - pos)));
     let newChunks = 0;
     let newStoredBytes = 0;
     const pushHole = (off: number, len: number) => {

@@ -1118,6 +1118,11 @@ export class FsCore {
     return this.wrap("batch", undefined, () => this.store.manifest.write(fn));
   }
 
+  /** Runs `fn` in one read transaction, so several reads see one consistent state. */
+  readBatch<T>(fn: () => T): T {
+    return this.wrap("read", undefined, () => this.store.manifest.read(fn));
+  }
+
   /** Commits every open dirty file and drops all descriptors (as process exit would). */
   closeAll(): void {
     for (const fd of [...this.handles.keys()]) {

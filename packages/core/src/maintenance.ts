@@ -244,6 +244,7 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
     return { layersRemoved: dead.length, inodeVersionsRemoved, dentriesRemoved, objectsRemoved, bytesFreed, objectsKept };
   });
   store.cas.clearCache();
+  m.clearCaches();
   store.gen++;
   try {
     m.db.pragma("wal_checkpoint(TRUNCATE)");

@@ -162,7 +162,20 @@ export class Manifest {
   readonly db: Database.Database;
   readonly file: string;
   private st: Record<string, Database.Statement>;
+  private tx: Record<"begin" | "beginImmediate" | "commit" | "rollback" | "savepoint" | "release" | "rollbackTo" | "dataVersion", Database.Statement>;
+  /** Inode numbers reserved by this connection and not yet used: [next, end). */
+  private inoNext = 0;
+  private inoEnd = 0;
   private lastDataVersion = -1;
+  /**
+   * Row caches keyed by chain head: "head:ino" → nearest inode version, and
+   * "head:parent/name" → visible dentry. Only head layers are ever written and
+   * an unfrozen head belongs to exactly one chain, so writes through this
+   * object keep them exact; they are dropped on rollback, on changes by other
+   * connections, and by `clearCaches()`.
+   */
+  private icache = new Map<string, { row: InodeRow; layer: number } | null>();
+  private dcache = new Map<string, { ino: number; type: number; layer: number } | null>();
 
   private constructor(db: Database.Database, file: string) {
     this.db = db;
@@ -171,6 +184,16 @@ export class Manifest {
       const s = db.prepare(sql);
       if (safe) s.safeIntegers(true);
       return s;
+    };
+    this.tx = {
+      begin: db.prepare("BEGIN"),
+      beginImmediate: db.prepare("BEGIN IMMEDIATE"),
+      commit: db.prepare("COMMIT"),
+      rollback: db.prepare("ROLLBACK"),
+      savepoint: db.prepare("SAVEPOINT agentfs"),
+      release: db.prepare("RELEASE agentfs"),
+      rollbackTo: db.prepare("ROLLBACK TO agentfs"),
+      dataVersion: db.prepare("PRAGMA data_version").pluck(),
     };
     this.st = {
       inodeVersions: p(`SELECT layer, ${INODE_COLS} FROM inodes WHERE ino = ? AND layer <= ? ORDER BY layer DESC`, true),
@@ -211,7 +234,7 @@ export class Manifest {
     let db: Database.Database | undefined;
     try {
       db = new Database(file, { readonly: !!opts.readonly && exists });
-      if (!exists) db.pragma("page_size = 16384");
+      if (!exists) db.pragma("page_size = 4096");
       db.pragma("busy_timeout = 15000");
       if (!opts.readonly) db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
@@ -251,11 +274,33 @@ export class Manifest {
     if (this.db.open) this.db.close();
   }
 
-  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE); SQLite damage maps to EIO. */
+  /**
+   * Runs `fn` in a write transaction (BEGIN IMMEDIATE), or in a savepoint when
+   * a transaction is already open, so nested writes commit with the outer
+   * one. An exception rolls back `fn`'s changes and propagates; SQLite
+   * damage maps to EIO.
+   */
   write<T>(fn: () => T): T {
+    const nested = this.db.inTransaction;
+    const tx = this.tx;
     try {
-      return this.db.transaction(fn).immediate();
+      (nested ? tx.savepoint : tx.beginImmediate).run();
     } catch (e) {
+      translateSqliteError(e, this.file);
+    }
+    try {
+      const out = fn();
+      (nested ? tx.release : tx.commit).run();
+      return out;
+    } catch (e) {
+      this.clearCaches();
+      this.inoNext = this.inoEnd = 0;
+      if (this.db.inTransaction) {
+        if (nested) {
+          tx.rollbackTo.run();
+          tx.release.run();
+        } else tx.rollback.run();
+      }
       if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
       translateSqliteError(e, this.file);
     }
@@ -264,20 +309,37 @@ export class Manifest {
   /** Runs `fn` in a read transaction (BEGIN DEFERRED), so it sees one consistent state. */
   read<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
+    const tx = this.tx;
     try {
-      return this.db.transaction(fn).deferred();
+      tx.begin.run();
     } catch (e) {
+      translateSqliteError(e, this.file);
+    }
+    let out: T;
+    try {
+      out = fn();
+    } catch (e) {
+      if (this.db.inTransaction) tx.commit.run();
       if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
       translateSqliteError(e, this.file);
     }
+    if (this.db.inTransaction) tx.commit.run();
+    return out;
   }
 
   /** True when another connection committed since the last call (PRAGMA data_version). */
   changedByOthers(): boolean {
-    const v = this.db.pragma("data_version", { simple: true }) as number;
+    const v = this.tx.dataVersion.get() as number;
     const changed = v !== this.lastDataVersion;
     this.lastDataVersion = v;
+    if (changed) this.clearCaches();
     return changed;
+  }
+
+  /** Drops the row caches (after gc, restore, or anything that rewrites layers). */
+  clearCaches(): void {
+    this.icache.clear();
+    this.dcache.clear();
   }
 
   getMeta(key: string): unknown {
@@ -287,11 +349,19 @@ export class Manifest {
     this.st.setMeta.run(key, value);
   }
 
-  /** Allocates a fresh inode number (inside a write transaction). */
+  /**
+   * Allocates a fresh inode number (inside a write transaction). Numbers are
+   * reserved from `meta.next_ino` in blocks of 256 per connection, so most
+   * creates write no meta row; unused numbers of a block are simply skipped.
+   */
   allocIno(): number {
-    const n = Number(this.getMeta("next_ino"));
-    this.setMeta("next_ino", n + 1);
-    return n;
+    if (this.inoNext >= this.inoEnd) {
+      const n = Number(this.getMeta("next_ino"));
+      this.setMeta("next_ino", n + 256);
+      this.inoNext = n;
+      this.inoEnd = n + 256;
+    }
+    return this.inoNext++;
   }
 
   /** The chain of `layer`: itself first, then each parent up to the root layer. */
@@ -325,15 +395,21 @@ export class Manifest {
 
   /** The nearest version of inode `ino` in `chain`, with its layer; undefined when absent or deleted (a tombstone with nlink 0). */
   getInode(ino: number, chain: Chain): { row: InodeRow; layer: number } | undefined {
+    const key = `${chain.head}:${ino}`;
+    const hit = this.icache.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    let found: { row: InodeRow; layer: number } | null = null;
     for (const r of this.st.inodeVersions.iterate(ino, chain.head) as Iterable<any>) {
       const layer = Number(r.layer);
       if (chain.set.has(layer)) {
         // nlink 0 is a tombstone: the inode was deleted in this layer.
-        if (Number(r.nlink) === 0) return undefined;
-        return { row: toInode(r), layer };
+        if (Number(r.nlink) !== 0) found = { row: toInode(r), layer };
+        break;
       }
     }
-    return undefined;
+    if (this.icache.size > 200_000) this.icache.clear();
+    this.icache.set(key, found);
+    return found ?? undefined;
   }
 
   /** The version of inode `ino` stored in exactly `layer`, if any. */
@@ -345,20 +421,33 @@ export class Manifest {
   /** Writes (insert or replace) the version of `row.ino` in `layer`. */
   putInode(layer: number, row: InodeRow): void {
     this.st.putInode.run({ ...row, layer });
+    this.icache.set(`${layer}:${row.ino}`, row.nlink === 0 ? null : { row, layer });
   }
 
   /** Deletes the version of `ino` in `layer` (no-op when absent). */
   deleteInode(ino: number, layer: number): void {
     this.st.delInode.run(ino, layer);
+    this.icache.delete(`${layer}:${ino}`);
   }
 
   /** The visible dentry `(parent, name)` in `chain`: undefined when absent, `ino` 0 never returned (whiteouts hide). */
   lookup(parent: number, name: string, chain: Chain, below = false): { ino: number; type: number; layer: number } | undefined {
+    const key = below ? "" : `${chain.head}:${parent}/${name}`;
+    if (!below) {
+      const hit = this.dcache.get(key);
+      if (hit !== undefined) return hit ?? undefined;
+    }
+    let found: { ino: number; type: number; layer: number } | null = null;
     for (const r of this.st.dentryVersions.iterate(parent, name, chain.head) as Iterable<any>) {
       if (!chain.set.has(r.layer) || (below && r.layer === chain.head)) continue;
-      return r.ino === 0 ? undefined : r;
+      if (r.ino !== 0) found = r;
+      break;
     }
-    return undefined;
+    if (!below) {
+      if (this.dcache.size > 200_000) this.dcache.clear();
+      this.dcache.set(key, found);
+    }
+    return found ?? undefined;
   }
 
   /** The visible entries of directory `parent` in `chain`, whiteouts resolved. */
@@ -382,11 +471,13 @@ export class Manifest {
   /** Writes a dentry (or a whiteout with ino 0) into `layer`. */
   putDentry(layer: number, parent: number, name: string, ino: number, type: number): void {
     this.st.putDentry.run(parent, name, layer, ino, type);
+    this.dcache.set(`${layer}:${parent}/${name}`, ino === 0 ? null : { ino, type, layer });
   }
 
   /** Removes the dentry row `(parent, name)` of `layer` itself (does not write a whiteout). */
   deleteDentryRow(layer: number, parent: number, name: string): void {
     this.st.delDentry.run(parent, name, layer);
+    this.dcache.delete(`${layer}:${parent}/${name}`);
   }
 }
 

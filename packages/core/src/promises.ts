@@ -70,6 +70,26 @@ export function toTimeNs(t: TimeLike): bigint {
   return BigInt(whole) * 1_000_000_000n + BigInt(Math.round((sec - whole) * 1e9));
 }
 
+/** Reads descriptor `fd` from its position to EOF into one Buffer. */
+function readAll(core: FsCore, fd: number): Buffer {
+  const size = core.fstat(fd).size;
+  const chunks: Buffer[] = [];
+  let buf = Buffer.allocUnsafe(Math.max(size, 16384));
+  let used = 0;
+  for (;;) {
+    if (used === buf.length) {
+      chunks.push(buf);
+      buf = Buffer.allocUnsafe(buf.length);
+      used = 0;
+    }
+    const n = core.read(fd, buf, used, buf.length - used, null);
+    if (n === 0) break;
+    used += n;
+  }
+  chunks.push(buf.subarray(0, used));
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+}
+
 /**
  * As `fs.promises.FileHandle`: an open descriptor of an agentfs file. Writes
  * are buffered in the store's backstore and committed on `close()` or
@@ -138,22 +158,7 @@ export class FileHandle {
 
   /** Reads from the current position to EOF; a string when an encoding is given. */
   async readFile(options?: BufferEncoding | { encoding?: Encoding }): Promise<Buffer | string> {
-    const chunks: Buffer[] = [];
-    const size = this.core.fstat(this.fd).size;
-    let buf = Buffer.allocUnsafe(Math.max(size, 65536));
-    let used = 0;
-    for (;;) {
-      if (used === buf.length) {
-        chunks.push(buf);
-        buf = Buffer.allocUnsafe(buf.length);
-        used = 0;
-      }
-      const n = this.core.read(this.fd, buf, used, buf.length - used, null);
-      if (n === 0) break;
-      used += n;
-    }
-    chunks.push(buf.subarray(0, used));
-    const out = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    const out = readAll(this.core, this.fd);
     const enc = encodingOf(options);
     return enc ? out.toString(enc) : out;
   }
@@ -233,26 +238,36 @@ export class AgentFsPromises {
   async readFile(path: PathLike, options?: BufferEncoding | { encoding?: Encoding; flag?: OpenFlags }): Promise<Buffer | string>;
   async readFile(path: PathLike, options?: BufferEncoding | { encoding?: Encoding; flag?: OpenFlags }): Promise<Buffer | string> {
     const flag = typeof options === "object" && options ? options.flag : undefined;
-    const fd = this.core.openFile(toPath(path), parseFlags(flag, "r"));
-    const h = new FileHandle(this.core, fd);
-    try {
-      return await h.readFile(options);
-    } finally {
-      this.core.close(fd);
-    }
+    const flags = parseFlags(flag, "r");
+    const run = () => {
+      const fd = this.core.openFile(toPath(path), flags);
+      try {
+        return readAll(this.core, fd);
+      } finally {
+        this.core.close(fd);
+      }
+    };
+    // A plain read is one read transaction; a flag that writes needs a write one.
+    const data = (flags & 3) === C.O_RDONLY && !(flags & (C.O_CREAT | C.O_TRUNC)) ? this.core.readBatch(run) : this.core.batch(run);
+    const enc = encodingOf(options);
+    return enc ? data.toString(enc) : data;
   }
 
   /** As fs.promises.writeFile: creates or truncates (flag "w" by default) and writes `data`. */
   async writeFile(path: PathLike, data: Data, options?: BufferEncoding | { encoding?: Encoding; mode?: number; flag?: OpenFlags }): Promise<void> {
     const o = typeof options === "object" && options ? options : {};
     const bytes = toBytes(data, encodingOf(options));
-    const fd = this.core.openFile(toPath(path), parseFlags(o.flag, "w"), o.mode ?? 0o666);
-    try {
-      let off = 0;
-      while (off < bytes.length) off += this.core.write(fd, bytes, off, bytes.length - off, null);
-    } finally {
-      this.core.close(fd);
-    }
+    const flags = parseFlags(o.flag, "w");
+    // open + write + close commit as one transaction: all of it lands, or none.
+    this.core.batch(() => {
+      const fd = this.core.openFile(toPath(path), flags, o.mode ?? 0o666);
+      try {
+        let off = 0;
+        while (off < bytes.length) off += this.core.write(fd, bytes, off, bytes.length - off, null);
+      } finally {
+        this.core.close(fd);
+      }
+    });
   }
 
   /** As fs.promises.appendFile (flag "a" by default). */
