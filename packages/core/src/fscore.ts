@@ -786,11 +786,24 @@ export class FsCore {
       let r: { ino: number; row: InodeRow; path: string };
       let created = false;
       if (flags & C.O_CREAT) {
-        const p = this.resolveParent(path, "open");
-        const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
+        let p = this.resolveParent(path, "open");
+        let d = this.store.manifest.lookup(p.dir, p.name, this.chain);
         if (d && flags & C.O_EXCL) throw new StoreError("EEXIST", "file exists");
+        // A dangling symlink: O_CREAT creates the file it points at (as Linux does).
+        for (let hops = 0; d && d.type === S_IFLNK && !(flags & C.O_NOFOLLOW); hops++) {
+          const target = this.node(d.ino).target ?? "";
+          try {
+            this.resolve(joinParts([...p.names, p.name]), true);
+            break; // the link resolves: open what it points at below
+          } catch (e) {
+            if (!(e instanceof StoreError && e.code === "ENOENT")) throw e;
+          }
+          if (hops >= MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
+          p = this.resolveParent(target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`, "open");
+          d = this.store.manifest.lookup(p.dir, p.name, this.chain);
+        }
         if (d) {
-          const x = this.resolve(path, !(flags & C.O_NOFOLLOW));
+          const x = this.resolve(joinParts([...p.names, p.name]), !(flags & C.O_NOFOLLOW));
           r = { ino: x.ino, row: x.row, path };
           if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
         } else {
@@ -1116,6 +1129,17 @@ export class FsCore {
   batch<T>(fn: () => T): T {
     if (this.readOnly) return fn();
     return this.wrap("batch", undefined, () => this.store.manifest.write(fn));
+  }
+
+  /** Hex hashes of chunks that only open-but-unlinked files still use (for `gc` to spare). */
+  heldChunks(): Set<string> {
+    const out = new Set<string>();
+    for (const o of this.open.values()) {
+      if (!o.orphan) continue;
+      for (const e of decodeExtents(o.orphan.extents)) if (e.hash) out.add(e.hash.toString("hex"));
+      for (const e of o.content?.baseExtents ?? []) if (e.hash) out.add(e.hash.toString("hex"));
+    }
+    return out;
   }
 
   /** Runs `fn` in one read transaction, so several reads see one consistent state. */

@@ -127,9 +127,9 @@ export class AgentFS {
     return diff(this.store, a, b);
   }
 
-  /** Garbage-collects unreachable layers and objects. */
+  /** Garbage-collects unreachable layers and objects (sparing chunks of this view's open-but-unlinked files). */
   async gc(): Promise<GcReport> {
-    return gc(this.store);
+    return gc(this.store, this.core.heldChunks());
   }
 
   /** Verifies every object and every tree. */
