@@ -1,0 +1,64 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { AgentFS } from "../src/index.js";
+
+/** Fresh temp directory; removed by the returned cleanup. */
+export function tempDir(prefix = "agentfs-test-", base = tmpdir()): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(base, prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Opens a fresh store in a temp dir. */
+export async function freshStore(opts: { compressionLevel?: number; umask?: number } = {}): Promise<{ afs: AgentFS; dir: string; cleanup: () => Promise<void> }> {
+  const t = tempDir();
+  const afs = await AgentFS.open(join(t.dir, "store"), { create: true, umask: opts.umask ?? 0o022, ...opts });
+  return {
+    afs,
+    dir: join(t.dir, "store"),
+    cleanup: async () => {
+      try {
+        afs.closeSync();
+      } catch {
+        /* already closed */
+      }
+      t.cleanup();
+    },
+  };
+}
+
+/** Deterministic pseudo-random bytes (xorshift32), incompressible. */
+export function prng(n: number, seed = 1): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  let s = seed >>> 0 || 1;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    b.writeUInt32LE(s, i);
+  }
+  for (; i < n; i++) {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    b[i] = s & 0xff;
+  }
+  return b;
+}
+
+export function sha256hex(b: Uint8Array): string {
+  return createHash("sha256").update(b).digest("hex");
+}
+
+/** Awaits `p` and returns the error it rejects with (fails when it resolves). */
+export async function errOf(p: Promise<unknown> | (() => unknown)): Promise<any> {
+  try {
+    if (typeof p === "function") await p();
+    else await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error("expected an error, but the call succeeded");
+}
