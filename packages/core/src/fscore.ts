@@ -788,22 +788,24 @@ export class FsCore {
       if (flags & C.O_CREAT) {
         let p = this.resolveParent(path, "open");
         let d = this.store.manifest.lookup(p.dir, p.name, this.chain);
+        let cur = path;
         if (d && flags & C.O_EXCL) throw new StoreError("EEXIST", "file exists");
         // A dangling symlink: O_CREAT creates the file it points at (as Linux does).
         for (let hops = 0; d && d.type === S_IFLNK && !(flags & C.O_NOFOLLOW); hops++) {
           const target = this.node(d.ino).target ?? "";
           try {
-            this.resolve(joinParts([...p.names, p.name]), true);
+            this.resolve(cur, true);
             break; // the link resolves: open what it points at below
           } catch (e) {
             if (!(e instanceof StoreError && e.code === "ENOENT")) throw e;
           }
           if (hops >= MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
-          p = this.resolveParent(target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`, "open");
+          cur = target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`;
+          p = this.resolveParent(cur, "open");
           d = this.store.manifest.lookup(p.dir, p.name, this.chain);
         }
         if (d) {
-          const x = this.resolve(joinParts([...p.names, p.name]), !(flags & C.O_NOFOLLOW));
+          const x = this.resolve(cur, !(flags & C.O_NOFOLLOW));
           r = { ino: x.ino, row: x.row, path };
           if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
         } else {

@@ -130,9 +130,18 @@ function toInode(r: any): InodeRow {
   };
 }
 
-/** Current time in ns since the epoch. */
+let lastNowNs = 0n;
+
+/**
+ * Current time in ns since the epoch, never going backwards within this
+ * process (the sub-millisecond part comes from hrtime, which alone could make
+ * a later call return an earlier time in the same millisecond).
+ */
 export function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  let t = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  if (t <= lastNowNs) t = lastNowNs + 1n;
+  lastNowNs = t;
+  return t;
 }
 
 /** Reports whether `dir` holds a manifest. */

@@ -10,6 +10,14 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFSOCK = 0o140000;
 
+/**
+ * ns → ms as a float without losing the whole milliseconds: `Number(ns) / 1e6`
+ * rounds ns above 2^53 first, so a time set from a Date read back 1 ms early.
+ */
+function nsToMs(ns: bigint): number {
+  return Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6;
+}
+
 /** File-type predicates shared by Stats, BigIntStats and Dirent. */
 abstract class TypeBits {
   protected abstract typeBits(): number;
@@ -32,10 +40,11 @@ export class Stats extends TypeBits {
     super();
     this.dev = s.dev; this.ino = s.ino; this.mode = s.mode; this.nlink = s.nlink; this.uid = s.uid; this.gid = s.gid;
     this.rdev = s.rdev; this.size = s.size; this.blksize = s.blksize; this.blocks = s.blocks;
-    this.atimeMs = Number(s.atimeNs) / 1e6; this.mtimeMs = Number(s.mtimeNs) / 1e6;
-    this.ctimeMs = Number(s.ctimeNs) / 1e6; this.birthtimeMs = Number(s.birthtimeNs) / 1e6;
-    this.atime = new Date(Math.floor(this.atimeMs)); this.mtime = new Date(Math.floor(this.mtimeMs));
-    this.ctime = new Date(Math.floor(this.ctimeMs)); this.birthtime = new Date(Math.floor(this.birthtimeMs));
+    this.atimeMs = nsToMs(s.atimeNs); this.mtimeMs = nsToMs(s.mtimeNs);
+    this.ctimeMs = nsToMs(s.ctimeNs); this.birthtimeMs = nsToMs(s.birthtimeNs);
+    // As Node: the Date is the ms value rounded to the nearest millisecond.
+    this.atime = new Date(Math.round(this.atimeMs)); this.mtime = new Date(Math.round(this.mtimeMs));
+    this.ctime = new Date(Math.round(this.ctimeMs)); this.birthtime = new Date(Math.round(this.birthtimeMs));
   }
   protected typeBits(): number { return this.mode & S_IFMT; }
 }
