@@ -19,6 +19,18 @@ export function sha256(data: Uint8Array): Buffer {
   return createHash("sha256").update(data).digest();
 }
 
+/**
+ * For chunks of 32 KiB or more: compresses an 8 KiB sample from the middle at
+ * level 1 and reports true when it saves under 3%, so random or already
+ * compressed data skips the costly full deflate (it would be stored raw anyway).
+ */
+function looksIncompressible(data: Uint8Array): boolean {
+  if (data.length < 32 * 1024) return false;
+  const mid = Math.floor(data.length / 2) - 4096;
+  const sample = data.subarray(mid, mid + 8192);
+  return gzipSync(sample, { level: 1 }).length > sample.length * 0.97;
+}
+
 /** A small LRU of verified, decompressed chunks keyed by hex hash, bounded in bytes. */
 class ChunkCache {
   private map = new Map<string, Buffer>();
@@ -82,7 +94,7 @@ export class ObjectStore {
     if (this.has(hash)) return { added: false, stored: 0 };
     let codec = CODEC_RAW;
     let body: Uint8Array = data;
-    if (data.length >= 64) {
+    if (data.length >= 64 && !looksIncompressible(data)) {
       const z = gzipSync(data, { level: this.level, strategy: zc.Z_DEFAULT_STRATEGY });
       if (z.length <= data.length - (data.length >> 4)) {
         codec = CODEC_GZIP;
