@@ -224,6 +224,34 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
       dentriesRemoved += delD.run(id).changes;
       delL.run(id);
     }
+    // Compaction: a layer that no branch or snapshot names itself and that has
+    // exactly one child is merged into that child (the child's rows win). Its
+    // chain reads the same, but versions only it held (files changed or deleted
+    // after a since-deleted snapshot) become unreferenced, so their data goes.
+    const named = new Set<number>([
+      ...(m.db.prepare(`SELECT head FROM branches`).pluck().all() as number[]),
+      ...(m.db.prepare(`SELECT layer FROM snapshots`).pluck().all() as number[]),
+    ]);
+    const children = m.db.prepare(`SELECT id FROM layers WHERE parent = ? LIMIT 2`).pluck();
+    const parentOf = m.db.prepare(`SELECT parent FROM layers WHERE id = ?`).pluck();
+    const moveI = m.db.prepare(`UPDATE inodes SET layer = @c WHERE layer = @l AND ino NOT IN (SELECT ino FROM inodes WHERE layer = @c)`);
+    const moveD = m.db.prepare(`UPDATE dentries SET layer = @c WHERE layer = @l
+      AND NOT EXISTS (SELECT 1 FROM dentries AS d2 WHERE d2.layer = @c AND d2.parent = dentries.parent AND d2.name = dentries.name)`);
+    const reparent = m.db.prepare(`UPDATE layers SET parent = ? WHERE id = ?`);
+    let merged = 0;
+    const remaining = (m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[]).filter((id) => !named.has(id));
+    for (const l of remaining) {
+      const kids = children.all(l) as number[];
+      if (kids.length !== 1) continue;
+      const c = kids[0];
+      moveI.run({ c, l });
+      moveD.run({ c, l });
+      inodeVersionsRemoved += delI.run(l).changes;
+      dentriesRemoved += delD.run(l).changes;
+      reparent.run(parentOf.get(l) ?? null, c);
+      delL.run(l);
+      merged++;
+    }
     const marked = new Set<string>(keep);
     for (const ext of m.db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>) {
       for (const e of decodeExtents(ext)) if (e.hash) marked.add(e.hash.toString("hex"));
@@ -241,7 +269,7 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
         bytesFreed += o.stored;
       }
     }
-    return { layersRemoved: dead.length, inodeVersionsRemoved, dentriesRemoved, objectsRemoved, bytesFreed, objectsKept };
+    return { layersRemoved: dead.length + merged, inodeVersionsRemoved, dentriesRemoved, objectsRemoved, bytesFreed, objectsKept };
   });
   store.cas.clearCache();
   m.clearCaches();
