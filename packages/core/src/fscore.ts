@@ -692,10 +692,11 @@ export class FsCore {
   rename(from: string, to: string): void {
     this.wr("rename", from, () => {
       const m = this.store.manifest;
+      // As Linux: both parent directories are looked up before the source entry.
       const sp = this.resolveParent(from, "rename");
+      const tp = this.resolveParent(to, "rename");
       const s = m.lookup(sp.dir, sp.name, this.chain);
       if (!s) throw new StoreError("ENOENT", "no such file or directory");
-      const tp = this.resolveParent(to, "rename");
       const srow = this.node(s.ino);
       const sIsDir = (srow.mode & S_IFMT) === S_IFDIR;
       if (!sIsDir && (sp.trailingSlash || tp.trailingSlash)) throw new StoreError("ENOTDIR", "not a directory");
@@ -738,10 +739,11 @@ export class FsCore {
   link(existing: string, path: string): void {
     this.wr("link", existing, () => {
       const s = this.resolve(existing, false);
-      if ((s.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EPERM", "hard links to directories are not allowed");
       const p = this.resolveParent(path, "link");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
       if (p.trailingSlash) throw new StoreError("ENOENT", "no such file or directory");
+      // As Linux: the new name is checked (EEXIST) before the directory rule (EPERM).
+      if ((s.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EPERM", "hard links to directories are not allowed");
       this.need(p.dirRow, 3);
       if (s.row.nlink >= 65000) throw new StoreError("EMLINK", "too many links");
       const t = this.now();
