@@ -1,4 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -61,4 +63,24 @@ export async function errOf(p: Promise<unknown> | (() => unknown)): Promise<any>
     return e;
   }
   throw new Error("expected an error, but the call succeeded");
+}
+
+/** Absolute path of packages/core. */
+export const CORE_DIR = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * Child-process fixtures import the built `dist/`: rebuild it with tsc when it
+ * is missing or older than any source file, so a test never runs stale code.
+ */
+export function ensureDist(): void {
+  const distIndex = join(CORE_DIR, "dist", "index.js");
+  const srcDir = join(CORE_DIR, "src");
+  const newestSrc = Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs));
+  if (existsSync(distIndex)) {
+    const distDir = join(CORE_DIR, "dist");
+    const oldestDist = Math.min(...readdirSync(distDir).filter((f) => f.endsWith(".js")).map((f) => statSync(join(distDir, f)).mtimeMs));
+    if (oldestDist >= newestSrc) return;
+  }
+  const tsc = join(CORE_DIR, "..", "..", "node_modules", "typescript", "bin", "tsc");
+  execFileSync(process.execPath, [tsc, "-p", CORE_DIR], { stdio: "inherit" });
 }
