@@ -304,11 +304,15 @@ export class Manifest {
     } catch (e) {
       this.clearCaches();
       this.inoNext = this.inoEnd = 0;
-      if (this.db.inTransaction) {
-        if (nested) {
-          tx.rollbackTo.run();
-          tx.release.run();
-        } else tx.rollback.run();
+      try {
+        if (this.db.inTransaction) {
+          if (nested) {
+            tx.rollbackTo.run();
+            tx.release.run();
+          } else tx.rollback.run();
+        }
+      } catch {
+        /* a damaged file can fail the rollback too; the original error below says why */
       }
       if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
       translateSqliteError(e, this.file);
@@ -328,11 +332,20 @@ export class Manifest {
     try {
       out = fn();
     } catch (e) {
-      if (this.db.inTransaction) tx.commit.run();
+      // Ending the transaction can fail too on a damaged file: report the first error.
+      try {
+        if (this.db.inTransaction) tx.commit.run();
+      } catch {
+        /* the original error below says what went wrong */
+      }
       if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
       translateSqliteError(e, this.file);
     }
-    if (this.db.inTransaction) tx.commit.run();
+    try {
+      if (this.db.inTransaction) tx.commit.run();
+    } catch (e) {
+      translateSqliteError(e, this.file);
+    }
     return out;
   }
 
@@ -502,6 +515,14 @@ export function makeChain(ids: number[]): Chain {
   return { head: ids[0], ids, set: new Set(ids) };
 }
 
+function walSize(file: string): number {
+  try {
+    return statSync(file + "-wal").size;
+  } catch {
+    return 0;
+  }
+}
+
 /** Refuses files that are not SQLite databases before SQLite sees them (clear EIO instead of a misleading error). */
 function checkHeader(file: string): void {
   const st = statSync(file);
@@ -514,6 +535,18 @@ function checkHeader(file: string): void {
       throw new StoreError("EIO", `store manifest ${file} is not a SQLite database (bad header): it is damaged or was overwritten`);
     }
     if (st.size < 512) throw new StoreError("EIO", `store manifest ${file} is truncated (${st.size} bytes)`);
+    // The header's page size and page count (valid when "version-valid-for" equals the change counter)
+    // give the size the file must have at least; a shorter file was truncated. Only checked when no
+    // WAL is present: then no other process is writing (a checkpoint may be resizing the file).
+    if (walSize(file) > 0) return;
+    const hdr = Buffer.alloc(100);
+    readSync(fd, hdr, 0, 100, 0);
+    const ps = hdr.readUInt16BE(16) === 1 ? 65536 : hdr.readUInt16BE(16);
+    const pages = hdr.readUInt32BE(28);
+    const valid = pages > 0 && hdr.readUInt32BE(92) === hdr.readUInt32BE(24);
+    if (ps >= 512 && (st.size % ps !== 0 || (valid && st.size < pages * ps))) {
+      throw new StoreError("EIO", `store manifest ${file} is truncated (${st.size} bytes; its header says ${valid ? pages * ps : `pages of ${ps}`} bytes): it is damaged`);
+    }
   } finally {
     closeSync(fd);
   }
