@@ -212,7 +212,9 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
   const m = store.manifest;
   const rep = m.write(() => {
     const live = liveLayers(store);
-    const all = m.db.prepare(`SELECT id FROM layers`).pluck().all() as number[];
+    // Children before parents (a child's id is always larger), so no delete
+    // leaves a dead layer whose parent row is already gone (FOREIGN KEY).
+    const all = m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[];
     const dead = all.filter((id) => !live.has(id));
     let inodeVersionsRemoved = 0;
     let dentriesRemoved = 0;
