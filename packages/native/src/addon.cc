@@ -10,6 +10,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -48,10 +49,478 @@ namespace {
 
 // ---------------------------------------------------------------- errors
 
-Napi::Error MakeErrno(Napi::Env env, int err, const char* syscall) {
+// errno names, first match wins: where two names share a number (ENOTSUP and
+// EOPNOTSUPP on Linux, EAGAIN and EWOULDBLOCK) the first spelling listed is
+// the one libuv and node:fs use. libuv's uv_err_name only knows a subset
+// (no ECHILD, ENOEXEC, …), hence this table.
+const struct { int num; const char* name; } kErrnoNames[] = {
+#ifdef EPERM
+    {EPERM, "EPERM"},
+#endif
+#ifdef ENOENT
+    {ENOENT, "ENOENT"},
+#endif
+#ifdef ESRCH
+    {ESRCH, "ESRCH"},
+#endif
+#ifdef EINTR
+    {EINTR, "EINTR"},
+#endif
+#ifdef EIO
+    {EIO, "EIO"},
+#endif
+#ifdef ENXIO
+    {ENXIO, "ENXIO"},
+#endif
+#ifdef E2BIG
+    {E2BIG, "E2BIG"},
+#endif
+#ifdef ENOEXEC
+    {ENOEXEC, "ENOEXEC"},
+#endif
+#ifdef EBADF
+    {EBADF, "EBADF"},
+#endif
+#ifdef ECHILD
+    {ECHILD, "ECHILD"},
+#endif
+#ifdef EAGAIN
+    {EAGAIN, "EAGAIN"},
+#endif
+#ifdef ENOMEM
+    {ENOMEM, "ENOMEM"},
+#endif
+#ifdef EACCES
+    {EACCES, "EACCES"},
+#endif
+#ifdef EFAULT
+    {EFAULT, "EFAULT"},
+#endif
+#ifdef ENOTBLK
+    {ENOTBLK, "ENOTBLK"},
+#endif
+#ifdef EBUSY
+    {EBUSY, "EBUSY"},
+#endif
+#ifdef EEXIST
+    {EEXIST, "EEXIST"},
+#endif
+#ifdef EXDEV
+    {EXDEV, "EXDEV"},
+#endif
+#ifdef ENODEV
+    {ENODEV, "ENODEV"},
+#endif
+#ifdef ENOTDIR
+    {ENOTDIR, "ENOTDIR"},
+#endif
+#ifdef EISDIR
+    {EISDIR, "EISDIR"},
+#endif
+#ifdef EINVAL
+    {EINVAL, "EINVAL"},
+#endif
+#ifdef ENFILE
+    {ENFILE, "ENFILE"},
+#endif
+#ifdef EMFILE
+    {EMFILE, "EMFILE"},
+#endif
+#ifdef ENOTTY
+    {ENOTTY, "ENOTTY"},
+#endif
+#ifdef ETXTBSY
+    {ETXTBSY, "ETXTBSY"},
+#endif
+#ifdef EFBIG
+    {EFBIG, "EFBIG"},
+#endif
+#ifdef ENOSPC
+    {ENOSPC, "ENOSPC"},
+#endif
+#ifdef ESPIPE
+    {ESPIPE, "ESPIPE"},
+#endif
+#ifdef EROFS
+    {EROFS, "EROFS"},
+#endif
+#ifdef EMLINK
+    {EMLINK, "EMLINK"},
+#endif
+#ifdef EPIPE
+    {EPIPE, "EPIPE"},
+#endif
+#ifdef EDOM
+    {EDOM, "EDOM"},
+#endif
+#ifdef ERANGE
+    {ERANGE, "ERANGE"},
+#endif
+#ifdef EDEADLK
+    {EDEADLK, "EDEADLK"},
+#endif
+#ifdef ENAMETOOLONG
+    {ENAMETOOLONG, "ENAMETOOLONG"},
+#endif
+#ifdef ENOLCK
+    {ENOLCK, "ENOLCK"},
+#endif
+#ifdef ENOSYS
+    {ENOSYS, "ENOSYS"},
+#endif
+#ifdef ENOTEMPTY
+    {ENOTEMPTY, "ENOTEMPTY"},
+#endif
+#ifdef ELOOP
+    {ELOOP, "ELOOP"},
+#endif
+#ifdef ENOMSG
+    {ENOMSG, "ENOMSG"},
+#endif
+#ifdef EIDRM
+    {EIDRM, "EIDRM"},
+#endif
+#ifdef ENOSTR
+    {ENOSTR, "ENOSTR"},
+#endif
+#ifdef ENODATA
+    {ENODATA, "ENODATA"},
+#endif
+#ifdef ETIME
+    {ETIME, "ETIME"},
+#endif
+#ifdef ENOSR
+    {ENOSR, "ENOSR"},
+#endif
+#ifdef EREMOTE
+    {EREMOTE, "EREMOTE"},
+#endif
+#ifdef ENOLINK
+    {ENOLINK, "ENOLINK"},
+#endif
+#ifdef EPROTO
+    {EPROTO, "EPROTO"},
+#endif
+#ifdef EMULTIHOP
+    {EMULTIHOP, "EMULTIHOP"},
+#endif
+#ifdef EBADMSG
+    {EBADMSG, "EBADMSG"},
+#endif
+#ifdef EOVERFLOW
+    {EOVERFLOW, "EOVERFLOW"},
+#endif
+#ifdef EILSEQ
+    {EILSEQ, "EILSEQ"},
+#endif
+#ifdef EUSERS
+    {EUSERS, "EUSERS"},
+#endif
+#ifdef ENOTSOCK
+    {ENOTSOCK, "ENOTSOCK"},
+#endif
+#ifdef EDESTADDRREQ
+    {EDESTADDRREQ, "EDESTADDRREQ"},
+#endif
+#ifdef EMSGSIZE
+    {EMSGSIZE, "EMSGSIZE"},
+#endif
+#ifdef EPROTOTYPE
+    {EPROTOTYPE, "EPROTOTYPE"},
+#endif
+#ifdef ENOPROTOOPT
+    {ENOPROTOOPT, "ENOPROTOOPT"},
+#endif
+#ifdef EPROTONOSUPPORT
+    {EPROTONOSUPPORT, "EPROTONOSUPPORT"},
+#endif
+#ifdef ESOCKTNOSUPPORT
+    {ESOCKTNOSUPPORT, "ESOCKTNOSUPPORT"},
+#endif
+#ifdef ENOTSUP
+    {ENOTSUP, "ENOTSUP"},
+#endif
+#ifdef EOPNOTSUPP
+    {EOPNOTSUPP, "EOPNOTSUPP"},
+#endif
+#ifdef EPFNOSUPPORT
+    {EPFNOSUPPORT, "EPFNOSUPPORT"},
+#endif
+#ifdef EAFNOSUPPORT
+    {EAFNOSUPPORT, "EAFNOSUPPORT"},
+#endif
+#ifdef EADDRINUSE
+    {EADDRINUSE, "EADDRINUSE"},
+#endif
+#ifdef EADDRNOTAVAIL
+    {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
+#endif
+#ifdef ENETDOWN
+    {ENETDOWN, "ENETDOWN"},
+#endif
+#ifdef ENETUNREACH
+    {ENETUNREACH, "ENETUNREACH"},
+#endif
+#ifdef ENETRESET
+    {ENETRESET, "ENETRESET"},
+#endif
+#ifdef ECONNABORTED
+    {ECONNABORTED, "ECONNABORTED"},
+#endif
+#ifdef ECONNRESET
+    {ECONNRESET, "ECONNRESET"},
+#endif
+#ifdef ENOBUFS
+    {ENOBUFS, "ENOBUFS"},
+#endif
+#ifdef EISCONN
+    {EISCONN, "EISCONN"},
+#endif
+#ifdef ENOTCONN
+    {ENOTCONN, "ENOTCONN"},
+#endif
+#ifdef ESHUTDOWN
+    {ESHUTDOWN, "ESHUTDOWN"},
+#endif
+#ifdef ETOOMANYREFS
+    {ETOOMANYREFS, "ETOOMANYREFS"},
+#endif
+#ifdef ETIMEDOUT
+    {ETIMEDOUT, "ETIMEDOUT"},
+#endif
+#ifdef ECONNREFUSED
+    {ECONNREFUSED, "ECONNREFUSED"},
+#endif
+#ifdef EHOSTDOWN
+    {EHOSTDOWN, "EHOSTDOWN"},
+#endif
+#ifdef EHOSTUNREACH
+    {EHOSTUNREACH, "EHOSTUNREACH"},
+#endif
+#ifdef EALREADY
+    {EALREADY, "EALREADY"},
+#endif
+#ifdef EINPROGRESS
+    {EINPROGRESS, "EINPROGRESS"},
+#endif
+#ifdef ESTALE
+    {ESTALE, "ESTALE"},
+#endif
+#ifdef EDQUOT
+    {EDQUOT, "EDQUOT"},
+#endif
+#ifdef ECANCELED
+    {ECANCELED, "ECANCELED"},
+#endif
+#ifdef EOWNERDEAD
+    {EOWNERDEAD, "EOWNERDEAD"},
+#endif
+#ifdef ENOTRECOVERABLE
+    {ENOTRECOVERABLE, "ENOTRECOVERABLE"},
+#endif
+#ifdef ENOMEDIUM
+    {ENOMEDIUM, "ENOMEDIUM"},
+#endif
+#ifdef EMEDIUMTYPE
+    {EMEDIUMTYPE, "EMEDIUMTYPE"},
+#endif
+#ifdef EKEYEXPIRED
+    {EKEYEXPIRED, "EKEYEXPIRED"},
+#endif
+#ifdef EKEYREJECTED
+    {EKEYREJECTED, "EKEYREJECTED"},
+#endif
+#ifdef EKEYREVOKED
+    {EKEYREVOKED, "EKEYREVOKED"},
+#endif
+#ifdef ENOKEY
+    {ENOKEY, "ENOKEY"},
+#endif
+#ifdef ERFKILL
+    {ERFKILL, "ERFKILL"},
+#endif
+#ifdef EHWPOISON
+    {EHWPOISON, "EHWPOISON"},
+#endif
+#ifdef EBADFD
+    {EBADFD, "EBADFD"},
+#endif
+#ifdef EREMOTEIO
+    {EREMOTEIO, "EREMOTEIO"},
+#endif
+#ifdef EUCLEAN
+    {EUCLEAN, "EUCLEAN"},
+#endif
+#ifdef ENOTUNIQ
+    {ENOTUNIQ, "ENOTUNIQ"},
+#endif
+#ifdef ECHRNG
+    {ECHRNG, "ECHRNG"},
+#endif
+#ifdef EL2NSYNC
+    {EL2NSYNC, "EL2NSYNC"},
+#endif
+#ifdef EL3HLT
+    {EL3HLT, "EL3HLT"},
+#endif
+#ifdef EL3RST
+    {EL3RST, "EL3RST"},
+#endif
+#ifdef ELNRNG
+    {ELNRNG, "ELNRNG"},
+#endif
+#ifdef EUNATCH
+    {EUNATCH, "EUNATCH"},
+#endif
+#ifdef ENOCSI
+    {ENOCSI, "ENOCSI"},
+#endif
+#ifdef EL2HLT
+    {EL2HLT, "EL2HLT"},
+#endif
+#ifdef EBADE
+    {EBADE, "EBADE"},
+#endif
+#ifdef EBADR
+    {EBADR, "EBADR"},
+#endif
+#ifdef EXFULL
+    {EXFULL, "EXFULL"},
+#endif
+#ifdef ENOANO
+    {ENOANO, "ENOANO"},
+#endif
+#ifdef EBADRQC
+    {EBADRQC, "EBADRQC"},
+#endif
+#ifdef EBADSLT
+    {EBADSLT, "EBADSLT"},
+#endif
+#ifdef EBFONT
+    {EBFONT, "EBFONT"},
+#endif
+#ifdef ENONET
+    {ENONET, "ENONET"},
+#endif
+#ifdef ENOPKG
+    {ENOPKG, "ENOPKG"},
+#endif
+#ifdef EADV
+    {EADV, "EADV"},
+#endif
+#ifdef ESRMNT
+    {ESRMNT, "ESRMNT"},
+#endif
+#ifdef ECOMM
+    {ECOMM, "ECOMM"},
+#endif
+#ifdef EDOTDOT
+    {EDOTDOT, "EDOTDOT"},
+#endif
+#ifdef ELIBACC
+    {ELIBACC, "ELIBACC"},
+#endif
+#ifdef ELIBBAD
+    {ELIBBAD, "ELIBBAD"},
+#endif
+#ifdef ELIBSCN
+    {ELIBSCN, "ELIBSCN"},
+#endif
+#ifdef ELIBMAX
+    {ELIBMAX, "ELIBMAX"},
+#endif
+#ifdef ELIBEXEC
+    {ELIBEXEC, "ELIBEXEC"},
+#endif
+#ifdef ERESTART
+    {ERESTART, "ERESTART"},
+#endif
+#ifdef ESTRPIPE
+    {ESTRPIPE, "ESTRPIPE"},
+#endif
+#ifdef ENOTNAM
+    {ENOTNAM, "ENOTNAM"},
+#endif
+#ifdef ENAVAIL
+    {ENAVAIL, "ENAVAIL"},
+#endif
+#ifdef EISNAM
+    {EISNAM, "EISNAM"},
+#endif
+#ifdef EPROCLIM
+    {EPROCLIM, "EPROCLIM"},
+#endif
+#ifdef EBADRPC
+    {EBADRPC, "EBADRPC"},
+#endif
+#ifdef ERPCMISMATCH
+    {ERPCMISMATCH, "ERPCMISMATCH"},
+#endif
+#ifdef EPROGUNAVAIL
+    {EPROGUNAVAIL, "EPROGUNAVAIL"},
+#endif
+#ifdef EPROGMISMATCH
+    {EPROGMISMATCH, "EPROGMISMATCH"},
+#endif
+#ifdef EPROCUNAVAIL
+    {EPROCUNAVAIL, "EPROCUNAVAIL"},
+#endif
+#ifdef EFTYPE
+    {EFTYPE, "EFTYPE"},
+#endif
+#ifdef EAUTH
+    {EAUTH, "EAUTH"},
+#endif
+#ifdef ENEEDAUTH
+    {ENEEDAUTH, "ENEEDAUTH"},
+#endif
+#ifdef EPWROFF
+    {EPWROFF, "EPWROFF"},
+#endif
+#ifdef EDEVERR
+    {EDEVERR, "EDEVERR"},
+#endif
+#ifdef EBADEXEC
+    {EBADEXEC, "EBADEXEC"},
+#endif
+#ifdef EBADARCH
+    {EBADARCH, "EBADARCH"},
+#endif
+#ifdef ESHLIBVERS
+    {ESHLIBVERS, "ESHLIBVERS"},
+#endif
+#ifdef EBADMACHO
+    {EBADMACHO, "EBADMACHO"},
+#endif
+#ifdef ENOATTR
+    {ENOATTR, "ENOATTR"},
+#endif
+#ifdef ENOPOLICY
+    {ENOPOLICY, "ENOPOLICY"},
+#endif
+#ifdef EQFULL
+    {EQFULL, "EQFULL"},
+#endif
+};
+
+std::string ErrnoName(int err) {
+  for (const auto& e : kErrnoNames)
+    if (e.num == err) return e.name;
+  return "E" + std::to_string(err);
+}
+
+std::string ErrnoMessage(int err) {
+  // libuv's lowercase wording where it has one (as node:fs prints), else strerror.
   const char* name = uv_err_name(-err);
-  std::string code = (name && name[0] == 'E') ? name : ("E" + std::to_string(err));
-  std::string msg = code + ": " + uv_strerror(-err) + ", " + syscall;
+  if (name != nullptr && strncmp(name, "Unknown", 7) != 0) return uv_strerror(-err);
+  std::string m = strerror(err);
+  if (!m.empty()) m[0] = static_cast<char>(tolower(static_cast<unsigned char>(m[0])));
+  return m;
+}
+
+Napi::Error MakeErrno(Napi::Env env, int err, const char* syscall) {
+  std::string code = ErrnoName(err);
+  std::string msg = code + ": " + ErrnoMessage(err) + ", " + syscall;
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("code", Napi::String::New(env, code));
   e.Set("errno", Napi::Number::New(env, -err));
@@ -233,6 +702,51 @@ Napi::Value GetCloexec(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   return Napi::Boolean::New(info.Env(), (flags & FD_CLOEXEC) != 0);
+}
+
+// pipe(flags) -> [readFd, writeFd]; flags: bit 1 = cloexec, bit 2 = nonblock (as for sockets)
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t flags;
+  if (!ArgInt(info, 0, &flags, "flags")) return Napi::Value();
+  int p[2];
+#ifdef __linux__
+  int f = 0;
+  if (flags & 1) f |= O_CLOEXEC;
+  if (flags & 2) f |= O_NONBLOCK;
+  if (pipe2(p, f) < 0) {
+    ThrowErrno(env, errno, "pipe2");
+    return Napi::Value();
+  }
+#else
+  if (pipe(p) < 0) {
+    ThrowErrno(env, errno, "pipe");
+    return Napi::Value();
+  }
+  for (int i = 0; i < 2; i++) {
+    if ((flags & 1) && fcntl(p[i], F_SETFD, FD_CLOEXEC) < 0) {
+      int e = errno;
+      close(p[0]);
+      close(p[1]);
+      ThrowErrno(env, e, "fcntl");
+      return Napi::Value();
+    }
+    if (flags & 2) {
+      int fl = fcntl(p[i], F_GETFL);
+      if (fl < 0 || fcntl(p[i], F_SETFL, fl | O_NONBLOCK) < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        ThrowErrno(env, e, "fcntl");
+        return Napi::Value();
+      }
+    }
+  }
+#endif
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, p[0]));
+  a.Set(1u, Napi::Number::New(env, p[1]));
+  return a;
 }
 
 // ---------------------------------------------------------------- mmap
@@ -961,6 +1475,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("ftruncate", Ftruncate);
   EXPORT("setCloexec", SetCloexec);
   EXPORT("getCloexec", GetCloexec);
+  EXPORT("pipe", Pipe);
   EXPORT("mmap", Mmap);
   EXPORT("munmap", Munmap);
   EXPORT("spawnExec", SpawnExec);

@@ -38,6 +38,7 @@ interface Binding {
   ftruncate(fd: number, size: number | bigint): void;
   setCloexec(fd: number, on: boolean): void;
   getCloexec(fd: number): boolean;
+  pipe(flags: number): [number, number];
   mmap(fd: number, length: number, prot: number, flags: number, offset: number | bigint): Buffer;
   munmap(buffer: Buffer): void;
   spawnExec(
@@ -238,6 +239,21 @@ export function getCloexec(fd: number): boolean {
   return binding.getCloexec(fd);
 }
 
+/**
+ * pipe(2)/pipe2(2): a new pipe as raw fds `[readFd, writeFd]`, close-on-exec
+ * by default (`flags.cloexec`), optionally non-blocking. Handy as a child's
+ * stdio with {@link spawnFexecve}; read it with fs.readSync or
+ * `fs.createReadStream(null, { fd })`.
+ *
+ * Errors: EMFILE, ENFILE.
+ */
+export function pipe(flags?: { cloexec?: boolean; nonblock?: boolean }): [number, number] {
+  let n = 0;
+  if (flags?.cloexec ?? true) n |= 1;
+  if (flags?.nonblock ?? false) n |= 2;
+  return binding.pipe(n);
+}
+
 // ------------------------------------------------------------------ mmap
 
 /**
@@ -322,11 +338,13 @@ export interface SpawnExecOptions {
  * keeps its flags — Node's fds are close-on-exec, so they do not leak.
  *
  * Scripts (`#!`): the kernel runs the interpreter with `/dev/fd/<fd>` as the
- * script path, so the fd must survive the exec. A memfd created with
- * MFD_CLOEXEC (or any close-on-exec fd) therefore fails in the
- * interpreter with ENOENT (the exec itself succeeds); pass the fd in
- * `inheritFds` (or create it without MFD_CLOEXEC and clear its FD_CLOEXEC).
- * Binaries (ELF) have no such need.
+ * script path, so the fd must survive the exec. For a close-on-exec fd (a
+ * memfd made with MFD_CLOEXEC, or any fd Node opened) the kernel refuses
+ * the exec with ENOENT, as execveat(2) documents. Pass the fd in
+ * `inheritFds` (cleared in the child only), or create the memfd without
+ * MFD_CLOEXEC; the interpreter then also holds the fd open while it runs.
+ * Binaries (ELF) need neither. (A memfd made with MFD_NOEXEC_SEAL cannot
+ * be executed at all: EACCES.)
  *
  * Exec failures are reported synchronously: the child sends its errno back
  * over a close-on-exec pipe before exiting with 127, the parent reaps it
@@ -334,7 +352,8 @@ export interface SpawnExecOptions {
  * {@link waitForExit} (Node's child_process does not know about it).
  *
  * Errors: EBADF (bad fd), EACCES (not executable, noexec mount), ENOEXEC
- * (not a recognised format), ENOENT (script interpreter missing), E2BIG,
+ * (not a recognised format), ENOENT (script interpreter missing, or a
+ * script on a close-on-exec fd), E2BIG,
  * ENOMEM, EAGAIN (fork), ENOSYS (execveat off Linux).
  */
 export function spawnFexecve(
