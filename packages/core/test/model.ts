@@ -28,6 +28,10 @@ export type Op =
   | { op: "symlink"; t: string; p: string }
   | { op: "chmod"; p: string; mode: number }
   | { op: "readFile"; p: string }
+  | { op: "copyFile"; p: string; q: string; excl: boolean }
+  | { op: "createExcl"; p: string; len: number; seed: number }
+  | { op: "readlink"; p: string }
+  | { op: "realpath"; p: string }
   | { op: "readdir"; p: string }
   | { op: "stat"; p: string }
   | { op: "lstat"; p: string };
@@ -50,6 +54,10 @@ export const fsOp: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant("symlink" as const), t: fc.constantFrom(...TARGETS), p: path }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("chmod" as const), p: path, mode: fc.constantFrom(...MODES) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("readFile" as const), p: path }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("copyFile" as const), p: path, q: path, excl: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("createExcl" as const), p: path, len, seed }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("readlink" as const), p: path }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("realpath" as const), p: dirPath }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("readdir" as const), p: dirPath }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("stat" as const), p: dirPath }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("lstat" as const), p: path }) },
@@ -60,6 +68,13 @@ export type Side = { kind: "agentfs"; fs: AgentFsPromises } | { kind: "host"; ro
 
 function mapPath(side: Side, p: string): string {
   return side.kind === "agentfs" ? p : p === "/" ? side.root : join(side.root, p);
+}
+
+/** Host paths inside the root back to store paths. */
+function unmap(side: Side, p: string): string {
+  if (side.kind !== "host") return p;
+  const lr = side.linkRoot ?? side.root;
+  return p === lr ? "/" : p.startsWith(lr + "/") ? p.slice(lr.length) : p;
 }
 
 function mapTarget(side: Side, t: string): string {
@@ -126,6 +141,23 @@ export async function apply(side: Side, o: Op): Promise<unknown> {
         const b: Buffer = await f.readFile(P(o.p));
         return { ok: { len: b.length, hex: b.length <= 64 ? b.toString("hex") : require_sha(b) } };
       }
+      case "copyFile":
+        // Deliberate divergence: libuv copies a directory source by creating the destination, failing
+        // with EISDIR and then unlinking the destination, even one that existed before. agentfs
+        // refuses a directory source up front with EISDIR and leaves the destination alone.
+        if (side.kind === "host") {
+          const st = await nfs.stat(P(o.p)).catch(() => undefined);
+          if (st?.isDirectory()) return { err: "EISDIR" };
+        }
+        await f.copyFile(P(o.p), P(o.q), o.excl ? 1 /* COPYFILE_EXCL */ : 0);
+        return { ok: null };
+      case "createExcl":
+        await f.writeFile(P(o.p), prng(o.len, o.seed), { flag: "wx" });
+        return { ok: null };
+      case "readlink":
+        return { ok: unmap(side, await f.readlink(P(o.p))) };
+      case "realpath":
+        return { ok: unmap(side, await f.realpath(P(o.p))) };
       case "readdir":
         return { ok: ((await f.readdir(P(o.p))) as string[]).slice().sort() };
       case "stat":

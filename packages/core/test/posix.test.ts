@@ -201,6 +201,10 @@ describe("rename", () => {
     await fs.mkdir("/a/b/c", { recursive: true });
     expect((await errOf(fs.rename("/a", "/a/b/c/a"))).code).toBe("EINVAL");
     expect((await errOf(fs.rename("/a", "/a/x"))).code).toBe("EINVAL");
+    // a target that is an ancestor of the source: ENOTEMPTY, even for a file source (as Linux)
+    await fs.writeFile("/a/b/c/f", "x");
+    expect((await errOf(fs.rename("/a/b/c/f", "/a/b"))).code).toBe("ENOTEMPTY");
+    expect((await errOf(fs.rename("/a/b/c", "/a"))).code).toBe("ENOTEMPTY");
     expect((await fs.stat("/a/b/c")).isDirectory()).toBe(true);
   });
 
