@@ -706,6 +706,8 @@ export class FsCore {
       this.stickyCheck(sp.dirRow, srow);
       if (t && t.ino === s.ino) return; // same file: POSIX says do nothing
       if (sIsDir && (tp.ancestors.includes(s.ino) || tp.dir === s.ino)) throw new StoreError("EINVAL", "cannot move a directory into itself");
+      // As Linux: a target that is an ancestor of the source fails before any type check.
+      if (t && sp.ancestors.includes(t.ino)) throw new StoreError("ENOTEMPTY", "directory not empty");
       let trow: InodeRow | undefined;
       if (t) {
         trow = this.node(t.ino);
@@ -713,7 +715,6 @@ export class FsCore {
         if (sIsDir && !tIsDir) throw new StoreError("ENOTDIR", "not a directory");
         if (!sIsDir && tIsDir) throw new StoreError("EISDIR", "is a directory");
         if (tIsDir && m.list(t.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
-        if (sIsDir && sp.ancestors.includes(t.ino)) throw new StoreError("ENOTEMPTY", "directory not empty");
         this.stickyCheck(tp.dirRow, trow);
       }
       const sameDir = sp.dir === tp.dir;
