@@ -1285,6 +1285,7 @@ Napi::Value RecvFds(const Napi::CallbackInfo& info) {
   }
   Napi::Array fds = Napi::Array::New(env);
   uint32_t k = 0;
+  bool extra = false;  // CMSG_SPACE rounding can admit more fds than asked for: close those
   for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
       size_t cnt = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -1292,14 +1293,19 @@ Napi::Value RecvFds(const Napi::CallbackInfo& info) {
       for (size_t i = 0; i < cnt; i++) {
         int f;
         memcpy(&f, p + i * sizeof(int), sizeof f);
-        fds.Set(k++, Napi::Number::New(env, f));
+        if (k < static_cast<uint32_t>(max_fds)) {
+          fds.Set(k++, Napi::Number::New(env, f));
+        } else {
+          close(f);
+          extra = true;
+        }
       }
     }
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf.data(), static_cast<size_t>(n)));
   o.Set("fds", fds);
-  o.Set("truncated", Napi::Boolean::New(env, (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0));
+  o.Set("truncated", Napi::Boolean::New(env, extra || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0));
   return o;
 }
 

@@ -523,7 +523,11 @@ export interface RecvResult {
   data: Buffer;
   /** the descriptors received, in order (new fds of this process). */
   fds: number[];
-  /** true when data or descriptors did not fit (MSG_TRUNC/MSG_CTRUNC); extra fds are closed by the kernel. */
+  /**
+   * true when data or descriptors did not fit (MSG_TRUNC/MSG_CTRUNC, or more
+   * than `maxFds` arrived). Descriptors past `maxFds` are closed, never leaked.
+   * On a stream socket, data that did not fit stays queued for the next call.
+   */
   truncated: boolean;
 }
 
