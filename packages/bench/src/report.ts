@@ -72,6 +72,7 @@ function cell(row: Row, id: ContenderId): string {
 
 function fmtRatio(r: number | undefined): string {
   if (r === undefined) return "–";
+  if (r < 0.001) return "<1/1000×";
   if (r < 0.01) return `1/${(1 / r).toFixed(0)}×`;
   if (r >= 100) return `${r.toFixed(0)}×`;
   if (r >= 10) return `${r.toFixed(1)}×`;
