@@ -512,7 +512,9 @@ std::string ErrnoName(int err) {
 std::string ErrnoMessage(int err) {
   // libuv's lowercase wording where it has one (as node:fs prints), else strerror.
   const char* name = uv_err_name(-err);
-  if (name != nullptr && strncmp(name, "Unknown", 7) != 0) return uv_strerror(-err);
+  // libuv words ENOTSUP "operation not supported on socket", misleading for
+  // FICLONE or clonefile; strerror's wording is used for it instead.
+  if (err != ENOTSUP && name != nullptr && strncmp(name, "Unknown", 7) != 0) return uv_strerror(-err);
   std::string m = strerror(err);
   if (!m.empty()) m[0] = static_cast<char>(tolower(static_cast<unsigned char>(m[0])));
   return m;
