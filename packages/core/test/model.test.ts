@@ -66,13 +66,15 @@ describe.skipIf(!SHM)("agentfs behaves like tmpfs", () => {
     );
   });
 
-  type SnapOp = { op: "snapshot" } | { op: "branch" } | { op: "switch"; i: number } | { op: "restore"; i: number } | { op: "check" };
+  type SnapOp = { op: "snapshot" } | { op: "branch" } | { op: "switch"; i: number } | { op: "restore"; i: number } | { op: "check" } | { op: "dropSnapshot"; i: number } | { op: "gc" };
   const snapOp: fc.Arbitrary<SnapOp> = fc.oneof(
     fc.constant({ op: "snapshot" as const }),
     fc.constant({ op: "branch" as const }),
     fc.record({ op: fc.constant("switch" as const), i: fc.nat(10) }),
     fc.record({ op: fc.constant("restore" as const), i: fc.nat(10) }),
     fc.constant({ op: "check" as const }),
+    fc.record({ op: fc.constant("dropSnapshot" as const), i: fc.nat(10) }),
+    fc.constant({ op: "gc" as const }),
   );
   const anyOp = fc.oneof({ weight: 5, arbitrary: fsOp as fc.Arbitrary<Op | SnapOp> }, { weight: 1, arbitrary: snapOp as fc.Arbitrary<Op | SnapOp> });
 
@@ -94,6 +96,7 @@ describe.skipIf(!SHM)("agentfs behaves like tmpfs", () => {
         let branch = "main";
         const branchNames = ["main"];
         const snapNames: string[] = [];
+        let snapCounter = 0;
         const H: Side = { kind: "host", root: live };
         const cpa = (from: string, to: string) => execFileSync("cp", ["-a", from, to]);
         const log: string[] = [];
@@ -115,7 +118,7 @@ describe.skipIf(!SHM)("agentfs behaves like tmpfs", () => {
             log.push(JSON.stringify(o) + ` [branch ${branch}]`);
             switch (o.op) {
               case "snapshot": {
-                const name = `s${snapNames.length}`;
+                const name = `s${snapCounter++}`;
                 await afs.snapshot(name);
                 cpa(live, join(snaps, name));
                 snapNames.push(name);
@@ -154,6 +157,17 @@ describe.skipIf(!SHM)("agentfs behaves like tmpfs", () => {
               }
               case "check":
                 await checkSnapshots();
+                break;
+              case "dropSnapshot": {
+                if (!snapNames.length) break;
+                const name = snapNames.splice(o.i % snapNames.length, 1)[0];
+                afs.store.deleteSnapshot(name);
+                rmSync(join(snaps, name), { recursive: true, force: true });
+                break;
+              }
+              case "gc":
+                await afs.gc();
+                expect((await afs.fsck()).problems, `fsck after gc; ops:\n${log.join("\n")}`).toEqual([]);
                 break;
               default: {
                 const A: Side = { kind: "agentfs", fs: afs.fs };
