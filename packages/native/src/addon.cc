@@ -863,6 +863,8 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
 // fexecve(fd) or execveat(fd, "", AT_EMPTY_PATH). If exec fails, the errno is
 // written to a close-on-exec pipe and the parent throws it; a successful exec
 // closes the pipe, so the parent reads EOF.
+// Linux only: macOS has no fexecve(3) (nor execveat).
+#ifdef __linux__
 Napi::Value SpawnExec(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -877,12 +879,6 @@ Napi::Value SpawnExec(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   bool use_execveat = info.Length() > 5 && info[5].ToBoolean().Value();
-#ifndef __linux__
-  if (use_execveat) {
-    ThrowErrno(env, ENOSYS, "execveat");
-    return Napi::Value();
-  }
-#endif
 
   // Everything the child needs is prepared before fork(): after fork in a
   // multi-threaded process only async-signal-safe calls are allowed.
@@ -898,19 +894,10 @@ Napi::Value SpawnExec(const Napi::CallbackInfo& info) {
   }
 
   int errpipe[2];
-#ifdef __linux__
   if (pipe2(errpipe, O_CLOEXEC) < 0) {
     ThrowErrno(env, errno, "pipe2");
     return Napi::Value();
   }
-#else
-  if (pipe(errpipe) < 0) {
-    ThrowErrno(env, errno, "pipe");
-    return Napi::Value();
-  }
-  fcntl(errpipe[0], F_SETFD, FD_CLOEXEC);
-  fcntl(errpipe[1], F_SETFD, FD_CLOEXEC);
-#endif
 
   pid_t pid = fork();
   if (pid < 0) {
@@ -971,15 +958,11 @@ Napi::Value SpawnExec(const Napi::CallbackInfo& info) {
       int fl = fcntl(f, F_GETFD);
       if (fl < 0 || fcntl(f, F_SETFD, fl & ~FD_CLOEXEC) < 0) { err = errno; goto fail; }
     }
-#ifdef __linux__
     if (use_execveat) {
       syscall(SYS_execveat, exec_fd, "", argv.data(), envpp, AT_EMPTY_PATH);
     } else {
       fexecve(exec_fd, argv.data(), envpp);
     }
-#else
-    fexecve(exec_fd, argv.data(), envpp);
-#endif
     err = errno;
   fail:
     {
@@ -1009,6 +992,7 @@ Napi::Value SpawnExec(const Napi::CallbackInfo& info) {
   }
   return Napi::Number::New(env, pid);
 }
+#endif  // __linux__
 
 // waitpid(pid, options) -> null (WNOHANG and not yet changed) | {pid, exitCode, signal, status}
 Napi::Value Waitpid(const Napi::CallbackInfo& info) {
@@ -1476,6 +1460,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("addSeals", AddSeals);
   EXPORT("getSeals", GetSeals);
   EXPORT("ficlone", Ficlone);
+  EXPORT("spawnExec", SpawnExec);
 #endif
 #ifdef __APPLE__
   EXPORT("clonefile", Clonefile);
@@ -1486,7 +1471,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("pipe", Pipe);
   EXPORT("mmap", Mmap);
   EXPORT("munmap", Munmap);
-  EXPORT("spawnExec", SpawnExec);
   EXPORT("waitpid", Waitpid);
   EXPORT("socketpair", Socketpair);
   EXPORT("socket", Socket);

@@ -41,7 +41,7 @@ interface Binding {
   pipe(flags: number): [number, number];
   mmap(fd: number, length: number, prot: number, flags: number, offset: number | bigint): Buffer;
   munmap(buffer: Buffer): void;
-  spawnExec(
+  spawnExec?(
     fd: number,
     argv: string[],
     envp: string[] | null,
@@ -351,10 +351,12 @@ export interface SpawnExecOptions {
  * and throws. The child must be reaped with {@link waitpid} or
  * {@link waitForExit} (Node's child_process does not know about it).
  *
+ * Linux only: macOS has no fexecve(3); there this throws ENOSYS.
+ *
  * Errors: EBADF (bad fd), EACCES (not executable, noexec mount), ENOEXEC
  * (not a recognised format), ENOENT (script interpreter missing, or a
  * script on a close-on-exec fd), E2BIG,
- * ENOMEM, EAGAIN (fork), ENOSYS (execveat off Linux).
+ * ENOMEM, EAGAIN (fork), ENOSYS (not Linux).
  */
 export function spawnFexecve(
   fd: number,
@@ -365,7 +367,8 @@ export function spawnFexecve(
   const stdio = options.stdio ?? [0, 1, 2];
   if (!Array.isArray(stdio) || stdio.length !== 3) throw new TypeError("options.stdio must be three fds");
   if (argv.length === 0) throw new TypeError("argv must have at least one entry (argv[0])");
-  return binding.spawnExec(fd, argv, envp ?? null, stdio, options.inheritFds ?? [], options.execveat ?? false);
+  const spawnExec = need("spawnExec", options.execveat ? "execveat" : "fexecve");
+  return spawnExec(fd, argv, envp ?? null, stdio, options.inheritFds ?? [], options.execveat ?? false);
 }
 
 /**

@@ -189,8 +189,9 @@ describe.skipIf(!isLinux)("spawnFexecve / spawnExecveat", () => {
   });
 });
 
-describe.skipIf(isLinux)("spawnExecveat off Linux", () => {
-  it("throws ENOSYS", () => {
+describe.skipIf(isLinux)("spawnFexecve / spawnExecveat off Linux", () => {
+  it("throw ENOSYS", () => {
     expectErrno(() => n.spawnExecveat(0, ["x"]), "ENOSYS", "execveat");
+    expectErrno(() => n.spawnFexecve(0, ["x"]), "ENOSYS", "fexecve");
   });
 });

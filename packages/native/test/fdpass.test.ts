@@ -236,6 +236,18 @@ describe.skipIf(!isLinux)("sendFd / recvFd over a socketpair", () => {
   });
 });
 
+async function acceptWithin(srv: number, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return n.accept(srv);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN" || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
 describe("getPeerCred and unix socket wrappers", () => {
   it("on a socketpair reports our own pid, uid and gid", () => {
     const [a, b] = n.socketpair();
@@ -251,7 +263,9 @@ describe("getPeerCred and unix socket wrappers", () => {
     const dir = tmpDir("agentfs-native-sock-");
     const sockPath = path.join(dir, "s.sock");
     try {
-      const srv = n.socket();
+      // Non-blocking listener, polled: a child that never connects must fail
+      // the test, not block the event loop (and the test timeout) forever.
+      const srv = n.socket(n.SOCK_STREAM, { nonblock: true });
       track(srv);
       n.bind(srv, sockPath);
       n.listen(srv, 4);
@@ -267,7 +281,7 @@ print(msg.decode(), os.pread(fds[0], 100, 0).decode(), flush=True)
       let stdout = "";
       child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
       const done = new Promise<number | null>((r) => child.on("close", r));
-      const conn = n.accept(srv); // blocks until the child connects
+      const conn = await acceptWithin(srv, 20_000);
       track(conn);
       expect(n.getCloexec(conn)).toBe(true);
       const cred = n.getPeerCred(conn);
@@ -281,7 +295,7 @@ print(msg.decode(), os.pread(fds[0], 100, 0).decode(), flush=True)
       const cli = n.socket();
       track(cli);
       n.connect(cli, sockPath);
-      const conn2 = n.accept(srv);
+      const conn2 = await acceptWithin(srv, 5_000);
       track(conn2);
       expect(n.getPeerCred(conn2).pid).toBe(process.pid);
       expectErrno(() => n.connect(n.socket(), path.join(dir, "missing.sock")), "ENOENT", "connect");
