@@ -1421,6 +1421,11 @@ Napi::Object Constants(Napi::Env env) {
 #else
   c.Set("F_SEAL_FUTURE_WRITE", Napi::Number::New(env, 0x0010));
 #endif
+#ifdef F_SEAL_EXEC
+  SETC(F_SEAL_EXEC);
+#else
+  c.Set("F_SEAL_EXEC", Napi::Number::New(env, 0x0020));
+#endif
   SETC(AT_EMPTY_PATH);
   SETC(MSG_CMSG_CLOEXEC);
 #endif

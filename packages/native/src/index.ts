@@ -141,6 +141,8 @@ export const F_SEAL_GROW: number = C.F_SEAL_GROW ?? 0;
 export const F_SEAL_WRITE: number = C.F_SEAL_WRITE ?? 0;
 /** Seal (Linux 5.1+): no new writes or writable mappings, existing shared writable mappings keep working. */
 export const F_SEAL_FUTURE_WRITE: number = C.F_SEAL_FUTURE_WRITE ?? 0;
+/** Seal (Linux 6.3+): the mode's exec bits cannot change; set by MFD_NOEXEC_SEAL. */
+export const F_SEAL_EXEC: number = C.F_SEAL_EXEC ?? 0;
 
 export const PROT_NONE: number = C.PROT_NONE!;
 export const PROT_READ: number = C.PROT_READ!;

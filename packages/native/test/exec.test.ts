@@ -186,6 +186,19 @@ describe.skipIf(!isLinux)("spawnFexecve / spawnExecveat", () => {
     fs.unlinkSync(p);
     expectErrno(() => n.spawnFexecve(fd, ["echo"]), "EACCES", "fexecve");
     expect(() => n.spawnFexecve(fd, [])).toThrow(TypeError);
+    // Linux 6.3+: MFD_NOEXEC_SEAL makes a memfd that can never be executed.
+    let noexec: number | undefined;
+    try {
+      noexec = n.memfdCreate("noexec", n.MFD_NOEXEC_SEAL | n.MFD_CLOEXEC);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e; // older kernel
+    }
+    if (noexec !== undefined) {
+      track(noexec);
+      fs.writeSync(noexec, echo, 0, echo.length, 0);
+      expect(n.getSeals(noexec) & n.F_SEAL_EXEC).toBe(n.F_SEAL_EXEC);
+      expectErrno(() => n.spawnFexecve(noexec, ["echo"]), "EACCES", "fexecve");
+    }
   });
 });
 

@@ -189,7 +189,6 @@ describe("mmap", () => {
     const fd = makeFile(n.PAGE_SIZE);
     const count = (): number =>
       fs.readFileSync("/proc/self/maps", "utf8").split("\n").filter((l) => l.includes("/memfd:mmap")).length;
-    const before = isLinux ? count() : 0;
     for (let i = 0; i < 300; i++) {
       const m = n.mmap(fd, n.PAGE_SIZE, n.PROT_READ, n.MAP_SHARED, 0);
       expect(m.length).toBe(n.PAGE_SIZE);
@@ -201,7 +200,6 @@ describe("mmap", () => {
       gc();
       await new Promise((r) => setImmediate(r));
     }
-    expect(before).toBeGreaterThanOrEqual(0);
-    expect(count()).toBeLessThan(50);
+    expect(count()).toBeLessThan(50); // of the 300 made, the unreachable ones are gone
   });
 });
