@@ -259,7 +259,7 @@ describe("getPeerCred and unix socket wrappers", () => {
     expectErrno(() => n.getPeerCred(987654), "EBADF");
   });
 
-  it.skipIf(!hasPython)("bind/listen/accept: a Python client connects; peer creds name its pid; fds pass both ways", async () => {
+  it.skipIf(!hasPython)("bind/listen/accept: a Python client connects; peer creds name its pid; a sealed memfd passes to it", async () => {
     const dir = tmpDir("agentfs-native-sock-");
     const sockPath = path.join(dir, "s.sock");
     try {
