@@ -234,13 +234,13 @@ export class OpenContent {
     if (hi > this.dirtyHi) this.dirtyHi = hi;
   }
 
-  /** End of the run of bytes from page-aligned `pos` known to be zero without reading them (0-length when none). */
+  /** End of the run of bytes from `pos` known to be zero without reading them (`pos` itself when none). */
   private zeroRunEnd(pos: number, size: number): number {
     let p = pos;
     while (p < size) {
-      const n = Math.min(PAGE, size - p);
+      const n = Math.min(PAGE - (p % PAGE), size - p);
       if (this.buf.hasData(p, n)) break;
-      const pi = p / PAGE;
+      const pi = Math.floor(p / PAGE);
       if (!this.loaded.has(pi) && p < this.baseVisible) {
         // Unloaded base bytes: zero only if the base has a hole over the whole page.
         const i = findExtent(this.base, p);
@@ -291,13 +291,11 @@ export class OpenContent {
         pos = size;
         break;
       }
-      if (pos % PAGE === 0) {
-        const z = this.zeroRunEnd(pos, size);
-        if (z - pos >= PAGE || (z === size && z > pos)) {
-          pushHole(pos, z - pos);
-          pos = z;
-          continue;
-        }
+      const z = this.zeroRunEnd(pos, size);
+      if (z - pos >= PAGE || (z === size && z > pos)) {
+        pushHole(pos, z - pos);
+        pos = z;
+        continue;
       }
       const n = Math.min(max, size - pos);
       this.read(win, 0, n, pos);

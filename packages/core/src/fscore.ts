@@ -147,7 +147,8 @@ export class FsCore {
     let h = 0;
     for (const c of store.dir) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
     this.dev = h & 0xfffff;
-    this.wrap("open", undefined, () => this.refresh());
+    this.refresh(); // StoreError ENOENT names the missing branch or snapshot as it is
+
   }
 
   // ---------------------------------------------------------------- plumbing

@@ -180,6 +180,8 @@ export function importTree(core: FsCore, hostDir: string, dest = "/", opts: Tree
  * Copies the view's tree at `src` into host directory `hostDir` (created if
  * missing; with `overwrite` false it must be empty, else EEXIST). Preserves
  * contents, modes, owners (as root), times, symlinks, hard links and xattrs.
+ * Times reach the host through Node's utimes, which takes seconds as a double:
+ * about 1 µs precision, not the store's ns.
  */
 export function exportTree(core: FsCore, src: string, hostDir: string, opts: TreeOptions & { overwrite?: boolean } = {}): TreeReport {
   const s0 = core.stat(src, true);

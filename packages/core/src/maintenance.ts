@@ -437,9 +437,13 @@ export interface StoreStats {
   tree: { files: number; dirs: number; symlinks: number; logicalBytes: number };
   store: {
     objects: number;
-    /** Data extents across all inode versions of all layers (chunk references). */
+    /**
+     * Data extents across the stored inode versions of all layers (chunk
+     * references). A version shared by several snapshots is stored, and
+     * counted, once.
+     */
     chunkRefs: number;
-    /** Bytes those references cover (what storing every version in full would take). */
+    /** Bytes those references cover: what the stored versions would take without chunk dedup. */
     referencedBytes: number;
     /** Bytes of unique chunks before compression. */
     uniqueBytes: number;

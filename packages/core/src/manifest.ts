@@ -149,7 +149,11 @@ export function isStoreDir(dir: string): boolean {
   return existsSync(join(dir, MANIFEST_FILE));
 }
 
-/** Maps SQLite's damage codes to a clear EIO; rethrows everything else unchanged. */
+/**
+ * Maps a SqliteError to a StoreError: damage and I/O errors → EIO, locks →
+ * EBUSY, full disk → ENOSPC, read-only file → EROFS, any other SQLite error →
+ * EIO naming the SQLite code. Non-SQLite errors are rethrown unchanged.
+ */
 export function translateSqliteError(e: unknown, file: string): never {
   const code = (e as { code?: string })?.code;
   if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT" || code === "SQLITE_CORRUPT_INDEX") {
@@ -160,6 +164,11 @@ export function translateSqliteError(e: unknown, file: string): never {
   }
   if (code === "SQLITE_FULL") throw new StoreError("ENOSPC", `no space left writing ${file}`);
   if (code === "SQLITE_READONLY") throw new StoreError("EROFS", `store manifest ${file} is read-only`);
+  if (code === "SQLITE_IOERR" || code?.startsWith("SQLITE_IOERR_")) throw new StoreError("EIO", `i/o error on ${file} (${(e as Error).message})`);
+  if (typeof code === "string" && code.startsWith("SQLITE")) {
+    // Anything else (a constraint failure, a schema surprise) is a bug or damage, never user input: report it as EIO with SQLite's words.
+    throw new StoreError("EIO", `unexpected manifest error in ${file}: ${code}: ${(e as Error).message}`);
+  }
   throw e;
 }
 
