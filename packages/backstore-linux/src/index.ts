@@ -1,0 +1,8 @@
+/**
+ * @agentfs/backstore-linux — Linux backstores for agentfs working buffers:
+ * `MemfdBackstore` (memfd_create, no temp files), `HostDirBackstore`
+ * (unlinked files in a host directory, FICLONE reflink copy-up with a copy
+ * fallback) and `TmpfsBackstore` (a private tmpfs RAM disk).
+ */
+export * from "./fdbuffer.js";
+export * from "./memfd.js";
