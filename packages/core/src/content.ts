@@ -234,6 +234,16 @@ export class OpenContent {
     if (hi > this.dirtyHi) this.dirtyHi = hi;
   }
 
+  /**
+   * End of the run of bytes from `pos` that are known to be zero without
+   * reading them (holes in both the working buffer and the base), clipped to
+   * the size; `pos` itself when the byte at `pos` may hold data. Lets a reader
+   * of the in-progress image skip holes (e.g. to keep an exported copy sparse).
+   */
+  holeEnd(pos: number): number {
+    return this.zeroRunEnd(pos, this.size);
+  }
+
   /** End of the run of bytes from `pos` known to be zero without reading them (`pos` itself when none). */
   private zeroRunEnd(pos: number, size: number): number {
     let p = pos;

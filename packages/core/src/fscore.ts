@@ -991,6 +991,70 @@ export class FsCore {
     }
   }
 
+  /**
+   * Streams a consistent image of the regular file at `path` to `sink`, in
+   * ascending file offsets, and returns its stat (taken in the same read
+   * transaction). `sink(data, pos)` receives the bytes at
+   * `[pos, pos + data.length)`; ranges never passed to it are holes (zeros)
+   * up to `stat.size`, so a consumer that first sizes its target (e.g.
+   * ftruncate) and then writes each piece reproduces the file and keeps it
+   * sparse. `data` is only valid during the call and must not be modified
+   * (it may be the CAS's cached, verified chunk). Pieces are at most one
+   * chunk (256 KiB with the default chunker) or 1 MiB, so the image is never
+   * held in memory as a whole.
+   *
+   * Which bytes: when this view has the file open for writing, its
+   * in-progress bytes (what a read through its fd returns now, unflushed
+   * writes included); otherwise the committed bytes. Other processes'
+   * unflushed writes are never visible. The whole image comes from one
+   * SQLite read transaction, so a concurrent commit by another process is
+   * either entirely in it or not at all.
+   *
+   * `follow` (default true) follows a final symlink; with false a symlink
+   * gives ELOOP (as open(2) with O_NOFOLLOW). Errors (FsError, syscall
+   * "open"): ENOENT, ENOTDIR, ELOOP, EACCES (no read permission), EISDIR
+   * (a directory), EINVAL (not a regular file), ENAMETOOLONG, EIO (a corrupt
+   * or missing object). An error thrown by `sink` propagates unchanged.
+   */
+  readImage(path: string, sink: (data: Uint8Array, pos: number) => void, opts: { follow?: boolean } = {}): InodeStat {
+    return this.rd("open", path, () => {
+      const r = this.resolve(path, opts.follow ?? true);
+      const type = r.row.mode & S_IFMT;
+      if (type === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
+      if (type === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+      if (type !== S_IFREG) throw new StoreError("EINVAL", "not a regular file");
+      this.need(r.row, 4);
+      const st = this.statOf(r.row);
+      const o = this.open.get(r.ino);
+      if (o?.content) {
+        const c = o.content;
+        const size = c.size;
+        const piece = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(1, size)));
+        let pos = 0;
+        while (pos < size) {
+          const z = c.holeEnd(pos);
+          if (z > pos) {
+            pos = z;
+            continue;
+          }
+          const n = c.read(piece, 0, Math.min(piece.length, size - pos), pos);
+          if (n <= 0) break;
+          sink(piece.subarray(0, n), pos);
+          pos += n;
+        }
+      } else {
+        const size = r.row.size;
+        for (const e of decodeExtents(r.row.extents)) {
+          if (!e.hash || e.off >= size) continue;
+          const data = this.store.cas.get(e.hash);
+          const n = Math.min(e.len, size - e.off, data.length);
+          if (n > 0) sink(data.subarray(0, n), e.off);
+        }
+      }
+      return st;
+    });
+  }
+
   /** Path the descriptor was opened with. Errors: EBADF. */
   fdPath(fd: number): string {
     return this.wrap("fstat", undefined, () => this.handle(fd).path);
