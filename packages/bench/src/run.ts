@@ -9,7 +9,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -88,6 +88,7 @@ function meta(): Report["meta"] {
     sdkVersion: sdkVersion(),
     scratch: SCRATCH_ROOT,
     gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function",
+    loadAtStart: loadavg()[0].toFixed(2),
   };
 }
 
@@ -155,7 +156,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    await run("small", (c) => benchSmallFiles({ files: q ? 1000 : 10_000, fileBytes: 4096, dirs: 10, runs: q ? 1 : 3, contenders: c }));
+    await run("small", (c) => benchSmallFiles({ files: q ? 1000 : 10_000, fileBytes: 4096, dirs: 10, runs: q ? 1 : 5, contenders: c }));
     await run("large", (c) => benchLargeFile({ fileBytes: (q ? 16 : 256) * 2 ** 20, ioBytes: 2 ** 20, runs: q ? 1 : 3, sdkRuns: 1, contenders: c }));
     await run("import", (c) => benchImport({ source: args.source, runs: q ? 1 : 3, sdkRuns: 1, contenders: c }));
     await run("dedup", (c) => benchDedup({ files: 1000, changed: 10, contenders: c }));
@@ -170,6 +171,10 @@ async function main(): Promise<void> {
     `Whole run took ${((now() - t0) / 1000).toFixed(0)} s.`,
     "Small-file and import timings include one async call per operation for every contender (agentfs's SDK is synchronous underneath; agentfs-sdk awaits its database).",
     "Large-file and import runs of agentfs-sdk are single runs (it is slow there); tmpfs and agentfs are medians.",
+  );
+  m.loadAtEnd = loadavg()[0].toFixed(2);
+  notes.push(
+    `1-minute load average ${m.loadAtStart} at start and ${m.loadAtEnd} at end on ${m.cores} cores: anything above about 1 means other work shared the machine and absolute times (and, less so, ratios) are noisier.`,
   );
   const rep: Report = { meta: m, rows, goals: goals(rows), notes };
   const md = renderMarkdown(rep);
