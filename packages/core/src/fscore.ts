@@ -968,6 +968,22 @@ export class FsCore {
     }
   }
 
+  /**
+   * Commits this descriptor's pending writes without releasing it and without
+   * the durable (synchronous=FULL) sync of `fsync`: what close(2) makes
+   * visible, for front ends whose close arrives as a separate step (FUSE
+   * `flush` on every close(2) of a duplicated descriptor). No-op on a
+   * snapshot, for a read-only descriptor, or when nothing is pending.
+   * Errors: EBADF, EIO.
+   */
+  flush(fd: number): void {
+    const h = this.wrap("flush", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    if (this.readOnly || !h.writable || !o.content || !(o.content.dirty || o.mtime !== null)) return;
+    if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) return; // unlinked while open
+    this.wr("flush", undefined, () => this.commitContent(o));
+  }
+
   /** As close(2): commits pending writes, then releases the descriptor. Errors: EBADF, EIO (the fd is released either way). */
   close(fd: number): void {
     const h = this.wrap("close", undefined, () => this.handle(fd));

@@ -1,0 +1,509 @@
+/**
+ * `View`: the one namespace that every agentfs front end serves (FUSE now,
+ * the LD_PRELOAD interposer later). A view is the `FsCore` of one branch (or
+ * snapshot) plus virtual providers mounted into it. The first provider is the
+ * control tree:
+ *
+ * ```
+ * /.agentfs/                      virtual, read-only
+ * /.agentfs/snapshots/            one directory per snapshot, listed live
+ * /.agentfs/snapshots/<name>/...  the snapshot's tree, read-only (EROFS)
+ * ```
+ *
+ * Everything else is the main tree. Paths are absolute ("/a/b"). Every
+ * method is synchronous, mirrors one system call and throws `FsError`
+ * (`code` = errno name, `errno` = negative errno number).
+ *
+ * Inode numbers: each backing tree gets a *slot*; a view inode number is
+ * `slot * 2^32 + coreIno` (see `encodeIno`), so the branch, the control
+ * nodes and every snapshot never share a number even though a snapshot and
+ * its branch share core inode numbers. Slot 0 is the main tree, slot 1 the
+ * virtual control nodes, slots 2.. snapshots (assigned on first use, stable
+ * for the life of the View, never reused).
+ */
+import {
+  FsCore, FsError, Store, StoreError, S_IFDIR, S_IFMT, parsePath,
+  type Credentials, type DirEntry, type ErrnoName, type InodeStat, type Target, type TimeSpec,
+} from "@agentfs/core";
+import { constants as C } from "node:fs";
+
+/** Name of the control directory at the root of every view. */
+export const CONTROL_DIR = ".agentfs";
+/** Slot of the main tree (branch or snapshot the view was opened on). */
+export const SLOT_MAIN = 0;
+/** Slot of the virtual control nodes (`/.agentfs`, `/.agentfs/snapshots`). */
+export const SLOT_CONTROL = 1;
+/** First slot handed to a snapshot tree under `/.agentfs/snapshots/`. */
+export const SLOT_FIRST_SNAPSHOT = 2;
+const SLOT_BASE = 2 ** 32;
+
+/** View inode number of core inode `ino` in tree `slot`: `slot * 2^32 + ino` (a safe integer for slots < 2^21). */
+export function encodeIno(slot: number, ino: number): number {
+  return slot * SLOT_BASE + ino;
+}
+
+/** Inverse of `encodeIno`: the slot and core inode number of a view inode number. */
+export function decodeIno(viewIno: number): { slot: number; ino: number } {
+  const slot = Math.floor(viewIno / SLOT_BASE);
+  return { slot, ino: viewIno - slot * SLOT_BASE };
+}
+
+/** Options for `View.open`. */
+export interface ViewOptions {
+  /** Tree to serve (default: the store's checked-out branch). A snapshot target is read-only. */
+  target?: Target;
+  /** Refuse every change with EROFS even on a branch. */
+  readOnly?: boolean;
+  /**
+   * Mode creation mask applied by `FsCore` to new files and directories
+   * (default 0: front ends such as FUSE receive modes the kernel already
+   * masked with the caller's umask).
+   */
+  umask?: number;
+  /** Identity for core permission checks and new files' owner (default: this process's). */
+  cred?: Credentials;
+}
+
+/** statvfs(3) fields as `View.statfs` returns them (block counts in `frsize` units). */
+export interface ViewStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+/** Where a path leads: a core tree (with the path inside it) or a virtual control node. */
+type Route =
+  | { kind: "core"; core: FsCore; path: string; slot: number; readOnly: boolean }
+  | { kind: "control"; node: "root" | "snapshots" };
+
+interface SnapTree {
+  layer: number;
+  slot: number;
+  core: FsCore;
+}
+
+/** A view-level open file: which core owns it and the core's descriptor, or a virtual directory. */
+type OpenFile = { core: FsCore; fd: number; slot: number } | { virtual: "root" | "snapshots" };
+
+let nextViewFd = 1;
+
+/**
+ * One served namespace: the main tree plus `/.agentfs/`. Not thread-safe;
+ * a front end calls it from one thread (the Node event loop).
+ */
+export class View {
+  readonly store: Store;
+  /** The tree served at "/". */
+  readonly main: FsCore;
+  /** True when every change fails with EROFS (snapshot target or `readOnly`). */
+  readonly readOnly: boolean;
+  private readonly opts: ViewOptions;
+  private readonly snaps = new Map<string, SnapTree>();
+  private nextSlot = SLOT_FIRST_SNAPSHOT;
+  private readonly files = new Map<number, OpenFile>();
+  private readonly started = BigInt(Date.now()) * 1_000_000n;
+
+  private constructor(store: Store, opts: ViewOptions) {
+    this.store = store;
+    this.opts = opts;
+    const target = opts.target ?? { branch: store.currentBranch() };
+    this.main = new FsCore(store, target, { umask: opts.umask ?? 0, cred: opts.cred });
+    this.readOnly = this.main.readOnly || !!opts.readOnly;
+  }
+
+  /** Opens a view of `target` in `store`. Errors: ENOENT when the branch or snapshot does not exist. */
+  static open(store: Store, opts: ViewOptions = {}): View {
+    return new View(store, opts);
+  }
+
+  /** The target served at "/". */
+  get target(): Target {
+    return this.main.target;
+  }
+
+  // ------------------------------------------------------------ routing
+
+  /**
+   * Resolves `path` to the tree that owns it. Checks the 4096-byte path and
+   * 255-byte name limits on the full path. Errors: ENAMETOOLONG, EINVAL,
+   * ENOENT (an unknown control entry or snapshot).
+   */
+  private route(path: string, syscall: string): Route {
+    let parts: string[];
+    try {
+      parts = parsePath(path).parts;
+    } catch (e) {
+      throw toFsError(e, syscall, path);
+    }
+    if (parts[0] !== CONTROL_DIR) return { kind: "core", core: this.main, path, slot: SLOT_MAIN, readOnly: this.readOnly };
+    if (parts.length === 1) return { kind: "control", node: "root" };
+    if (parts[1] !== "snapshots") throw new FsError("ENOENT", syscall, path);
+    if (parts.length === 2) return { kind: "control", node: "snapshots" };
+    const t = this.snapTree(parts[2]!, syscall, path);
+    return { kind: "core", core: t.core, path: "/" + parts.slice(3).join("/"), slot: t.slot, readOnly: true };
+  }
+
+  /** The FsCore of snapshot `name`, opened on first use and re-opened if the name now names another layer. */
+  private snapTree(name: string, syscall: string, path: string): SnapTree {
+    this.store.sync();
+    let layer: number;
+    try {
+      layer = this.store.snapshotLayer(name);
+    } catch (e) {
+      const old = this.snaps.get(name);
+      if (old && old.core.openFds().length === 0) this.snaps.delete(name);
+      throw new FsError("ENOENT", syscall, path);
+    }
+    const have = this.snaps.get(name);
+    if (have && have.layer === layer) return have;
+    const t: SnapTree = { layer, slot: this.nextSlot++, core: new FsCore(this.store, { snapshot: name }, { umask: 0, cred: this.opts.cred }) };
+    this.snaps.set(name, t);
+    return t;
+  }
+
+  /** Snapshot names as `/.agentfs/snapshots/` lists them (sorted), read fresh from the store. */
+  snapshotNames(): string[] {
+    this.store.sync();
+    return this.store.listSnapshots().map((s) => s.name).sort();
+  }
+
+  private coreRoute(path: string, syscall: string, write: boolean): Extract<Route, { kind: "core" }> {
+    const r = this.route(path, syscall);
+    if (r.kind === "control") throw new FsError(write ? "EROFS" : "EISDIR", syscall, path);
+    if (write && r.readOnly) throw new FsError("EROFS", syscall, path);
+    return r;
+  }
+
+  /** Runs a core call, turning stray StoreErrors into FsErrors. */
+  private call<T>(syscall: string, path: string | undefined, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw toFsError(e, syscall, path);
+    }
+  }
+
+  private controlStat(node: "root" | "snapshots"): InodeStat {
+    let mtime = this.started;
+    if (node === "snapshots") {
+      this.store.sync();
+      for (const s of this.store.listSnapshots()) if (s.created > mtime) mtime = s.created;
+    }
+    const nlink = node === "root" ? 3 : 2 + this.snapshotNames().length;
+    return {
+      dev: this.main.dev, ino: encodeIno(SLOT_CONTROL, node === "root" ? 1 : 2), mode: S_IFDIR | 0o555, nlink,
+      uid: 0, gid: 0, rdev: 0, size: 0, blksize: 4096, blocks: 0,
+      atimeNs: mtime, mtimeNs: mtime, ctimeNs: mtime, birthtimeNs: this.started,
+    };
+  }
+
+  private withSlot(st: InodeStat, slot: number): InodeStat {
+    return { ...st, ino: encodeIno(slot, st.ino), dev: this.main.dev };
+  }
+
+  // ------------------------------------------------------------ metadata
+
+  /** As stat(2) (`follow`) or lstat(2) (default: lstat, as FUSE getattr). `ino` is a view inode number. Errors: ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG. */
+  stat(path: string, follow = false): InodeStat {
+    const r = this.route(path, follow ? "stat" : "lstat");
+    if (r.kind === "control") return this.controlStat(r.node);
+    return this.withSlot(this.call("stat", path, () => r.core.stat(r.path, follow)), r.slot);
+  }
+
+  /** As fstat(2) on a view descriptor. Errors: EBADF. */
+  fstat(fd: number): InodeStat {
+    const f = this.file(fd, "fstat");
+    if ("virtual" in f) return this.controlStat(f.virtual);
+    return this.withSlot(this.call("fstat", undefined, () => f.core.fstat(f.fd)), f.slot);
+  }
+
+  /**
+   * As readdir(3) without "." and "..": entries sorted by name, `ino` as
+   * view inode numbers. The root lists `.agentfs` too (shadowing a real entry
+   * of that name). Errors: ENOENT, ENOTDIR, EACCES.
+   */
+  readdir(path: string): DirEntry[] {
+    const r = this.route(path, "scandir");
+    if (r.kind === "control") {
+      if (r.node === "root") return [{ name: "snapshots", ino: encodeIno(SLOT_CONTROL, 2), type: S_IFDIR }];
+      return this.snapshotNames().map((name) => {
+        let slot: number;
+        try {
+          slot = this.snapTree(name, "scandir", path).slot;
+        } catch {
+          slot = SLOT_CONTROL;
+        }
+        return { name, ino: encodeIno(slot, 1), type: S_IFDIR };
+      });
+    }
+    const list = this.call("scandir", path, () => r.core.readdir(r.path)).map((e) => ({ ...e, ino: encodeIno(r.slot, e.ino) }));
+    if (r.slot === SLOT_MAIN && isRoot(r.path)) {
+      const i = list.findIndex((e) => e.name === CONTROL_DIR);
+      const ctl = { name: CONTROL_DIR, ino: encodeIno(SLOT_CONTROL, 1), type: S_IFDIR };
+      if (i >= 0) list[i] = ctl;
+      else {
+        list.push(ctl);
+        list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      }
+    }
+    return list;
+  }
+
+  /** As access(2); `mode` is F_OK or R_OK|W_OK|X_OK. Errors: ENOENT, EACCES, EROFS (W_OK on a read-only tree). */
+  access(path: string, mode = 0): void {
+    const r = this.route(path, "access");
+    if (r.kind === "control") {
+      if (mode & C.W_OK) throw new FsError("EROFS", "access", path);
+      return;
+    }
+    if (mode & C.W_OK && r.readOnly) throw new FsError("EROFS", "access", path);
+    this.call("access", path, () => r.core.access(r.path, mode));
+  }
+
+  /** As readlink(2). Errors: EINVAL (not a symlink), ENOENT. */
+  readlink(path: string): string {
+    const r = this.route(path, "readlink");
+    if (r.kind === "control") throw new FsError("EINVAL", "readlink", path);
+    return this.call("readlink", path, () => r.core.readlink(r.path));
+  }
+
+  /** As statvfs(3) for the whole view: 4 KiB blocks, NAME_MAX 255, ST_RDONLY (1) in `flag` when read-only. */
+  statfs(): ViewStatfs {
+    const big = 2 ** 31; // agentfs has no fixed capacity; report ample room (32-bit safe for fuse-native)
+    return {
+      bsize: 4096, frsize: 4096, blocks: big, bfree: big, bavail: big,
+      files: big, ffree: big, favail: big, fsid: this.main.dev, flag: this.readOnly ? 1 : 0, namemax: 255,
+    };
+  }
+
+  // ------------------------------------------------------------ namespace changes
+
+  /** As mkdir(2). Errors: EEXIST, ENOENT, ENOTDIR, EROFS, ENAMETOOLONG. */
+  mkdir(path: string, mode = 0o777): void {
+    const r = this.route(path, "mkdir");
+    if (r.kind === "control") throw new FsError("EEXIST", "mkdir", path);
+    if (r.readOnly) throw new FsError("EROFS", "mkdir", path);
+    if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EEXIST", "mkdir", path);
+    this.call("mkdir", path, () => r.core.mkdir(r.path, mode));
+  }
+
+  /** As rmdir(2). Errors: ENOENT, ENOTDIR, ENOTEMPTY, EROFS (control tree or read-only tree). */
+  rmdir(path: string): void {
+    const r = this.coreRoute(path, "rmdir", true);
+    this.call("rmdir", path, () => r.core.rmdir(r.path));
+  }
+
+  /** As unlink(2). Descriptors open on the file stay readable (core keeps the orphan). Errors: ENOENT, EISDIR, EROFS. */
+  unlink(path: string): void {
+    const r = this.coreRoute(path, "unlink", true);
+    this.call("unlink", path, () => r.core.unlink(r.path));
+  }
+
+  /** As rename(2) within one tree. Errors: EXDEV (across trees), EROFS, ENOENT, EEXIST, ENOTEMPTY, EISDIR, ENOTDIR, EINVAL. */
+  rename(from: string, to: string): void {
+    const a = this.coreRoute(from, "rename", true);
+    const b = this.coreRoute(to, "rename", true);
+    if (a.core !== b.core) throw new FsError("EXDEV", "rename", from, to);
+    if (isControlName(b.path) && b.slot === SLOT_MAIN) throw new FsError("EROFS", "rename", from, to);
+    this.call("rename", from, () => a.core.rename(a.path, b.path));
+  }
+
+  /** As link(2) within one tree. Errors: EXDEV, EROFS, EEXIST, ENOENT, EPERM (directory). */
+  link(existing: string, path: string): void {
+    const a = this.coreRoute(existing, "link", true);
+    const b = this.coreRoute(path, "link", true);
+    if (a.core !== b.core) throw new FsError("EXDEV", "link", existing, path);
+    this.call("link", existing, () => a.core.link(a.path, b.path));
+  }
+
+  /** As symlink(2): creates `path` pointing at `target` (stored verbatim). Errors: EEXIST, ENOENT, EROFS, ENAMETOOLONG. */
+  symlink(target: string, path: string): void {
+    const r = this.route(path, "symlink");
+    if (r.kind === "control") throw new FsError("EEXIST", "symlink", path);
+    if (r.readOnly) throw new FsError("EROFS", "symlink", path);
+    this.call("symlink", path, () => r.core.symlink(target, r.path));
+  }
+
+  /** As lchmod/chmod(2) (`follow`). Errors: ENOENT, EPERM, EROFS. */
+  chmod(path: string, mode: number, follow = true): void {
+    const r = this.coreRoute(path, "chmod", true);
+    this.call("chmod", path, () => r.core.chmod(r.path, mode, follow));
+  }
+
+  /** As lchown/chown(2) (`follow`); -1 leaves an id unchanged. Errors: ENOENT, EPERM, EROFS. */
+  chown(path: string, uid: number, gid: number, follow = true): void {
+    const r = this.coreRoute(path, "chown", true);
+    this.call("chown", path, () => r.core.chown(r.path, uid, gid, follow));
+  }
+
+  /** As utimensat(2): times in ns since the epoch, "now" or "omit". Errors: ENOENT, EPERM, EROFS. */
+  utimes(path: string, atime: TimeSpec, mtime: TimeSpec, follow = true): void {
+    const r = this.coreRoute(path, "utimes", true);
+    this.call("utimes", path, () => r.core.utimes(r.path, atime, mtime, follow));
+  }
+
+  /** As truncate(2); `len` in bytes. Errors: ENOENT, EISDIR, EROFS, EINVAL, EFBIG. */
+  truncate(path: string, len: number): void {
+    const r = this.coreRoute(path, "truncate", true);
+    this.call("truncate", path, () => r.core.truncate(r.path, len));
+  }
+
+  // ------------------------------------------------------------ xattrs
+
+  /** As lgetxattr(2) (no follow, as FUSE). Errors: ENODATA, ENOENT, ENOTSUP. */
+  getxattr(path: string, name: string): Buffer {
+    const r = this.route(path, "getxattr");
+    if (r.kind === "control") throw new FsError("ENODATA", "getxattr", path);
+    return this.call("getxattr", path, () => r.core.getxattr(r.path, name, false));
+  }
+
+  /** As llistxattr(2): attribute names. Errors: ENOENT. */
+  listxattr(path: string): string[] {
+    const r = this.route(path, "listxattr");
+    if (r.kind === "control") return [];
+    return this.call("listxattr", path, () => r.core.listxattr(r.path, false));
+  }
+
+  /** As lsetxattr(2); `flags` XATTR_CREATE (1) / XATTR_REPLACE (2). Errors: EEXIST, ENODATA, ENOTSUP, E2BIG, ERANGE, EROFS. */
+  setxattr(path: string, name: string, value: Uint8Array, flags = 0): void {
+    const r = this.coreRoute(path, "setxattr", true);
+    this.call("setxattr", path, () => r.core.setxattr(r.path, name, value, flags, false));
+  }
+
+  /** As lremovexattr(2). Errors: ENODATA, ENOENT, EROFS. */
+  removexattr(path: string, name: string): void {
+    const r = this.coreRoute(path, "removexattr", true);
+    this.call("removexattr", path, () => r.core.removexattr(r.path, name, false));
+  }
+
+  // ------------------------------------------------------------ file descriptors
+
+  private file(fd: number, syscall: string): OpenFile {
+    const f = this.files.get(fd);
+    if (!f) throw new FsError("EBADF", syscall);
+    return f;
+  }
+
+  private coreFile(fd: number, syscall: string): { core: FsCore; fd: number; slot: number } {
+    const f = this.file(fd, syscall);
+    if ("virtual" in f) throw new FsError("EISDIR", syscall);
+    return f;
+  }
+
+  /**
+   * As open(2) with fs.constants flags; returns a view descriptor (a small
+   * positive integer private to this view). Control directories open
+   * read-only. Errors: ENOENT, EEXIST, EISDIR, ENOTDIR, ELOOP, EACCES,
+   * ENAMETOOLONG, EROFS.
+   */
+  open(path: string, flags: number, mode = 0o666): number {
+    const writes = (flags & 3) !== C.O_RDONLY || (flags & (C.O_CREAT | C.O_TRUNC)) !== 0;
+    const r = this.route(path, "open");
+    if (r.kind === "control") {
+      if (flags & C.O_CREAT && flags & C.O_EXCL) throw new FsError("EEXIST", "open", path);
+      if (writes) throw new FsError("EISDIR", "open", path);
+      const vfd = nextViewFd++;
+      this.files.set(vfd, { virtual: r.node });
+      return vfd;
+    }
+    if (writes && r.readOnly) {
+      // A missing file under O_CREAT on a read-only tree: EROFS; an existing one opened for writing: EROFS too.
+      throw new FsError("EROFS", "open", path);
+    }
+    if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EISDIR", "open", path);
+    const fd = this.call("open", path, () => r.core.openFile(r.path, flags, mode));
+    const vfd = nextViewFd++;
+    this.files.set(vfd, { core: r.core, fd, slot: r.slot });
+    return vfd;
+  }
+
+  /** As pread(2) (`position` in bytes) into `buf[offset..offset+length)`; returns bytes read (0 at EOF). Errors: EBADF, EISDIR, EIO. */
+  read(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
+    const f = this.coreFile(fd, "read");
+    return this.call("read", undefined, () => f.core.read(f.fd, buf, offset, length, position));
+  }
+
+  /** As pwrite(2) (appends when opened O_APPEND); returns bytes written. Errors: EBADF, EFBIG, EIO. */
+  write(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
+    const f = this.coreFile(fd, "write");
+    return this.call("write", undefined, () => f.core.write(f.fd, buf, offset, length, position));
+  }
+
+  /** As ftruncate(2). Errors: EBADF, EINVAL, EFBIG. */
+  ftruncate(fd: number, len: number): void {
+    const f = this.coreFile(fd, "ftruncate");
+    this.call("ftruncate", undefined, () => f.core.ftruncate(f.fd, len));
+  }
+
+  /** Commits pending writes of `fd` (what close makes visible) without releasing it; FUSE `flush`. Errors: EBADF, EIO. */
+  flush(fd: number): void {
+    const f = this.file(fd, "flush");
+    if ("virtual" in f) return;
+    this.call("flush", undefined, () => f.core.flush(f.fd));
+  }
+
+  /** As fsync(2): commits durably. Errors: EBADF, EIO. */
+  fsync(fd: number): void {
+    const f = this.file(fd, "fsync");
+    if ("virtual" in f) return;
+    this.call("fsync", undefined, () => f.core.fsync(f.fd));
+  }
+
+  /** As close(2): commits pending writes and releases the descriptor (released even on error). Errors: EBADF, EIO. */
+  close(fd: number): void {
+    const f = this.file(fd, "close");
+    this.files.delete(fd);
+    if ("virtual" in f) return;
+    this.call("close", undefined, () => f.core.close(f.fd));
+  }
+
+  /** Number of open view descriptors. */
+  openCount(): number {
+    return this.files.size;
+  }
+
+  /** Commits every open file and releases every descriptor (as process exit would); used before unmounting. */
+  closeAll(): void {
+    for (const fd of [...this.files.keys()]) {
+      try {
+        this.close(fd);
+      } catch {
+        /* best effort: the descriptor is released anyway */
+      }
+    }
+    this.main.closeAll();
+    for (const t of this.snaps.values()) t.core.closeAll();
+  }
+}
+
+function isRoot(path: string): boolean {
+  return parsePath(path).parts.length === 0;
+}
+
+/** True when a main-tree path names `/.agentfs` itself (which the control tree shadows). */
+function isControlName(path: string): boolean {
+  const p = parsePath(path).parts;
+  return p.length === 1 && p[0] === CONTROL_DIR;
+}
+
+/** Any error as an FsError: FsErrors pass through, StoreErrors keep their code, anything else is EIO. */
+export function toFsError(e: unknown, syscall: string, path?: string): FsError {
+  if (e instanceof FsError) return e;
+  if (e instanceof StoreError) return new FsError(e.code, syscall, path, undefined, e.message.replace(/^[A-Z0-9]+: /, ""));
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return new FsError(code as ErrnoName, syscall, path);
+  return new FsError("EIO", syscall, path, undefined, e instanceof Error ? e.message : String(e));
+}
+
+/** Mode type bits helper for callers: true when `mode` is a directory. */
+export function isDirMode(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR;
+}
