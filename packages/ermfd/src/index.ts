@@ -6,3 +6,5 @@
  * protocol in README.md).
  */
 export * from "./export.js";
+export * from "./protocol.js";
+export * from "./server.js";
