@@ -20,15 +20,15 @@ export function sha256(data: Uint8Array): Buffer {
 }
 
 /**
- * For chunks of 32 KiB or more: estimates the order-0 entropy of a 4 KiB
- * sample from the middle and reports true above 7.5 bits per byte, so random
+ * For chunks of 1 KiB or more: estimates the order-0 entropy of a sample of
+ * up to 4 KiB from the middle and reports true above 7.5 bits per byte, so random
  * or already-compressed data skips the costly deflate (it would be stored raw
  * anyway). Text and code sit near 4–6 bits per byte. A misjudged chunk is only
  * stored raw; nothing is lost.
  */
 function looksIncompressible(data: Uint8Array): boolean {
-  if (data.length < 32 * 1024) return false;
-  const n = 4096;
+  if (data.length < 1024) return false;
+  const n = Math.min(4096, data.length);
   const from = Math.floor(data.length / 2) - n / 2;
   const hist = new Uint32Array(256);
   for (let i = from; i < from + n; i++) hist[data[i]]++;
