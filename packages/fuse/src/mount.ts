@@ -1,0 +1,232 @@
+/**
+ * Mounting a `View` with fuse-native (libfuse 2.9, high-level API), and the
+ * helpers around a mount: stale-mount detection and recovery, lazy unmount,
+ * readiness polling.
+ */
+import type { View } from "@agentfs/view";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, resolve } from "node:path";
+import { makeOps, type OpStats } from "./ops.js";
+
+const require = createRequire(import.meta.url);
+
+/** Default largest write request (bytes) asked of the kernel with `big_writes`. */
+export const DEFAULT_MAX_WRITE = 131072;
+
+/** Options for `mountView`. */
+export interface MountOptions {
+  /** Let users other than the mounting one use the mount (`allow_other`; needs root or user_allow_other in /etc/fuse.conf). */
+  allowOther?: boolean;
+  /** Let the kernel check permissions from the mode bits (`default_permissions`). Default true: without it every caller acts with the daemon's rights. */
+  defaultPermissions?: boolean;
+  /** Largest write request in bytes; passes `big_writes,max_write=N`. Default 131072; 0 keeps libfuse's 4096. */
+  maxWrite?: number;
+  /** Seconds the kernel may cache attributes / directory entries (libfuse defaults: 1). */
+  attrTimeout?: number;
+  /** See `attrTimeout`. */
+  entryTimeout?: number;
+  /** Filesystem name shown in /proc/mounts (default "agentfs"). */
+  fsname?: string;
+  /** Extra raw `-o` options (e.g. ["ro"]). */
+  options?: string[];
+  /** libfuse debug output on stderr. */
+  debug?: boolean;
+  /** Called for non-errno exceptions (answered with EIO). */
+  onInternalError?: (op: string, e: unknown) => void;
+}
+
+/** Minimal shape of the fuse-native class that this package uses. */
+interface FuseNative {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+type FuseCtor = (new (mnt: string, ops: object, opts: object) => FuseNative) & Record<string, unknown>;
+
+let FuseClass: FuseCtor | undefined;
+
+/**
+ * Loads fuse-native (a CommonJS addon). Errors: whatever its loader throws
+ * (no prebuild for this platform, or libfuse.so.2 missing: `apt-get install libfuse2`).
+ */
+export function loadFuse(): FuseCtor {
+  if (FuseClass) return FuseClass;
+  const Base = require("fuse-native") as FuseCtor;
+  /**
+   * fuse-native's option list has no `big_writes`/`max_write`/`use_ino`,
+   * and its getxattr/listxattr copy into the kernel's buffer without a size
+   * check. This subclass builds the option string itself and answers ERANGE
+   * when a value does not fit the buffer the caller gave.
+   */
+  class AgentFuse extends (Base as any) {
+    _fuseOptions(): string {
+      const o = (this as any).agentOptions as string[];
+      return o.length ? "-o" + o.join(",") : "";
+    }
+    _op_getxattr(signal: (code: number, buf: ArrayBuffer) => void, path: string, name: string, valueBuf: Buffer, position: number) {
+      (this as any).ops.getxattr(path, name, position, (err: number, value?: Buffer) => {
+        if (err) return signal(err, valueBuf.buffer as ArrayBuffer);
+        if (!value) return signal(-61, valueBuf.buffer as ArrayBuffer); // ENODATA
+        if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer as ArrayBuffer);
+        if (value.length > valueBuf.length) return signal(-34, valueBuf.buffer as ArrayBuffer); // ERANGE
+        value.copy(valueBuf);
+        return signal(value.length, valueBuf.buffer as ArrayBuffer);
+      });
+    }
+    _op_listxattr(signal: (code: number, buf: ArrayBuffer) => void, path: string, listBuf: Buffer) {
+      (this as any).ops.listxattr(path, (err: number, list?: string[]) => {
+        if (err || !list) return signal(err || 0, listBuf.buffer as ArrayBuffer);
+        const raw = Buffer.concat(list.map((n) => Buffer.from(n + "\0")));
+        if (listBuf.length === 0) return signal(raw.length, listBuf.buffer as ArrayBuffer);
+        if (raw.length > listBuf.length) return signal(-34, listBuf.buffer as ArrayBuffer); // ERANGE
+        raw.copy(listBuf);
+        return signal(raw.length, listBuf.buffer as ArrayBuffer);
+      });
+    }
+  }
+  FuseClass = AgentFuse as unknown as FuseCtor;
+  return FuseClass;
+}
+
+/** The `-o` options a mount passes to libfuse, in order. */
+export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] {
+  const o: string[] = [`fsname=${(opts.fsname ?? "agentfs").replace(/[,\s\\]/g, "_")}`, "subtype=agentfs", "use_ino"];
+  if (opts.defaultPermissions ?? true) o.push("default_permissions");
+  if (opts.allowOther) o.push("allow_other");
+  const maxWrite = opts.maxWrite ?? DEFAULT_MAX_WRITE;
+  if (maxWrite > 0) o.push("big_writes", `max_write=${maxWrite}`);
+  if (opts.attrTimeout !== undefined) o.push(`attr_timeout=${opts.attrTimeout}`);
+  if (opts.entryTimeout !== undefined) o.push(`entry_timeout=${opts.entryTimeout}`);
+  if (readOnly) o.push("ro");
+  if (opts.debug) o.push("debug");
+  o.push(...(opts.options ?? []));
+  return o;
+}
+
+/** A live FUSE mount of a View. */
+export class FuseMount {
+  /** Counters of served requests (writes, largest write, internal errors). */
+  readonly stats: OpStats = { writes: 0, maxWrite: 0, internalErrors: 0 };
+  private fuse: FuseNative | null = null;
+  private keepAlive: NodeJS.Timeout | null = null;
+
+  private constructor(readonly view: View, readonly mountpoint: string, readonly options: string[]) {}
+
+  /**
+   * Mounts `view` on the directory `mountpoint` (absolute or relative to the
+   * working directory). A stale mount left there by a killed daemon
+   * (ENOTCONN) is lazily unmounted first. Resolves once the kernel has sent
+   * INIT. The mount keeps the event loop alive until `unmount`. The event
+   * loop must stay free: a synchronous wait on the mount from this process
+   * (execSync of `ls`, fs.*Sync on the mountpoint) deadlocks.
+   * Errors: ENOENT/ENOTDIR (mountpoint), EBUSY ("Mountpoint in use": something
+   * is already mounted there), EIO ("fuse failed": the kernel refused).
+   */
+  static async mount(view: View, mountpoint: string, opts: MountOptions = {}): Promise<FuseMount> {
+    const mnt = resolve(mountpoint);
+    await recoverStaleMount(mnt);
+    const Fuse = loadFuse();
+    const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
+    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError }), { timeout: false });
+    (fuse as any).agentOptions = m.options;
+    await new Promise<void>((res, rej) =>
+      fuse.mount((err) => {
+        if (!err) return res();
+        const msg = err.message || String(err);
+        const code = /in use/i.test(msg) ? "EBUSY" : /does not exist/i.test(msg) ? "ENOENT" : /not a directory/i.test(msg) ? "ENOTDIR" : "EIO";
+        rej(Object.assign(new Error(`${code}: cannot mount on '${mnt}': ${msg}`), { code }));
+      }),
+    );
+    m.fuse = fuse;
+    m.keepAlive = setInterval(() => {}, 1 << 30);
+    return m;
+  }
+
+  /** True until `unmount` has completed. */
+  get mounted(): boolean {
+    return this.fuse !== null;
+  }
+
+  /**
+   * Commits every open file (`View.closeAll`) and unmounts (lazily, as
+   * `fusermount -uz`: programs still inside the mount get ENOTCONN from then
+   * on). Safe to call twice. Errors: the fusermount failure, if any (the
+   * view is committed regardless).
+   */
+  async unmount(): Promise<void> {
+    const fuse = this.fuse;
+    if (!fuse) return;
+    this.fuse = null;
+    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.view.closeAll();
+    await new Promise<void>((res, rej) => fuse.unmount((err) => (err ? rej(err) : res())));
+  }
+}
+
+/**
+ * Mount entries from /proc/self/mountinfo whose mount point is `dir`
+ * (octal escapes decoded). Returns the filesystem types, innermost last.
+ */
+export function mountTypesAt(dir: string): string[] {
+  const want = resolve(dir);
+  let text = "";
+  try {
+    text = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.split(" ");
+    if (f.length < 10) continue;
+    const mp = f[4]!.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+    const sep = f.indexOf("-");
+    if (mp === want && sep > 0) out.push(f[sep + 1]!);
+  }
+  return out;
+}
+
+/** True when a FUSE filesystem is mounted on `dir` (per /proc/self/mountinfo). */
+export function isFuseMounted(dir: string): boolean {
+  return mountTypesAt(dir).some((t) => t.startsWith("fuse"));
+}
+
+/**
+ * True when `dir` is a FUSE mount whose daemon is gone: stat fails with
+ * ENOTCONN (or ECONNABORTED).
+ */
+export function isStaleMount(dir: string): boolean {
+  try {
+    statSync(dir);
+    return false;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === "ENOTCONN" || code === "ECONNABORTED";
+  }
+}
+
+/**
+ * Lazily unmounts `dir` (`fusermount -uz`, falling back to `fusermount3 -uz`
+ * and `umount -l`). Resolves true when nothing FUSE is mounted there
+ * afterwards. Never throws.
+ */
+export async function lazyUnmount(dir: string): Promise<boolean> {
+  const mnt = resolve(dir);
+  for (const [cmd, args] of [["fusermount", ["-uz", mnt]], ["fusermount3", ["-uz", mnt]], ["umount", ["-l", mnt]]] as const) {
+    if (!isFuseMounted(mnt)) return true;
+    await new Promise<void>((res) => execFile(cmd, [...args], () => res()));
+  }
+  return !isFuseMounted(mnt);
+}
+
+/**
+ * Detects a stale mount on `dir` (ENOTCONN: the daemon that served it died)
+ * and recovers it with a lazy unmount. Resolves true when one was removed.
+ */
+export async function recoverStaleMount(dir: string): Promise<boolean> {
+  if (!existsSync(dirname(resolve(dir)))) return false;
+  if (!isStaleMount(dir)) return false;
+  await lazyUnmount(dir);
+  return true;
+}

@@ -1,0 +1,210 @@
+/**
+ * FUSE operation table over a `View`, in the callback shapes fuse-native
+ * (libfuse 2.9 high-level API, path based) expects. Every handler is
+ * synchronous work on the View followed by the callback; errors reach the
+ * kernel as the negative errno of the `FsError` (`FsError.errno`), anything
+ * else as EIO.
+ */
+import { FsError } from "@agentfs/core";
+import { decodeIno, toFsError, type View } from "@agentfs/view";
+import { constants as C } from "node:fs";
+
+/** Callback of a fuse-native operation: 0 or a negative errno, then the result. */
+type Cb = (err: number, ...result: any[]) => void;
+
+/** fuse-native stat object (times as Dates: fuse-native keeps milliseconds only). */
+export interface FuseStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  dev: number;
+  nlink: number;
+  ino: number;
+  rdev: number;
+  blksize: number;
+  blocks: number;
+  atime: Date;
+  mtime: Date;
+  ctime: Date;
+}
+
+/**
+ * Folds a 53-bit view inode number (`slot * 2^32 + coreIno`) into the 32
+ * bits fuse-native passes as st_ino: `(coreIno + slot * 2^24) mod 2^32`.
+ * Within one tree (one slot) this is a bijection, so hard links and distinct
+ * files stay distinct; across trees numbers differ unless core inode numbers
+ * are 2^24 or more apart.
+ */
+export function foldIno(viewIno: number): number {
+  const { slot, ino } = decodeIno(viewIno);
+  return (ino + slot * 0x1000000) >>> 0;
+}
+
+const NS_PER_MS = 1_000_000n;
+
+function toDate(ns: bigint): Date {
+  return new Date(Number(ns / NS_PER_MS));
+}
+
+/** libfuse 2 passes UTIME_NOW and UTIME_OMIT as tv_sec 0 with a special tv_nsec; fuse-native turns both into this many ms. */
+const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6);
+
+/** Counters a mount keeps for diagnostics and tests. */
+export interface OpStats {
+  /** Number of write calls served. */
+  writes: number;
+  /** Largest single write request seen, in bytes (4096 without big_writes). */
+  maxWrite: number;
+  /** Number of requests answered with an error that was not an FsError (reported as EIO). */
+  internalErrors: number;
+}
+
+/** Options for `makeOps`. */
+export interface OpsOptions {
+  /** Called with any non-FsError exception (it is answered with EIO). Default: write to stderr. */
+  onInternalError?: (op: string, e: unknown) => void;
+}
+
+/**
+ * Builds the fuse-native operations object for `view`: getattr, readdir,
+ * access, statfs, open, create, read, write, flush, fsync, release,
+ * truncate, ftruncate, mkdir, rmdir, unlink, rename, link, symlink,
+ * readlink, chmod, chown, utimens, setxattr, getxattr, listxattr,
+ * removexattr, mknod (regular files only; others EPERM). `stats` is filled
+ * as requests are served.
+ */
+export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Record<string, (...args: any[]) => void> {
+  const report = opts.onInternalError ?? ((op, e) => process.stderr.write(`agentfs fuse: ${op}: ${e instanceof Error ? e.stack : String(e)}\n`));
+
+  /** Runs `fn` and answers `cb`: the value `fn` returns as the result, or the error's negative errno. */
+  function run(op: string, cb: Cb, fn: () => unknown, resultIsCode = false): void {
+    let v: unknown;
+    try {
+      v = fn();
+    } catch (e) {
+      const fe = e instanceof FsError ? e : toFsError(e, op);
+      if (!(e instanceof FsError) && fe.code === "EIO") {
+        stats.internalErrors++;
+        report(op, e);
+      }
+      return cb(fe.errno);
+    }
+    if (resultIsCode) return cb(v as number);
+    if (v === undefined) return cb(0);
+    return cb(0, v);
+  }
+
+  function fuseStat(path: string): FuseStat {
+    const s = view.stat(path, false);
+    return {
+      mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, dev: s.dev, nlink: s.nlink, ino: foldIno(s.ino),
+      rdev: s.rdev, blksize: s.blksize, blocks: s.blocks,
+      atime: toDate(s.atimeNs), mtime: toDate(s.mtimeNs), ctime: toDate(s.ctimeNs),
+    };
+  }
+
+  const u32ToId = (n: number) => (n === 0xffffffff || n === -1 ? -1 : n);
+  const time = (ms: number): bigint | "now" => (ms === UTIME_SPECIAL_MS ? "now" : BigInt(Math.round(ms)) * NS_PER_MS);
+
+  return {
+    init(cb: Cb) {
+      cb(0);
+    },
+    getattr(path: string, cb: Cb) {
+      run("getattr", cb, () => fuseStat(path));
+    },
+    fgetattr(path: string, _fd: number, cb: Cb) {
+      run("fgetattr", cb, () => fuseStat(path));
+    },
+    readdir(path: string, cb: Cb) {
+      run("readdir", cb, () => [".", "..", ...view.readdir(path).map((e) => e.name)]);
+    },
+    access(path: string, mode: number, cb: Cb) {
+      run("access", cb, () => view.access(path, mode));
+    },
+    statfs(_path: string, cb: Cb) {
+      run("statfs", cb, () => view.statfs());
+    },
+    open(path: string, flags: number, cb: Cb) {
+      // The kernel has resolved O_CREAT/O_EXCL already (create is a separate op).
+      run("open", cb, () => view.open(path, flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)));
+    },
+    create(path: string, mode: number, cb: Cb) {
+      // fuse-native passes no flags: open read-write; the kernel enforces the caller's access mode.
+      run("create", cb, () => view.open(path, C.O_CREAT | C.O_RDWR, mode & 0o7777));
+    },
+    mknod(path: string, mode: number, _dev: number, cb: Cb) {
+      run("mknod", cb, () => {
+        if ((mode & 0o170000) !== 0o100000 && (mode & 0o170000) !== 0) throw new FsError("EPERM", "mknod", path, undefined, "only regular files are supported");
+        view.close(view.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, mode & 0o7777));
+      });
+    },
+    read(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      run("read", cb, () => view.read(fd, buf, 0, len, pos), true);
+    },
+    write(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+      stats.writes++;
+      if (len > stats.maxWrite) stats.maxWrite = len;
+      run("write", cb, () => view.write(fd, buf, 0, len, pos), true);
+    },
+    flush(_path: string, fd: number, cb: Cb) {
+      run("flush", cb, () => view.flush(fd));
+    },
+    fsync(_path: string, _datasync: number, fd: number, cb: Cb) {
+      run("fsync", cb, () => view.fsync(fd));
+    },
+    release(_path: string, fd: number, cb: Cb) {
+      run("release", cb, () => view.close(fd));
+    },
+    truncate(path: string, size: number, cb: Cb) {
+      run("truncate", cb, () => view.truncate(path, size));
+    },
+    ftruncate(_path: string, fd: number, size: number, cb: Cb) {
+      run("ftruncate", cb, () => view.ftruncate(fd, size));
+    },
+    mkdir(path: string, mode: number, cb: Cb) {
+      run("mkdir", cb, () => view.mkdir(path, mode & 0o7777));
+    },
+    rmdir(path: string, cb: Cb) {
+      run("rmdir", cb, () => view.rmdir(path));
+    },
+    unlink(path: string, cb: Cb) {
+      run("unlink", cb, () => view.unlink(path));
+    },
+    rename(from: string, to: string, cb: Cb) {
+      run("rename", cb, () => view.rename(from, to));
+    },
+    link(existing: string, path: string, cb: Cb) {
+      run("link", cb, () => view.link(existing, path));
+    },
+    symlink(target: string, path: string, cb: Cb) {
+      run("symlink", cb, () => view.symlink(target, path));
+    },
+    readlink(path: string, cb: Cb) {
+      run("readlink", cb, () => view.readlink(path));
+    },
+    chmod(path: string, mode: number, cb: Cb) {
+      run("chmod", cb, () => view.chmod(path, mode & 0o7777, false));
+    },
+    chown(path: string, uid: number, gid: number, cb: Cb) {
+      run("chown", cb, () => view.chown(path, u32ToId(uid), u32ToId(gid), false));
+    },
+    utimens(path: string, atimeMs: number, mtimeMs: number, cb: Cb) {
+      // fuse-native 2.2.6 passes atime in both arguments (see README: known gap).
+      run("utimens", cb, () => view.utimes(path, time(atimeMs), time(mtimeMs), false));
+    },
+    setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) {
+      run("setxattr", cb, () => view.setxattr(path, name, Buffer.from(value), flags));
+    },
+    getxattr(path: string, name: string, _position: number, cb: Cb) {
+      run("getxattr", cb, () => view.getxattr(path, name));
+    },
+    listxattr(path: string, cb: Cb) {
+      run("listxattr", cb, () => view.listxattr(path));
+    },
+    removexattr(path: string, name: string, cb: Cb) {
+      run("removexattr", cb, () => view.removexattr(path, name));
+    },
+  };
+}
