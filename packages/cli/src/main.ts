@@ -7,6 +7,7 @@ import { Command, CommanderError } from "commander";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CliError, ReportedFailure, UsageError, errorMessage } from "./context.js";
+import { ChildExit, registerExecCommand } from "./commands/exec.js";
 import { registerFileCommands } from "./commands/files.js";
 import { registerRefCommands } from "./commands/refs.js";
 import { registerStoreCommands } from "./commands/store.js";
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerTreeCommands(program);
   registerFileCommands(program);
   registerRefCommands(program);
+  registerExecCommand(program);
   // Every subcommand (including nested ones) refuses unknown options and extra arguments.
   const strict = (c: Command) => {
     c.allowExcessArguments(false);
@@ -63,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: "user" });
     return 0;
   } catch (e) {
+    if (e instanceof ChildExit) return e.status;
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return 0;
       return EXIT_USAGE; // commander has printed the message

@@ -8,3 +8,4 @@
 export * from "./export.js";
 export * from "./protocol.js";
 export * from "./server.js";
+export * from "./exec.js";
