@@ -33,12 +33,24 @@ export interface TreeReport {
 /** Options of importTree/exportTree. */
 export interface TreeOptions {
   onProgress?: (p: TreeProgress) => void;
-  /** Files per write transaction on import (default 256). */
+  /** Entries per write transaction on import (default 256). */
   batch?: number;
 }
 
 const IO_CHUNK = 1 << 20;
 const isRoot = (process.getuid?.() ?? 1) === 0;
+
+/** Returns a function that calls `onProgress(prog)` at most every 100 ms. */
+function throttled(prog: TreeProgress, onProgress?: (p: TreeProgress) => void): () => void {
+  let last = 0;
+  return () => {
+    const now = Date.now();
+    if (onProgress && now - last > 100) {
+      last = now;
+      onProgress(prog);
+    }
+  };
+}
 
 function storeJoin(dir: string, name: string): string {
   return dir === "/" ? `/${name}` : `${dir}/${name}`;
@@ -77,16 +89,8 @@ export function importTree(core: FsCore, hostDir: string, dest = "/", opts: Tree
   const rep: TreeReport = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: [], bytes: 0 };
   const links = new Map<string, string>();
   const buf = Buffer.allocUnsafe(IO_CHUNK);
-  const batch = opts.batch ?? 256;
-  let pending = 0;
-  let lastReport = 0;
-  const report = () => {
-    const now = Date.now();
-    if (opts.onProgress && now - lastReport > 100) {
-      lastReport = now;
-      opts.onProgress(prog);
-    }
-  };
+  const batch = Math.max(1, opts.batch ?? 256);
+  const report = throttled(prog, opts.onProgress);
   const mkdirp = (p: string) => {
     try {
       core.mkdir(p, 0o755);
@@ -132,39 +136,40 @@ export function importTree(core: FsCore, hostDir: string, dest = "/", opts: Tree
   const walk = (hdir: string, sdir: string) => {
     const entries = fs.readdirSync(hdir).sort();
     const dirs: Array<[string, string, fs.BigIntStats]> = [];
-    core.batch(() => {
-      for (const name of entries) {
-        const host = join(hdir, name);
-        const p = storeJoin(sdir, name);
-        const s = fs.lstatSync(host, { bigint: true });
-        const type = Number(s.mode) & S_IFMT;
-        prog.entries++;
-        if (type === S_IFDIR) {
-          mkdirp(p);
-          dirs.push([host, p, s]);
-          rep.dirs++;
-        } else if (type === S_IFREG) {
-          const key = `${s.dev}:${s.ino}`;
-          const first = s.nlink > 1n ? links.get(key) : undefined;
-          if (first) {
-            core.link(first, p);
-            rep.hardlinks++;
-          } else {
-            if (s.nlink > 1n) links.set(key, p);
-            copyFile(host, p, s);
-            rep.files++;
-          }
-        } else if (type === S_IFLNK) {
-          core.symlink(fs.readlinkSync(host), p);
-          setMeta(p, s, host, false);
-          rep.symlinks++;
+    const one = (name: string) => {
+      const host = join(hdir, name);
+      const p = storeJoin(sdir, name);
+      const s = fs.lstatSync(host, { bigint: true });
+      const type = Number(s.mode) & S_IFMT;
+      prog.entries++;
+      if (type === S_IFDIR) {
+        mkdirp(p);
+        dirs.push([host, p, s]);
+        rep.dirs++;
+      } else if (type === S_IFREG) {
+        const key = `${s.dev}:${s.ino}`;
+        const first = s.nlink > 1n ? links.get(key) : undefined;
+        if (first) {
+          core.link(first, p);
+          rep.hardlinks++;
         } else {
-          rep.skipped.push(host);
+          if (s.nlink > 1n) links.set(key, p);
+          copyFile(host, p, s);
+          rep.files++;
         }
-        if (++pending >= batch) pending = 0;
-        report();
+      } else if (type === S_IFLNK) {
+        core.symlink(fs.readlinkSync(host), p);
+        setMeta(p, s, host, false);
+        rep.symlinks++;
+      } else {
+        rep.skipped.push(host);
       }
-    });
+      report();
+    };
+    // `batch` entries per write transaction.
+    for (let i = 0; i < entries.length; i += batch) {
+      core.batch(() => entries.slice(i, i + batch).forEach(one));
+    }
     for (const [host, p] of dirs) walk(host, p);
     // Directory metadata last, so adding children does not disturb its times.
     core.batch(() => {
@@ -204,7 +209,7 @@ export function exportTree(core: FsCore, src: string, hostDir: string, opts: Tre
   const rep: TreeReport = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: [], bytes: 0 };
   const links = new Map<number, string>();
   const buf = Buffer.allocUnsafe(IO_CHUNK);
-  let lastReport = 0;
+  const report = throttled(prog, opts.onProgress);
   const setMeta = (sp: string, host: string, isLink: boolean) => {
     const st = core.stat(sp, false);
     if (!isLink) {
@@ -270,11 +275,7 @@ export function exportTree(core: FsCore, src: string, hostDir: string, opts: Tre
       } else {
         rep.skipped.push(sp);
       }
-      const now = Date.now();
-      if (opts.onProgress && now - lastReport > 100) {
-        lastReport = now;
-        opts.onProgress(prog);
-      }
+      report();
     }
     for (const [sp, host] of dirs) {
       walk(sp, host);
