@@ -10,8 +10,9 @@ import { gzipSync, gunzipSync, constants as zc } from "node:zlib";
 import type Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
 
-/** Object codecs as stored in `objects.codec`. */
+/** Object codec in `objects.codec`: bytes stored as they are. */
 export const CODEC_RAW = 0;
+/** Object codec in `objects.codec`: bytes stored gzip-compressed (node:zlib). */
 export const CODEC_GZIP = 1;
 
 /** SHA-256 of `data` (32 bytes). */

@@ -13,9 +13,13 @@ import { checkName, parsePath, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
 
+/** st_mode bits of the file type (mask). */
 export const S_IFMT = 0o170000;
+/** st_mode file type: regular file. */
 export const S_IFREG = 0o100000;
+/** st_mode file type: directory. */
 export const S_IFDIR = 0o040000;
+/** st_mode file type: symbolic link. */
 export const S_IFLNK = 0o120000;
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
