@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { CliError, ReportedFailure, UsageError, errorMessage } from "./context.js";
 import { ChildExit, registerExecCommand } from "./commands/exec.js";
 import { registerFileCommands } from "./commands/files.js";
+import { registerMountCommands } from "./commands/mount.js";
 import { registerRefCommands } from "./commands/refs.js";
 import { registerStoreCommands } from "./commands/store.js";
 import { registerTreeCommands } from "./commands/tree.js";
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerTreeCommands(program);
   registerFileCommands(program);
   registerRefCommands(program);
+  registerMountCommands(program);
   registerExecCommand(program);
   // Every subcommand (including nested ones) refuses unknown options and extra arguments.
   const strict = (c: Command) => {

@@ -1,0 +1,292 @@
+/**
+ * `agentfs mount STORE MOUNTPOINT`, `agentfs umount MOUNTPOINT` and
+ * `agentfs status`: serving a branch or snapshot through FUSE.
+ *
+ * A mount is one daemon process (`mount --foreground`, started detached by a
+ * plain `mount`). While it runs it keeps a record, one JSON file per mount,
+ * in the runtime directory (`runtimeDir()`): `{ pid, mountpoint, store,
+ * target, readOnly, started, log }`. `status` reads those records and checks
+ * that each pid is alive and the mount answers; `umount` signals the daemon
+ * (SIGTERM: commit open files, unmount, exit) and falls back to
+ * `fusermount -uz` when the daemon is gone.
+ */
+import { Store, locateStore, type Target } from "@agentfs/core";
+import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE } from "@agentfs/fuse";
+import { View } from "@agentfs/view";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { CliError, UsageError, globals, out, printJson, targetLabel } from "../context.js";
+
+/** What a running mount daemon records about itself (one JSON file per mount in `runtimeDir()`). */
+export interface MountRecord {
+  /** Daemon process id. */
+  pid: number;
+  /** Absolute mount point. */
+  mountpoint: string;
+  /** Absolute store directory. */
+  store: string;
+  /** Branch or snapshot served at the root. */
+  target: Target;
+  /** True when mounted read-only (--read-only or a snapshot). */
+  readOnly: boolean;
+  /** ISO time the mount became ready. */
+  started: string;
+  /** Daemon log file (stdout/stderr of a background daemon). */
+  log: string;
+}
+
+/** A record as `status` reports it: plus whether the daemon lives and the mount answers. */
+export interface MountStatus extends MountRecord {
+  /** "ok": daemon alive and mounted; "stale": mounted but the daemon is gone (ENOTCONN); "gone": neither. */
+  state: "ok" | "stale" | "gone";
+}
+
+/**
+ * Directory of mount records: $AGENTFS_RUNTIME_DIR, else
+ * $XDG_RUNTIME_DIR/agentfs, else /run/agentfs for root, else
+ * /tmp/agentfs-<uid>. Created (mode 0700) on demand by writers.
+ */
+export function runtimeDir(): string {
+  if (process.env.AGENTFS_RUNTIME_DIR) return resolve(process.env.AGENTFS_RUNTIME_DIR);
+  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, "agentfs");
+  const uid = process.getuid?.() ?? 0;
+  return uid === 0 ? "/run/agentfs" : `/tmp/agentfs-${uid}`;
+}
+
+/** Record file path for `mountpoint` (a hash of the absolute path, so any path fits). */
+export function recordPath(mountpoint: string): string {
+  const id = createHash("sha256").update(resolve(mountpoint)).digest("hex").slice(0, 16);
+  return join(runtimeDir(), `mount-${id}.json`);
+}
+
+/** The record for `mountpoint`, or undefined when none (or unreadable). */
+export function readRecord(mountpoint: string): MountRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(recordPath(mountpoint), "utf8")) as MountRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every readable mount record in `runtimeDir()`. */
+export function listRecords(): MountRecord[] {
+  const dir = runtimeDir();
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith("mount-") && n.endsWith(".json"));
+  } catch {
+    return [];
+  }
+  const out: MountRecord[] = [];
+  for (const n of names) {
+    try {
+      out.push(JSON.parse(readFileSync(join(dir, n), "utf8")) as MountRecord);
+    } catch {
+      /* half-written or foreign file: skip */
+    }
+  }
+  return out.sort((a, b) => (a.mountpoint < b.mountpoint ? -1 : 1));
+}
+
+/** True when process `pid` exists (signal 0 succeeds or is refused with EPERM). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function stateOf(r: MountRecord): MountStatus["state"] {
+  const mounted = isFuseMounted(r.mountpoint);
+  if (mounted && isStaleMount(r.mountpoint)) return "stale";
+  if (pidAlive(r.pid) && mounted) return "ok";
+  return mounted ? "stale" : "gone";
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface MountCliOptions {
+  readOnly?: boolean;
+  foreground?: boolean;
+  allowOther?: boolean;
+  defaultPermissions?: boolean;
+  maxWrite?: string;
+  timeout?: string;
+}
+
+/** Registers `mount`, `umount` and `status` on `program`. */
+export function registerMountCommands(program: Command): void {
+  program
+    .command("mount")
+    .description("serve a branch (default: the checked-out one) or snapshot through FUSE at MOUNTPOINT; returns once the mount answers")
+    .argument("<store>", "store directory (or a directory holding .agentfs)")
+    .argument("<mountpoint>", "an existing empty directory")
+    .option("--read-only", "refuse every change with EROFS")
+    .option("--foreground", "serve in this process until SIGTERM/SIGINT instead of starting a daemon")
+    .option("--allow-other", "let other users use the mount (FUSE allow_other)")
+    .option("--no-default-permissions", "do not let the kernel check mode bits (every caller gets the daemon's rights)")
+    .option("--max-write <bytes>", `largest write request (big_writes); 0 for libfuse's 4096`, String(DEFAULT_MAX_WRITE))
+    .option("--timeout <seconds>", "how long to wait for the background daemon's mount to answer", "30")
+    .action(async (storeArg: string, mpArg: string, opts: MountCliOptions, cmd: Command) => {
+      const g = globals(cmd);
+      const storeDir = locateStore(resolve(storeArg));
+      if (!storeDir) throw new CliError("ENOENT", `no agentfs store at '${storeArg}'`);
+      const mnt = resolve(mpArg);
+      await recoverStaleMount(mnt);
+      let st;
+      try {
+        st = statSync(mnt);
+      } catch {
+        throw new CliError("ENOENT", `mount point '${mpArg}' does not exist`);
+      }
+      if (!st.isDirectory()) throw new CliError("ENOTDIR", `mount point '${mpArg}' is not a directory`);
+      if (isFuseMounted(mnt)) throw new CliError("EBUSY", `'${mnt}' is already mounted`);
+      const maxWrite = Number(opts.maxWrite);
+      if (!Number.isInteger(maxWrite) || maxWrite < 0) throw new UsageError(`--max-write must be a whole number of bytes, got '${opts.maxWrite}'`);
+      if (opts.foreground) return serve(storeDir, mnt, g.snapshot !== undefined ? { snapshot: g.snapshot } : g.branch !== undefined ? { branch: g.branch } : undefined, opts, maxWrite);
+      await startDaemon(storeDir, mnt, cmd, opts);
+    });
+
+  program
+    .command("umount")
+    .alias("unmount")
+    .description("unmount MOUNTPOINT: the daemon commits open files and exits (a dead daemon's mount is lazily unmounted)")
+    .argument("<mountpoint>", "mount point")
+    .option("--timeout <seconds>", "how long to wait for the daemon to finish", "30")
+    .action(async (mpArg: string, opts: { timeout: string }) => {
+      const mnt = resolve(mpArg);
+      const rec = readRecord(mnt);
+      const mounted = isFuseMounted(mnt);
+      if (!rec && !mounted) throw new CliError("EINVAL", `'${mnt}' is not an agentfs mount`);
+      if (rec && pidAlive(rec.pid)) {
+        process.kill(rec.pid, "SIGTERM");
+        const deadline = Date.now() + Number(opts.timeout) * 1000;
+        while (pidAlive(rec.pid) && Date.now() < deadline) await sleep(50);
+        if (pidAlive(rec.pid)) {
+          process.kill(rec.pid, "SIGKILL");
+          await sleep(100);
+        }
+      }
+      if (isFuseMounted(mnt) && !(await lazyUnmount(mnt))) throw new CliError("EBUSY", `could not unmount '${mnt}'`);
+      rmSync(recordPath(mnt), { force: true });
+      rmSync(recordPath(mnt).replace(/\.json$/, ".log"), { force: true });
+    });
+
+  program
+    .command("status")
+    .description("list live mounts (from the runtime directory), checking that each daemon is alive")
+    .option("--json", "print a JSON array of mount records with state ok|stale|gone")
+    .action(async (opts: { json?: boolean }) => {
+      const list: MountStatus[] = listRecords().map((r) => ({ ...r, state: stateOf(r) }));
+      // Records of daemons that are gone and left nothing mounted are pruned.
+      for (const r of list) if (r.state === "gone") rmSync(recordPath(r.mountpoint), { force: true });
+      if (opts.json) return printJson(list);
+      if (list.length === 0) return out("no agentfs mounts");
+      for (const r of list) out(`${r.mountpoint}\t${r.store}\t${targetLabel(r.target)}${r.readOnly ? " (read-only)" : ""}\tpid ${r.pid}\t${r.state}`);
+    });
+}
+
+/**
+ * Starts `agentfs mount --foreground` detached, with its output in a log
+ * file, and waits until the mount answers (a FUSE mount on MOUNTPOINT whose
+ * root shows `.agentfs`) or the daemon exits (its log becomes the error).
+ */
+async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: MountCliOptions): Promise<void> {
+  const g = globals(cmd);
+  const dir = runtimeDir();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const log = recordPath(mnt).replace(/\.json$/, ".log");
+  const fd = openSync(log, "w");
+  const main = fileURLToPath(new URL("../main.js", import.meta.url));
+  const args = [main, "mount", storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE)];
+  if (g.branch !== undefined) args.push("--branch", g.branch);
+  if (g.snapshot !== undefined) args.push("--snapshot", g.snapshot);
+  if (opts.readOnly) args.push("--read-only");
+  if (opts.allowOther) args.push("--allow-other");
+  if (opts.defaultPermissions === false) args.push("--no-default-permissions");
+  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd], env: { ...process.env, AGENTFS_MOUNT_LOG: log } });
+  closeSync(fd);
+  let exited: number | null = null;
+  child.on("exit", (code, sig) => (exited = code ?? (sig ? 128 : 1)));
+  const deadline = Date.now() + Number(opts.timeout ?? 30) * 1000;
+  while (Date.now() < deadline) {
+    if (exited !== null) {
+      const text = readFileSync(log, "utf8").trim().replace(/^agentfs: /, "");
+      throw new CliError("EIO", `mount daemon exited (status ${exited}): ${text || "no output"}`);
+    }
+    if (isFuseMounted(mnt) && existsSync(join(mnt, ".agentfs"))) {
+      child.unref();
+      const rec = readRecord(mnt);
+      out(`mounted ${storeDir} (${rec ? targetLabel(rec.target) : "branch"}) on ${mnt} (pid ${child.pid})`);
+      return;
+    }
+    await sleep(50);
+  }
+  child.kill("SIGTERM");
+  throw new CliError("ETIMEDOUT", `mount on '${mnt}' did not answer within ${opts.timeout ?? 30}s (log: ${log})`);
+}
+
+/**
+ * The daemon: opens the store and a View, mounts it, records itself, and
+ * serves until SIGTERM/SIGINT (or until the mount is removed from outside),
+ * then commits open files, unmounts and exits 0.
+ */
+async function serve(storeDir: string, mnt: string, target: Target | undefined, opts: MountCliOptions, maxWrite: number): Promise<void> {
+  const store = Store.open(storeDir);
+  let view: View;
+  try {
+    view = View.open(store, { target, readOnly: !!opts.readOnly });
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  const m = await FuseMount.mount(view, mnt, {
+    allowOther: !!opts.allowOther,
+    defaultPermissions: opts.defaultPermissions !== false,
+    maxWrite,
+    fsname: `agentfs:${storeDir}`,
+  });
+  const rec: MountRecord = {
+    pid: process.pid, mountpoint: mnt, store: storeDir, target: view.target, readOnly: view.readOnly,
+    started: new Date().toISOString(), log: process.env.AGENTFS_MOUNT_LOG ?? "",
+  };
+  mkdirSync(runtimeDir(), { recursive: true, mode: 0o700 });
+  const file = recordPath(mnt);
+  writeFileSync(file + ".tmp", JSON.stringify(rec, null, 2) + "\n");
+  renameSync(file + ".tmp", file);
+  out(`serving ${storeDir} (${targetLabel(view.target)}${view.readOnly ? ", read-only" : ""}) on ${mnt} (pid ${process.pid})`);
+
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const stop = async (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(watch);
+      try {
+        await m.unmount();
+      } catch (e) {
+        process.stderr.write(`agentfs: unmount after ${why}: ${(e as Error).message}\n`);
+        await lazyUnmount(mnt);
+      }
+      try {
+        const cur = readRecord(mnt);
+        if (cur?.pid === process.pid) rmSync(file, { force: true });
+      } finally {
+        store.close();
+        done();
+      }
+    };
+    process.once("SIGTERM", () => void stop("SIGTERM"));
+    process.once("SIGINT", () => void stop("SIGINT"));
+    // Unmounted from outside (fusermount -u): commit and leave.
+    const watch = setInterval(() => {
+      if (!isFuseMounted(mnt)) void stop("external unmount");
+    }, 1000);
+  });
+}
