@@ -6,3 +6,4 @@
  */
 export * from "./fdbuffer.js";
 export * from "./memfd.js";
+export * from "./hostdir.js";
