@@ -23,9 +23,14 @@ export interface MountOptions {
   defaultPermissions?: boolean;
   /** Largest write request in bytes; passes `big_writes,max_write=N`. Default 131072; 0 keeps libfuse's 4096. */
   maxWrite?: number;
-  /** Seconds the kernel may cache attributes / directory entries (libfuse defaults: 1). */
+  /**
+   * Seconds the kernel may cache attributes. Default 0: libfuse 2's
+   * high-level API gives every hard link its own kernel inode, so a cached
+   * attribute of one link goes stale when the file changes through another,
+   * and other processes (CLI, SDK) change the store underneath the mount.
+   */
   attrTimeout?: number;
-  /** See `attrTimeout`. */
+  /** Seconds the kernel may cache name lookups (libfuse default 1): a deleted snapshot or a file removed by another process may stay visible that long. */
   entryTimeout?: number;
   /** Filesystem name shown in /proc/mounts (default "agentfs"). */
   fsname?: string;
@@ -96,7 +101,7 @@ export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] 
   if (opts.allowOther) o.push("allow_other");
   const maxWrite = opts.maxWrite ?? DEFAULT_MAX_WRITE;
   if (maxWrite > 0) o.push("big_writes", `max_write=${maxWrite}`);
-  if (opts.attrTimeout !== undefined) o.push(`attr_timeout=${opts.attrTimeout}`);
+  o.push(`attr_timeout=${opts.attrTimeout ?? 0}`);
   if (opts.entryTimeout !== undefined) o.push(`entry_timeout=${opts.entryTimeout}`);
   if (readOnly) o.push("ro");
   if (opts.debug) o.push("debug");

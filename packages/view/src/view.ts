@@ -136,7 +136,7 @@ export class View {
    * 255-byte name limits on the full path. Errors: ENAMETOOLONG, EINVAL,
    * ENOENT (an unknown control entry or snapshot).
    */
-  private route(path: string, syscall: string): Route {
+  private route(path: string, syscall: string, creating = false): Route {
     let parts: string[];
     try {
       parts = parsePath(path).parts;
@@ -145,8 +145,10 @@ export class View {
     }
     if (parts[0] !== CONTROL_DIR) return { kind: "core", core: this.main, path, slot: SLOT_MAIN, readOnly: this.readOnly };
     if (parts.length === 1) return { kind: "control", node: "root" };
-    if (parts[1] !== "snapshots") throw new FsError("ENOENT", syscall, path);
+    // A new name directly inside a control directory: the control tree is read-only.
+    if (parts[1] !== "snapshots") throw new FsError(creating && parts.length === 2 ? "EROFS" : "ENOENT", syscall, path);
     if (parts.length === 2) return { kind: "control", node: "snapshots" };
+    if (creating && parts.length === 3 && !this.snapshotNames().includes(parts[2]!)) throw new FsError("EROFS", syscall, path);
     const t = this.snapTree(parts[2]!, syscall, path);
     return { kind: "core", core: t.core, path: "/" + parts.slice(3).join("/"), slot: t.slot, readOnly: true };
   }
@@ -175,8 +177,8 @@ export class View {
     return this.store.listSnapshots().map((s) => s.name).sort();
   }
 
-  private coreRoute(path: string, syscall: string, write: boolean): Extract<Route, { kind: "core" }> {
-    const r = this.route(path, syscall);
+  private coreRoute(path: string, syscall: string, write: boolean, creating = false): Extract<Route, { kind: "core" }> {
+    const r = this.route(path, syscall, creating);
     if (r.kind === "control") throw new FsError(write ? "EROFS" : "EISDIR", syscall, path);
     if (write && r.readOnly) throw new FsError("EROFS", syscall, path);
     return r;
@@ -288,7 +290,7 @@ export class View {
 
   /** As mkdir(2). Errors: EEXIST, ENOENT, ENOTDIR, EROFS, ENAMETOOLONG. */
   mkdir(path: string, mode = 0o777): void {
-    const r = this.route(path, "mkdir");
+    const r = this.route(path, "mkdir", true);
     if (r.kind === "control") throw new FsError("EEXIST", "mkdir", path);
     if (r.readOnly) throw new FsError("EROFS", "mkdir", path);
     if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EEXIST", "mkdir", path);
@@ -310,7 +312,7 @@ export class View {
   /** As rename(2) within one tree. Errors: EXDEV (across trees), EROFS, ENOENT, EEXIST, ENOTEMPTY, EISDIR, ENOTDIR, EINVAL. */
   rename(from: string, to: string): void {
     const a = this.coreRoute(from, "rename", true);
-    const b = this.coreRoute(to, "rename", true);
+    const b = this.coreRoute(to, "rename", true, true);
     if (a.core !== b.core) throw new FsError("EXDEV", "rename", from, to);
     if (isControlName(b.path) && b.slot === SLOT_MAIN) throw new FsError("EROFS", "rename", from, to);
     this.call("rename", from, () => a.core.rename(a.path, b.path));
@@ -319,14 +321,14 @@ export class View {
   /** As link(2) within one tree. Errors: EXDEV, EROFS, EEXIST, ENOENT, EPERM (directory). */
   link(existing: string, path: string): void {
     const a = this.coreRoute(existing, "link", true);
-    const b = this.coreRoute(path, "link", true);
+    const b = this.coreRoute(path, "link", true, true);
     if (a.core !== b.core) throw new FsError("EXDEV", "link", existing, path);
     this.call("link", existing, () => a.core.link(a.path, b.path));
   }
 
   /** As symlink(2): creates `path` pointing at `target` (stored verbatim). Errors: EEXIST, ENOENT, EROFS, ENAMETOOLONG. */
   symlink(target: string, path: string): void {
-    const r = this.route(path, "symlink");
+    const r = this.route(path, "symlink", true);
     if (r.kind === "control") throw new FsError("EEXIST", "symlink", path);
     if (r.readOnly) throw new FsError("EROFS", "symlink", path);
     this.call("symlink", path, () => r.core.symlink(target, r.path));
@@ -406,7 +408,7 @@ export class View {
    */
   open(path: string, flags: number, mode = 0o666): number {
     const writes = (flags & 3) !== C.O_RDONLY || (flags & (C.O_CREAT | C.O_TRUNC)) !== 0;
-    const r = this.route(path, "open");
+    const r = this.route(path, "open", (flags & C.O_CREAT) !== 0);
     if (r.kind === "control") {
       if (flags & C.O_CREAT && flags & C.O_EXCL) throw new FsError("EEXIST", "open", path);
       if (writes) throw new FsError("EISDIR", "open", path);

@@ -52,7 +52,10 @@ describe("View", () => {
     expect(view.readdir("/.agentfs/snapshots")).toEqual([]);
     expect(view.stat("/.agentfs").mode & 0o170000).toBe(0o040000);
     expect(code(() => view.mkdir("/.agentfs"))).toBe("EEXIST");
-    expect(code(() => view.mkdir("/.agentfs/x"))).toBe("ENOENT");
+    expect(code(() => view.mkdir("/.agentfs/x"))).toBe("EROFS");
+    expect(code(() => view.mkdir("/.agentfs/snapshots/new"))).toBe("EROFS");
+    expect(code(() => view.open("/.agentfs/snapshots/new", C.O_CREAT | C.O_WRONLY))).toBe("EROFS");
+    expect(code(() => view.stat("/.agentfs/x"))).toBe("ENOENT");
     expect(code(() => view.rmdir("/.agentfs/snapshots"))).toBe("EROFS");
     expect(code(() => view.stat("/.agentfs/nope"))).toBe("ENOENT");
     expect(code(() => view.stat("/.agentfs/snapshots/nope"))).toBe("ENOENT");

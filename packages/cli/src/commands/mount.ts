@@ -92,13 +92,23 @@ export function listRecords(): MountRecord[] {
   return out.sort((a, b) => (a.mountpoint < b.mountpoint ? -1 : 1));
 }
 
-/** True when process `pid` exists (signal 0 succeeds or is refused with EPERM). */
+/**
+ * True when process `pid` exists and is not a zombie (signal 0 succeeds or is
+ * refused with EPERM; on Linux /proc/PID/stat state is not Z). A detached
+ * daemon's parent has exited, so after it dies it may stay a zombie until
+ * init or a subreaper collects it.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no procfs: trust kill(pid, 0)
   }
 }
 

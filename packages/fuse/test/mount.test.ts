@@ -1,0 +1,285 @@
+/**
+ * Real FUSE mounts (no mocks): the built `agentfs mount` daemon serves a
+ * store, and every operation runs in a child process through the kernel.
+ * Every mount is torn down in afterAll (umount, then SIGKILL + fusermount -uz).
+ */
+import { AgentFS, Store } from "@agentfs/core";
+import { View } from "@agentfs/view";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FuseMount } from "../src/index.js";
+import { agentfs, canMount, fsCodes, fuseMountsUnder, ok, sh, teardown, waitFor } from "./helpers.js";
+
+const ENABLED = canMount();
+const pexec = promisify(execFile);
+
+function records(run: string): { pid: number; mountpoint: string }[] {
+  if (!existsSync(run)) return [];
+  return readdirSync(run)
+    .filter((n) => n.endsWith(".json"))
+    .map((n) => JSON.parse(readFileSync(join(run, n), "utf8")));
+}
+
+describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations through the kernel", () => {
+  let root: string;
+  let store: string;
+  let mnt: string;
+  let env: Record<string, string>;
+  const pids: number[] = [];
+
+  const mount = (...extra: string[]) => {
+    const r = agentfs(["mount", store, mnt, ...extra], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    for (const rec of records(env.AGENTFS_RUNTIME_DIR!)) pids.push(rec.pid);
+  };
+  const umount = () => {
+    const r = agentfs(["umount", mnt], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(fuseMountsUnder(mnt)).toEqual([]);
+  };
+
+  beforeAll(() => {
+    root = mkdtempSync("/tmp/agentfs-fuse-test-");
+    store = join(root, "store");
+    mnt = join(root, "mnt");
+    mkdirSync(store);
+    mkdirSync(mnt);
+    env = { AGENTFS_RUNTIME_DIR: join(root, "run") };
+    expect(agentfs(["init", store], env).code).toBe(0);
+    ok(`printf seeded | node ${JSON.stringify(join(__dirname, "..", "..", "cli", "dist", "main.js"))} --store ${store} write /seed.txt`, root);
+    mount();
+  });
+
+  afterAll(() => {
+    try {
+      if (fuseMountsUnder(root).length) agentfs(["umount", mnt], env);
+    } finally {
+      teardown(root, pids);
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("mount returns once the mount answers; status lists it; the root shows .agentfs and the store's files", () => {
+    expect(fuseMountsUnder(root)).toEqual([mnt]);
+    const st = JSON.parse(agentfs(["status", "--json"], env).stdout);
+    expect(st).toHaveLength(1);
+    expect(st[0]).toMatchObject({ mountpoint: mnt, target: { branch: "main" }, readOnly: false, state: "ok" });
+    expect(ok("ls -A", mnt).split("\n").filter(Boolean)).toEqual([".agentfs", "seed.txt"]);
+    expect(ok("cat seed.txt", mnt)).toBe("seeded");
+    expect(ok("stat -f -c '%l %S' .", mnt).trim()).toBe("255 4096"); // statfs: NAME_MAX and block size
+    // mounting twice on the same point is refused
+    const again = agentfs(["mount", store, mnt], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/EBUSY/);
+  });
+
+  it("files, directories, rename, hard and symbolic links, modes, owners, times, xattrs (shell tools)", () => {
+    ok("echo hello > a.txt && echo more >> a.txt", mnt);
+    expect(ok("cat a.txt", mnt)).toBe("hello\nmore\n");
+    ok("mkdir -p d/e && mv a.txt d/e/b.txt && ln d/e/b.txt hard && ln -s d/e/b.txt soft", mnt);
+    expect(ok("cat soft && readlink soft", mnt)).toBe("hello\nmore\nd/e/b.txt\n");
+    expect(ok("stat -c '%h %i' hard d/e/b.txt", mnt).split("\n").filter(Boolean)).toEqual(Array(2).fill(ok("stat -c '%h %i' hard", mnt).trim()));
+    expect(ok("stat -c %h hard", mnt).trim()).toBe("2");
+    ok("chmod 640 hard && chown 1234:5678 hard && touch -d '2021-02-03 04:05:06' hard", mnt);
+    expect(ok("stat -c '%a %u %g %Y' d/e/b.txt", mnt).trim()).toBe(`640 1234 5678 ${Date.UTC(2021, 1, 3, 4, 5, 6) / 1000}`);
+    ok("setfattr -n user.color -v blue hard && setfattr -n user.size -v 42 hard", mnt);
+    expect(ok("getfattr --absolute-names -d hard", mnt)).toContain('user.color="blue"');
+    expect(ok("getfattr --absolute-names --only-values -n user.size hard", mnt)).toBe("42");
+    ok("setfattr -x user.color hard", mnt);
+    expect(ok("getfattr --absolute-names -d hard", mnt)).not.toContain("user.color");
+    expect(sh("getfattr -n user.nope hard", mnt).stderr).toMatch(/No such attribute/);
+    ok("truncate -s 3 hard", mnt);
+    expect(ok("cat d/e/b.txt", mnt)).toBe("hel");
+    ok("rm hard soft && rm -r d", mnt);
+    expect(ok("ls -A", mnt).split("\n").filter(Boolean)).toEqual([".agentfs", "seed.txt"]);
+  });
+
+  it("node:fs in a child: open/read/write/fsync/ftruncate/close, access, unlinked open files stay readable", () => {
+    const codes = fsCodes(mnt, [
+      `const fd = fs.openSync("n.bin", "w+"); fs.writeSync(fd, Buffer.alloc(300000, 7)); fs.fsyncSync(fd); fs.ftruncateSync(fd, 100000);
+       if (fs.fstatSync(fd).size !== 100000) throw new Error("size " + fs.fstatSync(fd).size); fs.closeSync(fd);`,
+      `if (fs.readFileSync("n.bin").length !== 100000) throw new Error("len");`,
+      `fs.accessSync("n.bin", fs.constants.R_OK | fs.constants.W_OK)`,
+      `fs.writeFileSync("u.txt", "still here"); const fd = fs.openSync("u.txt", "r"); fs.unlinkSync("u.txt");
+       const b = Buffer.alloc(20); const n = fs.readSync(fd, b, 0, 20, 0); fs.closeSync(fd);
+       if (b.subarray(0, n).toString() !== "still here") throw new Error("read " + b.subarray(0, n));
+       if (fs.existsSync("u.txt")) throw new Error("u.txt still listed");`,
+      `fs.rmSync("n.bin")`,
+    ]);
+    expect(codes).toEqual(["OK", "OK", "OK", "OK", "OK"]);
+    // the unlinked-while-open file left nothing behind once closed (libfuse's .fuse_hidden file is released)
+    expect(waitFor(() => ok("ls -A", mnt).split("\n").filter(Boolean).join(",") === ".agentfs,seed.txt", 5000)).toBe(true);
+  });
+
+  it("errno for every error case reaches the caller unchanged", () => {
+    const long = "x".repeat(256);
+    ok("mkdir -p full/sub && echo f > file", mnt);
+    const codes = fsCodes(mnt, [
+      `fs.statSync("missing")`, // ENOENT
+      `fs.rmdirSync("missing")`, // ENOENT
+      `fs.mkdirSync("full")`, // EEXIST
+      `fs.openSync("file", "wx")`, // EEXIST
+      `fs.rmdirSync("full")`, // ENOTEMPTY
+      `fs.openSync("full", "w")`, // EISDIR
+      `fs.unlinkSync("full")`, // EISDIR
+      `fs.mkdirSync("file/x")`, // ENOTDIR
+      `fs.readdirSync("file")`, // ENOTDIR
+      `fs.writeFileSync(${JSON.stringify(long)}, "x")`, // ENAMETOOLONG
+      `fs.mkdirSync(${JSON.stringify(long)})`, // ENAMETOOLONG
+      `fs.writeFileSync(${JSON.stringify("y".repeat(255))}, "x")`, // OK: 255 bytes is allowed
+      `fs.renameSync("full", "full/sub/inside")`, // EINVAL
+      `fs.renameSync("file", "full")`, // EISDIR
+      `fs.readlinkSync("file")`, // EINVAL
+      `fs.linkSync("full", "full2")`, // EPERM
+      `fs.mkdirSync(".agentfs")`, // EEXIST
+      `fs.writeFileSync(".agentfs/x", "")`, // EACCES from default_permissions (0555), or EROFS
+    ]);
+    expect(codes).toEqual([
+      "ENOENT", "ENOENT", "EEXIST", "EEXIST", "ENOTEMPTY", "EISDIR", "EISDIR", "ENOTDIR", "ENOTDIR",
+      "ENAMETOOLONG", "ENAMETOOLONG", "OK", "EINVAL", "EISDIR", "EINVAL", "EPERM", "EEXIST", codes[17],
+    ]);
+    expect(["EACCES", "EROFS"]).toContain(codes[17]);
+    ok(`rm -r full file ${"y".repeat(255)}`, mnt);
+  });
+
+  it("a snapshot taken from the CLI while mounted appears under /.agentfs/snapshots, read-only (EROFS), and disappears when deleted", () => {
+    ok("echo v1 > snap.txt", mnt);
+    expect(agentfs(["--store", store, "snapshot", "create", "s1"], env).code).toBe(0);
+    ok("echo v2 > snap.txt", mnt);
+    expect(ok("ls .agentfs/snapshots", mnt)).toBe("s1\n");
+    expect(ok("cat .agentfs/snapshots/s1/snap.txt && cat snap.txt", mnt)).toBe("v1\nv2\n");
+    const codes = fsCodes(mnt, [
+      `fs.writeFileSync(".agentfs/snapshots/s1/snap.txt", "x")`,
+      `fs.writeFileSync(".agentfs/snapshots/s1/new.txt", "x")`,
+      `fs.unlinkSync(".agentfs/snapshots/s1/snap.txt")`,
+      `fs.mkdirSync(".agentfs/snapshots/s1/d")`,
+      `fs.renameSync("snap.txt", ".agentfs/snapshots/s1/moved.txt")`,
+      `fs.chmodSync(".agentfs/snapshots/s1/snap.txt", 0o600)`,
+    ]);
+    expect(codes).toEqual(["EROFS", "EROFS", "EROFS", "EROFS", codes[4], "EROFS"]);
+    expect(["EROFS", "EXDEV"]).toContain(codes[4]);
+    const ino = (p: string) => ok(`stat -c %i ${p}`, mnt).trim();
+    expect(ino("snap.txt")).not.toBe(ino(".agentfs/snapshots/s1/snap.txt"));
+    expect(agentfs(["--store", store, "snapshot", "delete", "s1"], env).code).toBe(0);
+    expect(ok("ls .agentfs/snapshots", mnt)).toBe("");
+    // the kernel may keep the positive dentry for entry_timeout (1 s)
+    expect(waitFor(() => sh("test -e .agentfs/snapshots/s1", mnt).code !== 0, 5000)).toBe(true);
+    ok("rm snap.txt", mnt);
+  });
+
+  it("git init, add, commit and fsck inside the mount", () => {
+    const g = "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main";
+    ok(`mkdir repo && cd repo && ${g} init -q && mkdir src && for i in $(seq 1 20); do echo "line $i" > src/f$i.txt; done && ${g} add -A && ${g} commit -qm one`, mnt);
+    ok(`cd repo && echo changed >> src/f1.txt && git mv src/f2.txt src/g2.txt && ${g} commit -qam two && ${g} gc -q`, mnt);
+    expect(ok("cd repo && git fsck --full --strict 2>&1; echo rc=$?", mnt)).toMatch(/rc=0$/m);
+    expect(ok("cd repo && git log --oneline | wc -l && git status --porcelain", mnt).trim()).toBe("2");
+  });
+
+  it("tar x of a tarball reproduces every file (sha256)", () => {
+    const src = join(root, "tarsrc");
+    mkdirSync(join(src, "a", "b"), { recursive: true });
+    for (let i = 0; i < 30; i++) writeFileSync(join(src, i % 2 ? "a" : "a/b", `f${i}.dat`), Buffer.alloc(1000 * i * i + 1, i));
+    writeFileSync(join(src, "big.bin"), Buffer.from(Array.from({ length: 3 << 20 }, (_, i) => (i * 2654435761) >>> 24)));
+    ok("ln -s a/f1.dat link && ln a/f3.dat hardlink", src);
+    ok(`tar -C ${src} -cf ${root}/t.tar .`, root);
+    ok(`mkdir x && tar -C x -xf ${root}/t.tar`, mnt);
+    const sums = (dir: string) => ok("find . -type f -print0 | sort -z | xargs -0 sha256sum", dir);
+    expect(sums(join(mnt, "x"))).toBe(sums(src));
+    expect(ok("readlink x/link && stat -c %h x/hardlink", mnt)).toBe("a/f1.dat\n2\n");
+    ok("rm -r x", mnt);
+  });
+
+  it("data round-trips: written through the mount, read by the SDK after unmount, and back", async () => {
+    ok("mkdir -p rt && printf 'through fuse' > rt/one.txt && setfattr -n user.k -v v rt/one.txt", mnt);
+    umount();
+    const afs = await AgentFS.open(store);
+    try {
+      expect((await afs.fs.readFile("/rt/one.txt")).toString()).toBe("through fuse");
+      await afs.fs.writeFile("/rt/two.txt", "through the sdk");
+    } finally {
+      await afs.close();
+    }
+    mount();
+    expect(ok("cat rt/two.txt && getfattr --only-values -n user.k rt/one.txt", mnt)).toBe("through the sdkv");
+  });
+
+  it("a mount of a snapshot, and --read-only on a branch, refuse changes with EROFS", () => {
+    umount();
+    expect(agentfs(["--store", store, "snapshot", "create", "ro"], env).code).toBe(0);
+    mount("--snapshot", "ro");
+    expect(ok("cat seed.txt", mnt)).toBe("seeded");
+    expect(fsCodes(mnt, [`fs.writeFileSync("z", "")`, `fs.unlinkSync("seed.txt")`])).toEqual(["EROFS", "EROFS"]);
+    umount();
+    mount("--read-only");
+    expect(fsCodes(mnt, [`fs.mkdirSync("z")`, `fs.readFileSync("seed.txt", "utf8")`])).toEqual(["EROFS", "OK"]);
+    umount();
+    mount();
+  });
+
+  it("a killed daemon leaves a stale mount (ENOTCONN) that status reports and the next mount recovers", () => {
+    const rec = records(env.AGENTFS_RUNTIME_DIR!)[0]!;
+    process.kill(rec.pid, "SIGKILL");
+    const statCode = () => {
+      try {
+        statSync(mnt);
+        return "OK";
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code;
+      }
+    };
+    expect(waitFor(() => statCode() === "ENOTCONN", 10_000)).toBe(true);
+    expect(JSON.parse(agentfs(["status", "--json"], env).stdout)[0].state).toBe("stale");
+    mount();
+    expect(ok("cat seed.txt", mnt)).toBe("seeded");
+    umount();
+    expect(agentfs(["status"], env).stdout).toBe("no agentfs mounts\n");
+    const again = agentfs(["umount", mnt], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/EINVAL/);
+  });
+});
+
+describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: write request sizes", () => {
+  let root: string;
+  let store: Store;
+  beforeAll(() => {
+    root = mkdtempSync("/tmp/agentfs-fuse-wsize-");
+    store = Store.open(join(root, "store"), { create: true });
+  });
+  afterAll(() => {
+    try {
+      teardown(root);
+    } finally {
+      store.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  async function ddInto(maxWrite: number): Promise<{ maxWrite: number; line: string }> {
+    const mnt = join(root, `m${maxWrite}`);
+    mkdirSync(mnt);
+    const m = await FuseMount.mount(View.open(store), mnt, { maxWrite });
+    try {
+      // Asynchronous child: this process serves the mount, so it must not block.
+      const r = await pexec("dd", ["if=/dev/zero", `of=${mnt}/f${maxWrite}`, "bs=1M", "count=32"]);
+      return { maxWrite: m.stats.maxWrite, line: r.stderr.trim().split("\n").pop() ?? "" };
+    } finally {
+      await m.unmount();
+    }
+  }
+
+  it("default requests are 4 KiB; big_writes with max_write=131072 gives 128 KiB requests", async () => {
+    const small = await ddInto(0);
+    const big = await ddInto(131072);
+    expect(small.maxWrite).toBe(4096);
+    expect(big.maxWrite).toBe(131072);
+    process.stdout.write(`dd 32 MiB: 4 KiB writes: ${small.line}\n           128 KiB writes: ${big.line}\n`);
+    expect(store.manifest).toBeDefined();
+    expect(fuseMountsUnder(root)).toEqual([]);
+  });
+});
