@@ -70,6 +70,29 @@ class ChunkCache {
   }
 }
 
+/**
+ * Where CAS object bodies live when they are not kept in the manifest
+ * database (the default keeps them in `objects.data`). With a backend, the
+ * `objects` row still records hash, size, stored size and codec (its `data`
+ * is an empty blob) and the backend holds the stored body — raw or gzip, as
+ * the codec says. Used for RAM stores whose object bytes live in memfds.
+ * Implementations need not be thread-safe; bodies are immutable once put.
+ */
+export interface ObjectBackend {
+  /** Names the backend in errors and stats (e.g. "memfd"). */
+  readonly kind: string;
+  /** Stores `body` under `hash` (called once per new object, inside the manifest's write transaction). */
+  put(hash: Buffer, body: Uint8Array): void;
+  /** The body stored under `hash` (a copy the caller may keep), or undefined when absent. */
+  get(hash: Buffer): Buffer | undefined;
+  /** Frees the body of `hash`; a no-op when absent. */
+  delete(hash: Buffer): void;
+  /** Every hash the backend holds (used by gc to free bodies whose rows were rolled back). */
+  keys(): Iterable<Buffer>;
+}
+
+const EMPTY = Buffer.alloc(0);
+
 /** Result of `ObjectStore.put`: whether the chunk was new, and bytes as stored. */
 export interface PutResult {
   added: boolean;
@@ -83,8 +106,11 @@ export class ObjectStore {
   private readonly stPut: Database.Statement;
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
 
-  /** `level` is the gzip level (1 fastest … 9 smallest). */
-  constructor(db: Database.Database, private readonly level = 1) {
+  /**
+   * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
+   * given, holds the object bodies instead of the `objects.data` column.
+   */
+  constructor(db: Database.Database, private readonly level = 1, readonly backend?: ObjectBackend) {
     this.stGet = db.prepare(`SELECT size, codec, data FROM objects WHERE hash = ?`);
     this.stHas = db.prepare(`SELECT 1 FROM objects WHERE hash = ?`).pluck();
     this.stPut = db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
@@ -111,7 +137,12 @@ export class ObjectStore {
         body = z;
       }
     }
-    this.stPut.run(hash, data.length, body.length, codec, body);
+    if (this.backend) {
+      this.stPut.run(hash, data.length, body.length, codec, EMPTY);
+      this.backend.put(hash, body);
+    } else {
+      this.stPut.run(hash, data.length, body.length, codec, body);
+    }
     return { added: true, stored: body.length };
   }
 
@@ -126,9 +157,11 @@ export class ObjectStore {
     if (hit) return hit;
     const row = this.stGet.get(hash) as { size: number; codec: number; data: Buffer } | undefined;
     if (!row) throw new StoreError("EIO", `object ${key} is missing from the store`);
+    const body = this.bodyOf(hash, row.data);
+    if (!body) throw new StoreError("EIO", `object ${key} is missing from the ${this.backend?.kind} object backend`);
     let data: Buffer;
     try {
-      data = row.codec === CODEC_GZIP ? gunzipSync(row.data) : row.data;
+      data = row.codec === CODEC_GZIP ? gunzipSync(body) : body;
     } catch (e) {
       throw new StoreError("EIO", `object ${key} is corrupt: cannot decompress (${(e as Error).message})`);
     }
@@ -137,6 +170,36 @@ export class ObjectStore {
     }
     this.cache.set(key, data);
     return data;
+  }
+
+  /**
+   * The stored body (raw or gzip, per the row's codec) of object `hash`
+   * whose `objects.data` column holds `data`: from the backend when there is
+   * one, else `data` itself. Undefined when the backend lacks it.
+   */
+  bodyOf(hash: Buffer, data: Buffer): Buffer | undefined {
+    return this.backend ? this.backend.get(hash) : data;
+  }
+
+  /**
+   * After gc committed the deletion of rows: frees the backend bodies of
+   * `hashes`, then of any hash the backend holds without a row (left by a
+   * rolled-back transaction). Returns bodies freed. A no-op without backend.
+   */
+  releaseBodies(hashes: Iterable<Buffer>): number {
+    if (!this.backend) return 0;
+    let n = 0;
+    for (const h of hashes) {
+      this.backend.delete(h);
+      n++;
+    }
+    for (const h of [...this.backend.keys()]) {
+      if (!this.has(h)) {
+        this.backend.delete(h);
+        n++;
+      }
+    }
+    return n;
   }
 
   /** Drops cached chunks (after gc or when another process may have changed objects). */

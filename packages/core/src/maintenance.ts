@@ -210,6 +210,7 @@ export function liveLayers(store: Store): Set<number> {
  */
 export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
   const m = store.manifest;
+  const removedHashes: Buffer[] = [];
   const rep = m.write(() => {
     const live = liveLayers(store);
     // Children before parents (a child's id is always larger), so no delete
@@ -267,12 +268,15 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
       if (marked.has(o.hash.toString("hex"))) objectsKept++;
       else {
         del.run(o.id);
+        if (store.cas.backend) removedHashes.push(o.hash);
         objectsRemoved++;
         bytesFreed += o.stored;
       }
     }
     return { layersRemoved: dead.length + merged, inodeVersionsRemoved, dentriesRemoved, objectsRemoved, bytesFreed, objectsKept };
   });
+  // Bodies in an object backend are freed only once the deletion committed.
+  store.cas.releaseBodies(removedHashes);
   store.cas.clearCache();
   m.clearCaches();
   store.gen++;
@@ -330,9 +334,14 @@ export function fsck(store: Store, opts: { onProgress?: (done: number, total: nu
       present.add(hex);
       checked.objects++;
       if (checked.objects % 1000 === 0) opts.onProgress?.(checked.objects, total, "objects");
+      const body = store.cas.bodyOf(o.hash, o.data);
+      if (!body) {
+        problems.push({ kind: "corrupt-object", object: hex, message: `object ${hex}: body missing from the ${store.cas.backend?.kind} object backend` });
+        continue;
+      }
       let data: Buffer;
       try {
-        data = o.codec === CODEC_GZIP ? gunzipSync(o.data) : o.data;
+        data = o.codec === CODEC_GZIP ? gunzipSync(body) : body;
       } catch (e) {
         problems.push({ kind: "corrupt-object", object: hex, message: `object ${hex}: cannot decompress (${(e as Error).message})` });
         continue;

@@ -243,7 +243,8 @@ export class Manifest {
    * the file is not a SQLite database, is truncated or is damaged; EINVAL when
    * it is a SQLite database of another format.
    */
-  static open(dir: string, opts: { create?: boolean; readonly?: boolean } = {}): Manifest {
+  static open(dir: string, opts: { create?: boolean; readonly?: boolean; memory?: boolean } = {}): Manifest {
+    if (opts.memory) return Manifest.openMemory(dir);
     const file = join(dir, MANIFEST_FILE);
     const exists = existsSync(file);
     if (!exists && !opts.create) throw new StoreError("ENOENT", `no agentfs store at ${dir} (missing ${MANIFEST_FILE})`);
@@ -284,6 +285,34 @@ export class Manifest {
         throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store`);
       }
       translateSqliteError(e, file);
+    }
+  }
+
+  /**
+   * A new, empty manifest held in memory only (SQLite ":memory:", temporary
+   * tables and sorts in memory too): nothing touches the filesystem, and
+   * everything is gone when it is closed. `label` names it in messages
+   * (`file` is "<label> (in memory)"). For RAM stores.
+   */
+  static openMemory(label: string): Manifest {
+    const db = new Database(":memory:");
+    try {
+      db.pragma("temp_store = MEMORY");
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        const now = nowNs();
+        db.prepare(`INSERT INTO meta(key, value) VALUES('format', ?), ('next_ino', 2), ('head', 'main'), ('created', ?)`).run(FORMAT, now);
+        const layer = Number(db.prepare(`INSERT INTO layers(parent, frozen, created) VALUES(NULL, 0, ?)`).run(now).lastInsertRowid);
+        db.prepare(`INSERT INTO branches(name, head, created, origin) VALUES('main', ?, ?, NULL)`).run(layer, now);
+        const uid = process.getuid?.() ?? 0;
+        const gid = process.getgid?.() ?? 0;
+        db.prepare(`INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(?, ?, ?, ?, ?, 2, 4096, 0, ?, ?, ?, ?, NULL, NULL, NULL)`)
+          .run(layer, ROOT_INO, 0o040755, uid, gid, now, now, now, now);
+      }).immediate();
+      return new Manifest(db, `${label} (in memory)`);
+    } catch (e) {
+      db.close();
+      translateSqliteError(e, label);
     }
   }
 

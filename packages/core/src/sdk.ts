@@ -10,6 +10,7 @@ import { diff, fsck, gc, stats, type DiffEntry, type FsckReport, type GcReport, 
 import { AgentFsPromises } from "./promises.js";
 import { Store, type BranchInfo, type SnapshotInfo, type StoreOptions, type Target } from "./store.js";
 import type { Backstore } from "./backstore.js";
+import type { ObjectBackend } from "./cas.js";
 
 /** Name of the store directory that `init` creates and discovery looks for (as `.git`). */
 export const STORE_DIR_NAME = ".agentfs";
@@ -30,6 +31,10 @@ export interface AgentFSOptions {
   cred?: Credentials;
   /** gzip level 1–9 for new chunks. */
   compressionLevel?: number;
+  /** Open a new RAM store: manifest in memory, nothing on disk, gone on close (see `StoreOptions.inMemory`). */
+  inMemory?: boolean;
+  /** Where object bodies live (see `ObjectBackend`; default the manifest database). */
+  objectBackend?: ObjectBackend;
 }
 
 /**
@@ -78,8 +83,11 @@ export class AgentFS {
 
   /** Synchronous `open`. */
   static openSync(storePath: string, opts: AgentFSOptions = {}): AgentFS {
-    const dir = locateStore(storePath) ?? resolve(storePath);
-    const so: StoreOptions = { create: opts.create, backstore: opts.backstore, compressionLevel: opts.compressionLevel };
+    const dir = opts.inMemory ? storePath : (locateStore(storePath) ?? resolve(storePath));
+    const so: StoreOptions = {
+      create: opts.create, backstore: opts.backstore, compressionLevel: opts.compressionLevel,
+      inMemory: opts.inMemory, objectBackend: opts.objectBackend,
+    };
     const store = Store.open(dir, so);
     try {
       const target: Target = opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { branch: opts.branch ?? store.currentBranch() };

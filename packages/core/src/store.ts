@@ -5,7 +5,7 @@
  * snapshot.
  */
 import { MemoryBackstore, type Backstore } from "./backstore.js";
-import { ObjectStore } from "./cas.js";
+import { ObjectStore, type ObjectBackend } from "./cas.js";
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from "./chunker.js";
 import { StoreError } from "./errors.js";
 import { Manifest, makeChain, nowNs, type Chain } from "./manifest.js";
@@ -18,6 +18,14 @@ export interface StoreOptions {
   backstore?: Backstore;
   /** gzip level for chunks, 1 (fastest, default) to 9 (smallest). */
   compressionLevel?: number;
+  /**
+   * A RAM store: the manifest lives in memory only (`dir` is just a label;
+   * nothing is created on disk) and the store vanishes when closed. Usually
+   * combined with `objectBackend` so object bytes live outside the heap.
+   */
+  inMemory?: boolean;
+  /** Where object bodies live (default: the manifest database). See `ObjectBackend`. */
+  objectBackend?: ObjectBackend;
 }
 
 /** A snapshot as listed: name, the branch it was taken from, creation time (ns since epoch) and message. */
@@ -67,19 +75,20 @@ export class Store {
     this.dir = dir;
     this.manifest = manifest;
     const level = opts.compressionLevel ?? Number(manifest.getMeta("compression_level") ?? 1);
-    this.cas = new ObjectStore(manifest.db, level);
+    this.cas = new ObjectStore(manifest.db, level, opts.objectBackend);
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
   }
 
   /**
-   * Opens the store in directory `dir` (creating it with `create`). Errors:
+   * Opens the store in directory `dir` (creating it with `create`; with
+   * `inMemory`, a new empty RAM store labelled `dir`). Errors:
    * ENOENT (no store), EIO (damaged or non-SQLite manifest), EINVAL (a SQLite
    * file of another format), EBUSY (locked too long by another process).
    */
   static open(dir: string, opts: StoreOptions = {}): Store {
-    const m = Manifest.open(dir, { create: opts.create });
+    const m = Manifest.open(dir, { create: opts.create, memory: opts.inMemory });
     try {
       if (m.getMeta("chunk_params") == null) {
         m.write(() => {
