@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { makeOps, type OpStats } from "./ops.js";
+import { makeOps, type ContextReader, type OpStats } from "./ops.js";
 
 const require = createRequire(import.meta.url);
 
@@ -90,8 +90,18 @@ export function loadFuse(): FuseCtor {
       });
     }
   }
+  (AgentFuse as any).agentfsContext = (Base as any).agentfsContext ?? null;
   FuseClass = AgentFuse as unknown as FuseCtor;
   return FuseClass;
+}
+
+/**
+ * True when the loaded fuse-native carries the agentfs patch
+ * (patches/fuse-native@2.2.6.patch): callers' uid/gid reach new files and
+ * utimens keeps ns, UTIME_NOW and UTIME_OMIT.
+ */
+export function hasCallerContext(): boolean {
+  return typeof loadFuse().agentfsContext === "function";
 }
 
 /** The `-o` options a mount passes to libfuse, in order. */
@@ -133,7 +143,8 @@ export class FuseMount {
     await recoverStaleMount(mnt);
     const Fuse = loadFuse();
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
-    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError }), { timeout: false });
+    const context = typeof Fuse.agentfsContext === "function" ? (Fuse.agentfsContext as ContextReader) : undefined;
+    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError, context }), { timeout: false });
     (fuse as any).agentOptions = m.options;
     await new Promise<void>((res, rej) =>
       fuse.mount((err) => {

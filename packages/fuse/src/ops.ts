@@ -50,6 +50,25 @@ function toDate(ns: bigint): Date {
 /** libfuse 2 passes UTIME_NOW and UTIME_OMIT as tv_sec 0 with a special tv_nsec; fuse-native turns both into this many ms. */
 const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6);
 
+/**
+ * The caller of the request being served and, during utimens, its raw
+ * timespecs, as read from the agentfs patch of fuse-native
+ * (patches/fuse-native@2.2.6.patch: `Fuse.agentfsContext()` returns
+ * [uid, gid, pid, atime_sec, atime_nsec, mtime_sec, mtime_nsec]). Only valid
+ * while a handler runs synchronously.
+ */
+export type ContextReader = () => number[];
+
+const UTIME_NOW = (1 << 30) - 1;
+const UTIME_OMIT = (1 << 30) - 2;
+
+/** A utimens time from a raw timespec: "now" (UTIME_NOW), "omit" (UTIME_OMIT) or ns since the epoch. */
+export function timespecToTime(sec: number, nsec: number): bigint | "now" | "omit" {
+  if (nsec === UTIME_NOW) return "now";
+  if (nsec === UTIME_OMIT) return "omit";
+  return BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+}
+
 /** Counters a mount keeps for diagnostics and tests. */
 export interface OpStats {
   /** Number of write calls served. */
@@ -62,6 +81,13 @@ export interface OpStats {
 
 /** Options for `makeOps`. */
 export interface OpsOptions {
+  /**
+   * Reads the current request's caller and raw times (the patched
+   * fuse-native). Without it new files belong to the daemon's uid/gid and
+   * utimens has millisecond precision with UTIME_NOW and UTIME_OMIT both
+   * taken as "now".
+   */
+  context?: ContextReader;
   /** Called with any non-FsError exception (it is answered with EIO). Default: write to stderr. */
   onInternalError?: (op: string, e: unknown) => void;
 }
@@ -105,6 +131,26 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
   }
 
   const u32ToId = (n: number) => (n === 0xffffffff || n === -1 ? -1 : n);
+  const ctx = opts.context;
+  const myUid = process.getuid?.() ?? 0;
+  const myGid = process.getgid?.() ?? 0;
+
+  /**
+   * Gives a node the creating caller's uid, and its gid unless the parent
+   * directory is set-group-ID (then the node keeps the inherited group), as
+   * the kernel does for local filesystems. No-op when the caller is the
+   * daemon's own identity or the context is unavailable.
+   */
+  function ownToCaller(path: string): void {
+    if (!ctx) return;
+    const [uid, gid] = ctx() as [number, number];
+    if (uid === myUid && gid === myGid) return;
+    const st = view.stat(path, false);
+    const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+    const sgid = (view.stat(parent, false).mode & 0o2000) !== 0;
+    const wantGid = sgid ? st.gid : gid;
+    if (st.uid !== uid || st.gid !== wantGid) view.chown(path, uid, wantGid, false);
+  }
   const time = (ms: number): bigint | "now" => (ms === UTIME_SPECIAL_MS ? "now" : BigInt(Math.round(ms)) * NS_PER_MS);
 
   return {
@@ -132,12 +178,22 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
     },
     create(path: string, mode: number, cb: Cb) {
       // fuse-native passes no flags: open read-write; the kernel enforces the caller's access mode.
-      run("create", cb, () => view.open(path, C.O_CREAT | C.O_RDWR, mode & 0o7777));
+      run("create", cb, () => {
+        const fd = view.open(path, C.O_CREAT | C.O_RDWR, mode & 0o7777);
+        try {
+          ownToCaller(path);
+        } catch (e) {
+          view.close(fd);
+          throw e;
+        }
+        return fd;
+      });
     },
     mknod(path: string, mode: number, _dev: number, cb: Cb) {
       run("mknod", cb, () => {
         if ((mode & 0o170000) !== 0o100000 && (mode & 0o170000) !== 0) throw new FsError("EPERM", "mknod", path, undefined, "only regular files are supported");
         view.close(view.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, mode & 0o7777));
+        ownToCaller(path);
       });
     },
     read(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
@@ -164,7 +220,10 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       run("ftruncate", cb, () => view.ftruncate(fd, size));
     },
     mkdir(path: string, mode: number, cb: Cb) {
-      run("mkdir", cb, () => view.mkdir(path, mode & 0o7777));
+      run("mkdir", cb, () => {
+        view.mkdir(path, mode & 0o7777);
+        ownToCaller(path);
+      });
     },
     rmdir(path: string, cb: Cb) {
       run("rmdir", cb, () => view.rmdir(path));
@@ -179,7 +238,10 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       run("link", cb, () => view.link(existing, path));
     },
     symlink(target: string, path: string, cb: Cb) {
-      run("symlink", cb, () => view.symlink(target, path));
+      run("symlink", cb, () => {
+        view.symlink(target, path);
+        ownToCaller(path);
+      });
     },
     readlink(path: string, cb: Cb) {
       run("readlink", cb, () => view.readlink(path));
@@ -191,8 +253,14 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       run("chown", cb, () => view.chown(path, u32ToId(uid), u32ToId(gid), false));
     },
     utimens(path: string, atimeMs: number, mtimeMs: number, cb: Cb) {
-      // fuse-native 2.2.6 passes atime in both arguments (see README: known gap).
-      run("utimens", cb, () => view.utimes(path, time(atimeMs), time(mtimeMs), false));
+      run("utimens", cb, () => {
+        if (ctx) {
+          const c = ctx();
+          return view.utimes(path, timespecToTime(c[3]!, c[4]!), timespecToTime(c[5]!, c[6]!), false);
+        }
+        // Unpatched fuse-native 2.2.6 passes atime in both arguments, in ms (see README).
+        view.utimes(path, time(atimeMs), time(mtimeMs), false);
+      });
     },
     setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) {
       run("setxattr", cb, () => view.setxattr(path, name, Buffer.from(value), flags));

@@ -190,6 +190,9 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
     ok(`mkdir x && tar -C x -xf ${root}/t.tar`, mnt);
     const sums = (dir: string) => ok("find . -type f -print0 | sort -z | xargs -0 sha256sum", dir);
     expect(sums(join(mnt, "x"))).toBe(sums(src));
+    // Known gap: tar restores mtimes with utimensat(fd, [UTIME_OMIT, mtime]); libfuse 2.9's
+    // high-level API drops a setattr that sets only one of atime/mtime, so extracted files keep
+    // their creation time. (A libfuse3 / low-level binding fixes this; see README.)
     expect(ok("readlink x/link && stat -c %h x/hardlink", mnt)).toBe("a/f1.dat\n2\n");
     ok("rm -r x", mnt);
   });
@@ -217,6 +220,27 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
     umount();
     mount("--read-only");
     expect(fsCodes(mnt, [`fs.mkdirSync("z")`, `fs.readFileSync("seed.txt", "utf8")`])).toEqual(["EROFS", "OK"]);
+    umount();
+    mount();
+  });
+
+  it("--allow-other: another user's new files are theirs; default_permissions refuses them root's files; utimens sets mtime", () => {
+    umount();
+    mount("--allow-other");
+    ok("mkdir -m 777 shared && echo root > shared/rootfile && chmod 644 shared/rootfile", mnt);
+    const as1000 = (script: string) => sh(`setpriv --reuid=1000 --regid=1000 --clear-groups bash -c ${JSON.stringify(script)}`, join(mnt, "shared"));
+    expect(as1000("echo mine > f && mkdir g && ln -s f l && mkfifo p 2>/dev/null; true").code).toBe(0);
+    expect(ok("stat -c '%u:%g %n' f g && stat -c '%u:%g' -h l 2>/dev/null || stat -c '%u:%g' l", join(mnt, "shared")).split("\n").filter(Boolean)).toEqual(["1000:1000 f", "1000:1000 g", "1000:1000"]);
+    const denied = as1000("echo x >> rootfile");
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/Permission denied/);
+    // utimens sets mtime (not atime twice, as unpatched fuse-native 2.2.6 did), with sub-second precision (ms through getattr)
+    ok("touch -d '2001-02-03 04:05:06.25' f && touch -a -d '2011-01-01 00:00:00' f", join(mnt, "shared"));
+    expect(ok("stat -c '%y' f", join(mnt, "shared"))).toContain("2001-02-03 04:05:06.250000000");
+    // Known gap, libfuse 2.9 high-level API: a setattr that sets only atime or only mtime
+    // (touch -a, touch -m: the other is UTIME_OMIT) never reaches the filesystem and succeeds unchanged.
+    expect(ok("stat -c '%X' f", join(mnt, "shared")).trim()).toBe(String(Date.UTC(2001, 1, 3, 4, 5, 6) / 1000));
+    ok("rm -r shared", mnt);
     umount();
     mount();
   });
