@@ -8,3 +8,4 @@ export * from "./fdbuffer.js";
 export * from "./memfd.js";
 export * from "./hostdir.js";
 export * from "./tmpfs.js";
+export * from "./memfdobjects.js";

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { FsError } from "@agentfs/core";
+import { openRamStore } from "@agentfs/backstore-linux";
 import * as native from "@agentfs/native";
 import { READ_ONLY_SEALS, exportMemfd, exportMemfdStat } from "../src/index.js";
 import { MiB, codeOf, fdCount, fdPos, freshStore, isLinux, preadAll, prng, text } from "./helpers.js";
@@ -170,5 +171,18 @@ describe.skipIf(!isLinux)("exportMemfd", () => {
     expect(native.getCloexec(fd)).toBe(true);
     const fd2 = keep(exportMemfd(s.afs.core, "/file", { cloexec: false }));
     expect(native.getCloexec(fd2)).toBe(false);
+  });
+
+  it("exports from a RAM store (objects in memfds): memfd to memfd, nothing on disk", async () => {
+    const ram = openRamStore("ram-export");
+    try {
+      const data = text(3 * MiB + 1, 5);
+      await ram.afs.fs.writeFile("/f", data);
+      ram.afs.store.cas.clearCache();
+      const fd = keep(exportMemfd(ram.afs, "/f", { seal: true }));
+      expect(preadAll(fd).equals(data)).toBe(true);
+    } finally {
+      await ram.close();
+    }
   });
 });
