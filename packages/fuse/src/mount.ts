@@ -12,6 +12,13 @@ import { makeOps, type ContextReader, type OpStats } from "./ops.js";
 
 const require = createRequire(import.meta.url);
 
+/**
+ * Sequential-write commit interval (bytes) recommended for FUSE views
+ * (`ViewOptions.autoCommitBytes`): bounds the pause a large file's commit
+ * imposes on every other request (see README, "The loop").
+ */
+export const FUSE_AUTO_COMMIT_BYTES = 8 << 20;
+
 /** Default largest write request (bytes) asked of the kernel with `big_writes`. */
 export const DEFAULT_MAX_WRITE = 131072;
 

@@ -62,6 +62,16 @@ export interface ViewOptions {
   umask?: number;
   /** Identity for core permission checks and new files' owner (default: this process's). */
   cred?: Credentials;
+  /**
+   * Commit a descriptor's writes every this many bytes of *sequential*
+   * writing (default 0: only on flush/fsync/close). A front end whose loop
+   * serves everyone (FUSE) sets it so that writing a large file costs many
+   * bounded pauses instead of one pause as long as the whole commit at
+   * close. A non-sequential write turns it off for that descriptor (a
+   * commit re-chunks from the first changed byte, so random writes would
+   * pay for the whole dirty span each time).
+   */
+  autoCommitBytes?: number;
 }
 
 /** statvfs(3) fields as `View.statfs` returns them (block counts in `frsize` units). */
@@ -91,7 +101,7 @@ interface SnapTree {
 }
 
 /** A view-level open file: which core owns it and the core's descriptor, or a virtual directory. */
-type OpenFile = { core: FsCore; fd: number; slot: number } | { virtual: "root" | "snapshots" };
+type OpenFile = { core: FsCore; fd: number; slot: number; seqEnd?: number; pending?: number } | { virtual: "root" | "snapshots" };
 
 let nextViewFd = 1;
 
@@ -394,7 +404,7 @@ export class View {
     return f;
   }
 
-  private coreFile(fd: number, syscall: string): { core: FsCore; fd: number; slot: number } {
+  private coreFile(fd: number, syscall: string): { core: FsCore; fd: number; slot: number; seqEnd?: number; pending?: number } {
     const f = this.file(fd, syscall);
     if ("virtual" in f) throw new FsError("EISDIR", syscall);
     return f;
@@ -436,7 +446,20 @@ export class View {
   /** As pwrite(2) (appends when opened O_APPEND); returns bytes written. Errors: EBADF, EFBIG, EIO. */
   write(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     const f = this.coreFile(fd, "write");
-    return this.call("write", undefined, () => f.core.write(f.fd, buf, offset, length, position));
+    const n = this.call("write", undefined, () => f.core.write(f.fd, buf, offset, length, position));
+    const every = this.opts.autoCommitBytes ?? 0;
+    if (every > 0 && f.pending !== -1) {
+      if (position !== null && f.seqEnd !== undefined && position !== f.seqEnd) f.pending = -1; // not sequential: stop
+      else {
+        f.seqEnd = (position ?? 0) + n;
+        f.pending = (f.pending ?? 0) + n;
+        if (f.pending >= every) {
+          f.pending = 0;
+          this.call("write", undefined, () => f.core.flush(f.fd));
+        }
+      }
+    }
+    return n;
   }
 
   /** As ftruncate(2). Errors: EBADF, EINVAL, EFBIG. */

@@ -119,6 +119,38 @@ describe("View", () => {
     expect(ro.readdir("/").map((e) => e.name)).toEqual([".agentfs", "a.txt"]);
   });
 
+  it("autoCommitBytes commits sequential writes as they go (others see them before close); a non-sequential write stops it", () => {
+    const v = View.open(store, { autoCommitBytes: 1000 });
+    const other = Store.open(dir);
+    const sizeSeenByOther = (p: string) => {
+      const o = View.open(other);
+      try {
+        return o.stat(p).size;
+      } catch {
+        return -1;
+      } finally {
+        o.closeAll();
+      }
+    };
+    try {
+      const fd = v.open("/seq.bin", C.O_CREAT | C.O_WRONLY, 0o644);
+      const chunk = Buffer.alloc(600, 1);
+      v.write(fd, chunk, 0, 600, 0);
+      expect(sizeSeenByOther("/seq.bin")).toBe(0);
+      v.write(fd, chunk, 0, 600, 600); // 1200 >= 1000: committed
+      expect(sizeSeenByOther("/seq.bin")).toBe(1200);
+      v.write(fd, chunk, 0, 600, 0); // rewrite at 0: not sequential, auto-commit off for this fd
+      v.write(fd, chunk, 0, 600, 1200);
+      v.write(fd, chunk, 0, 600, 1800);
+      expect(sizeSeenByOther("/seq.bin")).toBe(1200);
+      v.close(fd);
+      expect(sizeSeenByOther("/seq.bin")).toBe(2400);
+    } finally {
+      v.closeAll();
+      other.close();
+    }
+  });
+
   it("name and path limits, EXDEV across trees, open files survive unlink, flush commits for other readers", async () => {
     expect(code(() => view.mkdir("/" + "n".repeat(256)))).toBe("ENAMETOOLONG");
     expect(code(() => view.stat("/" + "d/".repeat(2100)))).toBe("ENAMETOOLONG");

@@ -11,7 +11,7 @@
  * `fusermount -uz` when the daemon is gone.
  */
 import { Store, locateStore, type Target } from "@agentfs/core";
-import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE } from "@agentfs/fuse";
+import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -251,7 +251,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
   const store = Store.open(storeDir);
   let view: View;
   try {
-    view = View.open(store, { target, readOnly: !!opts.readOnly });
+    view = View.open(store, { target, readOnly: !!opts.readOnly, autoCommitBytes: FUSE_AUTO_COMMIT_BYTES });
   } catch (e) {
     store.close();
     throw e;
