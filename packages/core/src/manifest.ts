@@ -110,6 +110,25 @@ CREATE TABLE IF NOT EXISTS objects(
 
 const INODE_COLS = "ino, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, target, extents, xattrs";
 
+/**
+ * Creates the schema and a new store's first state in one transaction:
+ * format marker, branch `main` on an empty root layer, and the root
+ * directory (mode 0755, owned by the calling process).
+ */
+function initialize(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    const now = nowNs();
+    db.prepare(`INSERT INTO meta(key, value) VALUES('format', ?), ('next_ino', 2), ('head', 'main'), ('created', ?)`).run(FORMAT, now);
+    const layer = Number(db.prepare(`INSERT INTO layers(parent, frozen, created) VALUES(NULL, 0, ?)`).run(now).lastInsertRowid);
+    db.prepare(`INSERT INTO branches(name, head, created, origin) VALUES('main', ?, ?, NULL)`).run(layer, now);
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    db.prepare(`INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(?, ?, ?, ?, ?, 2, 4096, 0, ?, ?, ?, ?, NULL, NULL, NULL)`)
+      .run(layer, ROOT_INO, 0o040755, uid, gid, now, now, now, now);
+  }).immediate();
+}
+
 /** Converts a raw row (safe integers on) to an InodeRow. */
 function toInode(r: any): InodeRow {
   return {
@@ -259,19 +278,7 @@ export class Manifest {
       db.pragma("synchronous = NORMAL");
       db.pragma("mmap_size = 268435456");
       db.pragma("cache_size = -65536");
-      if (!exists) {
-        db.transaction(() => {
-          db!.exec(SCHEMA);
-          const now = nowNs();
-          db!.prepare(`INSERT INTO meta(key, value) VALUES('format', ?), ('next_ino', 2), ('head', 'main'), ('created', ?)`).run(FORMAT, now);
-          const layer = Number(db!.prepare(`INSERT INTO layers(parent, frozen, created) VALUES(NULL, 0, ?)`).run(now).lastInsertRowid);
-          db!.prepare(`INSERT INTO branches(name, head, created, origin) VALUES('main', ?, ?, NULL)`).run(layer, now);
-          const uid = process.getuid?.() ?? 0;
-          const gid = process.getgid?.() ?? 0;
-          db!.prepare(`INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(?, ?, ?, ?, ?, 2, 4096, 0, ?, ?, ?, ?, NULL, NULL, NULL)`)
-            .run(layer, ROOT_INO, 0o040755, uid, gid, now, now, now, now);
-        }).immediate();
-      }
+      if (!exists) initialize(db);
       const format = db.prepare(`SELECT value FROM meta WHERE key = 'format'`).pluck().get();
       if (format !== FORMAT) {
         throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store (format ${JSON.stringify(format ?? null)}, expected ${FORMAT})`);
@@ -298,17 +305,7 @@ export class Manifest {
     const db = new Database(":memory:");
     try {
       db.pragma("temp_store = MEMORY");
-      db.transaction(() => {
-        db.exec(SCHEMA);
-        const now = nowNs();
-        db.prepare(`INSERT INTO meta(key, value) VALUES('format', ?), ('next_ino', 2), ('head', 'main'), ('created', ?)`).run(FORMAT, now);
-        const layer = Number(db.prepare(`INSERT INTO layers(parent, frozen, created) VALUES(NULL, 0, ?)`).run(now).lastInsertRowid);
-        db.prepare(`INSERT INTO branches(name, head, created, origin) VALUES('main', ?, ?, NULL)`).run(layer, now);
-        const uid = process.getuid?.() ?? 0;
-        const gid = process.getgid?.() ?? 0;
-        db.prepare(`INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(?, ?, ?, ?, ?, 2, 4096, 0, ?, ?, ?, ?, NULL, NULL, NULL)`)
-          .run(layer, ROOT_INO, 0o040755, uid, gid, now, now, now, now);
-      }).immediate();
+      initialize(db);
       return new Manifest(db, `${label} (in memory)`);
     } catch (e) {
       db.close();
