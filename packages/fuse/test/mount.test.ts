@@ -5,7 +5,7 @@
  */
 import { AgentFS, Store } from "@agentfs/core";
 import { View } from "@agentfs/view";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -209,6 +209,25 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
     }
     mount();
     expect(ok("cat rt/two.txt && getfattr --only-values -n user.k rt/one.txt", mnt)).toBe("through the sdkv");
+  });
+
+  it("umount (SIGTERM) commits files that are still open with unflushed writes", async () => {
+    // A writer keeps its descriptor open (no close, so no FUSE flush) while we unmount.
+    const holder = spawn("bash", ["-c", "exec 3>held.txt; printf 'not yet closed' >&3; echo ready; sleep 60"], { cwd: mnt, stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      await new Promise<void>((res) => holder.stdout!.once("data", () => res()));
+      umount();
+    } finally {
+      holder.kill("SIGKILL");
+    }
+    const afs = await AgentFS.open(store);
+    try {
+      expect((await afs.fs.readFile("/held.txt")).toString()).toBe("not yet closed");
+      await afs.fs.unlink("/held.txt");
+    } finally {
+      await afs.close();
+    }
+    mount();
   });
 
   it("a mount of a snapshot, and --read-only on a branch, refuse changes with EROFS", () => {
