@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { makeOps, type ContextReader, type OpStats } from "./ops.js";
+import { makeOps, newOpStats, type ContextReader, type OpStats } from "./ops.js";
 
 const require = createRequire(import.meta.url);
 
@@ -129,7 +129,7 @@ export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] 
 /** A live FUSE mount of a View. */
 export class FuseMount {
   /** Counters of served requests (writes, largest write, internal errors). */
-  readonly stats: OpStats = { writes: 0, maxWrite: 0, internalErrors: 0 };
+  readonly stats: OpStats = newOpStats();
   private fuse: FuseNative | null = null;
   private keepAlive: NodeJS.Timeout | null = null;
 

@@ -77,6 +77,17 @@ export interface OpStats {
   maxWrite: number;
   /** Number of requests answered with an error that was not an FsError (reported as EIO). */
   internalErrors: number;
+  /**
+   * Per FUSE operation: requests served, and the longest and total time (ms)
+   * the handler held the event loop. Every other request waits that long, so
+   * `maxMs` is what the 10 ms rule of DESIGN.md is about.
+   */
+  ops: Record<string, { count: number; maxMs: number; totalMs: number }>;
+}
+
+/** Fresh, zeroed counters. */
+export function newOpStats(): OpStats {
+  return { writes: 0, maxWrite: 0, internalErrors: 0, ops: {} };
 }
 
 /** Options for `makeOps`. */
@@ -106,9 +117,11 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
   /** Runs `fn` and answers `cb`: the value `fn` returns as the result, or the error's negative errno. */
   function run(op: string, cb: Cb, fn: () => unknown, resultIsCode = false): void {
     let v: unknown;
+    const t0 = performance.now();
     try {
       v = fn();
     } catch (e) {
+      time(op, t0);
       const fe = e instanceof FsError ? e : toFsError(e, op);
       if (!(e instanceof FsError) && fe.code === "EIO") {
         stats.internalErrors++;
@@ -116,9 +129,18 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       }
       return cb(fe.errno);
     }
+    time(op, t0);
     if (resultIsCode) return cb(v as number);
     if (v === undefined) return cb(0);
     return cb(0, v);
+  }
+
+  function time(op: string, t0: number): void {
+    const dt = performance.now() - t0;
+    const o = (stats.ops[op] ??= { count: 0, maxMs: 0, totalMs: 0 });
+    o.count++;
+    o.totalMs += dt;
+    if (dt > o.maxMs) o.maxMs = dt;
   }
 
   function fuseStat(path: string): FuseStat {
@@ -151,7 +173,7 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
     const wantGid = sgid ? st.gid : gid;
     if (st.uid !== uid || st.gid !== wantGid) view.chown(path, uid, wantGid, false);
   }
-  const time = (ms: number): bigint | "now" => (ms === UTIME_SPECIAL_MS ? "now" : BigInt(Math.round(ms)) * NS_PER_MS);
+  const msTime = (ms: number): bigint | "now" => (ms === UTIME_SPECIAL_MS ? "now" : BigInt(Math.round(ms)) * NS_PER_MS);
 
   return {
     init(cb: Cb) {
@@ -259,7 +281,7 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
           return view.utimes(path, timespecToTime(c[3]!, c[4]!), timespecToTime(c[5]!, c[6]!), false);
         }
         // Unpatched fuse-native 2.2.6 passes atime in both arguments, in ms (see README).
-        view.utimes(path, time(atimeMs), time(mtimeMs), false);
+        view.utimes(path, msTime(atimeMs), msTime(mtimeMs), false);
       });
     },
     setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) {

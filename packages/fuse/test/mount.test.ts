@@ -310,7 +310,10 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: wri
     try {
       // Asynchronous child: this process serves the mount, so it must not block.
       const r = await pexec("dd", ["if=/dev/zero", `of=${mnt}/f${maxWrite}`, "bs=1M", "count=32"]);
-      return { maxWrite: m.stats.maxWrite, line: r.stderr.trim().split("\n").pop() ?? "" };
+      const o = m.stats.ops;
+      expect(o.write!.count).toBe(m.stats.writes);
+      const held = ["write", "flush", "release"].map((k) => `${k} max ${o[k]?.maxMs.toFixed(1)} ms`).join(", ");
+      return { maxWrite: m.stats.maxWrite, line: `${r.stderr.trim().split("\n").pop() ?? ""} (${held})` };
     } finally {
       await m.unmount();
     }

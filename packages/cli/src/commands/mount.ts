@@ -284,6 +284,8 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
         process.stderr.write(`agentfs: unmount after ${why}: ${(e as Error).message}\n`);
         await lazyUnmount(mnt);
       }
+      // Per-operation counts and loop-hold times (ms) go to the daemon's log.
+      out(`unmounted after ${why}; requests: ${JSON.stringify(m.stats)}`);
       try {
         const cur = readRecord(mnt);
         if (cur?.pid === process.pid) rmSync(file, { force: true });
