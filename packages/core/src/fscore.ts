@@ -463,13 +463,17 @@ export class FsCore {
       return;
     }
     const res = o.content.commit(this.store.chunker)!;
-    const t = o.mtime ?? this.now();
+    // Writes and truncates set o.mtime; null while dirty means utimes/futimens came after the
+    // last write (tar: write, futimens, close): the explicit time stays.
+    const t = o.mtime;
     const ext = encodeExtents(res.extents);
     this.update(o.ino, (r) => {
       r.extents = ext.length ? ext : null;
       r.size = res.size;
-      r.mtime = t;
-      r.ctime = t > r.ctime ? t : r.ctime;
+      if (t !== null) {
+        r.mtime = t;
+        r.ctime = t > r.ctime ? t : r.ctime;
+      }
     });
     o.mtime = null;
     o.ext = null;

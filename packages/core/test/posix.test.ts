@@ -354,6 +354,17 @@ describe("metadata", () => {
     expect(st.ctimeNs >= m0).toBe(true);
   });
 
+  it("futimens after writes on an open file survives the commit at close (tar: write, futimens, close)", async () => {
+    const h = await fs.open("/t", "w");
+    await h.write("data");
+    const mt = 1_049_522_828_000_000_000n;
+    await h.utimes(mt as any, mt as any);
+    await h.close();
+    const st: any = await fs.stat("/t", { bigint: true });
+    expect(st.mtimeNs).toBe(mt);
+    expect((await fs.readFile("/t")).toString()).toBe("data");
+  });
+
   it("access", async () => {
     await fs.writeFile("/f", "x", { mode: 0o644 });
     await fs.access("/f");
