@@ -114,6 +114,10 @@ export function hasCallerContext(): boolean {
 /** The `-o` options a mount passes to libfuse, in order. */
 export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] {
   const o: string[] = [`fsname=${(opts.fsname ?? "agentfs").replace(/[,\s\\]/g, "_")}`, "subtype=agentfs", "use_ino"];
+  // Not `hard_remove`: the patched addon accepts the NULL paths it causes, and read/write/
+  // ftruncate/fsync work by fd, but libfuse 2 answers fstat (GETATTR without a handle) of an
+  // unlinked open file with ENOENT. libfuse's default — rename to .fuse_hidden* until release —
+  // keeps every operation working; opts.options: ["hard_remove"] trades that for a clean namespace.
   if (opts.defaultPermissions ?? true) o.push("default_permissions");
   if (opts.allowOther) o.push("allow_other");
   const maxWrite = opts.maxWrite ?? DEFAULT_MAX_WRITE;

@@ -5,7 +5,7 @@
  * kernel as the negative errno of the `FsError` (`FsError.errno`), anything
  * else as EIO.
  */
-import { FsError } from "@agentfs/core";
+import { FsError, type InodeStat } from "@agentfs/core";
 import { decodeIno, toFsError, type View } from "@agentfs/view";
 import { constants as C } from "node:fs";
 
@@ -144,7 +144,10 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
   }
 
   function fuseStat(path: string): FuseStat {
-    const s = view.stat(path, false);
+    return toFuseStat(view.stat(path, false));
+  }
+
+  function toFuseStat(s: InodeStat): FuseStat {
     return {
       mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, dev: s.dev, nlink: s.nlink, ino: foldIno(s.ino),
       rdev: s.rdev, blksize: s.blksize, blocks: s.blocks,
@@ -182,8 +185,9 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
     getattr(path: string, cb: Cb) {
       run("getattr", cb, () => fuseStat(path));
     },
-    fgetattr(path: string, _fd: number, cb: Cb) {
-      run("fgetattr", cb, () => fuseStat(path));
+    fgetattr(path: string | null, fd: number, cb: Cb) {
+      // By descriptor: works for files unlinked while open (path is null then).
+      run("fgetattr", cb, () => (fd ? toFuseStat(view.fstat(fd)) : fuseStat(path ?? "/")));
     },
     readdir(path: string, cb: Cb) {
       run("readdir", cb, () => [".", "..", ...view.readdir(path).map((e) => e.name)]);
