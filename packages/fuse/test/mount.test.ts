@@ -216,6 +216,16 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
     }
     mount();
     expect(ok("cat rt/two.txt && getfattr --only-values -n user.k rt/one.txt", mnt)).toBe("through the sdkv");
+    // while mounted: another process's commits show through the mount at once (no attribute cache)
+    expect(ok("cat rt/one.txt", mnt)).toBe("through fuse");
+    const live = await AgentFS.open(store);
+    try {
+      await live.fs.writeFile("/rt/one.txt", "changed by the sdk while mounted");
+      await live.fs.writeFile("/rt/three.txt", "new");
+    } finally {
+      await live.close();
+    }
+    expect(ok("cat rt/one.txt rt/three.txt", mnt)).toBe("changed by the sdk while mountednew");
   });
 
   it("umount (SIGTERM) commits files that are still open with unflushed writes", async () => {
@@ -260,6 +270,8 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
     const denied = as1000("echo x >> rootfile");
     expect(denied.code).not.toBe(0);
     expect(denied.stderr).toMatch(/Permission denied/);
+    expect(as1000("chown 1000 rootfile").stderr).toMatch(/Operation not permitted/);
+    expect(as1000("chmod 777 rootfile").stderr).toMatch(/Operation not permitted/);
     // utimens sets mtime (not atime twice, as unpatched fuse-native 2.2.6 did), with sub-second precision (ms through getattr)
     ok("touch -d '2001-02-03 04:05:06.25' f && touch -a -d '2011-01-01 00:00:00' f", join(mnt, "shared"));
     expect(ok("stat -c '%y' f", join(mnt, "shared"))).toContain("2001-02-03 04:05:06.250000000");
