@@ -190,7 +190,22 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       run("fgetattr", cb, () => (fd ? toFuseStat(view.fstat(fd)) : fuseStat(path ?? "/")));
     },
     readdir(path: string, cb: Cb) {
-      run("readdir", cb, () => [".", "..", ...view.readdir(path).map((e) => e.name)]);
+      // Names plus minimal stats (type bits and folded ino): libfuse turns them into d_type/d_ino,
+      // so find, git and ls -i need no lookup per entry to learn the type.
+      let entries: { name: string; ino: number; type: number }[] = [];
+      const t0 = performance.now();
+      try {
+        const self = view.stat(path, false);
+        const up = path === "/" ? self : view.stat(path.slice(0, path.lastIndexOf("/")) || "/", false);
+        // (a zero d_ino would make glibc skip the entry)
+        entries = [{ name: ".", ino: self.ino, type: self.mode & 0o170000 }, { name: "..", ino: up.ino, type: 0o040000 }, ...view.readdir(path)];
+      } catch (e) {
+        time("readdir", t0);
+        return cb((e instanceof FsError ? e : toFsError(e, "readdir")).errno);
+      }
+      time("readdir", t0);
+      const epoch = new Date(0);
+      cb(0, entries.map((e) => e.name), entries.map((e) => ({ mode: e.type, ino: foldIno(e.ino), atime: epoch, mtime: epoch, ctime: epoch })));
     },
     access(path: string, mode: number, cb: Cb) {
       run("access", cb, () => view.access(path, mode));

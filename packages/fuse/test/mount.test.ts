@@ -83,6 +83,9 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
     expect(ok("cat a.txt", mnt)).toBe("hello\nmore\n");
     ok("mkdir -p d/e && mv a.txt d/e/b.txt && ln d/e/b.txt hard && ln -s d/e/b.txt soft", mnt);
     expect(ok("cat soft && readlink soft", mnt)).toBe("hello\nmore\nd/e/b.txt\n");
+    // readdir carries d_type and d_ino (and "." / ".." with nonzero inos, or glibc would hide them)
+    expect(ok("ls -a d | head -2 && find . -maxdepth 1 -printf '%y %p\\n' | LC_ALL=C sort", mnt)).toBe(".\n..\nd .\nd ./.agentfs\nd ./d\nf ./hard\nf ./seed.txt\nl ./soft\n");
+    expect(ok("ls -i d | cut -d' ' -f1", mnt).trim()).toBe(ok("stat -c %i d/e", mnt).trim());
     expect(ok("stat -c '%h %i' hard d/e/b.txt", mnt).split("\n").filter(Boolean)).toEqual(Array(2).fill(ok("stat -c '%h %i' hard", mnt).trim()));
     expect(ok("stat -c %h hard", mnt).trim()).toBe("2");
     ok("chmod 640 hard && chown 1234:5678 hard && touch -d '2021-02-03 04:05:06' hard", mnt);
