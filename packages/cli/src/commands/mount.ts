@@ -121,7 +121,29 @@ function stateOf(r: MountRecord): MountStatus["state"] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Prefix of the `store` field of a RAM mount's record: "ram:<name>". */
+export const RAM_PREFIX = "ram:";
+
+/**
+ * Opens the store a daemon serves: the on-disk store in `storeDir`, or for
+ * "ram:<name>" a new RAM store (`openRamStore` from backstore-linux: the
+ * manifest in memory, object bodies and working buffers in memfds, no file
+ * anywhere). `close` releases it; a RAM store's contents are gone after.
+ * Errors: those of Store.open; ENOSYS for a RAM store off Linux.
+ */
+async function openServedStore(storeDir: string): Promise<{ store: Store; close: () => Promise<void> }> {
+  if (!storeDir.startsWith(RAM_PREFIX)) {
+    const store = Store.open(storeDir);
+    return { store, close: async () => store.close() };
+  }
+  // Loaded only for --ram, so other commands never load the memfd addon.
+  const { openRamStore } = await import("@agentfs/backstore-linux");
+  const ram = openRamStore(storeDir);
+  return { store: ram.afs.store, close: () => ram.close() };
+}
+
 interface MountCliOptions {
+  ram?: boolean;
   readOnly?: boolean;
   foreground?: boolean;
   allowOther?: boolean;
@@ -135,8 +157,9 @@ export function registerMountCommands(program: Command): void {
   program
     .command("mount")
     .description("serve a branch (default: the checked-out one) or snapshot through FUSE at MOUNTPOINT; returns once the mount answers")
-    .argument("<store>", "store directory (or a directory holding .agentfs)")
+    .argument("<store>", "store directory (or a directory holding .agentfs); with --ram, a name for the new RAM store")
     .argument("<mountpoint>", "an existing empty directory")
+    .option("--ram", "serve a new RAM store: manifest in memory, file and object bytes in memfds, nothing on disk; its contents vanish at unmount")
     .option("--read-only", "refuse every change with EROFS")
     .option("--foreground", "serve in this process until SIGTERM/SIGINT instead of starting a daemon")
     .option("--allow-other", "let other users use the mount (FUSE allow_other)")
@@ -145,7 +168,8 @@ export function registerMountCommands(program: Command): void {
     .option("--timeout <seconds>", "how long to wait for the background daemon's mount to answer", "30")
     .action(async (storeArg: string, mpArg: string, opts: MountCliOptions, cmd: Command) => {
       const g = globals(cmd);
-      const storeDir = locateStore(resolve(storeArg));
+      if (opts.ram && g.snapshot !== undefined) throw new UsageError("--ram starts an empty store: it has no snapshots to serve");
+      const storeDir = opts.ram ? `${RAM_PREFIX}${storeArg}` : locateStore(resolve(storeArg));
       if (!storeDir) throw new CliError("ENOENT", `no agentfs store at '${storeArg}'`);
       const mnt = resolve(mpArg);
       await recoverStaleMount(mnt);
@@ -214,7 +238,9 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
   const log = recordPath(mnt).replace(/\.json$/, ".log");
   const fd = openSync(log, "w");
   const main = fileURLToPath(new URL("../main.js", import.meta.url));
-  const args = [main, "mount", storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE)];
+  const ram = storeDir.startsWith(RAM_PREFIX);
+  const args = [main, "mount", ram ? storeDir.slice(RAM_PREFIX.length) : storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE)];
+  if (ram) args.push("--ram");
   if (g.branch !== undefined) args.push("--branch", g.branch);
   if (g.snapshot !== undefined) args.push("--snapshot", g.snapshot);
   if (opts.readOnly) args.push("--read-only");
@@ -248,12 +274,12 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
  * then commits open files, unmounts and exits 0.
  */
 async function serve(storeDir: string, mnt: string, target: Target | undefined, opts: MountCliOptions, maxWrite: number): Promise<void> {
-  const store = Store.open(storeDir);
+  const { store, close: closeStore } = await openServedStore(storeDir);
   let view: View;
   try {
     view = View.open(store, { target, readOnly: !!opts.readOnly, autoCommitBytes: FUSE_AUTO_COMMIT_BYTES });
   } catch (e) {
-    store.close();
+    await closeStore();
     throw e;
   }
   const m = await FuseMount.mount(view, mnt, {
@@ -290,7 +316,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
         const cur = readRecord(mnt);
         if (cur?.pid === process.pid) rmSync(file, { force: true });
       } finally {
-        store.close();
+        await closeStore();
         done();
       }
     };
