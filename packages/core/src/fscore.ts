@@ -11,6 +11,7 @@ import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { checkName, parsePath, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
+import { LOWER_DATA } from "./overlay.js";
 import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
 
 /** st_mode bits of the file type (mask). */
@@ -192,11 +193,20 @@ export class FsCore {
   private wr<T>(syscall: string, path: string | undefined, fn: () => T, dest?: string): T {
     return this.wrap(syscall, path, () => {
       if (this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
-      return this.store.manifest.write(() => {
-        this.refresh();
-        this.gen++;
-        return fn();
-      });
+      let saved: Map<number, string> | undefined;
+      try {
+        return this.store.manifest.write(() => {
+          this.refresh();
+          this.gen++;
+          const out = fn();
+          // Host paths of lower inodes seen so far: persisted with the rows that may reference them.
+          saved = this.chain.lower?.flush();
+          return out;
+        });
+      } catch (e) {
+        if (saved) this.chain.lower?.requeue(saved);
+        throw e;
+      }
     }, dest);
   }
 
@@ -361,6 +371,8 @@ export class FsCore {
         ctime = o.mtime > ctime ? o.mtime : ctime;
       }
       blocks = Math.ceil(size / 4096) * 8;
+    } else if (row.rdev === LOWER_DATA) {
+      blocks = Math.ceil(row.size / 4096) * 8;
     } else if ((row.mode & S_IFMT) === S_IFREG) {
       blocks = Math.ceil(dataBytes(decodeExtents(row.extents)) / 4096) * 8;
     } else {
@@ -373,7 +385,7 @@ export class FsCore {
       nlink: row.nlink,
       uid: row.uid,
       gid: row.gid,
-      rdev: row.rdev,
+      rdev: row.rdev === LOWER_DATA ? 0 : row.rdev,
       size,
       blksize: 4096,
       blocks,
@@ -448,12 +460,49 @@ export class FsCore {
   }
 
   /** The working buffer of `ino`, created over its committed extents on first write. */
-  private contentOf(o: OpenInode): OpenContent {
+  private contentOf(o: OpenInode, discard = false): OpenContent {
     if (!o.content) {
       const row = this.node(o.ino);
-      o.content = new OpenContent(this.store.cas, this.store.backstore, decodeExtents(row.extents), row.size);
+      if (row.rdev === LOWER_DATA) {
+        // Copy-up: the first data change imports the host file's bytes (none when it truncates to 0).
+        // (Discarding: the caller truncates to 0 next, which marks the buffer dirty so the commit replaces the host bytes.)
+        o.content = discard ? new OpenContent(this.store.cas, this.store.backstore, [], row.size) : this.lowerContent(row);
+      } else o.content = new OpenContent(this.store.cas, this.store.backstore, decodeExtents(row.extents), row.size);
     }
     return o.content;
+  }
+
+  /** A working buffer holding the bytes of the lower (host) file of `row` (dirty: the next commit stores them). */
+  private lowerContent(row: InodeRow): OpenContent {
+    const lower = this.chain.lower;
+    if (!lower) throw new StoreError("EIO", `inode ${row.ino} refers to a host file but the tree has no lower directory`);
+    const c = new OpenContent(this.store.cas, this.store.backstore, [], 0);
+    try {
+      const piece = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(1, row.size)));
+      for (let pos = 0; pos < row.size; ) {
+        const n = lower.read(row.ino, row.size, piece, 0, piece.length, pos);
+        if (n <= 0) break;
+        c.write(piece, 0, n, pos);
+        pos += n;
+      }
+      if (c.size < row.size) c.truncate(row.size);
+    } catch (e) {
+      c.dispose();
+      throw e;
+    }
+    return c;
+  }
+
+  /** Stores the bytes of the lower file of `row` in the CAS; returns its encoded extents (null when empty). */
+  private importLower(row: InodeRow): Buffer | null {
+    const c = this.lowerContent(row);
+    try {
+      const res = c.commit(this.store.chunker);
+      const ext = res ? encodeExtents(res.extents) : Buffer.alloc(0);
+      return ext.length ? ext : null;
+    } finally {
+      c.dispose();
+    }
   }
 
   /** Commits an inode's working buffer in the current write transaction. */
@@ -470,6 +519,7 @@ export class FsCore {
     this.update(o.ino, (r) => {
       r.extents = ext.length ? ext : null;
       r.size = res.size;
+      if (r.rdev === LOWER_DATA) r.rdev = 0; // copied up: the bytes are in the CAS now
       if (t !== null) {
         r.mtime = t;
         r.ctime = t > r.ctime ? t : r.ctime;
@@ -862,7 +912,7 @@ export class FsCore {
   }
 
   private truncateOpen(o: OpenInode, len: number): void {
-    const c = this.contentOf(o);
+    const c = this.contentOf(o, len === 0);
     c.truncate(len);
     o.mtime = this.now();
   }
@@ -894,6 +944,7 @@ export class FsCore {
         n = this.store.manifest.read(() => {
           this.refresh();
           const row = this.node(h.ino);
+          if (row.rdev === LOWER_DATA && this.chain.lower) return this.chain.lower.read(row.ino, row.size, buf, offset, length, pos);
           return readExtents(this.store.cas, this.extentsOf(o, row), row.size, buf, offset, length, pos);
         });
       }
@@ -1066,6 +1117,15 @@ export class FsCore {
           sink(piece.subarray(0, n), pos);
           pos += n;
         }
+      } else if (r.row.rdev === LOWER_DATA && this.chain.lower) {
+        const size = r.row.size;
+        const piece = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(1, size)));
+        for (let pos = 0; pos < size; ) {
+          const n = this.chain.lower.read(r.ino, size, piece, 0, piece.length, pos);
+          if (n <= 0) break;
+          sink(piece.subarray(0, n), pos);
+          pos += n;
+        }
       } else {
         const size = r.row.size;
         for (const e of decodeExtents(r.row.extents)) {
@@ -1109,13 +1169,30 @@ export class FsCore {
       this.need(s.row, 4);
       const so = this.open.get(s.ino);
       if (so) this.commitContent(so);
-      const srow = this.node(s.ino);
-      const p = this.resolveParent(dest, "copyfile");
-      const d = m.lookup(p.dir, p.name, this.chain);
+      let srow = this.node(s.ino);
+      // A lower (host) source: its bytes are imported into the CAS for the copy.
+      if (srow.rdev === LOWER_DATA) srow = { ...srow, extents: this.importLower(srow), rdev: 0 };
+      let p = this.resolveParent(dest, "copyfile");
+      let d = m.lookup(p.dir, p.name, this.chain);
+      let cur = dest;
+      if (d && excl) throw new StoreError("EEXIST", "file exists");
+      // A dangling symlink as destination: the copy creates the file it points at (as open(O_CREAT) does).
+      for (let hops = 0; d && d.type === S_IFLNK; hops++) {
+        const target = this.node(d.ino).target ?? "";
+        try {
+          this.resolve(cur, true);
+          break;
+        } catch (e) {
+          if (!(e instanceof StoreError && e.code === "ENOENT")) throw e;
+        }
+        if (hops >= MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
+        cur = target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`;
+        p = this.resolveParent(cur, "copyfile");
+        d = m.lookup(p.dir, p.name, this.chain);
+      }
       let dino: number;
       if (d) {
-        if (excl) throw new StoreError("EEXIST", "file exists");
-        const x = this.resolve(dest, true);
+        const x = this.resolve(cur, true);
         if ((x.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
         this.need(x.row, 2);
         dino = x.ino;
@@ -1131,6 +1208,7 @@ export class FsCore {
       this.update(dino, (r) => {
         r.extents = srow.extents;
         r.size = srow.size;
+        if (r.rdev === LOWER_DATA) r.rdev = 0;
         r.mode = (r.mode & S_IFMT) | (srow.mode & 0o7777);
         r.mtime = t;
         r.ctime = t;

@@ -13,3 +13,4 @@ export * from "./promises.js";
 export * from "./maintenance.js";
 export * from "./sdk.js";
 export * from "./hosttree.js";
+export * from "./overlay.js";

@@ -10,6 +10,8 @@ import { gunzipSync } from "node:zlib";
 import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./fscore.js";
 import type { Store, Target } from "./store.js";
+import { StoreError } from "./errors.js";
+import { LOWER_DATA, type Lower } from "./overlay.js";
 
 /** Kinds of tree entries in reports. */
 export type EntryKind = "file" | "dir" | "symlink" | "other";
@@ -46,10 +48,29 @@ export interface DiffEntry {
  * object is corrupt.
  */
 export function diff(store: Store, a: Target, b: Target): DiffEntry[] {
+  return store.manifest.read(() => diffChains(store, store.chainOf(a), store.chainOf(b)));
+}
+
+/**
+ * What changed in overlay branch or snapshot `target` against its host
+ * directory as it is now ("what changed against the host dir"), sorted by
+ * path, in `diff`'s shape. Cost is proportional to the rows of the overlay's
+ * layers (what was changed here), not to the host tree. A host file changed
+ * underneath but untouched here is not a change (both sides read it live).
+ * Errors: ENOENT (unknown target), EINVAL (not an overlay).
+ */
+export function diffLower(store: Store, target: Target): DiffEntry[] {
   const m = store.manifest;
   return m.read(() => {
-    const A = store.chainOf(a);
-    const B = store.chainOf(b);
+    const B = store.chainOf(target);
+    if (!B.lower) throw new StoreError("EINVAL", "not an overlay branch or snapshot (it has no lower directory)");
+    return diffChains(store, store.chainOfLayer(B.lower.rootLayer), B);
+  });
+}
+
+function diffChains(store: Store, A: Chain, B: Chain): DiffEntry[] {
+  const m = store.manifest;
+  {
     const common = A.ids.find((id) => B.set.has(id));
     const delta = [...A.ids.slice(0, A.ids.indexOf(common!)), ...B.ids.slice(0, B.ids.indexOf(common!))];
     const changedInos = new Set<number>();
@@ -129,7 +150,7 @@ export function diff(store: Store, a: Target, b: Target): DiffEntry[] {
           if ((rb.mode & S_IFMT) === S_IFDIR) listAll(B, eb!.ino, p, "added");
           continue;
         }
-        const what = compareRows(store, ra, rb);
+        const what = compareRows(store, ra, rb, B.lower ?? A.lower);
         if (what.length) out.push({ path: p, change: "modified", kind: kindOf(rb.mode), sizeBefore: sizeOf(ra), sizeAfter: sizeOf(rb), what });
         if ((ra.mode & S_IFMT) === S_IFDIR) walk(ea!.ino, eb!.ino, p);
       }
@@ -137,7 +158,7 @@ export function diff(store: Store, a: Target, b: Target): DiffEntry[] {
     walk(ROOT_INO, ROOT_INO, "/");
     out.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
     return out;
-  });
+  }
 }
 
 function sizeOf(r: InodeRow): number {
@@ -145,10 +166,10 @@ function sizeOf(r: InodeRow): number {
 }
 
 /** Which aspects of two versions of an entry differ (times are ignored). */
-function compareRows(store: Store, a: InodeRow, b: InodeRow): string[] {
+function compareRows(store: Store, a: InodeRow, b: InodeRow, lower?: Lower): string[] {
   const what: string[] = [];
   const type = a.mode & S_IFMT;
-  if (type === S_IFREG && !sameContent(store, a, b)) what.push("content");
+  if (type === S_IFREG && !sameContent(store, a, b, lower)) what.push("content");
   if ((a.mode & 0o7777) !== (b.mode & 0o7777)) what.push("mode");
   if (a.uid !== b.uid || a.gid !== b.gid) what.push("owner");
   if (type === S_IFLNK && a.target !== b.target) what.push("target");
@@ -162,17 +183,22 @@ function bufEq(a: Buffer | null, b: Buffer | null): boolean {
 }
 
 /** Equal contents: same extents, or (different chunking of) the same bytes. */
-function sameContent(store: Store, a: InodeRow, b: InodeRow): boolean {
+function sameContent(store: Store, a: InodeRow, b: InodeRow, lower?: Lower): boolean {
   if (a.size !== b.size) return false;
-  if (bufEq(a.extents, b.extents)) return true;
+  const la = a.rdev === LOWER_DATA;
+  const lb = b.rdev === LOWER_DATA;
+  if (la && lb && a.ino === b.ino) return true; // the same host file, read live on both sides
+  if (!la && !lb && bufEq(a.extents, b.extents)) return true;
   const ea = decodeExtents(a.extents);
   const eb = decodeExtents(b.extents);
+  const rd = (r: InodeRow, e: typeof ea, buf: Buffer, pos: number) =>
+    r.rdev === LOWER_DATA && lower ? lower.read(r.ino, r.size, buf, 0, buf.length, pos) : readExtents(store.cas, e, r.size, buf, 0, buf.length, pos);
   const step = 1 << 20;
   const ba = Buffer.allocUnsafe(step);
   const bb = Buffer.allocUnsafe(step);
   for (let pos = 0; pos < a.size; pos += step) {
-    const n = readExtents(store.cas, ea, a.size, ba, 0, step, pos);
-    readExtents(store.cas, eb, b.size, bb, 0, step, pos);
+    const n = rd(a, ea, ba, pos);
+    rd(b, eb, bb, pos);
     if (!ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
   }
   return true;
@@ -377,7 +403,7 @@ export function fsck(store: Store, opts: { onProgress?: (done: number, total: nu
     ];
     for (const v of views) {
       checked.views++;
-      checkView(store, makeChain(m.chainOf(v.layer)), v.label, problems, checked);
+      checkView(store, store.chainOfLayer(v.layer), v.label, problems, checked);
     }
   });
   const ok = problems.length === 0;

@@ -15,6 +15,7 @@ import Database from "better-sqlite3";
 import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "./errors.js";
+import type { Lower } from "./overlay.js";
 
 /** File name of the manifest inside a store directory. */
 export const MANIFEST_FILE = "manifest.db";
@@ -456,13 +457,20 @@ export class Manifest {
     const hit = this.icache.get(key);
     if (hit !== undefined) return hit ?? undefined;
     let found: { row: InodeRow; layer: number } | null = null;
+    let sawRow = false;
     for (const r of this.st.inodeVersions.iterate(ino, chain.head) as Iterable<any>) {
       const layer = Number(r.layer);
       if (chain.set.has(layer)) {
         // nlink 0 is a tombstone: the inode was deleted in this layer.
         if (Number(r.nlink) !== 0) found = { row: toInode(r), layer };
+        sawRow = true;
         break;
       }
+    }
+    if (!sawRow && chain.lower) {
+      // No version in the layers: the host (lower) directory's, read live and never cached.
+      const row = chain.lower.inode(ino);
+      return row ? { row, layer: chain.lower.rootLayer } : undefined;
     }
     if (this.icache.size > 200_000) this.icache.clear();
     this.icache.set(key, found);
@@ -495,10 +503,17 @@ export class Manifest {
       if (hit !== undefined) return hit ?? undefined;
     }
     let found: { ino: number; type: number; layer: number } | null = null;
+    let sawRow = false;
     for (const r of this.st.dentryVersions.iterate(parent, name, chain.head) as Iterable<any>) {
       if (!chain.set.has(r.layer) || (below && r.layer === chain.head)) continue;
       if (r.ino !== 0) found = r;
+      sawRow = true;
       break;
+    }
+    if (!sawRow && chain.lower) {
+      // No row (not even a whiteout) in the layers: the host entry shows, read live and never cached.
+      const e = chain.lower.lookup(parent, name);
+      return e ? { ...e, layer: chain.lower.rootLayer } : undefined;
     }
     if (!below) {
       if (this.dcache.size > 200_000) this.dcache.clear();
@@ -517,6 +532,8 @@ export class Manifest {
     }
     const out = new Map<string, { ino: number; type: number }>();
     for (const [name, r] of best) if (r.ino !== 0) out.set(name, { ino: r.ino, type: r.type });
+    // Host entries that no row (entry or whiteout) of the layers names.
+    if (chain.lower) for (const [name, e] of chain.lower.list(parent)) if (!best.has(name)) out.set(name, e);
     return out;
   }
 
@@ -538,16 +555,21 @@ export class Manifest {
   }
 }
 
-/** A layer chain: head layer id, ids head-first, and a Set for membership tests. */
+/**
+ * A layer chain: head layer id, ids head-first, a Set for membership tests,
+ * and for an overlay chain the host directory below its bottom layer.
+ */
 export interface Chain {
   head: number;
   ids: number[];
   set: Set<number>;
+  /** The host (lower) directory of an overlay chain; rows of the layers win over it. */
+  lower?: Lower;
 }
 
-/** Builds a Chain from ids (head first). */
-export function makeChain(ids: number[]): Chain {
-  return { head: ids[0], ids, set: new Set(ids) };
+/** Builds a Chain from ids (head first), optionally over a host directory. */
+export function makeChain(ids: number[], lower?: Lower): Chain {
+  return lower ? { head: ids[0], ids, set: new Set(ids), lower } : { head: ids[0], ids, set: new Set(ids) };
 }
 
 function walSize(file: string): number {

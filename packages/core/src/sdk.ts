@@ -6,10 +6,11 @@
 import { join, resolve } from "node:path";
 import { FsCore, type Credentials } from "./fscore.js";
 import { isStoreDir } from "./manifest.js";
-import { diff, fsck, gc, stats, type DiffEntry, type FsckReport, type GcReport, type StoreStats } from "./maintenance.js";
+import { diff, diffLower, fsck, gc, stats, type DiffEntry, type FsckReport, type GcReport, type StoreStats } from "./maintenance.js";
 import { AgentFsPromises } from "./promises.js";
 import { Store, type BranchInfo, type SnapshotInfo, type StoreOptions, type Target } from "./store.js";
 import type { Backstore } from "./backstore.js";
+import { StoreError } from "./errors.js";
 import type { ObjectBackend } from "./cas.js";
 
 /** Name of the store directory that `init` creates and discovery looks for (as `.git`). */
@@ -35,6 +36,13 @@ export interface AgentFSOptions {
   inMemory?: boolean;
   /** Where object bodies live (see `ObjectBackend`; default the manifest database). */
   objectBackend?: ObjectBackend;
+  /**
+   * Host directory for an overlay branch: when `branch` (required with
+   * `lower`) does not exist it is created copy-on-write over this directory
+   * (see `Store.createBranch(name, { lower })`); when it exists it must sit
+   * over this same directory (else EINVAL). The host directory is never written.
+   */
+  lower?: string;
 }
 
 /**
@@ -90,6 +98,12 @@ export class AgentFS {
     };
     const store = Store.open(dir, so);
     try {
+      if (opts.lower !== undefined) {
+        if (opts.branch === undefined || opts.snapshot !== undefined) throw new StoreError("EINVAL", "'lower' needs 'branch' (the overlay branch to open or create) and no 'snapshot'");
+        const want = resolve(opts.lower);
+        if (!store.listBranches().some((b) => b.name === opts.branch)) store.createBranch(opts.branch, { lower: want });
+        else if (store.lowerDirOf({ branch: opts.branch }) !== want) throw new StoreError("EINVAL", `branch '${opts.branch}' does not sit over ${want}`);
+      }
       const target: Target = opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { branch: opts.branch ?? store.currentBranch() };
       const core = new FsCore(store, target, { umask: opts.umask, cred: opts.cred });
       return new AgentFS(store, core);
@@ -118,6 +132,19 @@ export class AgentFS {
   /** Creates a branch from a snapshot or a branch's current state, in O(1). Errors: EEXIST, EINVAL, ENOENT. */
   async branch(name: string, from?: { snapshot: string } | { branch: string }): Promise<BranchInfo> {
     return this.store.createBranch(name, from ?? ("branch" in this.target ? { branch: this.target.branch } : { snapshot: this.target.snapshot }));
+  }
+
+  /**
+   * Creates branch `name` copy-on-write over host directory `lowerDir` (an
+   * overlay; see `Store.createBranch`). Errors: EEXIST, EINVAL, ENOENT, ENOTDIR.
+   */
+  async overlayBranch(name: string, lowerDir: string): Promise<BranchInfo> {
+    return this.store.createBranch(name, { lower: lowerDir });
+  }
+
+  /** What this overlay view (or `target`) changed against its host directory (see `diffLower`). Errors: EINVAL when not an overlay. */
+  async diffLower(target: Target = this.target): Promise<DiffEntry[]> {
+    return diffLower(this.store, target);
   }
 
   /** Branches, sorted by name. */

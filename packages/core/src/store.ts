@@ -8,7 +8,9 @@ import { MemoryBackstore, type Backstore } from "./backstore.js";
 import { ObjectStore, type ObjectBackend } from "./cas.js";
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from "./chunker.js";
 import { StoreError } from "./errors.js";
-import { Manifest, makeChain, nowNs, type Chain } from "./manifest.js";
+import { Manifest, ROOT_INO, makeChain, nowNs, type Chain } from "./manifest.js";
+import { Lower, OVERLAY_SCHEMA, lowerMetaKey } from "./overlay.js";
+import { resolve as resolvePath } from "node:path";
 
 /** Options for opening a store. */
 export interface StoreOptions {
@@ -140,10 +142,34 @@ export class Store {
     return r;
   }
 
-  /** The layer chain a target reads (head first). Errors: ENOENT for an unknown branch or snapshot. */
+  /** The layer chain a target reads (head first), with its host directory when it is an overlay. Errors: ENOENT for an unknown branch or snapshot. */
   chainOf(target: Target): Chain {
     const layer = "snapshot" in target ? this.snapshotLayer(target.snapshot) : this.branchHead(target.branch);
-    return makeChain(this.manifest.chainOf(layer));
+    return this.chainOfLayer(layer);
+  }
+
+  private readonly lowers = new Map<number, Lower | null>();
+
+  /** The chain of `layer` (head first), with its host directory when its bottom layer is an overlay root. */
+  chainOfLayer(layer: number): Chain {
+    const ids = this.manifest.chainOf(layer);
+    return makeChain(ids, this.lowerOf(ids[ids.length - 1]) ?? undefined);
+  }
+
+  /** The host directory below bottom layer `rootLayer`, or null when it is not an overlay root. */
+  lowerOf(rootLayer: number): Lower | null {
+    let l = this.lowers.get(rootLayer);
+    if (l === undefined) {
+      const dir = this.manifest.getMeta(lowerMetaKey(rootLayer));
+      l = typeof dir === "string" ? new Lower(dir, rootLayer, this.manifest.db) : null;
+      this.lowers.set(rootLayer, l);
+    }
+    return l;
+  }
+
+  /** The host directory (absolute path) branch or snapshot `target` sits over, or null for an ordinary one. Errors: ENOENT. */
+  lowerDirOf(target: Target): string | null {
+    return this.chainOf(target).lower?.root ?? null;
   }
 
   /** Branches, sorted by name. */
@@ -217,8 +243,9 @@ export class Store {
    * state, in constant time; it shares everything until written. Errors:
    * EEXIST, EINVAL, ENOENT (source missing).
    */
-  createBranch(name: string, from: { snapshot: string } | { branch: string } = { branch: this.currentBranch() }): BranchInfo {
+  createBranch(name: string, from: { snapshot: string } | { branch: string } | { lower: string } = { branch: this.currentBranch() }): BranchInfo {
     checkRefName("branch", name);
+    if ("lower" in from) return this.createOverlayBranch(name, from.lower);
     const info = this.manifest.write(() => {
       if (this.manifest.db.prepare(`SELECT 1 FROM branches WHERE name = ?`).get(name)) throw new StoreError("EEXIST", `branch '${name}' already exists`);
       const base = "snapshot" in from ? this.snapshotLayer(from.snapshot) : this.freezeHead(from.branch);
@@ -228,6 +255,38 @@ export class Store {
       this.manifest.db.prepare(`INSERT INTO branches(name, head, created, origin) VALUES(?, ?, ?, ?)`).run(name, head, created, origin);
       return { name, head, created, origin, current: false };
     });
+    this.gen++;
+    return info;
+  }
+
+  /**
+   * Creates branch `name` copy-on-write over host directory `lowerDir` (the
+   * overlay's lower layer): a new frozen bottom layer holding only the root
+   * directory (the host root's metadata) and recording the host path, and
+   * the branch's empty head over it. O(1): nothing of the host tree is read.
+   * Branches and snapshots made from it later share the same host directory.
+   * The host directory is never written. Errors: EEXIST, EINVAL (bad name),
+   * ENOENT (no such host directory), ENOTDIR.
+   */
+  private createOverlayBranch(name: string, lowerDir: string): BranchInfo {
+    const dir = resolvePath(lowerDir);
+    const info = this.manifest.write(() => {
+      const m = this.manifest;
+      if (m.db.prepare(`SELECT 1 FROM branches WHERE name = ?`).get(name)) throw new StoreError("EEXIST", `branch '${name}' already exists`);
+      m.db.exec(OVERLAY_SCHEMA);
+      const root = m.newLayer(null);
+      m.setMeta(lowerMetaKey(root), dir);
+      const lower = new Lower(dir, root, m.db);
+      const row = lower.rootRow();
+      m.putInode(root, { ...row, ino: ROOT_INO });
+      m.freeze(root);
+      const head = m.newLayer(root);
+      const created = nowNs();
+      const origin = `lower:${dir}`;
+      m.db.prepare(`INSERT INTO branches(name, head, created, origin) VALUES(?, ?, ?, ?)`).run(name, head, created, origin);
+      return { name, head, created, origin, current: false };
+    });
+    this.lowers.delete(info.head);
     this.gen++;
     return info;
   }

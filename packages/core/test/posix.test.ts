@@ -120,6 +120,15 @@ describe("regular files", () => {
     expect((await fs.readFile("/dst")).equals(data)).toBe(true);
     expect((await errOf(fs.copyFile("/missing", "/x"))).code).toBe("ENOENT");
   });
+
+  it("copyFile onto a dangling symlink creates the file it points at (as Linux); COPYFILE_EXCL gives EEXIST", async () => {
+    await fs.writeFile("/s", "data");
+    await fs.symlink("t", "/dangling");
+    expect((await errOf(fs.copyFile("/s", "/dangling", C.COPYFILE_EXCL))).code).toBe("EEXIST");
+    await fs.copyFile("/s", "/dangling");
+    expect(await fs.readFile("/t", "utf8")).toBe("data");
+    expect(await fs.readlink("/dangling")).toBe("t");
+  });
 });
 
 describe("directories", () => {
