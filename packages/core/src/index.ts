@@ -14,3 +14,4 @@ export * from "./maintenance.js";
 export * from "./sdk.js";
 export * from "./hosttree.js";
 export * from "./overlay.js";
+export * from "./lowerapply.js";

@@ -99,6 +99,9 @@ function diffChains(store: Store, A: Chain, B: Chain): DiffEntry[] {
         const v = m.lookup(d.parent, d.name, chain);
         if (v && v.ino === ino && !out.includes(d.parent)) out.push(d.parent);
       }
+      // A host (lower) inode also sits where the host directory has it, unless the layers hide or replace it there.
+      const hp = chain.lower?.hostParent(ino);
+      if (hp && !out.includes(hp.parent) && m.lookup(hp.parent, hp.name, chain)?.ino === ino) out.push(hp.parent);
       return out;
     };
     for (const chain of [A, B]) {

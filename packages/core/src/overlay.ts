@@ -13,8 +13,8 @@
  * with allocated numbers (which count up from 2). Where an inode number
  * was first seen (its host path relative to the lower root) is kept in
  * memory and persisted in table `overlay_paths` at the next write
- * transaction, so a renamed lower directory still finds its host children
- * after reopen.
+ * transaction (the latest sighting wins), so a renamed lower directory
+ * still finds its host children after reopen.
  *
  * The host directory is never written by anything here: files are opened
  * O_RDONLY (with O_NOATIME where permitted).
@@ -77,7 +77,7 @@ export class Lower {
 
   constructor(readonly root: string, readonly rootLayer: number, db: Database.Database) {
     this.getPath = db.prepare(`SELECT path FROM overlay_paths WHERE root = ? AND ino = ?`).pluck();
-    this.putPath = db.prepare(`INSERT OR IGNORE INTO overlay_paths(root, ino, path) VALUES(?, ?, ?)`);
+    this.putPath = db.prepare(`INSERT OR REPLACE INTO overlay_paths(root, ino, path) VALUES(?, ?, ?)`);
     this.paths.set(ROOT, "");
   }
 
@@ -103,8 +103,9 @@ export class Lower {
     }
   }
 
+  /** Records that `ino` was seen at host path `rel`: the latest sighting wins (the host may change underneath). */
   private note(ino: number, rel: string): void {
-    if (!this.paths.has(ino)) {
+    if (this.paths.get(ino) !== rel) {
       this.paths.set(ino, rel);
       this.unsaved.set(ino, rel);
     }
@@ -150,6 +151,24 @@ export class Lower {
       out.set(name, { ino, type: Number(st.mode) & S_IFMT });
     }
     return out;
+  }
+
+  /**
+   * Where lower inode `ino` sits in the host tree: its host parent directory's
+   * inode number (ROOT_INO at the top) and its name; undefined for the root
+   * or an inode never seen. (Whether the layers still show it there is the
+   * caller's question.)
+   */
+  hostParent(ino: number): { parent: number; name: string } | undefined {
+    const rel = this.pathOf(ino);
+    if (!rel) return undefined;
+    const cut = rel.lastIndexOf("/");
+    if (cut < 0) return { parent: ROOT, name: rel };
+    const st = this.lstat(rel.slice(0, cut));
+    if (!st) return undefined;
+    const parent = this.inoOf(st);
+    this.note(parent, rel.slice(0, cut));
+    return { parent, name: rel.slice(cut + 1) };
   }
 
   /** Current host metadata of lower inode `ino`; undefined when unknown or the host path now holds another inode. */

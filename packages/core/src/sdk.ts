@@ -11,6 +11,7 @@ import { AgentFsPromises } from "./promises.js";
 import { Store, type BranchInfo, type SnapshotInfo, type StoreOptions, type Target } from "./store.js";
 import type { Backstore } from "./backstore.js";
 import { StoreError } from "./errors.js";
+import { applyToLower, type ApplyReport } from "./lowerapply.js";
 import type { ObjectBackend } from "./cas.js";
 
 /** Name of the store directory that `init` creates and discovery looks for (as `.git`). */
@@ -145,6 +146,20 @@ export class AgentFS {
   /** What this overlay view (or `target`) changed against its host directory (see `diffLower`). Errors: EINVAL when not an overlay. */
   async diffLower(target: Target = this.target): Promise<DiffEntry[]> {
     return diffLower(this.store, target);
+  }
+
+  /**
+   * Writes this overlay branch's changes (or `branch`'s) back onto its host
+   * directory, atomically per file; with `reset`, the branch then reads the
+   * updated host afresh (see `applyToLower`). Pending writes of this
+   * view's open files are committed first (they stay open). Errors: EINVAL (not an
+   * overlay branch, or a snapshot view), ENOENT, host errnos.
+   */
+  async applyToLower(opts: { branch?: string; reset?: boolean } = {}): Promise<ApplyReport> {
+    const branch = opts.branch ?? ("branch" in this.target ? this.target.branch : undefined);
+    if (branch === undefined) throw new StoreError("EINVAL", "a snapshot view cannot be applied; name a branch");
+    for (const fd of this.core.openFds()) this.core.flush(fd); // pending writes of this view are part of the branch
+    return applyToLower(this.store, branch, { reset: opts.reset });
   }
 
   /** Branches, sorted by name. */

@@ -291,6 +291,23 @@ export class Store {
     return info;
   }
 
+  /**
+   * Points overlay branch `name` at a new empty layer directly over its
+   * overlay root, so it reads its host directory afresh (after
+   * `applyToLower`): its own changes are dropped (reclaimed by `gc` unless a
+   * snapshot holds them). O(1). Errors: ENOENT, EINVAL (not an overlay).
+   */
+  resetOverlay(name: string): void {
+    this.manifest.write(() => {
+      const lower = this.chainOf({ branch: name }).lower;
+      if (!lower) throw new StoreError("EINVAL", `branch '${name}' is not an overlay`);
+      const head = this.manifest.newLayer(lower.rootLayer);
+      this.manifest.db.prepare(`UPDATE branches SET head = ? WHERE name = ?`).run(head, name);
+    });
+    this.manifest.clearCaches();
+    this.gen++;
+  }
+
   /** Deletes branch `name`. Errors: ENOENT; EBUSY when it is checked out or the last branch. */
   deleteBranch(name: string): void {
     this.manifest.write(() => {

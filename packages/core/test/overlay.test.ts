@@ -71,6 +71,21 @@ async function withOverlay(fn: (afs: AgentFS, lower: string, storeDir: string) =
   }
 }
 
+/** As withOverlay, for tests that mean to write the host directory (applyToLower). */
+async function withOverlayNoCheck(fn: (afs: AgentFS, lower: string) => Promise<void>): Promise<void> {
+  const t = tempDir("agentfs-overlay-", SHM);
+  const lower = join(t.dir, "lower");
+  mkdirSync(lower);
+  makeLower(lower);
+  const afs = await AgentFS.open(join(t.dir, "store"), { create: true, branch: "ov", lower, umask: 0o022 });
+  try {
+    await fn(afs, lower);
+  } finally {
+    afs.closeSync();
+    t.cleanup();
+  }
+}
+
 describe.skipIf(!SHM)("overlay over a host directory", () => {
   it("pass-through reads: contents, stat, readdir, symlinks and hard links come from the host", async () => {
     await withOverlay(async (afs, lower) => {
@@ -258,6 +273,10 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
   it("diffLower lists what changed against the host directory", async () => {
     await withOverlay(async (afs) => {
       expect(await afs.diffLower()).toEqual([]);
+      // a change deep in an untouched lower directory is found (its host parents lead to it)
+      await afs.fs.writeFile("/d/sub/new", "n");
+      expect((await afs.diffLower()).map((e) => [e.path, e.change])).toEqual([["/d/sub/new", "added"]]);
+      await afs.fs.unlink("/d/sub/new");
       await afs.fs.writeFile("/d/x", "new bytes");
       await afs.fs.chmod("/big.bin", 0o600);
       await afs.fs.unlink("/f.txt");
@@ -278,6 +297,30 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
         ["/sub/y", "added"],
         ["/sub/z", "added"],
       ]);
+    });
+  });
+
+  it("applyToLower writes the branch's changes to the host directory, atomically per file; reset makes the branch read the host afresh", async () => {
+    await withOverlayNoCheck(async (afs, lower) => {
+      await afs.fs.writeFile("/d/x", "new bytes");
+      await afs.fs.chmod("/big.bin", 0o600);
+      await afs.fs.unlink("/f.txt");
+      await afs.fs.mkdir("/nd");
+      await afs.fs.writeFile("/nd/a", prng(100_000, 3));
+      await afs.fs.symlink("nd/a", "/nl");
+      await afs.fs.rename("/d/sub", "/sub");
+      await afs.fs.rm("/empty", { recursive: true });
+      await afs.fs.utimes("/nd/a", 5, 6);
+      const want = await snapshotTree({ kind: "agentfs", fs: afs.fs });
+      const rep = await afs.applyToLower({ reset: true });
+      expect(rep.applied.length).toBeGreaterThan(0);
+      expect(rep.skipped).toEqual([]);
+      expect(await snapshotTree({ kind: "host", root: lower })).toEqual(want);
+      expect(readdirSync(lower).filter((n) => n.startsWith(".agentfs-"))).toEqual([]);
+      expect(lstatSync(join(lower, "nd", "a")).mtimeMs).toBe(6000);
+      expect(await afs.diffLower()).toEqual([]);
+      expect(await snapshotTree({ kind: "agentfs", fs: afs.fs })).toEqual(want);
+      expect((await afs.stats()).tree.files).toBeGreaterThan(0);
     });
   });
 
@@ -334,6 +377,37 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
           } finally {
             again.closeSync();
           }
+        } finally {
+          afs.closeSync();
+          t.cleanup();
+        }
+      }),
+      { numRuns: Number(process.env.AGENTFS_PROP_RUNS ?? 100) },
+    );
+  });
+
+  it("random operations then applyToLower leave the host directory equal to a real copy that got the same operations", async () => {
+    const noLinks = (o: Op) => o.op !== "link" && !(o.op === "symlink" && o.t.startsWith("/"));
+    await fc.assert(
+      fc.asyncProperty(fc.array(fsOp.filter(noLinks), { maxLength: 25 }), fc.array(fsOp.filter(noLinks), { minLength: 1, maxLength: 40 }), async (init, ops) => {
+        const t = tempDir("agentfs-ovapply-", SHM);
+        const lower = join(t.dir, "lower");
+        const live = join(t.dir, "live");
+        mkdirSync(lower);
+        chmodSync(lower, 0o755);
+        for (const o of init) await apply({ kind: "host", root: lower }, o);
+        execFileSync("cp", ["-a", lower, live]);
+        const afs = await AgentFS.open(join(t.dir, "store"), { create: true, branch: "ov", lower, umask: 0o022 });
+        try {
+          const log: string[] = [`init: ${JSON.stringify(init)}`];
+          for (const o of ops) {
+            await apply({ kind: "agentfs", fs: afs.fs }, o);
+            await apply({ kind: "host", root: live }, o);
+            log.push(JSON.stringify(o));
+          }
+          await afs.applyToLower({ reset: true });
+          expect(await snapshotTree({ kind: "host", root: lower }), `host after apply differs:\n${log.join("\n")}`).toEqual(await snapshotTree({ kind: "host", root: live }));
+          expect(await afs.diffLower()).toEqual([]);
         } finally {
           afs.closeSync();
           t.cleanup();

@@ -1,0 +1,140 @@
+/**
+ * `applyToLower`: writes an overlay branch's changes back onto its host
+ * (lower) directory, on request only. Each regular file and symlink is
+ * replaced atomically (written and fsync'd under a private staging
+ * directory `.agentfs-stage-*` in the host root first, then renamed over the
+ * old one), so a reader of the host directory sees either the old or the
+ * new file, never a partial one. Staging everything before the first
+ * delete matters: the branch may still read a renamed lower file from its
+ * old host place. The
+ * operation as a whole is not atomic: an error stops it midway with the
+ * entries before it applied (the report of a retry lists the rest).
+ */
+import { closeSync, chmodSync, ftruncateSync, chownSync, fsyncSync, lchownSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { StoreError } from "./errors.js";
+import { FsCore, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type InodeStat } from "./fscore.js";
+import { diffLower, type DiffEntry } from "./maintenance.js";
+import type { Store } from "./store.js";
+
+/** What `applyToLower` did. Paths are tree paths ("/a/b"); `skipped` says why an aspect was not applied. */
+export interface ApplyReport {
+  /** The changes that were applied, as `diffLower` listed them before. */
+  applied: DiffEntry[];
+  /** Aspects that cannot be written to the host: e.g. `{ path, reason: "xattrs" }` (Node has no xattr API), "owner" when not root, "other" file types. */
+  skipped: Array<{ path: string; reason: string }>;
+  /** True when the branch was reset to read the host directory afresh (`reset` option). */
+  reset: boolean;
+}
+
+/**
+ * Applies overlay branch `branch`'s changes against its host directory (as
+ * `diffLower` lists them) to the host directory: deletes what was deleted
+ * (recursively), creates directories, replaces regular files and symlinks
+ * atomically per file (temp + rename, fsync'd), sets permission bits, owner
+ * (when running as root) and times. Hard links made in the branch become
+ * separate files on the host. With `reset`, the branch is then pointed at a
+ * new empty layer over its overlay root (O(1)), so it reads the updated host
+ * directory and its `diffLower` is empty; snapshots keep their layers.
+ *
+ * Mirrors nothing in POSIX; host syscalls used: unlink/rmdir (rm -r),
+ * mkdir, open(O_CREAT|O_EXCL)/write/fsync/rename, symlink, chmod, chown,
+ * utimensat. Errors: ENOENT (no such branch), EINVAL (not an overlay
+ * branch), and any host errno (EACCES, ENOSPC, …) as a StoreError-like
+ * Node error from the host operation that failed.
+ */
+export function applyToLower(store: Store, branch: string, opts: { reset?: boolean } = {}): ApplyReport {
+  const lower = store.chainOf({ branch }).lower;
+  if (!lower) throw new StoreError("EINVAL", `branch '${branch}' is not an overlay (it has no lower directory)`);
+  const changes = diffLower(store, { branch });
+  const core = new FsCore(store, { branch }, { cred: { uid: 0, gid: 0, groups: [] }, umask: 0 });
+  const root = lower.root;
+  const host = (p: string) => (p === "/" ? root : join(root, p));
+  const isRoot = (process.getuid?.() ?? -1) === 0;
+  const skipped: ApplyReport["skipped"] = [];
+  const dirTimes: Array<{ path: string; st: InodeStat }> = [];
+  const applied: DiffEntry[] = [];
+
+  const setMeta = (p: string, st: InodeStat) => {
+    const type = st.mode & S_IFMT;
+    // chown before chmod: chown clears set-user-ID/set-group-ID bits.
+    if (isRoot) (type === S_IFLNK ? lchownSync : chownSync)(host(p), st.uid, st.gid);
+    if (type !== S_IFLNK) chmodSync(host(p), st.mode & 0o7777);
+    if (type === S_IFDIR) dirTimes.push({ path: p, st });
+    else (type === S_IFLNK ? lutimesSync : utimesSync)(host(p), Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+  };
+
+  // Phase 1: stage every new file and symlink in a private directory of the host root while the
+  // host tree is still intact (the branch may read moved lower files from their old host places).
+  const stage = join(root, `.agentfs-stage-${randomBytes(6).toString("hex")}`);
+  mkdirSync(stage, { mode: 0o700 });
+  const staged = new Map<string, string>();
+  let n = 0;
+  const stageEntry = (p: string): void => {
+    const st = core.stat(p, false);
+    const type = st.mode & S_IFMT;
+    const tmp = join(stage, String(n++));
+    if (type === S_IFREG) {
+      const fd = openSync(tmp, "wx", 0o600);
+      try {
+        core.readImage(p, (data, pos) => {
+          let off = 0;
+          while (off < data.length) off += writeSync(fd, data, off, data.length - off, pos + off);
+        }, { follow: false });
+        ftruncateSync(fd, st.size); // trailing holes, without writing zeros
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      if (isRoot) chownSync(tmp, st.uid, st.gid);
+      chmodSync(tmp, st.mode & 0o7777);
+      utimesSync(tmp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+    } else if (type === S_IFLNK) {
+      symlinkSync(core.readlink(p), tmp);
+      if (isRoot) lchownSync(tmp, st.uid, st.gid);
+      lutimesSync(tmp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+    } else return;
+    staged.set(p, tmp);
+  };
+  const stats = new Map<string, InodeStat>();
+  try {
+    for (const e of changes) {
+      if (e.change === "deleted") continue;
+      const st = core.stat(e.path, false);
+      stats.set(e.path, st);
+      const type = st.mode & S_IFMT;
+      const what = e.what ?? [];
+      if (e.change !== "modified" || (type === S_IFREG && what.includes("content")) || (type === S_IFLNK && what.includes("target"))) stageEntry(e.path);
+    }
+
+    // Phase 2: in path order (parents first), delete, create directories, and rename staged files into place.
+    for (const e of changes) {
+      if (e.change === "deleted" || e.change === "type-changed") rmSync(host(e.path), { recursive: true, force: true });
+      if (e.change === "deleted") {
+        applied.push(e);
+        continue;
+      }
+      const st = stats.get(e.path)!;
+      const type = st.mode & S_IFMT;
+      const tmp = staged.get(e.path);
+      if (tmp) renameSync(tmp, host(e.path)); // atomic replacement of the host file
+      else if (e.change !== "modified" && type === S_IFDIR) {
+        mkdirSync(host(e.path), { mode: 0o700 });
+        setMeta(e.path, st);
+      } else if (e.change === "modified") setMeta(e.path, st);
+      else skipped.push({ path: e.path, reason: "other" });
+      const what = e.what ?? [];
+      if (what.includes("owner") && !isRoot) skipped.push({ path: e.path, reason: "owner" });
+      if (what.includes("xattrs")) skipped.push({ path: e.path, reason: "xattrs" });
+      applied.push(e);
+    }
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+  // Directory times last, deepest first: creating their children changed them.
+  for (const d of dirTimes.reverse()) utimesSync(host(d.path), Number(d.st.atimeNs) / 1e9, Number(d.st.mtimeNs) / 1e9);
+  core.closeAll();
+  if (opts.reset) store.resetOverlay(branch);
+  return { applied, skipped, reset: !!opts.reset };
+}
