@@ -1,8 +1,9 @@
 /**
  * Snapshot and branch commands: `snapshot create|list|delete`,
- * `branch create|list|checkout|delete`, `restore`, `diff`.
+ * `branch create|list|checkout|delete` (with `--lower DIR`: an overlay
+ * branch over a host directory), `restore`, `diff`, `commit-lower`.
  */
-import { diff, type DiffEntry, type Store, type Target } from "@agentfs/core";
+import { applyToLower, diff, diffLower, type DiffEntry, type Store, type Target } from "@agentfs/core";
 import type { Command } from "commander";
 import { CliError, UsageError, globals, out, printJson, resolveRef, targetLabel, withStore } from "../context.js";
 import { humanBytes, isoFromNs } from "../format.js";
@@ -70,15 +71,18 @@ export function registerRefCommands(program: Command): void {
     .argument("<name>", "branch name")
     .argument("[from]", "source: snapshot:NAME, branch:NAME, or a NAME that is one of the two")
     .option("-c, --checkout", "check the new branch out")
+    .option("--lower <dir>", "create an overlay branch copy-on-write over host directory DIR (never written; see commit-lower)")
     .option("--json", "print the new branch as JSON")
-    .action(async (name: string, from: string | undefined, opts: { checkout?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (name: string, from: string | undefined, opts: { checkout?: boolean; json?: boolean; lower?: string }, cmd: Command) => {
       await withStore(cmd, (store) => {
         const g = globals(cmd);
-        const src: Target = from !== undefined ? resolveRef(store, from) : g.snapshot !== undefined ? { snapshot: g.snapshot } : { branch: g.branch ?? store.currentBranch() };
+        if (opts.lower !== undefined && from !== undefined) throw new UsageError("--lower and FROM exclude each other");
+        const src: Target | { lower: string } =
+          opts.lower !== undefined ? { lower: opts.lower } : from !== undefined ? resolveRef(store, from) : g.snapshot !== undefined ? { snapshot: g.snapshot } : { branch: g.branch ?? store.currentBranch() };
         const b = store.createBranch(name, src);
         if (opts.checkout) store.checkout(name);
         if (opts.json) printJson({ name: b.name, origin: b.origin, created: isoFromNs(b.created), createdNs: b.created, current: !!opts.checkout });
-        else out(`created branch ${name} from ${targetLabel(src)}${opts.checkout ? " and checked it out" : ""}`);
+        else out(`created branch ${name} from ${"lower" in src ? `host directory ${store.lowerDirOf({ branch: name })}` : targetLabel(src)}${opts.checkout ? " and checked it out" : ""}`);
       });
     });
 
@@ -167,6 +171,31 @@ export function registerRefCommands(program: Command): void {
           out(`${letter} ${c.kind === "dir" ? c.path + "/" : c.path}${detail}`);
         }
         out(`${summary.added} added, ${summary.deleted} deleted, ${summary.modified} modified, ${summary.typeChanged} type-changed`);
+      });
+    });
+
+  program
+    .command("commit-lower")
+    .description(
+      "write the changes of the checked-out overlay branch (or --branch) to its host directory, atomically per file; " +
+        "then the branch reads the updated host afresh (unless --no-reset)",
+    )
+    .option("-n, --dry-run", "only list what would be written (the branch's diff against its host directory)")
+    .option("--no-reset", "keep the branch's own layers after writing")
+    .option("--json", "print {branch, lower, changes, skipped, reset} as JSON")
+    .action(async (opts: { dryRun?: boolean; reset: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd, (store) => {
+        const branch = branchOf(store, cmd);
+        const lower = store.lowerDirOf({ branch });
+        if (lower === null) throw new CliError("EINVAL", `branch ${branch} is not an overlay (create one with 'agentfs branch create NAME --lower DIR')`);
+        const rep = opts.dryRun ? { applied: diffLower(store, { branch }), skipped: [], reset: false } : applyToLower(store, branch, { reset: opts.reset });
+        if (opts.json) return printJson({ branch, lower, changes: rep.applied, skipped: rep.skipped, reset: rep.reset, dryRun: !!opts.dryRun });
+        for (const c of rep.applied) {
+          const letter = c.change === "added" ? "A" : c.change === "deleted" ? "D" : c.change === "modified" ? "M" : "T";
+          out(`${letter} ${c.kind === "dir" ? c.path + "/" : c.path}`);
+        }
+        for (const k of rep.skipped) out(`skipped ${k.path}: ${k.reason}`);
+        out(`${opts.dryRun ? "would write" : "wrote"} ${rep.applied.length} change${rep.applied.length === 1 ? "" : "s"} to ${lower}${rep.reset ? "; branch reset onto it" : ""}`);
       });
     });
 }
