@@ -225,6 +225,7 @@ export class Lower {
       const code = (e as { code?: string }).code;
       if (code === "EPERM" && noatime) return openSync(this.abs(rel), C.O_RDONLY | C.O_NOFOLLOW);
       if (code === "ENOENT") throw new StoreError("ENOENT", `lower file ${rel} vanished from the host directory`);
+      if (code === "EACCES" || code === "EPERM") throw new StoreError("EACCES", `the host does not let this process read lower file ${rel}`);
       throw new StoreError("EIO", `cannot read lower file ${rel}: ${(e as Error).message}`);
     }
   }
