@@ -7,7 +7,7 @@
  * host entries that no row of the layers names.
  *
  * Inode numbers of host entries are derived, not allocated:
- * `LOWER_INO_BASE + st_ino` (the host directory must be one filesystem, so
+ * `lowerIno(st_ino)` = `LOWER_INO_BASE + (st_ino XOR 2^31)` (the host directory must be one filesystem, so
  * st_ino is unique there). They are therefore stable across reopen without
  * any write, one per host inode (hard links share it), and never collide
  * with allocated numbers (which count up from 2). Where an inode number
@@ -45,6 +45,20 @@ export const OVERLAY_SCHEMA = `CREATE TABLE IF NOT EXISTS overlay_paths(root INT
 /** Meta key naming the host directory of an overlay root layer. */
 export function lowerMetaKey(rootLayer: number): string {
   return `lower:${rootLayer}`;
+}
+
+/**
+ * The inode number of the host inode `st_ino` in an overlay:
+ * `LOWER_INO_BASE + (st_ino XOR 2^31)`. A bijection, so one number per host
+ * inode. Flipping bit 31 keeps the low 32 bits (what a 32-bit st_ino fold
+ * such as the FUSE front end's keeps) of host inodes below 2^31 in
+ * [2^31, 2^32), apart from allocated numbers, which count up from 2.
+ * Errors: EIO when st_ino is about 2^53 - 2^48 - 2^31 or more (the result would not be a safe integer).
+ */
+export function lowerIno(stIno: bigint | number): number {
+  const x = BigInt(stIno);
+  if (x >= BigInt(Number.MAX_SAFE_INTEGER - LOWER_INO_BASE) - 0x80000000n) throw new StoreError("EIO", `host inode number ${x} is too large for an overlay`);
+  return LOWER_INO_BASE + Number(x ^ 0x80000000n);
 }
 
 /** True when `ino` is a host-derived inode number. */
@@ -112,9 +126,7 @@ export class Lower {
   }
 
   private inoOf(st: BigIntStats): number {
-    const n = Number(st.ino);
-    if (n >= Number.MAX_SAFE_INTEGER - LOWER_INO_BASE) throw new StoreError("EIO", `host inode number ${st.ino} is too large for an overlay`);
-    return LOWER_INO_BASE + n;
+    return lowerIno(st.ino);
   }
 
   /** The host entry `name` of lower directory `parent` (ROOT_INO or a lower ino), or undefined. */
