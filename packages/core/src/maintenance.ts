@@ -11,7 +11,7 @@ import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./fscore.js";
 import type { Store, Target } from "./store.js";
 import { StoreError } from "./errors.js";
-import { LOWER_DATA, type Lower } from "./overlay.js";
+import { LOWER_DATA, lowerMetaKey, type Lower } from "./overlay.js";
 
 /** Kinds of tree entries in reports. */
 export type EntryKind = "file" | "dir" | "symlink" | "other";
@@ -251,10 +251,18 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
     const delI = m.db.prepare(`DELETE FROM inodes WHERE layer = ?`);
     const delD = m.db.prepare(`DELETE FROM dentries WHERE layer = ?`);
     const delL = m.db.prepare(`DELETE FROM layers WHERE id = ?`);
+    // Overlay roots (bottom layers over a host directory, meta `lower:<id>`).
+    const overlayRoots = new Set((m.db.prepare(`SELECT key FROM meta WHERE key LIKE 'lower:%'`).pluck().all() as string[]).map((k) => Number(k.slice(6))));
     for (const id of dead) {
       inodeVersionsRemoved += delI.run(id).changes;
       dentriesRemoved += delD.run(id).changes;
       delL.run(id);
+      if (overlayRoots.has(id)) {
+        // A dead overlay root: forget its host directory and paths too (its id may be reused).
+        m.db.prepare(`DELETE FROM meta WHERE key = ?`).run(lowerMetaKey(id));
+        m.db.prepare(`DELETE FROM overlay_paths WHERE root = ?`).run(id);
+        overlayRoots.delete(id);
+      }
     }
     // Compaction: a layer that no branch or snapshot names itself and that has
     // exactly one child is merged into that child (the child's rows win). Its
@@ -263,6 +271,8 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
     const named = new Set<number>([
       ...(m.db.prepare(`SELECT head FROM branches`).pluck().all() as number[]),
       ...(m.db.prepare(`SELECT layer FROM snapshots`).pluck().all() as number[]),
+      // An overlay root is never merged away: the host directory is recorded against its id.
+      ...overlayRoots,
     ]);
     const children = m.db.prepare(`SELECT id FROM layers WHERE parent = ? LIMIT 2`).pluck();
     const parentOf = m.db.prepare(`SELECT parent FROM layers WHERE id = ?`).pluck();
@@ -308,6 +318,7 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
   store.cas.releaseBodies(removedHashes);
   store.cas.clearCache();
   m.clearCaches();
+  store.forgetLowers();
   store.gen++;
   try {
     m.db.pragma("wal_checkpoint(TRUNCATE)");

@@ -167,6 +167,11 @@ export class Store {
     return l;
   }
 
+  /** Drops the cached host directories of overlay roots (after `gc` removed layers). */
+  forgetLowers(): void {
+    this.lowers.clear();
+  }
+
   /** The host directory (absolute path) branch or snapshot `target` sits over, or null for an ordinary one. Errors: ENOENT. */
   lowerDirOf(target: Target): string | null {
     return this.chainOf(target).lower?.root ?? null;

@@ -326,6 +326,29 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
     });
   });
 
+  it("gc and fsck on an overlay store: layers over the host stay, copied-up data is reclaimed after reset", async () => {
+    await withOverlay(async (afs) => {
+      await afs.fs.writeFile("/d/x", prng(200_000, 9));
+      await afs.fs.rename("/d/sub", "/sub");
+      await afs.gc();
+      expect((await afs.fsck()).problems).toEqual([]);
+      expect(await afs.fs.readFile("/sub/y", "utf8")).toBe("y-data");
+      expect((await afs.fs.readFile("/d/x")).equals(prng(200_000, 9))).toBe(true);
+      afs.store.resetOverlay("ov");
+      const rep = await afs.gc();
+      expect(rep.objectsRemoved).toBeGreaterThan(0);
+      expect((await afs.stats()).store.objects).toBe(0);
+      expect(await afs.fs.readFile("/d/x", "utf8")).toBe("x-data");
+      expect((await afs.fsck()).problems).toEqual([]);
+      // a deleted overlay branch's root goes with its host directory record
+      await afs.overlayBranch("tmp", "/dev/shm");
+      await afs.store.deleteBranch("tmp");
+      await afs.gc();
+      expect(afs.store.manifest.db.prepare(`SELECT count(*) FROM meta WHERE key LIKE 'lower:%'`).pluck().get()).toBe(1);
+      expect(await afs.fs.readFile("/d/sub/y", "utf8")).toBe("y-data"); // reset dropped the rename
+    });
+  });
+
   it("options: lower needs a branch; an existing branch must sit over the same directory; a missing host dir is ENOENT", async () => {
     const t = tempDir("agentfs-overlay-", SHM);
     try {
@@ -371,6 +394,9 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
           }
           expect(await snapshotTree(A), `final tree differs after:\n${log.join("\n")}`).toEqual(await snapshotTree(H));
           expect(hostImage(lower), `host written after:\n${log.join("\n")}`).toEqual(before);
+          await afs.snapshot("s");
+          await afs.gc(); // compaction must keep the overlay root (the host directory hangs off it)
+          expect(await snapshotTree(A), `tree differs after gc:\n${log.join("\n")}`).toEqual(await snapshotTree(H));
           expect((await afs.fsck()).problems).toEqual([]);
           afs.closeSync();
           const again = await AgentFS.open(join(t.dir, "store"), { branch: "ov" });
