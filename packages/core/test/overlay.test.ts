@@ -386,15 +386,27 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
           const H: Side = { kind: "host", root: live };
           const log: string[] = [`init: ${JSON.stringify(init)}`];
           expect(await snapshotTree(A)).toEqual(await snapshotTree(H));
-          for (const o of ops) {
+          let mid: Record<string, unknown> | undefined;
+          for (const [i, o] of ops.entries()) {
             const ra = await apply(A, o);
             const rh = await apply(H, o);
             log.push(`${JSON.stringify(o)} -> ${JSON.stringify(rh)}`);
             expect(ra, `op ${log.length - 1} differs; ops so far:\n${log.join("\n")}`).toEqual(rh);
+            if (i === Math.floor(ops.length / 2)) {
+              await afs.snapshot("mid");
+              mid = await snapshotTree(H);
+            }
+          }
+          // the snapshot taken midway still shows that state (the host did not change)
+          const snap = await AgentFS.open(join(t.dir, "store"), { snapshot: "mid" });
+          try {
+            expect(await snapshotTree({ kind: "agentfs", fs: snap.fs }), `snapshot changed after:\n${log.join("\n")}`).toEqual(mid);
+          } finally {
+            snap.closeSync();
           }
           expect(await snapshotTree(A), `final tree differs after:\n${log.join("\n")}`).toEqual(await snapshotTree(H));
           expect(hostImage(lower), `host written after:\n${log.join("\n")}`).toEqual(before);
-          await afs.snapshot("s");
+          await afs.snapshot("end");
           await afs.gc(); // compaction must keep the overlay root (the host directory hangs off it)
           expect(await snapshotTree(A), `tree differs after gc:\n${log.join("\n")}`).toEqual(await snapshotTree(H));
           expect((await afs.fsck()).problems).toEqual([]);
