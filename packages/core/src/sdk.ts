@@ -38,10 +38,13 @@ export interface AgentFSOptions {
   /** Where object bodies live (see `ObjectBackend`; default the manifest database). */
   objectBackend?: ObjectBackend;
   /**
-   * Host directory for an overlay branch: when `branch` (required with
-   * `lower`) does not exist it is created copy-on-write over this directory
-   * (see `Store.createBranch(name, { lower })`); when it exists it must sit
-   * over this same directory (else EINVAL). The host directory is never written.
+   * Host directory for an overlay branch. The branch (`branch`, default the
+   * checked-out one) is created copy-on-write over this directory when it
+   * does not exist (see `Store.createBranch(name, { lower })`); a new
+   * store's untouched branch (only the root, no snapshot — so
+   * `{ create: true, lower }` makes `main` the overlay) is turned into one;
+   * an existing overlay branch must sit over this same directory. Else
+   * EINVAL. The host directory is never written.
    */
   lower?: string;
 }
@@ -100,10 +103,21 @@ export class AgentFS {
     const store = Store.open(dir, so);
     try {
       if (opts.lower !== undefined) {
-        if (opts.branch === undefined || opts.snapshot !== undefined) throw new StoreError("EINVAL", "'lower' needs 'branch' (the overlay branch to open or create) and no 'snapshot'");
+        if (opts.snapshot !== undefined) throw new StoreError("EINVAL", "'lower' and 'snapshot' exclude each other");
         const want = resolve(opts.lower);
-        if (!store.listBranches().some((b) => b.name === opts.branch)) store.createBranch(opts.branch, { lower: want });
-        else if (store.lowerDirOf({ branch: opts.branch }) !== want) throw new StoreError("EINVAL", `branch '${opts.branch}' does not sit over ${want}`);
+        const name = opts.branch ?? store.currentBranch();
+        if (!store.listBranches().some((b) => b.name === name)) store.createBranch(name, { lower: want });
+        else {
+          const have = store.lowerDirOf({ branch: name });
+          if (have === null) {
+            try {
+              store.overlayPristine(name, want); // a new store's untouched branch (e.g. main) becomes the overlay
+            } catch (e) {
+              if (e instanceof StoreError && e.code === "EEXIST") throw new StoreError("EINVAL", `branch '${name}' is not an overlay and has content; name a new branch for 'lower'`);
+              throw e;
+            }
+          } else if (have !== want) throw new StoreError("EINVAL", `branch '${name}' sits over ${have}, not ${want}`);
+        }
       }
       const target: Target = opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { branch: opts.branch ?? store.currentBranch() };
       const core = new FsCore(store, target, { umask: opts.umask, cred: opts.cred });

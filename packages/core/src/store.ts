@@ -273,11 +273,13 @@ export class Store {
    * The host directory is never written. Errors: EEXIST, EINVAL (bad name),
    * ENOENT (no such host directory), ENOTDIR.
    */
-  private createOverlayBranch(name: string, lowerDir: string): BranchInfo {
+  private createOverlayBranch(name: string, lowerDir: string, replacePristine = false): BranchInfo {
     const dir = resolvePath(lowerDir);
     const info = this.manifest.write(() => {
       const m = this.manifest;
-      if (m.db.prepare(`SELECT 1 FROM branches WHERE name = ?`).get(name)) throw new StoreError("EEXIST", `branch '${name}' already exists`);
+      const exists = m.db.prepare(`SELECT 1 FROM branches WHERE name = ?`).get(name) !== undefined;
+      if (exists && !(replacePristine && this.isPristine(name))) throw new StoreError("EEXIST", `branch '${name}' already exists`);
+      if (exists) m.db.prepare(`DELETE FROM branches WHERE name = ?`).run(name);
       m.db.exec(OVERLAY_SCHEMA);
       const root = m.newLayer(null);
       m.setMeta(lowerMetaKey(root), dir);
@@ -294,6 +296,28 @@ export class Store {
     this.lowers.delete(info.head);
     this.gen++;
     return info;
+  }
+
+  /** True when branch `name` is a new store's untouched state: one layer holding only the root directory, no snapshot. */
+  private isPristine(name: string): boolean {
+    const db = this.manifest.db;
+    const head = this.branchHead(name);
+    if (this.manifest.chainOf(head).length !== 1 || this.lowerOf(head)) return false;
+    if (db.prepare(`SELECT 1 FROM snapshots WHERE layer = ?`).get(head)) return false;
+    if (db.prepare(`SELECT 1 FROM dentries WHERE layer = ? LIMIT 1`).get(head)) return false;
+    return (db.prepare(`SELECT count(*) FROM inodes WHERE layer = ?`).pluck().get(head) as number) <= 1;
+  }
+
+  /**
+   * Makes branch `name` an overlay over host directory `lowerDir` when it is
+   * still a new store's untouched state (only the root directory, no
+   * snapshot): for `AgentFS.open(dir, { create: true, lower })`, whose
+   * `main` then sits over the host directory. Same as `createBranch(name,
+   * { lower })` otherwise. Errors: EEXIST (the branch has content), ENOENT,
+   * ENOTDIR.
+   */
+  overlayPristine(name: string, lowerDir: string): BranchInfo {
+    return this.createOverlayBranch(name, lowerDir, true);
   }
 
   /**

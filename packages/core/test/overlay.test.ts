@@ -349,17 +349,30 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
     });
   });
 
-  it("options: lower needs a branch; an existing branch must sit over the same directory; a missing host dir is ENOENT", async () => {
+  it("options: a new store's main can be the overlay; an existing branch must be pristine or sit over the same directory; a missing host dir is ENOENT", async () => {
     const t = tempDir("agentfs-overlay-", SHM);
     try {
       const lower = join(t.dir, "lower");
       mkdirSync(lower);
-      expect((await errOf(AgentFS.open(join(t.dir, "store"), { create: true, lower }))).code).toBe("EINVAL");
+      writeFileSync(join(lower, "h"), "host");
+      // a new store's main becomes the overlay
+      const m = await AgentFS.open(join(t.dir, "store"), { create: true, lower });
+      expect(await m.fs.readFile("/h", "utf8")).toBe("host");
+      await m.fs.writeFile("/mine", "x");
+      m.closeSync();
+      const m2 = await AgentFS.open(join(t.dir, "store"), { branch: "main" });
+      expect((await m2.fs.readdir("/")).sort()).toEqual(["h", "mine"]);
+      m2.closeSync();
+      // a plain branch with content cannot become one
+      const p = await AgentFS.open(join(t.dir, "plain"), { create: true });
+      await p.fs.writeFile("/f", "x");
+      p.closeSync();
+      expect((await errOf(AgentFS.open(join(t.dir, "plain"), { lower }))).code).toBe("EINVAL");
       const a = await AgentFS.open(join(t.dir, "store"), { create: true, branch: "ov", lower });
       a.closeSync();
       expect((await errOf(AgentFS.open(join(t.dir, "store"), { branch: "ov", lower: t.dir }))).code).toBe("EINVAL");
       expect((await errOf(AgentFS.open(join(t.dir, "store"), { branch: "x", lower: join(t.dir, "nope") }))).code).toBe("ENOENT");
-      const plain = await AgentFS.open(join(t.dir, "store"));
+      const plain = await AgentFS.open(join(t.dir, "plain"));
       expect(plain.store.lowerDirOf({ branch: "main" })).toBe(null);
       expect((await errOf(plain.diffLower())).code).toBe("EINVAL");
       plain.closeSync();
