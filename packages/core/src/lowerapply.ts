@@ -109,8 +109,16 @@ export function applyToLower(store: Store, branch: string, opts: { reset?: boole
     }
 
     // Phase 2: in path order (parents first), delete, create directories, and rename staged files into place.
+    const gone: string[] = []; // paths removed from the host in this pass: their listed descendants went with them
     for (const e of changes) {
-      if (e.change === "deleted" || e.change === "type-changed") rmSync(host(e.path), { recursive: true, force: true });
+      if (e.change === "deleted" && gone.some((g) => e.path.startsWith(g + "/"))) {
+        applied.push(e);
+        continue;
+      }
+      if (e.change === "deleted" || e.change === "type-changed") {
+        rmSync(host(e.path), { recursive: true, force: true });
+        gone.push(e.path);
+      }
       if (e.change === "deleted") {
         applied.push(e);
         continue;

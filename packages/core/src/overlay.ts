@@ -89,7 +89,12 @@ export class Lower {
   private readonly getPath: Database.Statement;
   private readonly putPath: Database.Statement;
 
-  constructor(readonly root: string, readonly rootLayer: number, db: Database.Database) {
+  /**
+   * `root`: absolute host directory; `rootLayer`: its overlay root layer;
+   * `hide`: an absolute host path never shown (the store's own directory,
+   * when the store lives inside the host directory).
+   */
+  constructor(readonly root: string, readonly rootLayer: number, db: Database.Database, private readonly hide?: string) {
     this.getPath = db.prepare(`SELECT path FROM overlay_paths WHERE root = ? AND ino = ?`).pluck();
     this.putPath = db.prepare(`INSERT OR REPLACE INTO overlay_paths(root, ino, path) VALUES(?, ?, ?)`);
     this.paths.set(ROOT, "");
@@ -135,6 +140,7 @@ export class Lower {
     const dir = this.pathOf(parent);
     if (dir === undefined) return undefined;
     const rel = dir === "" ? name : `${dir}/${name}`;
+    if (this.hide !== undefined && this.abs(rel) === this.hide) return undefined;
     const st = this.lstat(rel);
     if (!st) return undefined;
     const ino = this.inoOf(st);
@@ -156,6 +162,7 @@ export class Lower {
     }
     for (const name of names) {
       const rel = dir === "" ? name : `${dir}/${name}`;
+      if (this.hide !== undefined && this.abs(rel) === this.hide) continue;
       const st = this.lstat(rel);
       if (!st) continue;
       const ino = this.inoOf(st);

@@ -161,7 +161,7 @@ export class Store {
     let l = this.lowers.get(rootLayer);
     if (l === undefined) {
       const dir = this.manifest.getMeta(lowerMetaKey(rootLayer));
-      l = typeof dir === "string" ? new Lower(dir, rootLayer, this.manifest.db) : null;
+      l = typeof dir === "string" ? new Lower(dir, rootLayer, this.manifest.db, resolvePath(this.dir)) : null;
       this.lowers.set(rootLayer, l);
     }
     return l;
@@ -245,8 +245,10 @@ export class Store {
 
   /**
    * Creates branch `name` from a snapshot or from another branch's current
-   * state, in constant time; it shares everything until written. Errors:
-   * EEXIST, EINVAL, ENOENT (source missing).
+   * state, in constant time; it shares everything until written. With
+   * `{ lower: HOSTDIR }`, an overlay branch copy-on-write over a host
+   * directory (see `createOverlayBranch`). Errors: EEXIST, EINVAL, ENOENT
+   * (source or host directory missing), ENOTDIR.
    */
   createBranch(name: string, from: { snapshot: string } | { branch: string } | { lower: string } = { branch: this.currentBranch() }): BranchInfo {
     checkRefName("branch", name);

@@ -349,6 +349,36 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
     });
   });
 
+  it("applyToLower: a lower directory renamed away and replaced by a file at its old name", async () => {
+    await withOverlayNoCheck(async (afs, lower) => {
+      await afs.fs.rename("/d", "/e");
+      await afs.fs.writeFile("/d", "now a file");
+      const want = await snapshotTree({ kind: "agentfs", fs: afs.fs });
+      await afs.applyToLower({ reset: true });
+      expect(await snapshotTree({ kind: "host", root: lower })).toEqual(want);
+      expect(readFileSync(join(lower, "e", "sub", "y"), "utf8")).toBe("y-data");
+    });
+  });
+
+  it("a store inside its own host directory does not show itself in the overlay", async () => {
+    const t = tempDir("agentfs-overlay-", SHM);
+    try {
+      writeFileSync(join(t.dir, "f"), "host");
+      const before = hostImage(t.dir);
+      const a = await AgentFS.open(join(t.dir, ".agentfs"), { create: true, branch: "ov", lower: t.dir });
+      expect(await a.fs.readdir("/")).toEqual(["f"]);
+      expect((await errOf(a.fs.stat("/.agentfs"))).code).toBe("ENOENT");
+      await a.fs.writeFile("/f", "changed");
+      a.closeSync();
+      const after = hostImage(t.dir);
+      expect(Object.fromEntries(Object.entries(after).filter(([p]) => !p.startsWith(".agentfs") && p !== "/"))).toEqual(
+        Object.fromEntries(Object.entries(before).filter(([p]) => p !== "/")),
+      );
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it("options: a new store's main can be the overlay; an existing branch must be pristine or sit over the same directory; a missing host dir is ENOENT", async () => {
     const t = tempDir("agentfs-overlay-", SHM);
     try {
