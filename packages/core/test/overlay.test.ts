@@ -209,6 +209,21 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
     });
   });
 
+  it("a second connection sees a renamed lower directory's children (paths are persisted with the rename)", async () => {
+    await withOverlay(async (afs, _lower, storeDir) => {
+      const other = await AgentFS.open(storeDir, { branch: "ov" });
+      try {
+        await afs.fs.rename("/d/sub", "/s2");
+        expect((await other.fs.readdir("/s2")).sort()).toEqual(["y", "z"]);
+        expect(await other.fs.readFile("/s2/y", "utf8")).toBe("y-data");
+        await other.fs.chmod("/s2/z", 0o600);
+        expect((await afs.fs.stat("/s2/z")).mode & 0o777).toBe(0o600);
+      } finally {
+        other.closeSync();
+      }
+    });
+  });
+
   it("readdir merges host entries with new ones; whiteouts hide", async () => {
     await withOverlay(async (afs) => {
       await afs.fs.writeFile("/d/new", "n");
