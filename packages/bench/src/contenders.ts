@@ -49,6 +49,42 @@ export interface BenchFs {
   dispose(): Promise<void>;
 }
 
+/** The part of a `node:fs/promises` FileHandle (also the agentfs SDK's) that the sequential workloads use. */
+interface SeqHandle {
+  write(buf: Buffer, offset: number, length: number, position: number): Promise<unknown>;
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+/** Writes `chunks` back to back through `fh` (one write call each, at explicit positions), then closes it. */
+async function writeChunks(fh: SeqHandle, chunks: Buffer[]): Promise<void> {
+  try {
+    let pos = 0;
+    for (const c of chunks) {
+      await fh.write(c, 0, c.length, pos);
+      pos += c.length;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads `fh` front to back in `chunkBytes` reads, closes it, and returns the bytes read. */
+async function readAll(fh: SeqHandle, chunkBytes: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(chunkBytes);
+  let total = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, chunkBytes, total);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return total;
+}
+
 /** `node:fs/promises` rooted at a fresh tmpfs directory. */
 export class TmpfsFs implements BenchFs {
   readonly id = "tmpfs" as const;
@@ -78,31 +114,10 @@ export class TmpfsFs implements BenchFs {
     await nfs.symlink(target, this.p(path));
   }
   async writeSequential(path: string, chunks: Buffer[]): Promise<void> {
-    const fh = await nfs.open(this.p(path), "w");
-    try {
-      let pos = 0;
-      for (const c of chunks) {
-        await fh.write(c, 0, c.length, pos);
-        pos += c.length;
-      }
-    } finally {
-      await fh.close();
-    }
+    await writeChunks(await nfs.open(this.p(path), "w"), chunks);
   }
   async readSequential(path: string, chunkBytes: number): Promise<number> {
-    const fh = await nfs.open(this.p(path), "r");
-    const buf = Buffer.allocUnsafe(chunkBytes);
-    let total = 0;
-    try {
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, chunkBytes, total);
-        if (bytesRead === 0) break;
-        total += bytesRead;
-      }
-    } finally {
-      await fh.close();
-    }
-    return total;
+    return readAll(await nfs.open(this.p(path), "r"), chunkBytes);
   }
   hostBytes(): number {
     return scanTree(this.dir).bytes;
@@ -143,31 +158,10 @@ export class AgentFsFs implements BenchFs {
     await this.afs.fs.symlink(target, path);
   }
   async writeSequential(path: string, chunks: Buffer[]): Promise<void> {
-    const fh = await this.afs.fs.open(path, "w");
-    try {
-      let pos = 0;
-      for (const c of chunks) {
-        await fh.write(c, 0, c.length, pos);
-        pos += c.length;
-      }
-    } finally {
-      await fh.close();
-    }
+    await writeChunks(await this.afs.fs.open(path, "w"), chunks);
   }
   async readSequential(path: string, chunkBytes: number): Promise<number> {
-    const fh = await this.afs.fs.open(path, "r");
-    const buf = Buffer.allocUnsafe(chunkBytes);
-    let total = 0;
-    try {
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, chunkBytes, total);
-        if (bytesRead === 0) break;
-        total += bytesRead;
-      }
-    } finally {
-      await fh.close();
-    }
-    return total;
+    return readAll(await this.afs.fs.open(path, "r"), chunkBytes);
   }
   hostBytes(): number {
     let n = 0;
