@@ -163,8 +163,9 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
   /**
    * Gives a node the creating caller's uid, and its gid unless the parent
    * directory is set-group-ID (then the node keeps the inherited group), as
-   * the kernel does for local filesystems. No-op when the caller is the
-   * daemon's own identity or the context is unavailable.
+   * the kernel does for local filesystems; its set-user-ID/set-group-ID bits
+   * stay as created. No-op when the caller is the daemon's own identity or
+   * the context is unavailable.
    */
   function ownToCaller(path: string): void {
     if (!ctx) return;
@@ -174,7 +175,12 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
     const parent = path.slice(0, path.lastIndexOf("/")) || "/";
     const sgid = (view.stat(parent, false).mode & 0o2000) !== 0;
     const wantGid = sgid ? st.gid : gid;
-    if (st.uid !== uid || st.gid !== wantGid) view.chown(path, uid, wantGid, false);
+    if (st.uid !== uid || st.gid !== wantGid) {
+      view.chown(path, uid, wantGid, false);
+      // chown clears set-user-ID/set-group-ID of regular files; a new file keeps what its creator asked for
+      // (the kernel already dropped S_ISGID when the creator is not in the file's group).
+      if (st.mode & 0o6000) view.chmod(path, st.mode & 0o7777, false);
+    }
   }
   const msTime = (ms: number): bigint | "now" => (ms === UTIME_SPECIAL_MS ? "now" : BigInt(Math.round(ms)) * NS_PER_MS);
 
