@@ -992,10 +992,11 @@ export class FsCore {
     });
   }
 
-  /** As truncate(2): committed at once. Errors: ENOENT, EISDIR, EACCES, EINVAL, EROFS. */
+  /** As truncate(2): committed at once. Errors: ENOENT, EISDIR, EACCES, EINVAL, EFBIG (over MAX_FILE_SIZE), EROFS. */
   truncate(path: string, len: number): void {
     this.wr("truncate", path, () => {
       if (len < 0) throw new StoreError("EINVAL", "negative length");
+      if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
       const r = this.resolve(path, true);
       if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
       this.need(r.row, 2);
