@@ -9,7 +9,7 @@ import { constants as C } from "node:fs";
 import { FsError, StoreError, type ErrnoName } from "./errors.js";
 import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
-import { checkName, parsePath, joinParts } from "./paths.js";
+import { PATH_MAX, checkName, parsePath, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
@@ -43,6 +43,13 @@ export interface FsCoreOptions {
   umask?: number;
   /** Identity used for permission checks and new files' owner (default: the process's). */
   cred?: Credentials;
+  /**
+   * Paths of this many bytes or more fail with ENAMETOOLONG (default
+   * PATH_MAX, 4096). `Infinity` for front ends that pass whole paths built
+   * from the root (FUSE): the kernel already limited what the caller passed,
+   * and a deep tree may hold files whose full path is longer.
+   */
+  pathMax?: number;
 }
 
 /** stat(2) fields of one inode. Times are ns since the epoch; sizes in bytes; blocks in 512-byte units. */
@@ -141,6 +148,8 @@ export class FsCore {
   private readonly handles = new Map<number, Handle>();
   /** Stable st_dev for this store. */
   readonly dev: number;
+  /** Whole-path length limit in bytes (`FsCoreOptions.pathMax`). */
+  private readonly pathMax: number;
 
   /** Errors: ENOENT when the branch or snapshot does not exist. */
   constructor(store: Store, target: Target, opts: FsCoreOptions = {}) {
@@ -149,6 +158,7 @@ export class FsCore {
     this.readOnly = "snapshot" in target;
     this.cred = opts.cred ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
     this.umask = opts.umask ?? currentUmask();
+    this.pathMax = opts.pathMax ?? PATH_MAX;
     let h = 0;
     for (const c of store.dir) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
     this.dev = h & 0xfffff;
@@ -274,7 +284,7 @@ export class FsCore {
    * ENOTDIR, ELOOP, EACCES, ENAMETOOLONG, EINVAL.
    */
   private resolve(path: string, follow: boolean): Resolved {
-    const parsed = parsePath(path);
+    const parsed = parsePath(path, this.pathMax);
     const m = this.store.manifest;
     let parts = parsed.parts.slice();
     let ancestors: number[] = [];
@@ -343,7 +353,7 @@ export class FsCore {
    * EINVAL for a final "." or "..".
    */
   private resolveParent(path: string, syscall: string): ParentRef {
-    const parsed = parsePath(path);
+    const parsed = parsePath(path, this.pathMax);
     const parts = parsed.parts;
     if (parts.length === 0) throw new StoreError(syscall === "mkdir" ? "EEXIST" : syscall === "rmdir" ? "EBUSY" : "EINVAL", "the root directory");
     const last = parts[parts.length - 1];

@@ -18,14 +18,15 @@ export interface ParsedPath {
 
 /**
  * Parses and validates a path. Errors: ENOENT for an empty path, EINVAL for a
- * NUL byte, ENAMETOOLONG for a path of PATH_MAX bytes or more or a component
- * over NAME_MAX bytes.
+ * NUL byte, ENAMETOOLONG for a path of `pathMax` bytes or more (default
+ * PATH_MAX; `Infinity` turns the whole-path check off) or a component over
+ * NAME_MAX bytes.
  */
-export function parsePath(path: string): ParsedPath {
+export function parsePath(path: string, pathMax: number = PATH_MAX): ParsedPath {
   if (typeof path !== "string") throw new StoreError("EINVAL", `path must be a string, got ${typeof path}`);
   if (path.length === 0) throw new StoreError("ENOENT", "empty path");
   if (path.includes("\0")) throw new StoreError("EINVAL", "path contains a NUL byte");
-  if (Buffer.byteLength(path) >= PATH_MAX) throw new StoreError("ENAMETOOLONG", `path is ${Buffer.byteLength(path)} bytes; the limit is ${PATH_MAX - 1}`);
+  if (pathMax !== Infinity && Buffer.byteLength(path) >= pathMax) throw new StoreError("ENAMETOOLONG", `path is ${Buffer.byteLength(path)} bytes; the limit is ${pathMax - 1}`);
   const parts: string[] = [];
   for (const c of path.split("/")) {
     if (c === "" || c === ".") continue;

@@ -72,6 +72,14 @@ export interface ViewOptions {
    * pay for the whole dirty span each time).
    */
   autoCommitBytes?: number;
+  /**
+   * Whole paths of this many bytes or more fail with ENAMETOOLONG. Default
+   * `Infinity`: a front end passes paths built from the root of the view
+   * (FUSE) or from the caller's working directory, and the kernel (or the
+   * shim) already applied PATH_MAX to what the program passed, so a file in
+   * a deep tree must stay reachable. Names are always limited to 255 bytes.
+   */
+  pathMax?: number;
 }
 
 /** statvfs(3) fields as `View.statfs` returns them (block counts in `frsize` units). */
@@ -120,12 +128,14 @@ export class View {
   private nextSlot = SLOT_FIRST_SNAPSHOT;
   private readonly files = new Map<number, OpenFile>();
   private readonly started = BigInt(Date.now()) * 1_000_000n;
+  private readonly pathMax: number;
 
   private constructor(store: Store, opts: ViewOptions) {
     this.store = store;
     this.opts = opts;
     const target = opts.target ?? { branch: store.currentBranch() };
-    this.main = new FsCore(store, target, { umask: opts.umask ?? 0, cred: opts.cred });
+    this.pathMax = opts.pathMax ?? Infinity;
+    this.main = new FsCore(store, target, { umask: opts.umask ?? 0, cred: opts.cred, pathMax: this.pathMax });
     this.readOnly = this.main.readOnly || !!opts.readOnly;
   }
 
@@ -149,7 +159,7 @@ export class View {
   private route(path: string, syscall: string, creating = false): Route {
     let parts: string[];
     try {
-      parts = parsePath(path).parts;
+      parts = parsePath(path, this.pathMax).parts;
     } catch (e) {
       throw toFsError(e, syscall, path);
     }
@@ -176,7 +186,7 @@ export class View {
     }
     const have = this.snaps.get(name);
     if (have && have.layer === layer) return have;
-    const t: SnapTree = { layer, slot: this.nextSlot++, core: new FsCore(this.store, { snapshot: name }, { umask: 0, cred: this.opts.cred }) };
+    const t: SnapTree = { layer, slot: this.nextSlot++, core: new FsCore(this.store, { snapshot: name }, { umask: 0, cred: this.opts.cred, pathMax: this.pathMax }) };
     this.snaps.set(name, t);
     return t;
   }
@@ -510,12 +520,12 @@ export class View {
 }
 
 function isRoot(path: string): boolean {
-  return parsePath(path).parts.length === 0;
+  return parsePath(path, Infinity).parts.length === 0;
 }
 
 /** True when a main-tree path names `/.agentfs` itself (which the control tree shadows). */
 function isControlName(path: string): boolean {
-  const p = parsePath(path).parts;
+  const p = parsePath(path, Infinity).parts;
   return p.length === 1 && p[0] === CONTROL_DIR;
 }
 
