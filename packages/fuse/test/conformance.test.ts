@@ -12,8 +12,8 @@
  * expected on each side and the reason; a listed deviation that no longer
  * deviates fails the test too, so the list stays true.
  */
-import { execFile } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,8 +29,8 @@ interface KnownDeviation {
   key: string;
   /** Outcome on tmpfs (the reference). */
   tmpfs: string;
-  /** Outcome on agentfs. */
-  agentfs: string;
+  /** Outcome on agentfs (a pattern where it contains a varying name). */
+  agentfs: string | RegExp;
   /** Why agentfs cannot match. */
   reason: string;
 }
@@ -58,6 +58,43 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     tmpfs: "ok",
     agentfs: "EFBIG",
     reason: "agentfs files are limited to 2^47 bytes (core MAX_FILE_SIZE); tmpfs accepts sparse sizes up to 2^63-1.",
+  },
+  ...[
+    ["mkfifo", "ok fifo 0644 n1 0:0 sz0"],
+    ["mknod(S_IFSOCK)", "ok sock 0640 n1 0:0 sz0"],
+  ].map(([key, t]) => ({
+    key: key!,
+    tmpfs: t!,
+    agentfs: "EPERM ENOENT",
+    reason: "the store holds regular files, directories and symlinks only: mknod of a FIFO, socket or device is EPERM (see mount.test.ts).",
+  })),
+  {
+    key: "open(O_TMPFILE)",
+    tmpfs: "ok []",
+    agentfs: "ENOTSUP []",
+    reason: "libfuse 2 has no tmpfile operation (FUSE_TMPFILE arrived with libfuse 3.17), so the kernel answers O_TMPFILE with EOPNOTSUPP.",
+  },
+  ...[
+    ["EXCHANGE", "ok reg 0644 n1 0:0 sz1 =b'B' reg 0644 n1 0:0 sz1 =b'A' ENOENT"],
+    ["NOREPLACE-free", "ok ENOENT reg 0644 n1 0:0 sz1 =b'B' reg 0644 n1 0:0 sz1 =b'A'"],
+  ].map(([flag, t]) => ({
+    key: `renameat2(${flag})`,
+    tmpfs: t!,
+    agentfs: "EINVAL reg 0644 n1 0:0 sz1 =b'A' reg 0644 n1 0:0 sz1 =b'B' ENOENT",
+    reason: "libfuse 2's rename takes no flags: the kernel's RENAME2 request is answered ENOSYS and renameat2 with RENAME_NOREPLACE or RENAME_EXCHANGE fails with EINVAL (plain rename works).",
+  })),
+  {
+    key: "utimensat(ns precision)",
+    tmpfs: "1000000000123456789 1000000000987654321",
+    agentfs: "1000000000123000000 1000000000987000000",
+    reason: "the store keeps ns, but fuse-native's getattr reply carries times as JavaScript Dates (ms), so stat shows ms precision.",
+  },
+  {
+    key: "unlink-open.listing",
+    tmpfs: "[]",
+    agentfs: /^\[\.fuse_hidden[0-9a-f]{16}\]$/,
+    reason:
+      "libfuse 2's high-level API renames a file unlinked while open to .fuse_hidden<id> until its last close (hard_remove would make fstat of it fail instead); it is gone after close (the next check).",
   },
   ...["write", "truncate", "ftruncate", "open-trunc"].flatMap((op) =>
     [
@@ -127,8 +164,8 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
       if (fuseMountsUnder(root).length) agentfs(["umount", mnt], env);
     } finally {
       teardown(root, pids);
-      rmSync(root, { recursive: true, force: true });
-      rmSync(ref, { recursive: true, force: true });
+      // (rm -rf: the trees hold paths longer than PATH_MAX, which fs.rmSync cannot remove)
+      spawnSync("rm", ["-rf", root, ref]);
     }
   });
 
@@ -148,12 +185,12 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
       const k = known.get(key);
       if (k) {
         known.delete(key);
-        if (t === k.tmpfs && a === k.agentfs) {
+        if (t === k.tmpfs && (typeof k.agentfs === "string" ? a === k.agentfs : k.agentfs.test(a))) {
           deviations++;
           continue;
         }
         if (t === a) stale.push(`${key}: listed as a known deviation but both now give ${JSON.stringify(t)}`);
-        else mismatches.push(`${key}\n    tmpfs:   ${t}\n    agentfs: ${a}\n    (known deviation expected tmpfs ${JSON.stringify(k.tmpfs)}, agentfs ${JSON.stringify(k.agentfs)})`);
+        else mismatches.push(`${key}\n    tmpfs:   ${t}\n    agentfs: ${a}\n    (known deviation expected tmpfs ${JSON.stringify(k.tmpfs)}, agentfs ${String(k.agentfs)})`);
         continue;
       }
       if (t !== a) mismatches.push(`${key}\n    tmpfs:   ${t}\n    agentfs: ${a}`);
@@ -162,6 +199,6 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
     console.log(`posix conformance: ${want.length} checks, ${want.length - mismatches.length - deviations} identical, ${deviations} known deviations, ${mismatches.length} mismatches`);
     if (mismatches.length) console.log(`mismatches (tmpfs = reference):\n${mismatches.join("\n")}`);
     expect(stale).toEqual([]);
-    expect(mismatches).toEqual([]);
+    expect(mismatches.length, "mismatching checks (listed above)").toBe(0);
   });
 });

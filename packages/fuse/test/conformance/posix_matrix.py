@@ -1053,6 +1053,9 @@ def perm_owner_ops():
             def body(d=d):
                 res = {}
                 res["creat"] = attempt(lambda: os.close(os.open(d + "/f", os.O_CREAT | os.O_WRONLY, 0o2755)))
+                res["creat-suid"] = attempt(lambda: os.close(os.open(d + "/fs", os.O_CREAT | os.O_WRONLY, 0o4755)))
+                res["creat-suid-sgid"] = attempt(lambda: os.close(os.open(d + "/fss", os.O_CREAT | os.O_WRONLY, 0o6711)))
+                res["mknod-suid"] = attempt(os.mknod, d + "/mn", stat.S_IFREG | 0o4755)
                 res["mkdir"] = attempt(os.mkdir, d + "/sd", 0o755)
                 res["symlink"] = attempt(os.symlink, "f", d + "/sl")
                 res["mkdir-nested-file"] = attempt(lambda: os.close(os.open(d + "/sd/g", os.O_CREAT | os.O_WRONLY, 0o644)))
@@ -1061,7 +1064,7 @@ def perm_owner_ops():
             key = "perm.create[%s gid=%d]" % ("sgid" if sgid else "plain", grp)
             for k, v in r.items():
                 rec(key + "." + k, v)
-            for n in ("f", "sd", "sl", "sd/g"):
+            for n in ("f", "fs", "fss", "mn", "sd", "sl", "sd/g"):
                 rec(key + ".stat(%s)" % n, desc(d + "/" + n, content=False))
 
 
@@ -1205,33 +1208,38 @@ def xattr_matrix():
 
 
 def fuse_limits():
-    """Calls whose outcome shows the limits of a libfuse 2 filesystem: special files, O_TMPFILE, renameat2 flags, ns timestamps, unlink while open."""
+    """Calls whose outcome shows the limits of a libfuse 2 filesystem: special files, O_TMPFILE, renameat2 flags, ns timestamps, unlink while open. Each in its own directory."""
+    for name, fn in (("mkfifo", lambda p: os.mkfifo(p, 0o644)), ("mknod(S_IFSOCK)", lambda p: os.mknod(p, stat.S_IFSOCK | 0o640)),
+                     ("mknod(S_IFREG)", lambda p: os.mknod(p, stat.S_IFREG | 0o640)), ("mknod(S_IFREG|04750)", lambda p: os.mknod(p, stat.S_IFREG | 0o4750))):
+        d = fresh("limits")
+        rec(name, attempt(fn, d + "/n") + " " + desc(d + "/n"))
     d = fresh("limits")
-    rec("mkfifo", attempt(os.mkfifo, d + "/fifo", 0o644) + " " + desc(d + "/fifo"))
-    rec("mknod(S_IFREG)", attempt(os.mknod, d + "/reg", stat.S_IFREG | 0o640) + " " + desc(d + "/reg"))
-    rec("mknod(S_IFSOCK)", attempt(os.mknod, d + "/sock", stat.S_IFSOCK | 0o640) + " " + desc(d + "/sock"))
-    rec("open(O_TMPFILE)", attempt(lambda: os.close(os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600))))
-    write_file(d + "/a", b"A")
-    write_file(d + "/b", b"B")
+    rec("open(O_TMPFILE)", attempt(lambda: os.close(os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600))) + " [" + listing(d) + "]")
     renameat2 = _libc.renameat2
-    for name, flag in (("NOREPLACE-exists", 1), ("EXCHANGE", 2)):
-        r = renameat2(AT_FDCWD, os.fsencode(d + "/a"), AT_FDCWD, os.fsencode(d + "/b"), flag)
-        rec("renameat2(%s)" % name, "ok" if r == 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
-    r = renameat2(AT_FDCWD, os.fsencode(d + "/a"), AT_FDCWD, os.fsencode(d + "/c"), 1)
-    rec("renameat2(NOREPLACE-free)", "ok" if r == 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
-    rec("renameat2.state", listing(d))
+    for name, flag, dst in (("NOREPLACE-exists", 1, "b"), ("EXCHANGE", 2, "b"), ("NOREPLACE-free", 1, "c"), ("EXCHANGE-missing", 2, "c")):
+        d = fresh("limits")
+        write_file(d + "/a", b"A")
+        write_file(d + "/b", b"B")
+        r = renameat2(AT_FDCWD, os.fsencode(d + "/a"), AT_FDCWD, os.fsencode(d + "/" + dst), flag)
+        rec("renameat2(%s)" % name, ("ok" if r == 0 else errno.errorcode.get(ctypes.get_errno(), "?")) + " " + desc(d + "/a") + " " + desc(d + "/b") + " " + desc(d + "/c"))
+    d = fresh("limits")
     write_file(d + "/ns", b"")
     utimensat(d + "/ns", (1000000000, 123456789), (1000000000, 987654321))
     st = os.stat(d + "/ns")
     rec("utimensat(ns precision)", "%d %d" % (st.st_atime_ns, st.st_mtime_ns))
+    d = fresh("limits")
     write_file(d + "/open", b"still")
     fd = os.open(d + "/open", os.O_RDWR)
     rec("unlink-open", attempt(os.unlink, d + "/open"))
     rec("unlink-open.fstat", desc_st(os.fstat(fd)))
     rec("unlink-open.read", attempt(lambda: os.pread(fd, 10, 0)))
-    rec("unlink-open.listing", listing(d))
+    rec("unlink-open.listing", "[" + listing(d) + "]")
     os.close(fd)
-
+    # the last close's release reaches a FUSE daemon asynchronously: allow it up to 5 s to finish
+    deadline = time.time() + 5
+    while listing(d) and time.time() < deadline:
+        time.sleep(0.01)
+    rec("unlink-open.listing-after-close", "[" + listing(d) + "]")
 
 def main():
     if len(sys.argv) != 2:
