@@ -1330,6 +1330,28 @@ export class FsCore {
     return this.wrap("read", undefined, () => this.store.manifest.read(fn));
   }
 
+  /**
+   * Disposes the working buffers of open files that hold no uncommitted
+   * change (nothing dirty, no pending mtime) and forgets their cached
+   * extents, so the next read or write of each descriptor starts from the
+   * version the branch holds now. For a front end whose branch was moved
+   * underneath it (`Store.restore`, an overlay reset): without this, a
+   * descriptor that had written keeps reading its pre-restore bytes. Buffers
+   * with uncommitted changes are kept (commit them first, e.g. `flush`).
+   * Descriptors stay valid; one whose inode the new state lacks gets ENOENT
+   * from then on, as after the file vanished. Never throws.
+   */
+  dropCleanBuffers(): void {
+    for (const o of this.open.values()) {
+      o.ext = null;
+      if (o.content && !o.content.dirty && o.mtime === null) {
+        o.content.dispose();
+        o.content = null;
+      }
+    }
+    this.gen++;
+  }
+
   /** Commits every open dirty file and drops all descriptors (as process exit would). */
   closeAll(): void {
     for (const fd of [...this.handles.keys()]) {

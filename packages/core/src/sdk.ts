@@ -104,20 +104,7 @@ export class AgentFS {
     try {
       if (opts.lower !== undefined) {
         if (opts.snapshot !== undefined) throw new StoreError("EINVAL", "'lower' and 'snapshot' exclude each other");
-        const want = resolve(opts.lower);
-        const name = opts.branch ?? store.currentBranch();
-        if (!store.listBranches().some((b) => b.name === name)) store.createBranch(name, { lower: want });
-        else {
-          const have = store.lowerDirOf({ branch: name });
-          if (have === null) {
-            try {
-              store.overlayPristine(name, want); // a new store's untouched branch (e.g. main) becomes the overlay
-            } catch (e) {
-              if (e instanceof StoreError && e.code === "EEXIST") throw new StoreError("EINVAL", `branch '${name}' is not an overlay and has content; name a new branch for 'lower'`);
-              throw e;
-            }
-          } else if (have !== want) throw new StoreError("EINVAL", `branch '${name}' sits over ${have}, not ${want}`);
-        }
+        ensureOverlayBranch(store, opts.branch ?? store.currentBranch(), opts.lower);
       }
       const target: Target = opts.snapshot !== undefined ? { snapshot: opts.snapshot } : { branch: opts.branch ?? store.currentBranch() };
       const core = new FsCore(store, target, { umask: opts.umask, cred: opts.cred });
@@ -219,4 +206,31 @@ export class AgentFS {
       this.store.close();
     }
   }
+}
+
+/**
+ * Makes branch `name` of `store` an overlay over host directory `lowerDir`
+ * (resolved against the working directory), as `AgentFS.open(dir, { branch,
+ * lower })` does: a missing branch is created over it; a new store's
+ * untouched branch (only the root directory, no snapshot) becomes the
+ * overlay; an overlay already over the same directory is left as it is.
+ * Errors: EINVAL when the branch sits over another directory, or is a plain
+ * branch with content; ENOENT/ENOTDIR for the host directory; EINVAL for a
+ * bad branch name.
+ */
+export function ensureOverlayBranch(store: Store, name: string, lowerDir: string): void {
+  const want = resolve(lowerDir);
+  if (!store.listBranches().some((b) => b.name === name)) {
+    store.createBranch(name, { lower: want });
+    return;
+  }
+  const have = store.lowerDirOf({ branch: name });
+  if (have === null) {
+    try {
+      store.overlayPristine(name, want); // a new store's untouched branch (e.g. main) becomes the overlay
+    } catch (e) {
+      if (e instanceof StoreError && e.code === "EEXIST") throw new StoreError("EINVAL", `branch '${name}' is not an overlay and has content; name a new branch for 'lower'`);
+      throw e;
+    }
+  } else if (have !== want) throw new StoreError("EINVAL", `branch '${name}' sits over ${have}, not ${want}`);
 }

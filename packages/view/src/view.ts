@@ -500,6 +500,37 @@ export class View {
     this.call("close", undefined, () => f.core.close(f.fd));
   }
 
+  /**
+   * Commits the pending writes of every open file of the main tree without
+   * closing any descriptor (as a FUSE flush of each would), so that a
+   * snapshot, diff or restore that runs next, in the same event-loop turn,
+   * sees what programs have written so far. Every file is tried; the first
+   * failure is thrown afterwards. Errors: EIO.
+   */
+  flushAll(): void {
+    let first: unknown;
+    for (const f of this.files.values()) {
+      if ("virtual" in f || f.core !== this.main) continue;
+      try {
+        f.core.flush(f.fd);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (first !== undefined) throw toFsError(first, "flush");
+  }
+
+  /**
+   * Call after the served branch was moved underneath the view (restore to a
+   * snapshot, overlay reset): open files drop their clean working buffers
+   * (`FsCore.dropCleanBuffers`) and read the new state from then on; the
+   * namespace itself is re-read on the next request anyway. Commit first
+   * (`flushAll`) so that no dirty buffer survives to overwrite the new state.
+   */
+  reloadOpenFiles(): void {
+    this.main.dropCleanBuffers();
+  }
+
   /** Number of open view descriptors. */
   openCount(): number {
     return this.files.size;
