@@ -5,12 +5,17 @@
  * A mount is one daemon process (`mount --foreground`, started detached by a
  * plain `mount`). While it runs it keeps a record, one JSON file per mount,
  * in the runtime directory (`runtimeDir()`): `{ pid, mountpoint, store,
- * target, readOnly, started, log }`. `status` reads those records and checks
- * that each pid is alive and the mount answers; `umount` signals the daemon
- * (SIGTERM: commit open files, unmount, exit) and falls back to
- * `fusermount -uz` when the daemon is gone.
+ * target, readOnly, allowOther, lower, started, log, control }`, and listens
+ * on its control socket (`control`; protocol in ../control.ts) so that the
+ * other commands act on the store through it. `status` reads those records
+ * and checks that each pid is alive and the mount answers; `umount` signals
+ * the daemon (SIGTERM: commit open files, unmount, exit) and falls back to
+ * `fusermount -uz` when the daemon is gone. The daemon's log
+ * (`mount-<id>.log` next to the record) is kept after `umount`: it ends
+ * with the per-operation request stats; the next mount on the same mount
+ * point starts it afresh.
  */
-import { Store, locateStore, type Target } from "@agentfs/core";
+import { Store, ensureOverlayBranch, locateStore, type Target } from "@agentfs/core";
 import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
 import { spawn } from "node:child_process";
@@ -20,6 +25,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { CliError, UsageError, globals, out, printJson, targetLabel } from "../context.js";
+import { CONTROL_PROTOCOL, ControlServer } from "../control.js";
+import { STORE_OPS, type ServedTree } from "../storeops.js";
 
 /** What a running mount daemon records about itself (one JSON file per mount in `runtimeDir()`). */
 export interface MountRecord {
@@ -33,10 +40,16 @@ export interface MountRecord {
   target: Target;
   /** True when mounted read-only (--read-only or a snapshot). */
   readOnly: boolean;
+  /** True when mounted with FUSE allow_other (other users may use the mount). */
+  allowOther?: boolean;
+  /** Host directory of the overlay branch served (--lower), else null. */
+  lower?: string | null;
   /** ISO time the mount became ready. */
   started: string;
-  /** Daemon log file (stdout/stderr of a background daemon). */
+  /** Daemon log file (stdout/stderr of a background daemon); kept after umount. */
   log: string;
+  /** Control socket (unix, mode 0600; protocol in control.ts), or null when the daemon could not listen (see its log). */
+  control?: string | null;
 }
 
 /** A record as `status` reports it: plus whether the daemon lives and the mount answers. */
@@ -61,6 +74,26 @@ export function runtimeDir(): string {
 export function recordPath(mountpoint: string): string {
   const id = createHash("sha256").update(resolve(mountpoint)).digest("hex").slice(0, 16);
   return join(runtimeDir(), `mount-${id}.json`);
+}
+
+/** Control socket path of the daemon serving `mountpoint`: the record path with `.sock`. */
+export function socketPath(mountpoint: string): string {
+  return recordPath(mountpoint).replace(/\.json$/, ".sock");
+}
+
+/**
+ * Whether mounts get FUSE `allow_other` when neither --allow-other nor
+ * --no-allow-other is given: yes for root, and for other users when
+ * /etc/fuse.conf has an uncommented `user_allow_other` line (fusermount
+ * refuses the option otherwise).
+ */
+export function defaultAllowOther(): boolean {
+  if ((process.getuid?.() ?? 0) === 0) return true;
+  try {
+    return /^\s*user_allow_other\s*$/m.test(readFileSync("/etc/fuse.conf", "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 /** The record for `mountpoint`, or undefined when none (or unreadable). */
@@ -144,6 +177,7 @@ async function openServedStore(storeDir: string): Promise<{ store: Store; close:
 
 interface MountCliOptions {
   ram?: boolean;
+  lower?: string;
   readOnly?: boolean;
   foreground?: boolean;
   allowOther?: boolean;
@@ -160,15 +194,33 @@ export function registerMountCommands(program: Command): void {
     .argument("<store>", "store directory (or a directory holding .agentfs); with --ram, a name for the new RAM store")
     .argument("<mountpoint>", "an existing empty directory")
     .option("--ram", "serve a new RAM store: manifest in memory, file and object bytes in memfds, nothing on disk; its contents vanish at unmount")
+    .option(
+      "--lower <dir>",
+      "serve an overlay branch copy-on-write over host directory DIR (never written): the --branch (default: the checked-out one) is created over DIR when missing, " +
+        "a new store's untouched branch becomes it, an overlay over DIR is reused; EINVAL for a branch over another directory or a plain branch with content",
+    )
     .option("--read-only", "refuse every change with EROFS")
     .option("--foreground", "serve in this process until SIGTERM/SIGINT instead of starting a daemon")
-    .option("--allow-other", "let other users use the mount (FUSE allow_other)")
+    .option("--allow-other", "let other users use the mount (FUSE allow_other; the default for root, or when /etc/fuse.conf has user_allow_other)")
+    .option("--no-allow-other", "only the mounting user may use the mount")
     .option("--no-default-permissions", "do not let the kernel check mode bits (every caller gets the daemon's rights)")
     .option("--max-write <bytes>", `largest write request (big_writes); 0 for libfuse's 4096`, String(DEFAULT_MAX_WRITE))
     .option("--timeout <seconds>", "how long to wait for the background daemon's mount to answer", "30")
     .action(async (storeArg: string, mpArg: string, opts: MountCliOptions, cmd: Command) => {
       const g = globals(cmd);
       if (opts.ram && g.snapshot !== undefined) throw new UsageError("--ram starts an empty store: it has no snapshots to serve");
+      if (opts.lower !== undefined && g.snapshot !== undefined) throw new UsageError("--lower serves a writable overlay branch; it cannot be used with --snapshot");
+      if (opts.lower !== undefined) {
+        opts.lower = resolve(opts.lower);
+        let lst;
+        try {
+          lst = statSync(opts.lower);
+        } catch {
+          throw new CliError("ENOENT", `host directory '${opts.lower}' does not exist`);
+        }
+        if (!lst.isDirectory()) throw new CliError("ENOTDIR", `host directory '${opts.lower}' is not a directory`);
+      }
+      opts.allowOther ??= defaultAllowOther();
       const storeDir = opts.ram ? `${RAM_PREFIX}${storeArg}` : locateStore(resolve(storeArg));
       if (!storeDir) throw new CliError("ENOENT", `no agentfs store at '${storeArg}'`);
       const mnt = resolve(mpArg);
@@ -208,8 +260,9 @@ export function registerMountCommands(program: Command): void {
         }
       }
       if (isFuseMounted(mnt) && !(await lazyUnmount(mnt))) throw new CliError("EBUSY", `could not unmount '${mnt}'`);
+      // The log stays (its last line holds the daemon's request stats); a killed daemon's socket goes.
       rmSync(recordPath(mnt), { force: true });
-      rmSync(recordPath(mnt).replace(/\.json$/, ".log"), { force: true });
+      rmSync(socketPath(mnt), { force: true });
     });
 
   program
@@ -219,7 +272,11 @@ export function registerMountCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) => {
       const list: MountStatus[] = listRecords().map((r) => ({ ...r, state: stateOf(r) }));
       // Records of daemons that are gone and left nothing mounted are pruned.
-      for (const r of list) if (r.state === "gone") rmSync(recordPath(r.mountpoint), { force: true });
+      for (const r of list) {
+        if (r.state !== "gone") continue;
+        rmSync(recordPath(r.mountpoint), { force: true });
+        rmSync(socketPath(r.mountpoint), { force: true });
+      }
       if (opts.json) return printJson(list);
       if (list.length === 0) return out("no agentfs mounts");
       for (const r of list) out(`${r.mountpoint}\t${r.store}\t${targetLabel(r.target)}${r.readOnly ? " (read-only)" : ""}\tpid ${r.pid}\t${r.state}`);
@@ -244,7 +301,8 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
   if (g.branch !== undefined) args.push("--branch", g.branch);
   if (g.snapshot !== undefined) args.push("--snapshot", g.snapshot);
   if (opts.readOnly) args.push("--read-only");
-  if (opts.allowOther) args.push("--allow-other");
+  args.push(opts.allowOther ? "--allow-other" : "--no-allow-other");
+  if (opts.lower !== undefined) args.push("--lower", opts.lower);
   if (opts.defaultPermissions === false) args.push("--no-default-permissions");
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd], env: { ...process.env, AGENTFS_MOUNT_LOG: log } });
   closeSync(fd);
@@ -269,34 +327,63 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
 }
 
 /**
- * The daemon: opens the store and a View, mounts it, records itself, and
- * serves until SIGTERM/SIGINT (or until the mount is removed from outside),
- * then commits open files, unmounts and exits 0.
+ * The daemon: opens the store (with --lower, makes the served branch an
+ * overlay over the host directory: `ensureOverlayBranch`) and a View, mounts
+ * it, listens on its control socket, records itself, and serves until
+ * SIGTERM/SIGINT (or until the mount is removed from outside), then closes
+ * the socket, commits open files, unmounts and exits 0.
  */
 async function serve(storeDir: string, mnt: string, target: Target | undefined, opts: MountCliOptions, maxWrite: number): Promise<void> {
   const { store, close: closeStore } = await openServedStore(storeDir);
   let view: View;
   try {
+    if (opts.lower !== undefined) {
+      const branch = target && "branch" in target ? target.branch : store.currentBranch();
+      ensureOverlayBranch(store, branch, opts.lower);
+      target = { branch };
+    }
     view = View.open(store, { target, readOnly: !!opts.readOnly, autoCommitBytes: FUSE_AUTO_COMMIT_BYTES });
   } catch (e) {
     await closeStore();
     throw e;
   }
   const m = await FuseMount.mount(view, mnt, {
-    allowOther: !!opts.allowOther,
+    allowOther: opts.allowOther ?? defaultAllowOther(),
     defaultPermissions: opts.defaultPermissions !== false,
     maxWrite,
     fsname: `agentfs:${storeDir}`,
   });
+  const target0 = view.target;
+  const served: ServedTree = {
+    mountpoint: mnt,
+    branch: "branch" in target0 ? target0.branch : null,
+    flush: () => view.flushAll(),
+    moved: () => view.reloadOpenFiles(),
+    held: () => view.main.heldChunks(),
+  };
+  // Store operations from other `agentfs` commands run here, between FUSE requests (see control.ts).
+  const handle = (op: string, args: Record<string, unknown>): unknown => {
+    if (op === "hello") return { protocol: CONTROL_PROTOCOL, pid: process.pid, mountpoint: mnt, store: storeDir, target: view.target, readOnly: view.readOnly };
+    const fn = STORE_OPS[op];
+    if (!fn) throw new CliError("ENOSYS", `unknown control operation '${op}'`);
+    return fn(store, args, served);
+  };
+  let control: ControlServer | null = null;
+  try {
+    control = await ControlServer.listen(socketPath(mnt), handle, { log: (line) => out(line) });
+  } catch (e) {
+    process.stderr.write(`agentfs: warning: no control socket (${(e as Error).message}); other commands will open the store directly\n`);
+  }
   const rec: MountRecord = {
     pid: process.pid, mountpoint: mnt, store: storeDir, target: view.target, readOnly: view.readOnly,
-    started: new Date().toISOString(), log: process.env.AGENTFS_MOUNT_LOG ?? "",
+    allowOther: m.options.includes("allow_other"), lower: store.lowerDirOf(view.target),
+    started: new Date().toISOString(), log: process.env.AGENTFS_MOUNT_LOG ?? "", control: control ? control.path : null,
   };
   mkdirSync(runtimeDir(), { recursive: true, mode: 0o700 });
   const file = recordPath(mnt);
   writeFileSync(file + ".tmp", JSON.stringify(rec, null, 2) + "\n");
   renameSync(file + ".tmp", file);
-  out(`serving ${storeDir} (${targetLabel(view.target)}${view.readOnly ? ", read-only" : ""}) on ${mnt} (pid ${process.pid})`);
+  out(`serving ${storeDir} (${targetLabel(view.target)}${view.readOnly ? ", read-only" : ""}${rec.lower ? ` over ${rec.lower}` : ""}) on ${mnt} (pid ${process.pid}${control ? `, control socket ${control.path}` : ""})`);
 
   await new Promise<void>((done) => {
     let stopping = false;
@@ -304,6 +391,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
       if (stopping) return;
       stopping = true;
       clearInterval(watch);
+      await control?.close();
       try {
         await m.unmount();
       } catch (e) {

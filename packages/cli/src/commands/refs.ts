@@ -3,43 +3,49 @@
  * `branch create|list|checkout|delete` (with `--lower DIR`: an overlay
  * branch over a host directory), `restore`, `diff`, `commit-lower`.
  */
-import { applyToLower, diff, diffLower, type DiffEntry, type Store, type Target } from "@agentfs/core";
+import { resolve } from "node:path";
 import type { Command } from "commander";
-import { CliError, UsageError, globals, out, printJson, resolveRef, targetLabel, withStore } from "../context.js";
-import { humanBytes, isoFromNs } from "../format.js";
+import { UsageError, globals, out, printJson, targetLabel } from "../context.js";
+import { runStoreOp } from "../control.js";
+import { humanBytes } from "../format.js";
+import type { BranchJson, CommitLowerJson, DiffJson, SnapshotJson } from "../storeops.js";
 
-/** The branch that --branch names or the checked-out one; --snapshot is a usage error for commands that write. */
-function branchOf(store: Store, cmd: Command): string {
+export type { DiffJson } from "../storeops.js";
+
+/**
+ * The `branch` argument of an operation that changes a branch: --branch, or
+ * undefined for the checked-out one. Errors: UsageError for --snapshot.
+ */
+function branchArg(cmd: Command): string | undefined {
   const g = globals(cmd);
   if (g.snapshot !== undefined) throw new UsageError("--snapshot cannot be used with this command (it changes a branch)");
-  return g.branch ?? store.currentBranch();
+  return g.branch;
 }
 
-/** `diff --json` output: the two targets, the changes (core DiffEntry, sorted by path) and counts per change kind. */
-export interface DiffJson {
-  from: Target;
-  to: Target;
-  changes: DiffEntry[];
-  summary: { added: number; deleted: number; modified: number; typeChanged: number };
+/** One-letter code of a change kind, as `diff` and `commit-lower` print it. */
+function changeLetter(change: string): string {
+  return change === "added" ? "A" : change === "deleted" ? "D" : change === "modified" ? "M" : "T";
 }
 
-/** Registers the snapshot, branch, restore and diff commands on `program`. */
+/**
+ * Registers the snapshot, branch, restore, diff and commit-lower commands on
+ * `program`. Each runs its operation (`STORE_OPS`) through the control socket
+ * of a mount daemon serving the store when one is live, else on the store
+ * opened directly; the output is the same either way.
+ */
 export function registerRefCommands(program: Command): void {
   const snap = program.command("snapshot").description("create, list and delete snapshots (immutable, O(1) copies of a branch)");
 
   snap
     .command("create")
-    .description("snapshot the checked-out branch (or --branch)")
+    .description("snapshot the checked-out branch (or --branch); when mounted, includes what open files hold so far")
     .argument("<name>", "snapshot name")
     .option("-m, --message <text>", "message stored with the snapshot")
     .option("--json", "print the new snapshot as JSON")
     .action(async (name: string, opts: { message?: string; json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const branch = branchOf(store, cmd);
-        const s = store.createSnapshot(name, { branch, message: opts.message });
-        if (opts.json) printJson({ name: s.name, branch: s.branch, created: isoFromNs(s.created), createdNs: s.created, message: s.message });
-        else out(`created snapshot ${s.name} of branch ${branch}`);
-      });
+      const s = await runStoreOp<SnapshotJson>(cmd, "snapshot.create", { name, branch: branchArg(cmd), message: opts.message });
+      if (opts.json) printJson(s);
+      else out(`created snapshot ${s.name} of branch ${s.branch}`);
     });
 
   snap
@@ -47,11 +53,9 @@ export function registerRefCommands(program: Command): void {
     .description("list snapshots, oldest first")
     .option("--json", "print a JSON array of {name, branch, created, createdNs, message}")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const list = store.listSnapshots().map((s) => ({ name: s.name, branch: s.branch, created: isoFromNs(s.created), createdNs: s.created, message: s.message }));
-        if (opts.json) return printJson(list);
-        for (const s of list) out(`${s.name}\t${s.created}\t${s.branch ?? "-"}${s.message ? `\t${s.message}` : ""}`);
-      });
+      const list = await runStoreOp<SnapshotJson[]>(cmd, "snapshot.list");
+      if (opts.json) return printJson(list);
+      for (const s of list) out(`${s.name}\t${s.created}\t${s.branch ?? "-"}${s.message ? `\t${s.message}` : ""}`);
     });
 
   snap
@@ -59,9 +63,7 @@ export function registerRefCommands(program: Command): void {
     .description("delete snapshots (their data is reclaimed by gc once unreachable)")
     .argument("<names...>", "snapshot names")
     .action(async (names: string[], _opts: unknown, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        for (const n of names) store.deleteSnapshot(n);
-      });
+      await runStoreOp(cmd, "snapshot.delete", { names });
     });
 
   const br = program.command("branch").description("create, list, check out and delete branches");
@@ -74,58 +76,46 @@ export function registerRefCommands(program: Command): void {
     .option("--lower <dir>", "create an overlay branch copy-on-write over host directory DIR (never written; see commit-lower)")
     .option("--json", "print the new branch as JSON")
     .action(async (name: string, from: string | undefined, opts: { checkout?: boolean; json?: boolean; lower?: string }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const g = globals(cmd);
-        if (opts.lower !== undefined && from !== undefined) throw new UsageError("--lower and FROM exclude each other");
-        const src: Target | { lower: string } =
-          opts.lower !== undefined ? { lower: opts.lower } : from !== undefined ? resolveRef(store, from) : g.snapshot !== undefined ? { snapshot: g.snapshot } : { branch: g.branch ?? store.currentBranch() };
-        const b = store.createBranch(name, src);
-        if (opts.checkout) store.checkout(name);
-        if (opts.json) printJson({ name: b.name, origin: b.origin, created: isoFromNs(b.created), createdNs: b.created, current: !!opts.checkout });
-        else out(`created branch ${name} from ${"lower" in src ? `host directory ${store.lowerDirOf({ branch: name })}` : targetLabel(src)}${opts.checkout ? " and checked it out" : ""}`);
+      const g = globals(cmd);
+      if (opts.lower !== undefined && from !== undefined) throw new UsageError("--lower and FROM exclude each other");
+      const b = await runStoreOp<BranchJson & { source: string }>(cmd, "branch.create", {
+        name, from, lower: opts.lower !== undefined ? resolve(opts.lower) : undefined, branch: g.branch, snapshot: g.snapshot, checkout: !!opts.checkout,
       });
+      if (opts.json) printJson({ name: b.name, origin: b.origin, created: b.created, createdNs: b.createdNs, current: b.current });
+      else out(`created branch ${name} from ${b.source}${opts.checkout ? " and checked it out" : ""}`);
     });
 
   br.command("list")
     .description("list branches; * marks the checked-out one")
     .option("--json", "print a JSON array of {name, current, origin, created, createdNs}")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const list = store.listBranches().map((b) => ({ name: b.name, current: b.current, origin: b.origin, created: isoFromNs(b.created), createdNs: b.created }));
-        if (opts.json) return printJson(list);
-        for (const b of list) out(`${b.current ? "*" : " "} ${b.name}${b.origin ? `\t(from ${b.origin})` : ""}`);
-      });
+      const list = await runStoreOp<BranchJson[]>(cmd, "branch.list");
+      if (opts.json) return printJson(list);
+      for (const b of list) out(`${b.current ? "*" : " "} ${b.name}${b.origin ? `\t(from ${b.origin})` : ""}`);
     });
 
   br.command("checkout")
     .description("make NAME the branch that commands use by default")
     .argument("<name>", "branch name")
     .action(async (name: string, _opts: unknown, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        store.checkout(name);
-        out(`checked out branch ${name}`);
-      });
+      await runStoreOp(cmd, "branch.checkout", { name });
+      out(`checked out branch ${name}`);
     });
 
   br.command("delete")
-    .description("delete branches (not the checked-out one)")
+    .description("delete branches (not the checked-out one, nor one a mount serves: EBUSY)")
     .argument("<names...>", "branch names")
     .action(async (names: string[], _opts: unknown, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        for (const n of names) store.deleteBranch(n);
-      });
+      await runStoreOp(cmd, "branch.delete", { names });
     });
 
   program
     .command("restore")
-    .description("reset the checked-out branch (or --branch) to SNAPSHOT; its unsnapshotted changes are discarded")
+    .description("reset the checked-out branch (or --branch) to SNAPSHOT; its unsnapshotted changes are discarded (a mount of it then serves the restored tree)")
     .argument("<snapshot>", "snapshot name")
     .action(async (snapshot: string, _opts: unknown, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const branch = branchOf(store, cmd);
-        store.restore(snapshot, branch);
-        out(`restored branch ${branch} to snapshot ${snapshot}`);
-      });
+      const r = await runStoreOp<{ branch: string; snapshot: string }>(cmd, "restore", { snapshot, branch: branchArg(cmd) });
+      out(`restored branch ${r.branch} to snapshot ${r.snapshot}`);
     });
 
   program
@@ -138,40 +128,21 @@ export function registerRefCommands(program: Command): void {
     .argument("[to]", "newer state")
     .option("--json", "print {from, to, changes: [{path, change, kind, sizeBefore, sizeAfter, what}], summary} as JSON")
     .action(async (fromRef: string | undefined, toRef: string | undefined, opts: { json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const g = globals(cmd);
-        const to: Target = toRef !== undefined ? resolveRef(store, toRef) : g.snapshot !== undefined ? { snapshot: g.snapshot } : { branch: g.branch ?? store.currentBranch() };
-        let from: Target;
-        if (fromRef !== undefined) from = resolveRef(store, fromRef);
-        else {
-          if (!("branch" in to)) throw new UsageError("diff of a snapshot needs FROM");
-          const snaps = store.listSnapshots().filter((s) => s.branch === to.branch);
-          const last = snaps[snaps.length - 1];
-          if (!last) throw new CliError("ENOENT", `branch ${to.branch} has no snapshot to compare with; give FROM (and TO)`);
-          from = { snapshot: last.name };
-        }
-        const changes = diff(store, from, to);
-        const summary = { added: 0, deleted: 0, modified: 0, typeChanged: 0 };
-        for (const c of changes) {
-          if (c.change === "added") summary.added++;
-          else if (c.change === "deleted") summary.deleted++;
-          else if (c.change === "modified") summary.modified++;
-          else summary.typeChanged++;
-        }
-        if (opts.json) return printJson({ from, to, changes, summary } satisfies DiffJson);
-        out(`diff ${targetLabel(from)} -> ${targetLabel(to)}`);
-        for (const c of changes) {
-          const letter = c.change === "added" ? "A" : c.change === "deleted" ? "D" : c.change === "modified" ? "M" : "T";
-          let detail = "";
-          if (c.change === "modified") {
-            detail = ` (${(c.what ?? []).join(", ")}`;
-            if (c.sizeBefore !== c.sizeAfter) detail += `; ${humanBytes(c.sizeBefore ?? 0)} -> ${humanBytes(c.sizeAfter ?? 0)}`;
-            detail += ")";
-          } else if (c.change === "type-changed") detail = ` (${c.kindBefore} -> ${c.kind})`;
-          out(`${letter} ${c.kind === "dir" ? c.path + "/" : c.path}${detail}`);
-        }
-        out(`${summary.added} added, ${summary.deleted} deleted, ${summary.modified} modified, ${summary.typeChanged} type-changed`);
-      });
+      const g = globals(cmd);
+      const d = await runStoreOp<DiffJson>(cmd, "diff", { from: fromRef, to: toRef, branch: g.branch, snapshot: g.snapshot });
+      if (opts.json) return printJson(d);
+      const { from, to, changes, summary } = d;
+      out(`diff ${targetLabel(from)} -> ${targetLabel(to)}`);
+      for (const c of changes) {
+        let detail = "";
+        if (c.change === "modified") {
+          detail = ` (${(c.what ?? []).join(", ")}`;
+          if (c.sizeBefore !== c.sizeAfter) detail += `; ${humanBytes(c.sizeBefore ?? 0)} -> ${humanBytes(c.sizeAfter ?? 0)}`;
+          detail += ")";
+        } else if (c.change === "type-changed") detail = ` (${c.kindBefore} -> ${c.kind})`;
+        out(`${changeLetter(c.change)} ${c.kind === "dir" ? c.path + "/" : c.path}${detail}`);
+      }
+      out(`${summary.added} added, ${summary.deleted} deleted, ${summary.modified} modified, ${summary.typeChanged} type-changed`);
     });
 
   program
@@ -184,18 +155,10 @@ export function registerRefCommands(program: Command): void {
     .option("--no-reset", "keep the branch's own layers after writing")
     .option("--json", "print {branch, lower, changes, skipped, reset} as JSON")
     .action(async (opts: { dryRun?: boolean; reset: boolean; json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const branch = branchOf(store, cmd);
-        const lower = store.lowerDirOf({ branch });
-        if (lower === null) throw new CliError("EINVAL", `branch ${branch} is not an overlay (create one with 'agentfs branch create NAME --lower DIR')`);
-        const rep = opts.dryRun ? { applied: diffLower(store, { branch }), skipped: [], reset: false } : applyToLower(store, branch, { reset: opts.reset });
-        if (opts.json) return printJson({ branch, lower, changes: rep.applied, skipped: rep.skipped, reset: rep.reset, dryRun: !!opts.dryRun });
-        for (const c of rep.applied) {
-          const letter = c.change === "added" ? "A" : c.change === "deleted" ? "D" : c.change === "modified" ? "M" : "T";
-          out(`${letter} ${c.kind === "dir" ? c.path + "/" : c.path}`);
-        }
-        for (const k of rep.skipped) out(`skipped ${k.path}: ${k.reason}`);
-        out(`${opts.dryRun ? "would write" : "wrote"} ${rep.applied.length} change${rep.applied.length === 1 ? "" : "s"} to ${lower}${rep.reset ? "; branch reset onto it" : ""}`);
-      });
+      const rep = await runStoreOp<CommitLowerJson>(cmd, "commit-lower", { branch: branchArg(cmd), dryRun: !!opts.dryRun, reset: opts.reset });
+      if (opts.json) return printJson(rep);
+      for (const c of rep.changes) out(`${changeLetter(c.change)} ${c.kind === "dir" ? c.path + "/" : c.path}`);
+      for (const k of rep.skipped) out(`skipped ${k.path}: ${k.reason}`);
+      out(`${rep.dryRun ? "would write" : "wrote"} ${rep.changes.length} change${rep.changes.length === 1 ? "" : "s"} to ${rep.lower}${rep.reset ? "; branch reset onto it" : ""}`);
     });
 }

@@ -1,13 +1,19 @@
 /**
  * Whole-store commands: `init`, `gc`, `fsck`, `stats`.
  */
-import { AgentFS, STORE_DIR_NAME, fsck, gc, isStoreDir, stats } from "@agentfs/core";
+import { AgentFS, STORE_DIR_NAME, isStoreDir, type FsckReport, type GcReport } from "@agentfs/core";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { CliError, ReportedFailure, globals, out, printJson, targetLabel, targetOf, withStore } from "../context.js";
+import { CliError, ReportedFailure, globals, out, printJson, targetLabel } from "../context.js";
+import { runStoreOp } from "../control.js";
 import { humanBytes, ratio } from "../format.js";
+import type { StatsJson } from "../storeops.js";
 
-/** Registers `init`, `gc`, `fsck` and `stats` on `program`. */
+/**
+ * Registers `init`, `gc`, `fsck` and `stats` on `program`. `gc`, `fsck` and
+ * `stats` go through a live mount daemon's control socket when one serves
+ * the store (see control.ts), else open the store directly.
+ */
 export function registerStoreCommands(program: Command): void {
   program
     .command("init")
@@ -29,11 +35,9 @@ export function registerStoreCommands(program: Command): void {
     .description("remove layers and objects no branch or snapshot reaches")
     .option("--json", "print the gc report as JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const r = gc(store);
-        if (opts.json) return printJson(r);
-        out(`gc: removed ${r.layersRemoved} layers, ${r.inodeVersionsRemoved} inode versions, ${r.dentriesRemoved} directory entries, ${r.objectsRemoved} objects (${humanBytes(r.bytesFreed)} freed); ${r.objectsKept} objects kept`);
-      });
+      const r = await runStoreOp<GcReport>(cmd, "gc");
+      if (opts.json) return printJson(r);
+      out(`gc: removed ${r.layersRemoved} layers, ${r.inodeVersionsRemoved} inode versions, ${r.dentriesRemoved} directory entries, ${r.objectsRemoved} objects (${humanBytes(r.bytesFreed)} freed); ${r.objectsKept} objects kept`);
     });
 
   program
@@ -41,16 +45,14 @@ export function registerStoreCommands(program: Command): void {
     .description("verify every object and every branch and snapshot tree; exits 1 when problems are found")
     .option("--json", "print the fsck report as JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const r = fsck(store);
-        if (opts.json) printJson(r);
-        else {
-          for (const p of r.problems) out(`${p.kind}: ${p.message}`);
-          const c = r.checked;
-          out(`fsck: checked ${c.objects} objects, ${c.inodeVersions} inode versions, ${c.views} views, ${c.entries} entries: ${r.ok ? "no problems found" : `${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}`}`);
-        }
-        if (!r.ok) throw new ReportedFailure(`fsck found ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}`);
-      });
+      const r = await runStoreOp<FsckReport>(cmd, "fsck");
+      if (opts.json) printJson(r);
+      else {
+        for (const p of r.problems) out(`${p.kind}: ${p.message}`);
+        const c = r.checked;
+        out(`fsck: checked ${c.objects} objects, ${c.inodeVersions} inode versions, ${c.views} views, ${c.entries} entries: ${r.ok ? "no problems found" : `${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}`}`);
+      }
+      if (!r.ok) throw new ReportedFailure(`fsck found ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}`);
     });
 
   program
@@ -58,33 +60,31 @@ export function registerStoreCommands(program: Command): void {
     .description("space and shape of the store and of the selected branch or snapshot tree")
     .option("--json", "print the statistics as JSON (bytes as numbers)")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withStore(cmd, (store) => {
-        const t = targetOf(store, globals(cmd));
-        const s = stats(store, t);
-        const overall = s.store.storedBytes ? s.store.referencedBytes / s.store.storedBytes : 1;
-        if (opts.json) return printJson({ target: t, ...s, overallRatio: overall });
-        const rows: Array<[string, string]> = [
-          [`tree (${targetLabel(t)})`, ""],
-          ["  files", String(s.tree.files)],
-          ["  directories", String(s.tree.dirs)],
-          ["  symlinks", String(s.tree.symlinks)],
-          ["  logical size", `${humanBytes(s.tree.logicalBytes)} (${s.tree.logicalBytes} bytes)`],
-          ["store", ""],
-          ["  objects (chunks)", String(s.store.objects)],
-          ["  chunk references", String(s.store.chunkRefs)],
-          ["  referenced bytes", `${humanBytes(s.store.referencedBytes)} (${s.store.referencedBytes} bytes)`],
-          ["  unique bytes", `${humanBytes(s.store.uniqueBytes)} (${s.store.uniqueBytes} bytes)`],
-          ["  stored bytes", `${humanBytes(s.store.storedBytes)} (${s.store.storedBytes} bytes)`],
-          ["  dedup ratio", ratio(s.store.dedupRatio)],
-          ["  compression ratio", ratio(s.store.compressionRatio)],
-          ["  overall ratio", ratio(overall)],
-          ["  database on disk", humanBytes(s.store.databaseBytes)],
-          ["  layers", String(s.store.layers)],
-          ["  branches", String(s.store.branches)],
-          ["  snapshots", String(s.store.snapshots)],
-        ];
-        const w = Math.max(...rows.map((r) => r[0].length));
-        for (const [k, v] of rows) out(v ? `${k.padEnd(w)}  ${v}` : k);
-      });
+      const g = globals(cmd);
+      const r = await runStoreOp<StatsJson>(cmd, "stats", { branch: g.branch, snapshot: g.snapshot });
+      if (opts.json) return printJson(r);
+      const { target: t, overallRatio: overall, ...s } = r;
+      const rows: Array<[string, string]> = [
+        [`tree (${targetLabel(t)})`, ""],
+        ["  files", String(s.tree.files)],
+        ["  directories", String(s.tree.dirs)],
+        ["  symlinks", String(s.tree.symlinks)],
+        ["  logical size", `${humanBytes(s.tree.logicalBytes)} (${s.tree.logicalBytes} bytes)`],
+        ["store", ""],
+        ["  objects (chunks)", String(s.store.objects)],
+        ["  chunk references", String(s.store.chunkRefs)],
+        ["  referenced bytes", `${humanBytes(s.store.referencedBytes)} (${s.store.referencedBytes} bytes)`],
+        ["  unique bytes", `${humanBytes(s.store.uniqueBytes)} (${s.store.uniqueBytes} bytes)`],
+        ["  stored bytes", `${humanBytes(s.store.storedBytes)} (${s.store.storedBytes} bytes)`],
+        ["  dedup ratio", ratio(s.store.dedupRatio)],
+        ["  compression ratio", ratio(s.store.compressionRatio)],
+        ["  overall ratio", ratio(overall)],
+        ["  database on disk", humanBytes(s.store.databaseBytes)],
+        ["  layers", String(s.store.layers)],
+        ["  branches", String(s.store.branches)],
+        ["  snapshots", String(s.store.snapshots)],
+      ];
+      const w = Math.max(...rows.map((r) => r[0].length));
+      for (const [k, v] of rows) out(v ? `${k.padEnd(w)}  ${v}` : k);
     });
 }
