@@ -5,7 +5,7 @@
  * passthrough baseline). Teardown is synchronous so it also works from a
  * signal handler; it always unmounts and never leaves a daemon behind.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, fstatSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { must, runSync } from "./proc.js";
 
@@ -67,8 +67,9 @@ export interface AgentfsTarget extends Target {
 
 /**
  * `agentfs init STORE && agentfs mount STORE MNT` through the built CLI.
- * `agentfs umount` deletes the daemon's log after the daemon exits, so the
- * log is opened before unmounting and read through that descriptor.
+ * The daemon's log (its record's `log`, in the runtime directory) is kept
+ * after `agentfs umount` and ends with the per-operation stats line; it is
+ * read after teardown.
  */
 export async function agentfsTarget(root: string, cli: string): Promise<AgentfsTarget> {
   const base = join(root, "agentfs");
@@ -85,7 +86,6 @@ export async function agentfsTarget(root: string, cli: string): Promise<AgentfsT
   const teardown = () => {
     if (torn) return;
     torn = true;
-    const fd = logPath && existsSync(logPath) ? openSync(logPath, "r") : undefined;
     const r = runSync(process.execPath, [cli, "umount", mnt], env, 120_000);
     if (r.code !== 0) process.stderr.write(`agentfs umount: ${r.out.trim()}\n`);
     if (pid !== undefined && pidAlive(pid)) {
@@ -97,18 +97,7 @@ export async function agentfsTarget(root: string, cli: string): Promise<AgentfsT
       }
     }
     if (isMounted(mnt)) runSync("fusermount", ["-uz", mnt]);
-    if (fd !== undefined) {
-      const size = fstatSync(fd).size;
-      const buf = Buffer.alloc(size);
-      let off = 0;
-      while (off < size) {
-        const n = readSync(fd, buf, off, size - off, off);
-        if (n <= 0) break;
-        off += n;
-      }
-      closeSync(fd);
-      logText = buf.subarray(0, off).toString("utf8");
-    }
+    if (logPath && existsSync(logPath)) logText = readFileSync(logPath, "utf8");
   };
   try {
     await must(process.execPath, [cli, "mount", store, mnt], { env, timeoutMs: 60_000 });
