@@ -7,7 +7,7 @@
  */
 import { FsError, type InodeStat } from "@agentfs/core";
 import { decodeIno, toFsError, type View } from "@agentfs/view";
-import { constants as C } from "node:fs";
+import { constants as C, readFileSync } from "node:fs";
 
 /** Callback of a fuse-native operation: 0 or a negative errno, then the result. */
 type Cb = (err: number, ...result: any[]) => void;
@@ -67,6 +67,19 @@ export function timespecToTime(sec: number, nsec: number): bigint | "now" | "omi
   if (nsec === UTIME_NOW) return "now";
   if (nsec === UTIME_OMIT) return "omit";
   return BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+}
+
+/**
+ * Supplementary group ids of process (or thread) `pid`, from the Groups:
+ * line of /proc/<pid>/status; [] when it cannot be read (the process is gone).
+ */
+export function callerGroups(pid: number): number[] {
+  try {
+    const m = /^Groups:(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? m[1]!.trim().split(/\s+/).filter(Boolean).map(Number) : [];
+  } catch {
+    return [];
+  }
 }
 
 /** Counters a mount keeps for diagnostics and tests. */
@@ -184,6 +197,28 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
   }
   const msTime = (ms: number): bigint | "now" => (ms === UTIME_SPECIAL_MS ? "now" : BigInt(Math.round(ms)) * NS_PER_MS);
 
+  /** Descriptors whose first write has been through `killSgid` (checked once per descriptor: writes are hot). */
+  const sgidChecked = new Set<number>();
+
+  /**
+   * The half of write/truncate privilege clearing the kernel's FUSE client
+   * leaves out: it clears S_ISUID, and S_ISGID only together with S_IXGRP
+   * (fs/fuse/dir.c), while local filesystems also clear a group-exec-less
+   * S_ISGID when the caller is not in the file's group
+   * (setattr_should_drop_sgid). Clears it here for such a caller (uid not 0;
+   * groups read from /proc/<pid>/status only when the bit is set).
+   * `st` is the file's stat; `path` null when unknown (then nothing is done).
+   */
+  function killSgid(path: string | null, st: () => InodeStat): void {
+    if (!ctx || path === null) return;
+    const [uid, gid, pid] = ctx() as [number, number, number];
+    if (uid === 0) return;
+    const s = st();
+    if ((s.mode & 0o170000) !== 0o100000 || (s.mode & 0o2010) !== 0o2000 || s.gid === gid) return;
+    if (callerGroups(pid).includes(s.gid)) return;
+    view.chmod(path, s.mode & 0o5777, false);
+  }
+
   return {
     init(cb: Cb) {
       cb(0);
@@ -246,10 +281,16 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
     read(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       run("read", cb, () => view.read(fd, buf, 0, len, pos), true);
     },
-    write(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+    write(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
       stats.writes++;
       if (len > stats.maxWrite) stats.maxWrite = len;
-      run("write", cb, () => view.write(fd, buf, 0, len, pos), true);
+      run("write", cb, () => {
+        if (ctx && !sgidChecked.has(fd)) {
+          sgidChecked.add(fd);
+          if (len > 0) killSgid(path, () => view.fstat(fd));
+        }
+        return view.write(fd, buf, 0, len, pos);
+      }, true);
     },
     flush(_path: string, fd: number, cb: Cb) {
       run("flush", cb, () => view.flush(fd));
@@ -258,13 +299,20 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       run("fsync", cb, () => view.fsync(fd));
     },
     release(_path: string, fd: number, cb: Cb) {
+      sgidChecked.delete(fd);
       run("release", cb, () => view.close(fd));
     },
     truncate(path: string, size: number, cb: Cb) {
-      run("truncate", cb, () => view.truncate(path, size));
+      run("truncate", cb, () => {
+        view.truncate(path, size);
+        killSgid(path, () => view.stat(path, false));
+      });
     },
-    ftruncate(_path: string, fd: number, size: number, cb: Cb) {
-      run("ftruncate", cb, () => view.ftruncate(fd, size));
+    ftruncate(path: string | null, fd: number, size: number, cb: Cb) {
+      run("ftruncate", cb, () => {
+        view.ftruncate(fd, size);
+        killSgid(path, () => view.fstat(fd));
+      });
     },
     mkdir(path: string, mode: number, cb: Cb) {
       run("mkdir", cb, () => {
