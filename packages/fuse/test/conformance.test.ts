@@ -35,11 +35,6 @@ interface KnownDeviation {
   reason: string;
 }
 
-const KILL_SGID =
-  "the kernel's FUSE client (fs/fuse/dir.c fuse_setattr, no handle_killpriv in libfuse 2) clears S_ISGID on write/truncate by a " +
-  "non-root caller only when S_IXGRP is set; local filesystems (tmpfs) also clear it when the caller is not in the file's group " +
-  "(setattr_should_drop_sgid). The daemon never learns of the write's killpriv request.";
-
 /**
  * Deviations that cannot be removed with fuse-native (libfuse 2.9 high-level,
  * path-based API) or that follow from agentfs's documented limits.
@@ -96,17 +91,14 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     reason:
       "libfuse 2's high-level API renames a file unlinked while open to .fuse_hidden<id> until its last close (hard_remove would make fstat of it fail instead); it is gone after close (the next check).",
   },
-  ...["write", "truncate", "ftruncate", "open-trunc"].flatMap((op) =>
-    [
-      ["2767", "0767", "2767", op === "open-trunc" ? 0 : op === "write" ? 5 : 2],
-      ["6766", "0766", "2766", op === "open-trunc" ? 0 : op === "write" ? 5 : 2],
-    ].map(([mode, t, a, size]) => ({
-      key: `perm.killpriv[${mode} owner=1000](${op})`,
-      tmpfs: `ok reg ${t} n1 1000:1000 sz${size}`,
-      agentfs: `ok reg ${a} n1 1000:1000 sz${size}`,
-      reason: KILL_SGID,
-    })),
-  ),
+  {
+    key: "fd.hardlink-after-unlink",
+    tmpfs: "reg 0644 n1 0:0 sz4 reg 0644 n1 0:0 sz4 reg 0644 n1 0:0 sz4 =b'ONE+'",
+    agentfs: "reg 0644 n1 0:0 sz4 reg 0644 n2 0:0 sz4 reg 0644 n2 0:0 sz4 =b'ONE+'",
+    reason:
+      "unlinking a name that is open renames it to .fuse_hidden<id> (libfuse 2, see unlink-open.listing), so until the last close the " +
+      "file still has that link: nlink stays 2 for the other name.",
+  },
 ];
 
 /** Parses the script's output into [key, outcome] pairs (in order). */

@@ -779,6 +779,12 @@ def times_matrix():
     case("rename-dir-moved", lambda d: (os.mkdir(d + "/s"), os.mkdir(d + "/t")), lambda d: os.rename(d + "/s", d + "/t/s"), lambda d: {"dir": d, "t": d + "/t", "s": (d + "/s", d + "/t/s")})
     case("rename-dir-same", lambda d: os.mkdir(d + "/s"), lambda d: os.rename(d + "/s", d + "/s2"), lambda d: {"dir": d, "s": (d + "/s", d + "/s2")})
     case("rename-noop-hardlink", lambda d: (mkf(d), os.link(d + "/f", d + "/g")), lambda d: os.rename(d + "/f", d + "/g"), lambda d: {"f": d + "/f", "dir": d})
+    case("write-via-link", lambda d: (mkf(d), os.link(d + "/f", d + "/g")), lambda d: wr(d), lambda d: {"g": d + "/g"})
+    case("chmod-via-link", lambda d: (mkf(d), os.link(d + "/f", d + "/g")), lambda d: os.chmod(d + "/f", 0o600), lambda d: {"g": d + "/g"})
+    case("chmod-via-symlink", lambda d: (mkf(d), os.symlink("f", d + "/l")), lambda d: os.chmod(d + "/l", 0o600), lambda d: {"f": d + "/f", "l": d + "/l"})
+    case("utime-via-symlink", lambda d: (mkf(d), os.symlink("f", d + "/l")), lambda d: os.utime(d + "/l"), lambda d: {"f": d + "/f", "l": d + "/l"})
+    case("rename-over-dir", lambda d: (os.mkdir(d + "/s"), os.mkdir(d + "/t")), lambda d: os.rename(d + "/s", d + "/t"), lambda d: {"dir": d, "s": (d + "/s", d + "/t")})
+    case("removexattr", lambda d: (mkf(d), os.setxattr(d + "/f", "user.k", b"v")), lambda d: os.removexattr(d + "/f", "user.k"), lambda d: {"f": d + "/f"})
     case("utime-now", mkf, lambda d: os.utime(d + "/f"), lambda d: {"dir": d})
     case("setxattr", mkf, lambda d: os.setxattr(d + "/f", "user.k", b"v"), lambda d: {"f": d + "/f", "dir": d})
     case("failed-mkdir-eexist", mkf, lambda d: attempt(os.mkdir, d + "/f"), lambda d: {"f": d + "/f", "dir": d})
@@ -1035,6 +1041,21 @@ def perm_owner_ops():
                     return attempt(lambda: os.close(os.open(f, os.O_WRONLY | os.O_TRUNC)))
                 r = as_user(NOBODY, NOBODY, body)
                 rec("perm.killpriv[%04o owner=%d](%s)" % (mode, owner[0], op), r + " " + desc(d + "/f", content=False))
+    # a writer in the file's group (supplementary) keeps a set-group-ID without group execute
+    for mode in (0o2767, 0o2777, 0o6766):
+        for op in ("write", "truncate"):
+            d = fresh("perm-killpriv-grp")
+            write_file(d + "/f", b"hello", mode)
+            os.chown(d + "/f", OTHER, OTHER)
+            os.chmod(d + "/f", mode)
+
+            def body(d=d, op=op):
+                f = d + "/f"
+                if op == "write":
+                    return attempt(lambda: (lambda fd: (os.write(fd, b"J"), os.close(fd)))(os.open(f, os.O_WRONLY)) and None)
+                return attempt(os.truncate, f, 2)
+            r = as_user(NOBODY, NOBODY, body, groups=[OTHER])
+            rec("perm.killpriv-in-group[%04o](%s)" % (mode, op), r + " " + desc(d + "/f", content=False))
     # root writing does not clear set-user-ID
     d = fresh("perm-killpriv-root")
     write_file(d + "/f", b"hello", 0o6777)
@@ -1241,6 +1262,153 @@ def fuse_limits():
         time.sleep(0.01)
     rec("unlink-open.listing-after-close", "[" + listing(d) + "]")
 
+def fd_ops():
+    """Calls on descriptors: fstat/fchmod/fchown/futimens/ftruncate/fsync, sizes and times visible before close, two descriptors on one file, dup, lseek."""
+    d = fresh("fd")
+    write_file(d + "/f", b"0123456789")
+    fd = os.open(d + "/f", os.O_RDWR)
+    rec("fd.fstat", desc_st(os.fstat(fd)))
+    rec("fd.fchmod", attempt(os.fchmod, fd, 0o4711) + " " + desc(d + "/f", content=False))
+    rec("fd.fchown", attempt(os.fchown, fd, 1000, 1001) + " " + desc(d + "/f", content=False))
+    rec("fd.futimens", attempt(os.utime, fd, ns=(T1[0] * 10**9 + T1[1], T2[0] * 10**9 + T2[1])) + " " + str(os.stat(d + "/f").st_mtime_ns == T2[0] * 10**9 + T2[1]))
+    os.lseek(fd, 0, os.SEEK_END)
+    os.write(fd, b"abc")
+    rec("fd.size-before-close(stat)", desc(d + "/f", content=False))
+    rec("fd.size-before-close(fstat)", desc_st(os.fstat(fd)))
+    rec("fd.mtime-before-close", "T2" if os.stat(d + "/f").st_mtime_ns == T2[0] * 10**9 + T2[1] else "changed")
+    fd2 = os.open(d + "/f", os.O_RDONLY)
+    rec("fd.second-reader", attempt(lambda: os.pread(fd2, 20, 0)))
+    rec("fd.lseek-end", os.lseek(fd2, 0, os.SEEK_END))
+    rec("fd.lseek-cur", os.lseek(fd2, -3, os.SEEK_CUR))
+    rec("fd.read-at-pos", attempt(os.read, fd2, 10))
+    rec("fd.lseek-negative", attempt(os.lseek, fd2, -100, os.SEEK_SET))
+    rec("fd.lseek-beyond", attempt(os.lseek, fd2, 100, os.SEEK_SET))
+    rec("fd.read-beyond", attempt(os.read, fd2, 10))
+    rec("fd.write-on-rdonly", attempt(os.write, fd2, b"x"))
+    rec("fd.ftruncate-on-rdonly", attempt(os.ftruncate, fd2, 1))
+    fd3 = os.dup(fd)
+    os.lseek(fd, 2, os.SEEK_SET)
+    rec("fd.dup-shares-offset", os.lseek(fd3, 0, os.SEEK_CUR))
+    os.write(fd3, b"ZZ")
+    rec("fd.dup-write", attempt(lambda: os.pread(fd2, 20, 0)))
+    rec("fd.ftruncate-grow", attempt(os.ftruncate, fd, 20) + " " + desc_st(os.fstat(fd2)))
+    rec("fd.fsync", attempt(os.fsync, fd))
+    rec("fd.fdatasync", attempt(os.fdatasync, fd))
+    os.close(fd3)
+    os.close(fd)
+    os.close(fd2)
+    rec("fd.after-close", desc(d + "/f"))
+    rec("fd.closed", attempt(os.fstat, fd))
+    # hard links: a change through one name is seen through the other, by path and by descriptor
+    write_file(d + "/h1", b"one")
+    os.link(d + "/h1", d + "/h2")
+    fa = os.open(d + "/h1", os.O_RDWR)
+    fb = os.open(d + "/h2", os.O_RDONLY)
+    os.pwrite(fa, b"ONE+", 0)
+    rec("fd.hardlink-read-other", attempt(lambda: os.pread(fb, 10, 0)))
+    rec("fd.hardlink-fstat-other", desc_st(os.fstat(fb)))
+    os.unlink(d + "/h1")
+    rec("fd.hardlink-after-unlink", desc_st(os.fstat(fa)) + " " + desc_st(os.fstat(fb)) + " " + desc(d + "/h2"))
+    os.close(fa)
+    os.close(fb)
+    # directory descriptors
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    rec("fd.dir-fstat", desc_st(os.fstat(dfd)))
+    rec("fd.dir-fchmod", attempt(os.fchmod, dfd, 0o751) + " " + desc(d))
+    rec("fd.dir-read", attempt(os.read, dfd, 1))
+    os.fchmod(dfd, 0o777)
+    os.close(dfd)
+    # O_PATH descriptors
+    pfd = os.open(d + "/h2", os.O_PATH)
+    rec("fd.opath-fstat", desc_st(os.fstat(pfd)))
+    rec("fd.opath-read", attempt(os.read, pfd, 1))
+    os.close(pfd)
+
+
+def perm_extra():
+    """More rules for uid 65534: supplementary groups, moving a directory to another parent needs write permission on it, fd-based calls by non-owners, access(2) uses the real ids."""
+    # a supplementary group (100) selects the group class
+    for p in range(8):
+        d = fresh("perm-supp")
+        write_file(d + "/f", b"data", 0o644)
+        os.chown(d + "/f", OTHER, EXTRA_GROUP)
+        os.chmod(d + "/f", (p << 3) | ((7 - p) << 6) | (7 - p))
+
+        def body(d=d):
+            f = d + "/f"
+            return {an: attempt(lambda a=a: os.close(os.open(f, a))) for an, a in ACC}
+        r = as_user(NOBODY, NOBODY, body, groups=[EXTRA_GROUP])
+        for k, v in r.items():
+            rec("perm.supp[g=%o].open-%s" % (p, k), v)
+    # renaming a directory into another parent needs write permission on the directory itself (its ".." changes)
+    for dmode in (0o755, 0o777):
+        for owner in (0, NOBODY):
+            d = fresh("perm-dirmove")
+            os.mkdir(d + "/a")
+            os.mkdir(d + "/b")
+            os.chmod(d + "/a", 0o777)
+            os.chmod(d + "/b", 0o777)
+            os.mkdir(d + "/a/m")
+            os.chown(d + "/a/m", owner, owner)
+            os.chmod(d + "/a/m", dmode)
+            os.mkdir(d + "/a/n")
+            os.chown(d + "/a/n", owner, owner)
+            os.chmod(d + "/a/n", dmode)
+
+            def body(d=d):
+                return {"across": attempt(os.rename, d + "/a/m", d + "/b/m"), "within": attempt(os.rename, d + "/a/n", d + "/a/n2")}
+            r = as_user(NOBODY, NOBODY, body)
+            for k, v in r.items():
+                rec("perm.dirmove[%03o owner=%d].%s" % (dmode, owner, k), v)
+            rec("perm.dirmove[%03o owner=%d].state" % (dmode, owner), listing(d + "/a") + " | " + listing(d + "/b"))
+    # descriptors opened for writing keep working after the mode changes; fchmod/fchown need ownership
+    d = fresh("perm-fd")
+    write_file(d + "/f", b"x", 0o666)
+    os.chown(d + "/f", OTHER, OTHER)
+
+    def body():
+        res = {}
+        fd = os.open(d + "/f", os.O_RDWR)
+        res["fchmod"] = attempt(os.fchmod, fd, 0o600)
+        res["fchown"] = attempt(os.fchown, fd, NOBODY, NOBODY)
+        res["futimens-explicit"] = attempt(os.utime, fd, (1, 1))
+        res["futimens-now"] = attempt(os.utime, fd, None)
+        res["ftruncate"] = attempt(os.ftruncate, fd, 4)
+        res["write"] = attempt(os.write, fd, b"w")
+        res["fsetxattr"] = attempt(os.setxattr, fd, "user.q", b"1")
+        os.close(fd)
+        return res
+    for k, v in as_user(NOBODY, NOBODY, body).items():
+        rec("perm.fd." + k, v)
+    rec("perm.fd.after", desc(d + "/f"))
+    os.chmod(d + "/f", 0o666)
+
+    # a descriptor opened for writing before chmod 000 still writes
+    to_parent_r, to_parent_w = os.pipe()
+    to_child_r, to_child_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            fd = os.open(d + "/f", os.O_RDWR)
+            os.write(to_parent_w, b"1")
+            os.read(to_child_r, 1)
+            os.write(to_parent_w, attempt(os.pwrite, fd, b"late", 0).encode())
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.read(to_parent_r, 1)
+    os.chmod(d + "/f", 0o000)
+    os.write(to_child_w, b"1")
+    rec("perm.fd.write-after-chmod-000", os.read(to_parent_r, 64).decode())
+    os.waitpid(pid, 0)
+    for x in (to_parent_r, to_parent_w, to_child_r, to_child_w):
+        os.close(x)
+    rec("perm.fd.write-after-chmod-000.state", desc(d + "/f"))
+
 def main():
     if len(sys.argv) != 2:
         sys.stderr.write("usage: posix_matrix.py DIR\n")
@@ -1250,7 +1418,7 @@ def main():
     only = os.environ.get("POSIX_MATRIX_ONLY", "")
     fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
             truncate_matrix, utimens_matrix, times_matrix, name_lengths, perm_dirs, perm_files, perm_owner_ops, perm_sticky,
-            perm_misc, readdir_matrix, xattr_matrix, fuse_limits]
+            perm_misc, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra]
     timing = {}
     for fam in fams:
         if only and fam.__name__ not in only.split(","):
