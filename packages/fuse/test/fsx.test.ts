@@ -8,6 +8,9 @@
  * unmounted, fsck'd and mounted again, and every file must still hold exactly
  * its final contents.
  *
+ * Two descriptors on two hard links of the file are NOT coherent through
+ * the mount (a documented skipped test below).
+ *
  * fallocate and hole punching are not exercised on agentfs: the FUSE front
  * end has no fallocate handler, so the kernel answers EOPNOTSUPP (fsx -F
  * runs them on tmpfs only).
@@ -27,12 +30,12 @@ interface FsxCase {
 }
 
 const CASES: FsxCase[] = [
-  { seed: 1, ops: 4000, args: [], what: "256 KiB file, ops up to 64 KiB" },
-  { seed: 2, ops: 4000, args: [], what: "256 KiB file, ops up to 64 KiB" },
-  { seed: 3, ops: 4000, args: ["-2"], what: "two descriptors" },
+  { seed: 1, ops: 3000, args: [], what: "256 KiB file, ops up to 64 KiB" },
+  { seed: 2, ops: 3000, args: [], what: "256 KiB file, ops up to 64 KiB" },
+  { seed: 3, ops: 3000, args: ["-2"], what: "two descriptors" },
   { seed: 4, ops: 4000, args: ["-2", "-l", "40000", "-o", "5000"], what: "two descriptors, 40 KB file, small ops" },
-  { seed: 5, ops: 600, args: ["-l", "20000000", "-o", "2000000"], what: "20 MB file, ops up to 2 MB (crosses the 8 MiB auto-commit)" },
-  { seed: 6, ops: 600, args: ["-2", "-l", "12000000", "-o", "3000000"], what: "two descriptors, 12 MB file, ops up to 3 MB" },
+  { seed: 5, ops: 400, args: ["-l", "20000000", "-o", "2000000"], what: "20 MB file, ops up to 2 MB (crosses the 8 MiB auto-commit)" },
+  { seed: 6, ops: 400, args: ["-2", "-l", "12000000", "-o", "3000000"], what: "two descriptors, 12 MB file, ops up to 3 MB" },
 ];
 
 describe.skipIf(!canMount() || !hasGcc)("fsx: random pread/pwrite/mmap/truncate/fsync/reopen against a shadow copy", () => {
@@ -72,6 +75,18 @@ describe.skipIf(!canMount() || !hasGcc)("fsx: random pread/pwrite/mmap/truncate/
       expect(r.stdout).toMatch(new RegExp(`seed ${c.seed}: ${c.ops} operations passed`));
     });
   }
+
+  // KNOWN BUG (not fixed; needs the libfuse low-level API or kernel cache invalidation): libfuse 2's
+  // high-level API gives each hard link its own kernel inode, hence its own page cache. A descriptor
+  // opened through one name keeps reading pages it cached before while the file changes through
+  // the other name (pread and mmap alike; a new open drops the cache, so short-lived opens are
+  // fine). libfuse 2.9 has no auto_inval_data option. Fails at once for seeds 1, 2, 3, with mmap
+  // or without (-M), e.g. seed 1 -M: "DATA MISMATCH (pread) at op 44: first differing offset 90112".
+  it.skip("seed 1: two descriptors on two hard links of one file stay coherent (pread only)", () => {
+    const r = runTool(fsx, ["-M", "-2", "-L", m.at("hardlink1"), "-S", "1", "-N", "3000", m.at("linked1")]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
 
   it("after unmount, fsck and a new mount, every file holds exactly its final contents", () => {
     m.umount();

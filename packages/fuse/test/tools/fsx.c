@@ -10,11 +10,13 @@
  * the end. On the first difference it prints the seed, the last operations
  * and the first differing offset, and exits 1.
  *
- * usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-w OUT] [-v] [-X n] FILE
+ * usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE
  *   -M  no mmap operations         -F  also fallocate / punch hole
  *   -2  keep a second descriptor open on the file for the whole run and send
  *       half of the reads, writes, mappings and truncates through it (the
  *       first one is still closed and reopened)
+ *   -L LINK  with -2: make LINK a hard link to the file and open the second
+ *       descriptor through it
  *   -w OUT  at the end, write the expected contents to OUT (to compare the
  *       file with after an unmount and a new mount)
  *   -v  print every operation as it runs
@@ -54,7 +56,7 @@ static long numops = 5000, maxlen = 256 * 1024, maxoplen = 64 * 1024;
 static int use_mmap = 1, use_falloc = 0, verbose = 0;
 static long corrupt_at = -1;
 static int use_two = 0, fd2 = -1;
-static const char *expect_out;
+static const char *expect_out, *link_name;
 static const char *fname;
 static int fd = -1;
 static unsigned char *good, *temp;
@@ -270,7 +272,7 @@ static void check_all(void) {
 
 int main(int argc, char **argv) {
   int c;
-  while ((c = getopt(argc, argv, "S:N:l:o:MF2w:vX:")) != -1) {
+  while ((c = getopt(argc, argv, "S:N:l:o:MF2L:w:vX:")) != -1) {
     switch (c) {
       case 'S': seed = strtoull(optarg, NULL, 0); break;
       case 'N': numops = strtol(optarg, NULL, 0); break;
@@ -281,12 +283,13 @@ int main(int argc, char **argv) {
       case 'v': verbose = 1; break;
       case '2': use_two = 1; break;
       case 'w': expect_out = optarg; break;
+      case 'L': link_name = optarg; break;
       case 'X': corrupt_at = strtol(optarg, NULL, 0); break;
-      default: fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-w OUT] [-v] [-X n] FILE\n"); return 2;
+      default: fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE\n"); return 2;
     }
   }
   if (optind != argc - 1 || maxlen <= 0 || maxoplen <= 0) {
-    fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-w OUT] [-v] [-X n] FILE\n");
+    fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE\n");
     return 2;
   }
   fname = argv[optind];
@@ -299,7 +302,8 @@ int main(int argc, char **argv) {
   if (!good || !temp) die_sys("calloc");
   fd = open(fname, O_RDWR | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) die_sys("open");
-  if (use_two && (fd2 = open(fname, O_RDWR)) < 0) die_sys("open (second descriptor)");
+  if (link_name && (unlink(link_name), link(fname, link_name)) != 0) die_sys("link");
+  if (use_two && (fd2 = open(link_name ? link_name : fname, O_RDWR)) < 0) die_sys("open (second descriptor)");
 
   /* weights per operation kind */
   int weights[N_OPS] = {[OP_READ] = 20, [OP_WRITE] = 20, [OP_MAPREAD] = 10, [OP_MAPWRITE] = 10, [OP_TRUNCATE] = 8,
