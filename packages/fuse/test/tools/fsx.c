@@ -10,13 +10,17 @@
  * the end. On the first difference it prints the seed, the last operations
  * and the first differing offset, and exits 1.
  *
- * usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE
+ * usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-Q] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE
  *   -M  no mmap operations         -F  also fallocate / punch hole
  *   -2  keep a second descriptor open on the file for the whole run and send
  *       half of the reads, writes, mappings and truncates through it (the
  *       first one is still closed and reopened)
  *   -L LINK  with -2: make LINK a hard link to the file and open the second
  *       descriptor through it
+ *   -Q  also "seqwrite": reopen the first descriptor, then write a long run
+ *       (up to the rest of the file) in consecutive pwrites of 4 KiB..1 MiB,
+ *       so that a daemon committing every N bytes of sequential writing
+ *       (agentfs: 8 MiB) does so in the middle of the run
  *   -w OUT  at the end, write the expected contents to OUT (to compare the
  *       file with after an unmount and a new mount)
  *   -v  print every operation as it runs
@@ -38,8 +42,8 @@
 #define LOG_SIZE 256
 #define CHECK_EVERY 250
 
-enum op { OP_READ, OP_WRITE, OP_MAPREAD, OP_MAPWRITE, OP_TRUNCATE, OP_FSYNC, OP_REOPEN, OP_FALLOC, OP_PUNCH, OP_CHECKALL, N_OPS };
-static const char *op_names[N_OPS] = {"read", "write", "mapread", "mapwrite", "truncate", "fsync", "reopen", "fallocate", "punch", "checkall"};
+enum op { OP_READ, OP_WRITE, OP_MAPREAD, OP_MAPWRITE, OP_TRUNCATE, OP_FSYNC, OP_REOPEN, OP_FALLOC, OP_PUNCH, OP_SEQWRITE, OP_CHECKALL, N_OPS };
+static const char *op_names[N_OPS] = {"read", "write", "mapread", "mapwrite", "truncate", "fsync", "reopen", "fallocate", "punch", "seqwrite", "checkall"};
 
 struct logent {
   long n;
@@ -53,7 +57,7 @@ static long opno;
 static uint64_t rng_state;
 static unsigned long long seed = 1;
 static long numops = 5000, maxlen = 256 * 1024, maxoplen = 64 * 1024;
-static int use_mmap = 1, use_falloc = 0, verbose = 0;
+static int use_mmap = 1, use_falloc = 0, use_seq = 0, verbose = 0;
 static long corrupt_at = -1;
 static int use_two = 0, fd2 = -1;
 static const char *expect_out, *link_name;
@@ -248,6 +252,30 @@ static void do_falloc(long off, long len, int punch) {
   }
 }
 
+static void do_seqwrite(long off) {
+  long before = file_size;
+  long len = 1 + rnd_below(maxlen - off);
+  if (close(fd) != 0) die_sys("close (seqwrite)");
+  if ((fd = open(fname, O_RDWR)) < 0) die_sys("reopen (seqwrite)");
+  if (cur_fd != fd2) cur_fd = fd;
+  fill(off, len);
+  if (off > file_size) memset(good + file_size, 0, (size_t)(off - file_size));
+  if (off + len > file_size) file_size = off + len;
+  log_op(OP_SEQWRITE, off, len, before, file_size);
+  for (long done = 0; done < len;) {
+    long piece = 4096L << rnd_below(9);
+    if (piece > len - done) piece = len - done;
+    ssize_t n = pwrite(fd, good + off + done, (size_t)piece, off + done);
+    if (n < 0) die_sys("pwrite (seqwrite)");
+    if (n != piece) {
+      fprintf(stderr, "fsx: SHORT WRITE at op %ld: %zd of %ld\n", opno, n, piece);
+      dump_log();
+      exit(1);
+    }
+    done += n;
+  }
+}
+
 static void check_all(void) {
   log_op(OP_CHECKALL, 0, file_size, file_size, file_size);
   long done = 0;
@@ -272,7 +300,7 @@ static void check_all(void) {
 
 int main(int argc, char **argv) {
   int c;
-  while ((c = getopt(argc, argv, "S:N:l:o:MF2L:w:vX:")) != -1) {
+  while ((c = getopt(argc, argv, "S:N:l:o:MFQ2L:w:vX:")) != -1) {
     switch (c) {
       case 'S': seed = strtoull(optarg, NULL, 0); break;
       case 'N': numops = strtol(optarg, NULL, 0); break;
@@ -280,16 +308,17 @@ int main(int argc, char **argv) {
       case 'o': maxoplen = strtol(optarg, NULL, 0); break;
       case 'M': use_mmap = 0; break;
       case 'F': use_falloc = 1; break;
+      case 'Q': use_seq = 1; break;
       case 'v': verbose = 1; break;
       case '2': use_two = 1; break;
       case 'w': expect_out = optarg; break;
       case 'L': link_name = optarg; break;
       case 'X': corrupt_at = strtol(optarg, NULL, 0); break;
-      default: fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE\n"); return 2;
+      default: fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-Q] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE\n"); return 2;
     }
   }
   if (optind != argc - 1 || maxlen <= 0 || maxoplen <= 0) {
-    fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE\n");
+    fprintf(stderr, "usage: fsx [-S seed] [-N ops] [-l maxlen] [-o maxoplen] [-M] [-F] [-Q] [-2] [-L LINK] [-w OUT] [-v] [-X n] FILE\n");
     return 2;
   }
   fname = argv[optind];
@@ -307,9 +336,10 @@ int main(int argc, char **argv) {
 
   /* weights per operation kind */
   int weights[N_OPS] = {[OP_READ] = 20, [OP_WRITE] = 20, [OP_MAPREAD] = 10, [OP_MAPWRITE] = 10, [OP_TRUNCATE] = 8,
-                        [OP_FSYNC] = 3,  [OP_REOPEN] = 3, [OP_FALLOC] = 3,   [OP_PUNCH] = 3};
+                        [OP_FSYNC] = 3,  [OP_REOPEN] = 3, [OP_FALLOC] = 3,   [OP_PUNCH] = 3, [OP_SEQWRITE] = 2};
   if (!use_mmap) weights[OP_MAPREAD] = weights[OP_MAPWRITE] = 0;
   if (!use_falloc) weights[OP_FALLOC] = weights[OP_PUNCH] = 0;
+  if (!use_seq) weights[OP_SEQWRITE] = 0;
   int total = 0;
   for (int i = 0; i < N_OPS; i++) total += weights[i];
 
@@ -339,6 +369,7 @@ int main(int argc, char **argv) {
       case OP_REOPEN: do_reopen(); break;
       case OP_FALLOC: do_falloc(off, len, 0); break;
       case OP_PUNCH: do_falloc(off, len, 1); break;
+      case OP_SEQWRITE: do_seqwrite(off); break;
       default: break;
     }
     counts[op]++;
