@@ -166,7 +166,7 @@ describe.skipIf(!ENABLED)("mount daemon control socket", () => {
     expect(sh("cat held.txt", mnt)).toBe("not yet closed");
   });
 
-  it("stats, diff, snapshot list, branch list and gc --json are answered by the daemon, identical to a direct run", () => {
+  it("stats, diff, snapshot list and branch list (text and --json) are answered by the daemon, identical to a direct run", () => {
     sh("mkdir -p d && echo one > d/a.txt && echo two > b.txt", mnt);
     const before = log().split("\n").length;
     const cmds = [
@@ -335,5 +335,19 @@ describe.skipIf(!ENABLED)("mount daemon control socket", () => {
     expect(plain.code).toBe(1);
     expect(plain.stderr).toMatch(/EINVAL: branch 'main' is not an overlay and has content/);
     expect(cli(["mount", store, mnt, "--snapshot", "ov0", "--lower", host], env).code).toBe(2);
+  });
+
+  it("--store ram:NAME reaches the daemon of a RAM store (which has nothing on disk to open); ENOENT when none serves it", () => {
+    const r = cli(["mount", "--ram", "ctl", mnt], env);
+    expect(r.code).toBe(0);
+    pids.push(record().pid);
+    sh("printf ram > f.txt", mnt);
+    expect(must(["--store", "ram:ctl", "snapshot", "create", "r1"], env)).toBe("created snapshot r1 of branch main\n");
+    expect(sh("cat .agentfs/snapshots/r1/f.txt", mnt)).toBe("ram");
+    expect(JSON.parse(must(["--store", "ram:ctl", "stats", "--json"], env)).tree.files).toBe(1);
+    const none = cli(["--store", "ram:other", "stats"], env);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/ENOENT: no live mount daemon serves RAM store 'other'/);
+    expect(cli(["umount", mnt], env).code).toBe(0);
   });
 });
