@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """POSIX conformance matrix for differential testing of a filesystem.
 
-Usage: posix_matrix.py DIR
+Usage: posix_matrix.py DIR               run the matrix in DIR
+       posix_matrix.py DIR --seed        create DIR/seed: one small tree per seeded operation
+       posix_matrix.py DIR --on-seed     run the seeded operations on DIR/seed (e.g. through an
+                                         overlay mounted over a copy made with --seed)
+       posix_matrix.py DIR --describe    print one line describing every entry under DIR
 
 Runs a large, deterministic matrix of system calls inside DIR (which must be
 empty, owned by root and mode 0777, on the filesystem under test) and prints
@@ -1409,12 +1413,197 @@ def perm_extra():
         os.close(x)
     rec("perm.fd.write-after-chmod-000.state", desc(d + "/f"))
 
+# ================================================================= seeded trees (overlay over a host directory)
+
+def seed_case(c):
+    """The entries every seeded case starts with (created before the filesystem under test sees them when it is an overlay)."""
+    os.mkdir(c, 0o755)
+    write_file(c + "/f", b"F-data", 0o644)
+    write_file(c + "/e", b"", 0o600)
+    write_file(c + "/x", b"X", 0o755)
+    os.chown(c + "/x", OTHER, OTHER)
+    os.chmod(c + "/x", 0o4755)
+    os.mkdir(c + "/d", 0o755)
+    write_file(c + "/d/child", b"C", 0o644)
+    os.mkdir(c + "/d/sub", 0o755)
+    os.mkdir(c + "/de", 0o711)
+    os.symlink("f", c + "/l")
+    os.symlink("d", c + "/ld")
+    os.symlink("nowhere", c + "/ln")
+    write_file(c + "/h1", b"H", 0o640)
+    os.link(c + "/h1", c + "/h2")
+    write_file(c + "/xa", b"A", 0o644)
+    os.setxattr(c + "/xa", "user.k", b"v")
+
+
+def describe_tree(c):
+    """Every entry under c (not following symlinks), sorted, with its stat summary (xattrs are checked by the xattr operations)."""
+    out = []
+    for root, dirs, files in os.walk(c):
+        dirs.sort()
+        rel = os.path.relpath(root, c)
+        out.append("%s{%s}" % (rel, desc(root)))
+        for n in sorted(files + [x for x in dirs if os.path.islink(os.path.join(root, x))]):
+            out.append("%s/%s{%s}" % (rel, n, desc(os.path.join(root, n))))
+    return " ".join(out)
+
+
+def _w(path, data, flags=os.O_WRONLY, off=None):
+    fd = os.open(path, flags)
+    try:
+        if off is None:
+            os.write(fd, data)
+        else:
+            os.pwrite(fd, data, off)
+    finally:
+        os.close(fd)
+
+
+def _rd(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _seq(*steps):
+    """Runs (label, fn, args...) steps in order; returns "label=outcome" for each."""
+    return " ".join("%s=%s" % (st[0], attempt(st[1], *st[2:])) for st in steps)
+
+
+SEEDED_OPS = [
+    ("none", lambda c: "ok"),
+    ("read-all", lambda c: _seq(("f", _rd, c + "/f"), ("x", _rd, c + "/x"), ("child", _rd, c + "/d/child"), ("l", _rd, c + "/l"), ("h2", _rd, c + "/h2"))),
+    ("getxattr", lambda c: _seq(("get", os.getxattr, c + "/xa", "user.k"), ("list", lambda: ",".join(os.listxattr(c + "/xa"))), ("missing", os.getxattr, c + "/f", "user.k"))),
+    ("append", lambda c: _seq(("w", _w, c + "/f", b"+more", os.O_WRONLY | os.O_APPEND))),
+    ("overwrite-middle", lambda c: _seq(("w", _w, c + "/f", b"ZZ", os.O_WRONLY, 2))),
+    ("write-beyond", lambda c: _seq(("w", _w, c + "/f", b"end", os.O_WRONLY, 20))),
+    ("open-trunc", lambda c: _seq(("o", _w, c + "/f", b"", os.O_WRONLY | os.O_TRUNC))),
+    ("truncate-shrink", lambda c: _seq(("t", os.truncate, c + "/f", 2))),
+    ("truncate-grow", lambda c: _seq(("t", os.truncate, c + "/f", 10))),
+    ("write-via-symlink", lambda c: _seq(("w", _w, c + "/l", b"L", os.O_WRONLY | os.O_APPEND))),
+    ("write-hardlink", lambda c: _seq(("w", _w, c + "/h1", b"++", os.O_WRONLY | os.O_APPEND), ("r2", _rd, c + "/h2"))),
+    ("chmod-hardlink", lambda c: _seq(("m", os.chmod, c + "/h1", 0o600))),
+    ("chmod-file", lambda c: _seq(("m", os.chmod, c + "/f", 0o4700))),
+    ("chmod-dir", lambda c: _seq(("m", os.chmod, c + "/d", 0o700))),
+    ("chmod-via-symlink", lambda c: _seq(("m", os.chmod, c + "/l", 0o444))),
+    ("chown-file", lambda c: _seq(("o", os.chown, c + "/f", 1234, 5678))),
+    ("chown-setuid", lambda c: _seq(("o", os.chown, c + "/x", 1001, -1))),
+    ("chown-dir", lambda c: _seq(("o", os.chown, c + "/d", 1234, 5678))),
+    ("lchown-symlink", lambda c: _seq(("o", lambda: os.chown(c + "/l", 1234, 5678, follow_symlinks=False)))),
+    ("utime-file", lambda c: _seq(("u", utimensat, c + "/f", T1, T2)) + " m=" + str(os.stat(c + "/f").st_mtime_ns == T2[0] * 10**9 + T2[1])),
+    ("utime-dir", lambda c: _seq(("u", utimensat, c + "/d", T1, T2)) + " m=" + str(os.stat(c + "/d").st_mtime_ns == T2[0] * 10**9 + T2[1])),
+    ("setxattr", lambda c: _seq(("s", os.setxattr, c + "/f", "user.n", b"1"), ("g", os.getxattr, c + "/f", "user.n"))),
+    ("setxattr-replace", lambda c: _seq(("s", os.setxattr, c + "/xa", "user.k", b"w", os.XATTR_REPLACE), ("g", os.getxattr, c + "/xa", "user.k"))),
+    ("removexattr", lambda c: _seq(("r", os.removexattr, c + "/xa", "user.k"), ("g", os.getxattr, c + "/xa", "user.k"))),
+    ("unlink-file", lambda c: _seq(("u", os.unlink, c + "/f"), ("again", os.unlink, c + "/f"), ("stat", os.stat, c + "/f"))),
+    ("unlink-symlink", lambda c: _seq(("u", os.unlink, c + "/l"))),
+    ("unlink-hardlink", lambda c: _seq(("u", os.unlink, c + "/h1"))),
+    ("unlink-dir", lambda c: _seq(("u", os.unlink, c + "/d"))),
+    ("rmdir-empty", lambda c: _seq(("r", os.rmdir, c + "/de"), ("again", os.rmdir, c + "/de"))),
+    ("rmdir-nonempty", lambda c: _seq(("r", os.rmdir, c + "/d"))),
+    ("empty-then-rmdir", lambda c: _seq(("u", os.unlink, c + "/d/child"), ("r1", os.rmdir, c + "/d"), ("rs", os.rmdir, c + "/d/sub"), ("r2", os.rmdir, c + "/d"))),
+    ("unlink-recreate", lambda c: _seq(("u", os.unlink, c + "/f"), ("c", write_file, c + "/f", b"new"))),
+    ("unlink-mkdir", lambda c: _seq(("u", os.unlink, c + "/f"), ("m", os.mkdir, c + "/f"), ("c", write_file, c + "/f/in", b"i"))),
+    ("rmdir-recreate-file", lambda c: _seq(("r", os.rmdir, c + "/de"), ("c", write_file, c + "/de", b"now a file"))),
+    ("rmdir-mkdir", lambda c: _seq(("r", os.rmdir, c + "/de"), ("m", os.mkdir, c + "/de", 0o700))),
+    ("rename-file", lambda c: _seq(("r", os.rename, c + "/f", c + "/g"))),
+    ("rename-file-over-file", lambda c: _seq(("r", os.rename, c + "/f", c + "/e"))),
+    ("rename-file-over-dir", lambda c: _seq(("r", os.rename, c + "/f", c + "/de"))),
+    ("rename-dir", lambda c: _seq(("r", os.rename, c + "/d", c + "/d2"), ("child", _rd, c + "/d2/child"))),
+    ("rename-dir-over-empty", lambda c: _seq(("r", os.rename, c + "/d", c + "/de"))),
+    ("rename-dir-over-nonempty", lambda c: _seq(("r", os.rename, c + "/de", c + "/d"))),
+    ("rename-dir-into-itself", lambda c: _seq(("r", os.rename, c + "/d", c + "/d/sub/x"))),
+    ("rename-into-dir", lambda c: _seq(("r", os.rename, c + "/f", c + "/d/sub/f"))),
+    ("rename-out-of-dir", lambda c: _seq(("r", os.rename, c + "/d/child", c + "/child"))),
+    ("rename-over-child", lambda c: _seq(("r", os.rename, c + "/f", c + "/d/child"))),
+    ("rename-symlink", lambda c: _seq(("r", os.rename, c + "/ld", c + "/ld2"), ("walk", _rd, c + "/ld2/child"))),
+    ("rename-hardlink-over-other", lambda c: _seq(("r", os.rename, c + "/h1", c + "/h2"))),
+    ("rename-hardlink", lambda c: _seq(("r", os.rename, c + "/h1", c + "/d/h3"), ("w", _w, c + "/d/h3", b"3", os.O_WRONLY | os.O_APPEND), ("r2", _rd, c + "/h2"))),
+    ("rename-back", lambda c: _seq(("a", os.rename, c + "/f", c + "/g"), ("b", os.rename, c + "/g", c + "/f"))),
+    ("rename-dir-then-create", lambda c: _seq(("r", os.rename, c + "/d", c + "/d2"), ("m", os.mkdir, c + "/d"), ("c", write_file, c + "/d/child", b"fresh"))),
+    ("rename-swap", lambda c: _seq(("a", os.rename, c + "/f", c + "/tmp"), ("b", os.rename, c + "/e", c + "/f"), ("c", os.rename, c + "/tmp", c + "/e"))),
+    ("link-file", lambda c: _seq(("l", os.link, c + "/f", c + "/f2"), ("w", _w, c + "/f2", b"!", os.O_WRONLY | os.O_APPEND), ("r", _rd, c + "/f"))),
+    ("link-hardlink", lambda c: _seq(("l", os.link, c + "/h1", c + "/d/h4"))),
+    ("link-into-dir", lambda c: _seq(("l", os.link, c + "/f", c + "/d/sub/f"))),
+    ("create-in-dir", lambda c: _seq(("c", write_file, c + "/d/new", b"n"), ("m", os.mkdir, c + "/d/sub/deeper"))),
+    ("symlink-in-dir", lambda c: _seq(("s", os.symlink, "../f", c + "/d/up"), ("r", _rd, c + "/d/up"))),
+    ("exists-errors", lambda c: _seq(("mkdir", os.mkdir, c + "/d"), ("mkdir-file", os.mkdir, c + "/f"), ("symlink", os.symlink, "x", c + "/f"),
+                                     ("link", os.link, c + "/e", c + "/f"), ("excl", lambda: os.close(os.open(c + "/f", os.O_CREAT | os.O_EXCL | os.O_WRONLY))),
+                                     ("notdir", os.stat, c + "/f/x"), ("rmdir-file", os.rmdir, c + "/f"))),
+    ("perm-nobody", lambda c: (os.chmod(c + "/d", 0o777), json.dumps(as_user(NOBODY, NOBODY, lambda: _seq(
+        ("read-f", _rd, c + "/f"), ("write-f", _w, c + "/f", b"n"), ("read-e", _rd, c + "/e"), ("create-d", write_file, c + "/d/nb", b"n"),
+        ("unlink-child", os.unlink, c + "/d/child"), ("create-c", write_file, c + "/nb", b"n"), ("chmod-f", os.chmod, c + "/f", 0o777),
+        ("utime-now-f", os.utime, c + "/f"))), sort_keys=True))[1]),
+    ("sticky-nobody", lambda c: (os.chmod(c + "/d", 0o1777), os.chown(c + "/d/child", OTHER, OTHER), json.dumps(as_user(NOBODY, NOBODY, lambda: _seq(
+        ("unlink-child", os.unlink, c + "/d/child"), ("rename-sub", os.rename, c + "/d/sub", c + "/d/sub2"),
+        ("create", write_file, c + "/d/mine", b"m"), ("unlink-mine", os.unlink, c + "/d/mine"))), sort_keys=True))[2]),
+    ("killpriv-write", lambda c: (os.chmod(c + "/x", 0o4777), json.dumps(as_user(NOBODY, NOBODY, lambda: _seq(("w", _w, c + "/x", b"w")))))[1]),
+    ("dir-times-create", lambda c: (lambda before: (write_file(c + "/d/t", b""), tdiff(before, tstate(c + "/d")))[1])(tstate(c + "/d"))),
+    ("file-times-write", lambda c: (lambda before: (_w(c + "/f", b"w"), tdiff(before, tstate(c + "/f")))[1])(tstate(c + "/f"))),
+    ("file-times-chmod", lambda c: (lambda before: (os.chmod(c + "/f", 0o600), tdiff(before, tstate(c + "/f")))[1])(tstate(c + "/f"))),
+    ("file-times-read", lambda c: (lambda before: (_rd(c + "/f"), tdiff(before, tstate(c + "/f")))[1])(tstate(c + "/f"))),
+    ("readdir-after-changes", lambda c: (os.unlink(c + "/d/child"), write_file(c + "/d/zz", b""), os.rename(c + "/e", c + "/d/e"), listing(c + "/d"))[3]),
+]
+
+SEED_ENTRIES = ["f", "e", "x", "d", "de", "l", "ld", "ln", "h1", "xa", "d/child", "d/sub"]
+
+
+def _append(p):
+    _w(p, b"+", os.O_WRONLY | os.O_APPEND)
+
+
+SEED_ENTRY_OPS = [
+    ("unlink", os.unlink), ("rmdir", os.rmdir), ("chmod", lambda p: os.chmod(p, 0o700)), ("chown", lambda p: os.chown(p, 1234, 5678)),
+    ("lchown", lambda p: os.chown(p, 1234, 5678, follow_symlinks=False)), ("truncate", lambda p: os.truncate(p, 1)), ("append", _append),
+    ("link", lambda p: os.link(p, os.path.dirname(p) + "/lnk")), ("utime", lambda p: (utimensat(p, T1, T2, nofollow=True), os.lstat(p).st_mtime_ns == T2[0] * 10**9 + T2[1])[1]),
+    ("read", lambda p: _rd(p)), ("listdir", lambda p: ",".join(sorted(os.listdir(p)))), ("readlink", os.readlink),
+    ("access-W", lambda p: os.access(p, os.W_OK)), ("open-dir", lambda p: os.close(os.open(p, os.O_RDONLY | os.O_DIRECTORY))),
+    ("creat-excl", lambda p: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))), ("mkdir", os.mkdir),
+]
+for _src in SEED_ENTRIES:
+    for _dst in SEED_ENTRIES + ["new", "d/new", "d/sub/new"]:
+        SEEDED_OPS.append(("rename(%s->%s)" % (_src, _dst), lambda c, a=_src, b=_dst: _seq(("r", os.rename, c + "/" + a, c + "/" + b))))
+    for _name, _fn in SEED_ENTRY_OPS:
+        SEEDED_OPS.append(("%s(%s)" % (_name, _src), lambda c, a=_src, fn=_fn: _seq(("op", fn, c + "/" + a))))
+
+
+def seed(dir_):
+    """Creates DIR/seed/<n> for every seeded operation."""
+    os.mkdir(dir_ + "/seed", 0o777)
+    os.chmod(dir_ + "/seed", 0o777)
+    for i, (name, _) in enumerate(SEEDED_OPS):
+        seed_case("%s/seed/%d" % (dir_, i))
+
+
+def on_seed(dir_):
+    """Runs every seeded operation on its case under DIR/seed and records the outcome and the case tree afterwards."""
+    for i, (name, fn) in enumerate(SEEDED_OPS):
+        c = "%s/seed/%d" % (dir_, i)
+        try:
+            r = fn(c)
+        except OSError as e:
+            r = "raised " + ename(e)
+        rec("seeded(%s)" % name, r)
+        rec("seeded(%s).tree" % name, describe_tree(c))
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.stderr.write("usage: posix_matrix.py DIR\n")
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in ("--seed", "--on-seed", "--describe")):
+        sys.stderr.write("usage: posix_matrix.py DIR [--seed|--on-seed|--describe]\n")
         sys.exit(2)
     os.chdir(sys.argv[1])
     os.umask(0o022)
+    mode = sys.argv[2] if len(sys.argv) == 3 else ""
+    if mode == "--seed":
+        seed(".")
+        return
+    if mode == "--describe":
+        sys.stdout.write("tree\t" + describe_tree(".") + "\n")
+        return
+    if mode == "--on-seed":
+        on_seed(".")
+        for k, v in OUT:
+            sys.stdout.write("%s\t%s\n" % (k, v.replace("\n", "\\n").replace("\t", "\\t")))
+        return
     only = os.environ.get("POSIX_MATRIX_ONLY", "")
     fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
             truncate_matrix, utimens_matrix, times_matrix, name_lengths, perm_dirs, perm_files, perm_owner_ops, perm_sticky,
