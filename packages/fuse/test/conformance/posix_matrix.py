@@ -273,6 +273,7 @@ def open_matrix():
         ("slf", "slf", "x"), ("sld", "sld", "x"), ("sln", "sln", "x"), ("loop", "loop", "x"),
         ("file/x", "file", "x/x"), ("missing/x", "missing", "x/x"), ("file/", "file", "x/"),
         ("dir/", "dir", "x/"), ("missing/", "missing", "x/"), ("sld/", "sld", "x/"),
+        ("loop/x", "loop", "x/x"), ("sld/new", "sld", "x/new"), ("sln/x", "sln", "x/x"), ("dir/..", "dir", "x/.."),
     ]
     for acc_name, acc in ACC:
         for bits in range(64):
