@@ -3,8 +3,9 @@
  * deterministic matrix of system calls (open flags, mkdir/rmdir, rename edge
  * cases, link/unlink, symlink/readlink, chmod/chown, truncate, utimensat,
  * NAME_MAX/PATH_MAX, permissions and sticky directories as uid 65534, ...)
- * on a fresh tmpfs directory and on a fresh agentfs mount served by the CLI
- * daemon, and every outcome (return value or errno name, stat fields that do
+ * on a fresh tmpfs directory and on fresh agentfs mounts served by the CLI
+ * daemon (a disk store, a RAM store, and an overlay branch over a seeded
+ * host directory for the seeded checks), and every outcome (return value or errno name, stat fields that do
  * not legitimately differ, relative time changes) must be identical.
  *
  * Differences that libfuse 2 / fuse-native or the kernel's FUSE client make
@@ -193,6 +194,19 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
   let env: Record<string, string>;
   const pids: number[] = [];
 
+  /** Starts `agentfs mount ...args` (a background daemon) and remembers its pid for teardown. */
+  function mount(args: string[]): void {
+    const r = agentfs(["mount", ...args, "--allow-other"], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const run = env.AGENTFS_RUNTIME_DIR!;
+    if (!existsSync(run)) return;
+    for (const n of readdirSync(run).filter((f) => f.endsWith(".json"))) {
+      const pid = JSON.parse(readFileSync(join(run, n), "utf8")).pid as number;
+      if (!pids.includes(pid)) pids.push(pid);
+    }
+  }
+
   beforeAll(() => {
     root = mkdtempSync("/tmp/agentfs-conformance-");
     ref = mkdtempSync("/dev/shm/agentfs-conformance-");
@@ -200,13 +214,7 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
     mkdirSync(mnt);
     env = { AGENTFS_RUNTIME_DIR: join(root, "run") };
     expect(agentfs(["init", join(root, "store")], env).code).toBe(0);
-    const r = agentfs(["mount", join(root, "store"), mnt, "--allow-other"], env);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const run = env.AGENTFS_RUNTIME_DIR!;
-    if (existsSync(run)) {
-      for (const n of readdirSync(run).filter((f) => f.endsWith(".json"))) pids.push(JSON.parse(readFileSync(join(run, n), "utf8")).pid);
-    }
+    mount([join(root, "store"), mnt]);
   });
 
   afterAll(() => {
@@ -219,17 +227,22 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
     }
   });
 
-  it("every check of the matrix has the same outcome on both (except the documented deviations)", async () => {
-    const [want, got] = await Promise.all([runMatrix(join(ref, "w")), runMatrix(join(mnt, "w"))]);
-    // the script is deterministic: both runs make the same checks in the same order
-    expect(got.map(([k]) => k)).toEqual(want.map(([k]) => k));
+  it("every check of the matrix has the same outcome on tmpfs and on agentfs (disk store and RAM store), except the documented deviations", async () => {
+    const ramMnt = join(root, "ram");
+    mkdirSync(ramMnt);
+    mount(["--ram", "conformance", ramMnt]);
+    const [want, ...gots] = await Promise.all([runMatrix(join(ref, "w")), runMatrix(join(mnt, "w")), runMatrix(join(ramMnt, "w"))]);
     expect(want.length).toBeGreaterThan(10_000);
-
-    const { mismatches, stale, deviations } = compare(want, got, KNOWN_DEVIATIONS);
-    console.log(`posix conformance: ${want.length} checks, ${want.length - mismatches.length - deviations} identical, ${deviations} known deviations, ${mismatches.length} mismatches`);
-    if (mismatches.length) console.log(`mismatches (tmpfs = reference):\n${mismatches.join("\n")}`);
-    expect(stale).toEqual([]);
-    expect(mismatches.length, "mismatching checks (listed above)").toBe(0);
+    const failures: string[] = [];
+    for (const [name, got] of [["disk store", gots[0]!], ["RAM store", gots[1]!]] as const) {
+      // the script is deterministic: every run makes the same checks in the same order
+      expect(got.map(([k]) => k)).toEqual(want.map(([k]) => k));
+      const { mismatches, stale, deviations } = compare(want, got, KNOWN_DEVIATIONS);
+      console.log(`posix conformance (${name}): ${want.length} checks, ${want.length - mismatches.length - deviations} identical, ${deviations} known deviations, ${mismatches.length} mismatches`);
+      if (mismatches.length) console.log(`mismatches on the ${name} (tmpfs = reference):\n${mismatches.join("\n")}`);
+      failures.push(...stale.map((x) => `${name}: ${x}`), ...(mismatches.length ? [`${name}: ${mismatches.length} mismatching checks (listed above)`] : []));
+    }
+    expect(failures).toEqual([]);
   });
 
   it("an overlay branch over a host directory: operations on lower entries match tmpfs; the host directory is never written", async () => {
@@ -243,11 +256,7 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
     await Promise.all([runMatrix(refDir, "--seed"), runMatrix(lower, "--seed")]);
     const hostBefore = await runMatrix(lower, "--describe");
     expect(agentfs(["init", join(root, "ovstore")], env).code).toBe(0);
-    const r = agentfs(["mount", "--lower", lower, join(root, "ovstore"), ovMnt, "--allow-other"], env);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const run = env.AGENTFS_RUNTIME_DIR!;
-    for (const n of readdirSync(run).filter((f) => f.endsWith(".json"))) pids.push(JSON.parse(readFileSync(join(run, n), "utf8")).pid);
+    mount(["--lower", lower, join(root, "ovstore"), ovMnt]);
 
     const [want, got] = await Promise.all([runMatrix(refDir, "--on-seed"), runMatrix(ovMnt, "--on-seed")]);
     expect(got.map(([k]) => k)).toEqual(want.map(([k]) => k));
