@@ -31,14 +31,36 @@ export interface MountOptions {
   /** Largest write request in bytes; passes `big_writes,max_write=N`. Default 131072; 0 keeps libfuse's 4096. */
   maxWrite?: number;
   /**
-   * Seconds the kernel may cache attributes. Default 0: libfuse 2's
-   * high-level API gives every hard link its own kernel inode, so a cached
-   * attribute of one link goes stale when the file changes through another,
-   * and other processes (CLI, SDK) change the store underneath the mount.
+   * Seconds the kernel may cache attributes (`attr_timeout`, default 1).
+   * Changes made through the mount are seen at once: the kernel refreshes
+   * the inode it wrote or set, and the patched addon never lets the kernel
+   * cache attributes of a file with several hard links (libfuse 2 gives
+   * each link its own kernel inode) and invalidates a link source's inode.
+   * Changes made by other processes (CLI, SDK) may take this long to show.
+   * 0 asks the daemon on every stat and on every permission check of each
+   * directory of a path.
    */
   attrTimeout?: number;
-  /** Seconds the kernel may cache name lookups (libfuse default 1): a deleted snapshot or a file removed by another process may stay visible that long. */
+  /** Seconds the kernel may cache name lookups (`entry_timeout`, default 1): a file removed or renamed by another process may stay visible that long. */
   entryTimeout?: number;
+  /** Seconds the kernel may remember that a name does not exist (`negative_timeout`, default 1): a file created by another process may stay invisible that long. */
+  negativeTimeout?: number;
+  /**
+   * Page cache across opens. "auto" (default, libfuse `auto_cache`): an open
+   * keeps the cached data of a file whose mtime and size are unchanged since
+   * libfuse last saw them, and drops it otherwise. "never": every open drops
+   * the file's cached data (reads still go through the page cache while open).
+   */
+  pageCache?: "auto" | "never";
+  /**
+   * Serve the `security.capability` xattr (default false). When false the
+   * patched addon answers getxattr of it with ENODATA on the FUSE thread,
+   * which saves a round trip to the daemon before every write(2) (the kernel
+   * asks it to strip file capabilities), and setting it fails with
+   * EOPNOTSUPP. The mount is nosuid, so file capabilities would have no
+   * effect on exec anyway.
+   */
+  fileCapabilities?: boolean;
   /** Filesystem name shown in /proc/mounts (default "agentfs"). */
   fsname?: string;
   /** Extra raw `-o` options (e.g. ["ro"]). */
@@ -98,6 +120,7 @@ export function loadFuse(): FuseCtor {
     }
   }
   (AgentFuse as any).agentfsContext = (Base as any).agentfsContext ?? null;
+  (AgentFuse as any).agentfsPatchLevel = (Base as any).agentfsPatchLevel ?? 0;
   FuseClass = AgentFuse as unknown as FuseCtor;
   return FuseClass;
 }
@@ -111,9 +134,21 @@ export function hasCallerContext(): boolean {
   return typeof loadFuse().agentfsContext === "function";
 }
 
-/** The `-o` options a mount passes to libfuse, in order. */
+/**
+ * True when the loaded fuse-native has the agentfs channel (patch level 2
+ * or later): hard-linked files' attributes are never cached, link sources
+ * are invalidated, and `agentfs_nocaps` is understood.
+ */
+export function hasAgentfsChannel(): boolean {
+  return Number(loadFuse().agentfsPatchLevel ?? 0) >= 2;
+}
+
+/** The `-o` options a mount passes to libfuse, in order (`agentfs_nocaps` is the patched addon's own). */
 export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] {
-  const o: string[] = [`fsname=${(opts.fsname ?? "agentfs").replace(/[,\s\\]/g, "_")}`, "subtype=agentfs", "use_ino"];
+  const o: string[] = [];
+  // Read (and removed) by the patched addon, which needs it first; see MountOptions.fileCapabilities.
+  if (!opts.fileCapabilities && hasAgentfsChannel()) o.push("agentfs_nocaps");
+  o.push(`fsname=${(opts.fsname ?? "agentfs").replace(/[,\s\\]/g, "_")}`, "subtype=agentfs", "use_ino");
   // Not `hard_remove`: the patched addon accepts the NULL paths it causes, and read/write/
   // ftruncate/fsync work by fd, but libfuse 2 answers fstat (GETATTR without a handle) of an
   // unlinked open file with ENOENT. libfuse's default — rename to .fuse_hidden* until release —
@@ -122,8 +157,8 @@ export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] 
   if (opts.allowOther) o.push("allow_other");
   const maxWrite = opts.maxWrite ?? DEFAULT_MAX_WRITE;
   if (maxWrite > 0) o.push("big_writes", `max_write=${maxWrite}`);
-  o.push(`attr_timeout=${opts.attrTimeout ?? 0}`);
-  if (opts.entryTimeout !== undefined) o.push(`entry_timeout=${opts.entryTimeout}`);
+  o.push(`attr_timeout=${opts.attrTimeout ?? 1}`, `entry_timeout=${opts.entryTimeout ?? 1}`, `negative_timeout=${opts.negativeTimeout ?? 1}`);
+  if ((opts.pageCache ?? "auto") === "auto") o.push("auto_cache");
   if (readOnly) o.push("ro");
   if (opts.debug) o.push("debug");
   o.push(...(opts.options ?? []));
@@ -155,7 +190,7 @@ export class FuseMount {
     const Fuse = loadFuse();
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
     const context = typeof Fuse.agentfsContext === "function" ? (Fuse.agentfsContext as ContextReader) : undefined;
-    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError, context }), { timeout: false });
+    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError, context, fileCapabilities: !m.options.includes("agentfs_nocaps") }), { timeout: false });
     (fuse as any).agentOptions = m.options;
     await new Promise<void>((res, rej) =>
       fuse.mount((err) => {

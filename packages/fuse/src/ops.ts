@@ -112,6 +112,12 @@ export interface OpsOptions {
    * taken as "now".
    */
   context?: ContextReader;
+  /**
+   * Whether `security.capability` may be set (default true). The mount turns
+   * it off when the addon answers getxattr of it itself
+   * (`MountOptions.fileCapabilities`); setxattr of it is then ENOTSUP (EOPNOTSUPP).
+   */
+  fileCapabilities?: boolean;
   /** Called with any non-FsError exception (it is answered with EIO). Default: write to stderr. */
   onInternalError?: (op: string, e: unknown) => void;
 }
@@ -358,7 +364,10 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       });
     },
     setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) {
-      run("setxattr", cb, () => view.setxattr(path, name, Buffer.from(value), flags));
+      run("setxattr", cb, () => {
+        if (name === "security.capability" && opts.fileCapabilities === false) throw new FsError("ENOTSUP", "setxattr", path, undefined, "file capabilities are off on this mount");
+        view.setxattr(path, name, Buffer.from(value), flags);
+      });
     },
     getxattr(path: string, name: string, _position: number, cb: Cb) {
       run("getxattr", cb, () => view.getxattr(path, name));
