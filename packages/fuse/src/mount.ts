@@ -171,6 +171,8 @@ export class FuseMount {
   readonly stats: OpStats = newOpStats();
   private fuse: FuseNative | null = null;
   private keepAlive: NodeJS.Timeout | null = null;
+  /** `.fuse_hidden…` paths of files unlinked while open and not released yet (`OpsOptions.hidden`). */
+  private readonly hidden = new Set<string>();
 
   private constructor(readonly view: View, readonly mountpoint: string, readonly options: string[]) {}
 
@@ -190,7 +192,7 @@ export class FuseMount {
     const Fuse = loadFuse();
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
     const context = typeof Fuse.agentfsContext === "function" ? (Fuse.agentfsContext as ContextReader) : undefined;
-    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError, context, fileCapabilities: !m.options.includes("agentfs_nocaps") }), { timeout: false });
+    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError, context, hidden: m.hidden, fileCapabilities: !m.options.includes("agentfs_nocaps") }), { timeout: false });
     (fuse as any).agentOptions = m.options;
     await new Promise<void>((res, rej) =>
       fuse.mount((err) => {
@@ -211,7 +213,9 @@ export class FuseMount {
   }
 
   /**
-   * Commits every open file (`View.closeAll`) and unmounts (lazily, as
+   * Commits every open file (`View.closeAll`), removes the `.fuse_hidden…`
+   * names of files unlinked while still open (their last release, which
+   * would remove them, never comes once unmounted) and unmounts (lazily, as
    * `fusermount -uz`: programs still inside the mount get ENOTCONN from then
    * on). Safe to call twice. Errors: the fusermount failure, if any (the
    * view is committed regardless).
@@ -222,6 +226,14 @@ export class FuseMount {
     this.fuse = null;
     if (this.keepAlive) clearInterval(this.keepAlive);
     this.view.closeAll();
+    for (const path of this.hidden) {
+      try {
+        this.view.unlink(path);
+      } catch {
+        /* already gone, or its directory was removed */
+      }
+    }
+    this.hidden.clear();
     await new Promise<void>((res, rej) => fuse.unmount((err) => (err ? rej(err) : res())));
   }
 }

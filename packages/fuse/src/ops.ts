@@ -120,6 +120,30 @@ export interface OpsOptions {
   fileCapabilities?: boolean;
   /** Called with any non-FsError exception (it is answered with EIO). Default: write to stderr. */
   onInternalError?: (op: string, e: unknown) => void;
+  /**
+   * Filled with the paths of files that libfuse has renamed to
+   * `.fuse_hidden…` (a file unlinked while open, without hard_remove) and not
+   * unlinked yet (it does so at release); kept up to date across renames of
+   * their directories. `FuseMount.unmount` removes what is left, which
+   * otherwise stays in the store for good.
+   */
+  hidden?: Set<string>;
+}
+
+/** Names libfuse 2 gives unlinked-but-open files (`.fuse_hidden` + 16 hex digits). */
+const FUSE_HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/;
+
+/** Keeps `hidden` right after a successful rename of `from` to `to`. */
+function trackHidden(hidden: Set<string> | undefined, from: string, to: string): void {
+  if (!hidden) return;
+  for (const h of [...hidden]) {
+    if (h === from) hidden.delete(h);
+    else if (h.startsWith(from + "/")) {
+      hidden.delete(h);
+      hidden.add(to + h.slice(from.length));
+    }
+  }
+  if (FUSE_HIDDEN.test(to)) hidden.add(to);
 }
 
 /**
@@ -330,10 +354,16 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       run("rmdir", cb, () => view.rmdir(path));
     },
     unlink(path: string, cb: Cb) {
-      run("unlink", cb, () => view.unlink(path));
+      run("unlink", cb, () => {
+        view.unlink(path);
+        opts.hidden?.delete(path);
+      });
     },
     rename(from: string, to: string, cb: Cb) {
-      run("rename", cb, () => view.rename(from, to));
+      run("rename", cb, () => {
+        view.rename(from, to);
+        trackHidden(opts.hidden, from, to);
+      });
     },
     link(existing: string, path: string, cb: Cb) {
       run("link", cb, () => view.link(existing, path));

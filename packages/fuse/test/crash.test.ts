@@ -8,12 +8,15 @@
  * `agentfs mount` recovers the stale mount, and every file logged before the
  * kill — in this round and in earlier ones — is intact (sha256), every
  * logged unlink or rename-away stays done. Three rounds, seeds 1-3.
+ *
+ * Also: files unlinked while open (kept by libfuse under .fuse_hidden names)
+ * must not outlive the mount.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { canMount } from "./helpers.js";
+import { canMount, ok } from "./helpers.js";
 import { CliMount, hasPython, runTool, TOOLS } from "./stress-helpers.js";
 
 const CRASH = join(TOOLS, "crashwriters.py");
@@ -94,6 +97,48 @@ describe.skipIf(!canMount() || !hasPython)("crash: SIGKILL of the daemon during 
       expect(res.checked).toBeGreaterThanOrEqual(FILES_BEFORE_KILL * seed * 0.5);
     });
   }
+
+  /** Starts a process in `dir` that opens held.txt, writes to it, unlinks it and keeps it open; resolves once it has. */
+  async function holdUnlinked(dir: string): Promise<ChildProcess> {
+    const p = spawn("bash", ["-c", "exec 3>held.txt; echo data >&3; rm held.txt; echo ready; exec sleep 120"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] });
+    await new Promise<void>((res) => p.stdout!.once("data", () => res()));
+    return p;
+  }
+
+  it("umount while files unlinked-but-open exist (libfuse's .fuse_hidden names) leaves none of them in the store, also after a rename of their directory", async () => {
+    ok("mkdir -p hide/a hide/b", m.mnt);
+    const holders = [await holdUnlinked(m.at("hide/a")), await holdUnlinked(m.at("hide/b"))];
+    try {
+      ok("mv hide/b hide/c", m.mnt);
+      // the precondition: libfuse keeps each open file under a hidden name until its release
+      expect(ok("ls -A hide/a hide/c", m.mnt)).toMatch(/hide\/a:\n\.fuse_hidden[0-9a-f]{16}\n\nhide\/c:\n\.fuse_hidden[0-9a-f]{16}\n$/);
+      m.umount();
+    } finally {
+      for (const h of holders) h.kill("SIGKILL");
+    }
+    m.mount();
+    expect(ok("ls -A hide/a hide/c", m.mnt)).toBe("hide/a:\n\nhide/c:\n");
+    ok("rmdir hide/a hide/c hide", m.mnt);
+  });
+
+  // KNOWN BUG (not fixed): after a crash, the .fuse_hidden name of a file that was unlinked while
+  // open stays in the store for good (listed, and its directory cannot be removed with rmdir). A
+  // clean umount removes them (test above); a killed daemon cannot, and the next mount does not
+  // look for them (that needs a way to find names in the manifest without walking the tree, or a
+  // persisted list of hidden names).
+  it.skip("after SIGKILL of the daemon, the next mount leaves no .fuse_hidden name of an unlinked-but-open file", async () => {
+    ok("mkdir -p orphan", m.mnt);
+    const holder = await holdUnlinked(m.at("orphan"));
+    try {
+      expect(ok("ls -A orphan", m.mnt)).toMatch(/^\.fuse_hidden[0-9a-f]{16}\n$/);
+      process.kill(m.daemonPid(), "SIGKILL");
+    } finally {
+      holder.kill("SIGKILL");
+    }
+    m.mount();
+    expect(ok("ls -A orphan", m.mnt)).toBe("");
+    ok("rmdir orphan", m.mnt);
+  });
 
   it("a clean unmount afterwards: fsck clean, and the files are still intact after a last mount", () => {
     m.umount();
