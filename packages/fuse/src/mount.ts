@@ -5,7 +5,7 @@
  */
 import type { View } from "@agentfs/view";
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { makeOps, newOpStats, type ContextReader, type OpStats } from "./ops.js";
@@ -267,12 +267,14 @@ export function isFuseMounted(dir: string): boolean {
 }
 
 /**
- * True when `dir` is a FUSE mount whose daemon is gone: stat fails with
- * ENOTCONN (or ECONNABORTED).
+ * True when `dir` is a FUSE mount whose daemon is gone: statfs fails with
+ * ENOTCONN (or ECONNABORTED). Not stat: the kernel answers stat of the
+ * mount's root from its attribute cache for attr_timeout after the daemon
+ * died; statfs always asks the daemon.
  */
 export function isStaleMount(dir: string): boolean {
   try {
-    statSync(dir);
+    statfsSync(dir);
     return false;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

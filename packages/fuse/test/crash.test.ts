@@ -9,11 +9,15 @@
  * kill — in this round and in earlier ones — is intact (sha256), every
  * logged unlink or rename-away stays done. Three rounds, seeds 1-3.
  *
+ * The same for a namespace workload: fsstress.py (4 processes) killed
+ * mid-run must leave a store that fsck passes and a tree that its
+ * consistency check passes.
+ *
  * Also: files unlinked while open (kept by libfuse under .fuse_hidden names)
  * must not outlive the mount.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canMount, ok } from "./helpers.js";
@@ -35,10 +39,10 @@ function closedFiles(log: string): number {
 /** Resolves after `ms` milliseconds (for polling a condition; nothing is timed). */
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
-/** stat(2) of `path`: "OK" or the error code. */
-function statCode(path: string): string {
+/** statfs(2) of `path`: "OK" or the error code (stat may be answered from the kernel's attribute cache; statfs reaches the daemon). */
+function statfsCode(path: string): string {
   try {
-    statSync(path);
+    statfsSync(path);
     return "OK";
   } catch (e) {
     return (e as NodeJS.ErrnoException).code ?? String(e);
@@ -82,14 +86,14 @@ describe.skipIf(!canMount() || !hasPython)("crash: SIGKILL of the daemon during 
       expect(ran.files).toBeGreaterThanOrEqual(FILES_BEFORE_KILL);
       // every writer was stopped by the dead connection, not by anything else
       for (const e of ran.errors) expect(["ENOTCONN", "ECONNABORTED"]).toContain(e);
-      expect(statCode(m.mnt)).toBe("ENOTCONN");
+      expect(statfsCode(m.mnt)).toBe("ENOTCONN");
 
       const f = m.fsck();
       expect(f.stdout + f.stderr).toMatch(/no problems found/);
       expect(f.code).toBe(0);
 
       m.mount(); // must recover the stale mount left by the killed daemon
-      expect(statCode(m.mnt)).toBe("OK");
+      expect(statfsCode(m.mnt)).toBe("OK");
       const v = runTool("python3", [CRASH, "verify", m.mnt, ...logs]);
       const res = JSON.parse(v.stdout) as { checked: number; gone: number; problems: string[] };
       expect(res.problems).toEqual([]);
@@ -97,6 +101,49 @@ describe.skipIf(!canMount() || !hasPython)("crash: SIGKILL of the daemon during 
       expect(res.checked).toBeGreaterThanOrEqual(FILES_BEFORE_KILL * seed * 0.5);
     });
   }
+
+  it("fsstress killed mid-run (4 processes, seed 7): fsck clean, and after the next mount the tree is consistent and rm -rf empties it", async () => {
+    const progress = join(m.root, "fsstress-progress");
+    const root = m.at("fss");
+    const p = spawn("python3", [join(TOOLS, "fsstress.py"), "run", root, "--procs", "4", "--ops", "1000000", "--seed", "7", "--progress", progress], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (b) => (err += b));
+    p.stdout.resume();
+    const exited = new Promise<number>((res) => p.on("close", (code) => res(code ?? -1)));
+    let ended = false;
+    void exited.then(() => (ended = true));
+    const done = () => {
+      try {
+        return readFileSync(progress).length * 50;
+      } catch {
+        return 0;
+      }
+    };
+    while (!ended && done() < 3000) await sleep(50);
+    expect(ended, `fsstress ended before the kill: ${err}`).toBe(false);
+    process.kill(m.daemonPid(), "SIGKILL");
+    await exited;
+    expect(err).toBe("");
+    const f = m.fsck();
+    expect(f.stdout + f.stderr).toMatch(/no problems found/);
+    expect(f.code).toBe(0);
+    m.mount();
+    const c = runTool("python3", [join(TOOLS, "fsstress.py"), "check", root]);
+    const res = JSON.parse(c.stdout) as { problems: string[]; entries: number };
+    // a file some worker had open and another had unlinked at the kill stays as .fuse_hidden… (the skipped test below)
+    expect(res.problems.filter((pr) => !/\.fuse_hidden[0-9a-f]{16}: a \.fuse_hidden file left/.test(pr))).toEqual([]);
+    expect(res.entries).toBeGreaterThan(10);
+    ok("rm -rf fss", m.mnt);
+    expect(ok("ls -A", m.mnt)).not.toMatch(/^fss$/m);
+  });
+
+  it("a mount right after SIGKILL, while the kernel may still answer stat of the root from its cache, recovers the stale mount", () => {
+    ok("echo alive > alive.txt && stat . > /dev/null", m.mnt);
+    process.kill(m.daemonPid(), "SIGKILL");
+    m.mount();
+    expect(ok("cat alive.txt", m.mnt)).toBe("alive\n");
+    ok("rm alive.txt", m.mnt);
+  });
 
   /** Starts a process in `dir` that opens held.txt, writes to it, unlinks it and keeps it open; resolves once it has. */
   async function holdUnlinked(dir: string): Promise<ChildProcess> {

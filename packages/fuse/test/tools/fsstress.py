@@ -9,7 +9,9 @@
       file only it writes, whole, from time to time. Prints one JSON object:
       per-operation counts, the errnos seen, unexpected errors (anything but
       the errnos a racing namespace legitimately gives) and the sha256 each
-      own<i> file must have at the end.
+      own<i> file must have at the end. With --progress FILE each worker
+      appends one byte to FILE every 50 operations (to kill a daemon
+      mid-run).
 
   fsstress.py check ROOT [--expect JSON]
       Checks the tree ROOT/t after a run, printing one JSON object with a
@@ -69,7 +71,7 @@ def rand_path(rng, depth=3):
     return "/".join(rng.choice(POOL) for _ in range(rng.randint(1, depth)))
 
 
-def worker(root, wid, ops, seed, out_fd):
+def worker(root, wid, ops, seed, out_fd, progress=None):
     rng = random.Random(seed * 1000 + wid)
     t = os.path.join(root, "t")
     own = os.path.join(root, f"own{wid}")
@@ -80,7 +82,10 @@ def worker(root, wid, ops, seed, out_fd):
     def p(rel):
         return os.path.join(t, rel)
 
+    prog_fd = os.open(progress, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if progress else None
     for i in range(ops):
+        if prog_fd is not None and i % 50 == 49:
+            os.write(prog_fd, b".")
         kind = rng.choices(
             ["create", "write", "mkdir", "rename", "link", "unlink", "symlink", "truncate", "rmdir", "readdir", "stat", "own"],
             weights=[12, 14, 10, 12, 6, 8, 5, 6, 6, 8, 6, 3],
@@ -140,6 +145,8 @@ def worker(root, wid, ops, seed, out_fd):
             errs[name] = errs.get(name, 0) + 1
             if e.errno not in EXPECTED:
                 unexpected.append(f"op {i} {kind} {a} {b}: {name} {e.strerror}")
+            if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+                break  # the filesystem's daemon is gone: nothing more to do
     os.write(out_fd, json.dumps({"worker": wid, "counts": counts, "errnos": errs, "unexpected": unexpected, "own_sha": own_sha}).encode())
     os.close(out_fd)
 
@@ -155,7 +162,7 @@ def run(args):
             os.close(r)
             code = 0
             try:
-                worker(root, wid, args.ops, args.seed, w)
+                worker(root, wid, args.ops, args.seed, w, args.progress)
             except BaseException as e:  # report, never hang the parent
                 sys.stderr.write(f"worker {wid}: {e!r}\n")
                 code = 3
@@ -284,6 +291,7 @@ def main():
     r.add_argument("--procs", type=int, default=4)
     r.add_argument("--ops", type=int, default=500)
     r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--progress", help="host file each worker appends a byte to every 50 operations")
     c = sub.add_parser("check")
     c.add_argument("root")
     c.add_argument("--expect")
