@@ -41,6 +41,21 @@ function looksIncompressible(data: Uint8Array): boolean {
   return bits / n > 7.5;
 }
 
+/**
+ * How the CAS stores chunk `data` at gzip `level` (1 fastest … 9 smallest):
+ * gzip-compressed (CODEC_GZIP) when that saves at least 1/16 of its size,
+ * else raw (CODEC_RAW, `body` is `data` itself). Chunks under 64 bytes and
+ * ones that look incompressible (high byte entropy) are not tried. Pure and
+ * thread-safe: commit workers call it off the main thread.
+ */
+export function encodeChunk(data: Uint8Array, level: number): { codec: number; body: Uint8Array } {
+  if (data.length >= 64 && !looksIncompressible(data)) {
+    const z = gzipSync(data, { level, strategy: zc.Z_DEFAULT_STRATEGY });
+    if (z.length <= data.length - (data.length >> 4)) return { codec: CODEC_GZIP, body: z };
+  }
+  return { codec: CODEC_RAW, body: data };
+}
+
 /** A small LRU of verified, decompressed chunks keyed by hex hash, bounded in bytes. */
 class ChunkCache {
   private map = new Map<string, Buffer>();
@@ -110,7 +125,7 @@ export class ObjectStore {
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
    * given, holds the object bodies instead of the `objects.data` column.
    */
-  constructor(db: Database.Database, private readonly level = 1, readonly backend?: ObjectBackend) {
+  constructor(db: Database.Database, readonly level = 1, readonly backend?: ObjectBackend) {
     this.stGet = db.prepare(`SELECT size, codec, data FROM objects WHERE hash = ?`);
     this.stHas = db.prepare(`SELECT 1 FROM objects WHERE hash = ?`).pluck();
     this.stPut = db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
@@ -128,20 +143,24 @@ export class ObjectStore {
    */
   put(hash: Buffer, data: Uint8Array): PutResult {
     if (this.has(hash)) return { added: false, stored: 0 };
-    let codec = CODEC_RAW;
-    let body: Uint8Array = data;
-    if (data.length >= 64 && !looksIncompressible(data)) {
-      const z = gzipSync(data, { level: this.level, strategy: zc.Z_DEFAULT_STRATEGY });
-      if (z.length <= data.length - (data.length >> 4)) {
-        codec = CODEC_GZIP;
-        body = z;
-      }
-    }
+    const { codec, body } = encodeChunk(data, this.level);
+    return this.putEncoded(hash, data.length, codec, body);
+  }
+
+  /**
+   * Stores an object already encoded by `encodeChunk` (e.g. in a commit
+   * worker): `size` raw bytes whose SHA-256 is `hash`, kept as `body` with
+   * `codec` (CODEC_RAW or CODEC_GZIP). A no-op returning `added: false` when
+   * the object is present. Must run inside the manifest's write transaction.
+   * The caller vouches for hash and encoding; reads verify them anyway (EIO).
+   */
+  putEncoded(hash: Buffer, size: number, codec: number, body: Uint8Array): PutResult {
+    if (this.has(hash)) return { added: false, stored: 0 };
     if (this.backend) {
-      this.stPut.run(hash, data.length, body.length, codec, EMPTY);
+      this.stPut.run(hash, size, body.length, codec, EMPTY);
       this.backend.put(hash, body);
     } else {
-      this.stPut.run(hash, data.length, body.length, codec, body);
+      this.stPut.run(hash, size, body.length, codec, body);
     }
     return { added: true, stored: body.length };
   }

@@ -147,6 +147,8 @@ export class OpenContent {
   private readonly loaded = new Set<number>();
   private dirtyLo = Infinity;
   private dirtyHi = -1;
+  /** The asynchronous commit in flight (frozen region), if any. */
+  private job: FrozenCommit | null = null;
 
   constructor(private readonly cas: ObjectStore, backstore: Backstore, base: Extent[], size: number) {
     this.base = base;
@@ -160,9 +162,14 @@ export class OpenContent {
     return this.buf.size;
   }
 
-  /** True when bytes changed since the last commit. */
+  /** True when bytes changed since the last commit (an asynchronous commit still in flight counts as a change). */
   get dirty(): boolean {
-    return this.dirtyHi >= 0;
+    return this.dirtyHi >= 0 || this.job !== null;
+  }
+
+  /** The asynchronous commit in flight (see `freeze`), or null. */
+  get inFlight(): FrozenCommit | null {
+    return this.job;
   }
 
   /** The committed extents this buffer sits on. */
@@ -214,6 +221,7 @@ export class OpenContent {
     if (pos % PAGE !== 0) this.loadPage(firstPage);
     if (end % PAGE !== 0 && end < this.baseVisible) this.loadPage(lastPage);
     for (let pi = firstPage; pi <= lastPage; pi++) this.loaded.add(pi);
+    this.job?.beforeModify(pos, end);
     this.buf.write(src, srcOff, len, pos);
     if (pos < this.dirtyLo) this.dirtyLo = pos;
     if (end > this.dirtyHi) this.dirtyHi = end;
@@ -226,6 +234,10 @@ export class OpenContent {
     if (size < old) {
       if (size % PAGE !== 0) this.loadPage(Math.floor(size / PAGE));
       if (size < this.baseVisible) this.baseVisible = size;
+    }
+    if (this.job) {
+      this.job.beforeModify(Math.min(size, old), Math.max(size, old));
+      if (size < this.job.minTrunc) this.job.minTrunc = size;
     }
     this.buf.truncate(size);
     const lo = Math.min(size, old);
@@ -268,6 +280,8 @@ export class OpenContent {
    * manifest's write transaction. Errors: EIO from the CAS.
    */
   commit(chunker: Chunker): CommitResult | null {
+    // A synchronous commit supersedes an asynchronous one in flight: its range is committed here instead.
+    if (this.job) this.abortAsync(this.job);
     if (!this.dirty) return null;
     const size = this.size;
     const base = this.base;
@@ -332,9 +346,250 @@ export class OpenContent {
     return { extents: out, size, newChunks, newStoredBytes };
   }
 
-  /** Releases the working buffer. */
+  /**
+   * Where the next commit starts and may end: `i0` = base extents kept in
+   * front, `start` = first byte re-chunked, `end` = where chunking must end
+   * (the size, or an old chunk boundary at least RESYNC_SLACK past the last
+   * changed byte), `stops` = old chunk boundaries in `[dirtyHi, end]` where
+   * chunking may re-synchronise (offset → base extent index).
+   */
+  private plan(): { i0: number; start: number; end: number; stops: Map<number, number> } {
+    const size = this.size;
+    const base = this.base;
+    const baseTotal = base.length ? base[base.length - 1].off + base[base.length - 1].len : 0;
+    const startAt = Math.min(this.dirtyLo, this.baseVisible);
+    let i0 = findExtent(base, startAt);
+    if (i0 >= base.length) i0 = base.length;
+    let start = i0 < base.length ? base[i0].off : Math.min(baseTotal, startAt);
+    if (start > startAt) start = startAt;
+    const stops = new Map<number, number>();
+    let end = size;
+    if (size === baseTotal && this.baseVisible === size) {
+      const want = Math.min(size, this.dirtyHi + RESYNC_SLACK);
+      for (let i = i0; i < base.length; i++) {
+        const off = base[i].off;
+        if (off < this.dirtyHi) continue;
+        stops.set(off, i);
+        if (off >= want) {
+          end = off;
+          break;
+        }
+      }
+    }
+    return { i0, start, end, stops };
+  }
+
+  /** Bytes the next commit would re-chunk (0 when clean): lets a caller commit small changes synchronously. */
+  pendingSpan(): number {
+    if (this.dirtyHi < 0) return 0;
+    const p = this.plan();
+    return p.end - p.start;
+  }
+
+  /**
+   * First step of an asynchronous commit (see `FsCore.flushAsync`): loads,
+   * for at most about `budgetMs` ms, the committed pages the commit will
+   * read ("more": call again, e.g. on the next event-loop turn; writes in
+   * between are fine), then freezes the changed region: returns a
+   * `FrozenCommit` whose bytes later writes and truncates no longer disturb
+   * (pages not yet handed out are copied before they change), and this
+   * buffer counts as clean from then on except for the commit in flight.
+   * "clean" when nothing changed. At most one commit is in flight:
+   * "busy" while one is.
+   */
+  freeze(budgetMs: number): FrozenCommit | "clean" | "more" | "busy" {
+    if (this.job) return "busy";
+    if (this.dirtyHi < 0) return "clean";
+    const p = this.plan();
+    const t0 = performance.now();
+    const last = Math.floor((Math.min(p.end, this.baseVisible) - 1) / PAGE);
+    for (let pi = Math.floor(p.start / PAGE); pi <= last; pi++) {
+      if (this.loaded.has(pi)) continue;
+      if (performance.now() - t0 > budgetMs) return "more";
+      this.loadPage(pi);
+    }
+    const pageLo = Math.floor(p.start / PAGE);
+    const pageHi = p.end > p.start ? Math.floor((p.end - 1) / PAGE) : pageLo - 1;
+    const zero = new Uint8Array(Math.max(0, pageHi - pageLo + 1));
+    for (let pi = pageLo; pi <= pageHi; pi++) {
+      const lo = Math.max(pi * PAGE, p.start);
+      const hi = Math.min((pi + 1) * PAGE, p.end);
+      if (!this.buf.hasData(lo, hi - lo)) zero[pi - pageLo] = 1;
+    }
+    const job = new FrozenCommit(this.buf, {
+      size: this.size, start: p.start, end: p.end, prefix: this.base.slice(0, p.i0), base: this.base, stops: p.stops,
+      pageLo, zero, dirtyLo: this.dirtyLo, dirtyHi: this.dirtyHi,
+    });
+    this.job = job;
+    this.dirtyLo = Infinity;
+    this.dirtyHi = -1;
+    return job;
+  }
+
+  /**
+   * Last step of an asynchronous commit, after its extents (`extents`, the
+   * whole file as it was at `freeze`) were stored: they become the base.
+   * Ignored for a job that is no longer the one in flight.
+   */
+  finishAsync(job: FrozenCommit, extents: Extent[]): void {
+    if (this.job !== job) return;
+    this.job = null;
+    this.base = extents;
+    this.baseVisible = Math.min(job.size, job.minTrunc);
+    job.release();
+  }
+
+  /**
+   * Abandons the asynchronous commit `job` (failed, or superseded by a
+   * synchronous commit): its range counts as changed again, so the next
+   * commit covers it. Marks the job `superseded`.
+   */
+  abortAsync(job: FrozenCommit): void {
+    job.superseded = true;
+    job.release();
+    job.onAbort?.();
+    if (this.job !== job) return;
+    this.job = null;
+    if (job.dirtyLo < this.dirtyLo) this.dirtyLo = job.dirtyLo;
+    if (job.dirtyHi > this.dirtyHi) this.dirtyHi = job.dirtyHi;
+  }
+
+  /** Releases the working buffer (abandoning an asynchronous commit in flight). */
   dispose(): void {
+    if (this.job) this.abortAsync(this.job);
     this.buf.dispose();
     this.loaded.clear();
+  }
+}
+
+/** Bytes past the last changed byte that an asynchronous commit re-chunks at most before it ends on an old chunk boundary: 1 MiB. */
+const RESYNC_SLACK = 1 << 20;
+
+/** What `OpenContent.freeze` captured: the region of the file an asynchronous commit re-chunks. */
+export interface FrozenRegion {
+  /** File size in bytes at the freeze. */
+  size: number;
+  /** First byte re-chunked (an old chunk boundary, or the old end of data). */
+  start: number;
+  /** Where chunking ends (the size, or an old chunk boundary). */
+  end: number;
+  /** Old extents kept in front of `start`. */
+  prefix: Extent[];
+  /** The whole old extent list (for the tail kept after a re-synchronisation). */
+  base: Extent[];
+  /** Old chunk boundaries where chunking may stop: offset → index into `base`. */
+  stops: Map<number, number>;
+  /** Index of the 64 KiB page holding `start`; `zero[pi - pageLo]` is 1 for pages known to be all zero. */
+  pageLo: number;
+  zero: Uint8Array;
+  /** The changed byte range that was frozen (restored if the commit is abandoned). */
+  dirtyLo: number;
+  dirtyHi: number;
+}
+
+/**
+ * An asynchronous commit in flight: the frozen bytes of one file's changed
+ * region, handed out page by page (`take`) to a commit worker. Later writes
+ * and truncates call `beforeModify` first, which copies pages not yet handed
+ * out (page-level copy-on-write), so the commit sees exactly the bytes at
+ * the freeze without copying the whole region up front.
+ */
+export class FrozenCommit implements FrozenRegion {
+  size!: number;
+  start!: number;
+  end!: number;
+  prefix!: Extent[];
+  base!: Extent[];
+  stops!: Map<number, number>;
+  pageLo!: number;
+  zero!: Uint8Array;
+  dirtyLo!: number;
+  dirtyHi!: number;
+  /** Set when the commit was abandoned (superseded by a synchronous commit, disposed, or failed). */
+  superseded = false;
+  /** Called once when the commit is abandoned (lets a waiting pipeline notice at once). */
+  onAbort: (() => void) | null = null;
+  /** Smallest size the file was truncated to since the freeze (bytes; Infinity when none). */
+  minTrunc = Infinity;
+  /** Next page index not yet handed out. */
+  private next: number;
+  private readonly lastPage: number;
+  private readonly saved = new Map<number, Uint8Array>();
+
+  constructor(private buf: WorkingBuffer | null, r: FrozenRegion) {
+    Object.assign(this, r);
+    this.next = r.pageLo;
+    this.lastPage = r.pageLo + r.zero.length - 1;
+  }
+
+  private isZero(pi: number): boolean {
+    return this.zero[pi - this.pageLo] === 1;
+  }
+
+  /** Bytes `[lo, hi)` of the file are about to change: keeps a copy of the frozen pages among them not yet handed out. */
+  beforeModify(lo: number, hi: number): void {
+    if (!this.buf || hi <= lo) return;
+    const first = Math.max(this.next, Math.floor(lo / PAGE));
+    const last = Math.min(this.lastPage, Math.floor((hi - 1) / PAGE));
+    for (let pi = first; pi <= last; pi++) {
+      if (this.isZero(pi) || this.saved.has(pi)) continue;
+      this.saved.set(pi, this.readPage(pi));
+    }
+  }
+
+  private readPage(pi: number): Uint8Array {
+    const lo = pi * PAGE;
+    const hi = Math.min(lo + PAGE, this.end);
+    const out = new Uint8Array(hi - lo);
+    this.buf!.read(out, 0, hi - lo, lo);
+    return out;
+  }
+
+  /** True when every page was handed out. */
+  get drained(): boolean {
+    return this.next > this.lastPage;
+  }
+
+  /**
+   * The next run of non-zero pages, at most `maxBytes` (at least one page):
+   * bytes `[pos, pos + data.length)` in a fresh buffer the caller may
+   * transfer, and `through`: every non-zero page below it has now been
+   * handed out. Null when all were.
+   */
+  take(maxBytes: number): { pos: number; data: Uint8Array; through: number } | null {
+    while (this.next <= this.lastPage && this.isZero(this.next)) this.next++;
+    if (this.next > this.lastPage || !this.buf) return null;
+    let hi = this.next;
+    while (hi + 1 <= this.lastPage && !this.isZero(hi + 1) && (hi + 2 - this.next) * PAGE <= maxBytes) hi++;
+    const pos = this.next * PAGE;
+    const endByte = Math.min((hi + 1) * PAGE, this.end);
+    const data = new Uint8Array(endByte - pos);
+    let runLo = -1;
+    const flush = (upTo: number) => {
+      if (runLo < 0) return;
+      const a = runLo * PAGE;
+      const b = Math.min(upTo * PAGE, this.end);
+      this.buf!.read(data, a - pos, b - a, a);
+      runLo = -1;
+    };
+    for (let pi = this.next; pi <= hi; pi++) {
+      const s = this.saved.get(pi);
+      if (s) {
+        flush(pi);
+        data.set(s, pi * PAGE - pos);
+        this.saved.delete(pi);
+      } else if (runLo < 0) runLo = pi;
+    }
+    flush(hi + 1);
+    this.next = hi + 1;
+    while (this.next <= this.lastPage && this.isZero(this.next)) this.next++;
+    const through = this.next > this.lastPage ? this.end : this.next * PAGE;
+    return { pos, data, through };
+  }
+
+  /** Drops the copies and the buffer reference (after the commit ended either way). */
+  release(): void {
+    this.saved.clear();
+    this.buf = null;
   }
 }

@@ -12,6 +12,7 @@ import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, parsePath, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
+import { CommitPool, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
 import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
 
 /** st_mode bits of the file type (mask). */
@@ -93,7 +94,19 @@ interface OpenInode {
   ext: Extent[] | null;
   extGen: number;
   extSize: number;
+  /** Settles when every asynchronous commit queued so far for this inode is done (never rejects). */
+  tail: Promise<void> | null;
+  /** Bumped by utimes/futimens: an asynchronous commit keeps an explicit time set while it ran. */
+  timesSeq: number;
+  /** Hex hashes of objects an asynchronous commit in flight has stored but no inode references yet (spared by gc). */
+  held: Set<string> | null;
 }
+
+/** Changed spans (bytes) up to this size are committed synchronously even by the asynchronous calls: about 1–3 ms of work. */
+const SYNC_COMMIT_SPAN = 256 * 1024;
+
+/** Internal signal: objects an asynchronous commit stored vanished (gc by another process); the commit is redone. */
+class RetryCommit extends Error {}
 
 /** An open file description. */
 interface Handle {
@@ -463,7 +476,7 @@ export class FsCore {
   private openInode(ino: number): OpenInode {
     let o = this.open.get(ino);
     if (!o) {
-      o = { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0 };
+      o = { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0, tail: null, timesSeq: 0, held: null };
       this.open.set(ino, o);
     }
     return o;
@@ -694,6 +707,7 @@ export class FsCore {
     const t = this.now();
     const o = this.open.get(r.ino);
     if (o && o.mtime !== null) o.mtime = null; // explicit times win over pending write times
+    if (o) o.timesSeq++;
     this.update(r.ino, (x) => {
       if (atime !== "omit") x.atime = atime === "now" ? t : atime;
       if (mtime !== "omit") x.mtime = mtime === "now" ? t : mtime;
@@ -1070,6 +1084,155 @@ export class FsCore {
     }
   }
 
+  // ------------------------------------------------------- asynchronous commits
+
+  /**
+   * As `flush`, but the CPU-heavy work of a large commit (chunking, SHA-256,
+   * compression) runs in a worker thread (`CommitPool`) and the objects are
+   * stored in short transactions, so the event loop is never held for more
+   * than a few ms (see commitpipe.ts). Resolves once the writes made before
+   * the call are committed (visible to other connections, as after close).
+   * Writes, reads, truncates, unlink and rename of the file may go on
+   * meanwhile: reads see the latest bytes, later writes are left for the
+   * next commit. Commits of one file run in call order; a synchronous
+   * commit (flush, close, fsync, truncate…) meanwhile supersedes the one in
+   * flight. Small changes (up to 256 KiB to re-chunk) are committed at once.
+   * Rejects with FsError: EBADF, EIO.
+   */
+  async flushAsync(fd: number): Promise<void> {
+    const h = this.wrap("flush", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    if (this.readOnly || !h.writable) return;
+    await this.commitAsync(o, "flush");
+  }
+
+  /**
+   * As `fsync`, asynchronously: commits as `flushAsync` does, then makes the
+   * store durable with fsync(2) of the database and its WAL on the libuv
+   * thread pool (instead of `synchronous=FULL` on the loop). Once it has
+   * resolved, the file's data survives a crash or power loss. Rejects with
+   * FsError: EBADF, EIO.
+   */
+  async fsyncAsync(fd: number): Promise<void> {
+    const h = this.wrap("fsync", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    if (this.readOnly) return;
+    if (o.content) await this.commitAsync(o, "fsync");
+    try {
+      await syncStoreFiles(this.store.manifest);
+    } catch (e) {
+      throw asFsError(e, "fsync");
+    }
+  }
+
+  /**
+   * As `close`, asynchronously: commits pending writes as `flushAsync` does,
+   * then releases the descriptor (released even when the commit fails).
+   * Resolves when the data is committed (as close(2) returning). Rejects
+   * with FsError: EBADF, EIO.
+   */
+  async closeAsync(fd: number): Promise<void> {
+    const h = this.wrap("close", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    try {
+      if (h.writable && !this.readOnly) await this.commitAsync(o, "close");
+    } finally {
+      // (closeAll may have released it meanwhile)
+      if (this.handles.delete(fd)) this.release(o);
+    }
+  }
+
+  /** Queues an asynchronous commit of `o` after the ones already queued; resolves or rejects with its outcome. */
+  private commitAsync(o: OpenInode, syscall: string): Promise<void> {
+    const c = o.content;
+    if (!o.tail && c && !c.inFlight && (!c.dirty || c.pendingSpan() <= SYNC_COMMIT_SPAN)) {
+      // Nothing queued and little to do (small change, or times only): commit right now, as `flush`.
+      try {
+        if (!(c.dirty || o.mtime !== null)) return Promise.resolve();
+        if (o.orphan && !this.wrap(syscall, undefined, () => this.store.manifest.read(() => this.store.manifest.getInode(o.ino, this.chain)))) return Promise.resolve();
+        this.wr(syscall, undefined, () => this.commitContent(o));
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(asFsError(e, syscall));
+      }
+    }
+    const run = (o.tail ?? Promise.resolve()).then(() => this.runAsyncCommit(o, syscall));
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    o.tail = tail;
+    void tail.then(() => {
+      if (o.tail === tail) o.tail = null;
+    });
+    return run.catch((e) => {
+      throw asFsError(e, syscall);
+    });
+  }
+
+  /** Commits what `o` has pending: synchronously when small, else through the worker pool (see `flushAsync`). */
+  private async runAsyncCommit(o: OpenInode, syscall: string): Promise<void> {
+    const m = this.store.manifest;
+    for (let round = 0; ; round++) {
+      const c = o.content;
+      if (!c || !(c.dirty || o.mtime !== null)) return;
+      if (o.orphan && !this.wrap(syscall, undefined, () => m.read(() => m.getInode(o.ino, this.chain)))) return; // unlinked while open
+      if (!c.dirty || c.inFlight || round >= 8 || c.pendingSpan() <= SYNC_COMMIT_SPAN) {
+        this.wr(syscall, undefined, () => this.commitContent(o));
+        return;
+      }
+      // Freeze the changed region (loading the committed pages it needs, a slice per turn).
+      let r = this.wrap(syscall, undefined, () => m.read(() => c.freeze(COMMIT_SLICE_MS)));
+      while (r === "more") {
+        await nextTurn();
+        if (o.content !== c) break;
+        r = this.wrap(syscall, undefined, () => m.read(() => c.freeze(COMMIT_SLICE_MS)));
+      }
+      if (o.content !== c || typeof r === "string") continue; // replaced, clean (times only) or busy: look again
+      const job = r;
+      const t = o.mtime;
+      const seq = o.timesSeq;
+      const held = (o.held = new Set<string>());
+      const dv0 = m.db.pragma("data_version", { simple: true });
+      try {
+        const res = await commitFrozen(
+          CommitPool.shared(),
+          { manifest: m, cas: this.store.cas, params: this.store.chunker.params, level: this.store.cas.level, onInserted: (hx) => held.add(hx) },
+          job,
+        );
+        if (!res) continue; // superseded by a synchronous commit: look again
+        if (job.superseded || o.content !== c) continue;
+        this.wr(syscall, undefined, () => {
+          if (m.db.pragma("data_version", { simple: true }) !== dv0) {
+            // Another connection committed meanwhile (maybe a gc): every chunk must still be there.
+            for (const e of res.extents) if (e.hash && !this.store.cas.has(e.hash)) throw new RetryCommit();
+          }
+          if (o.orphan && !m.getInode(o.ino, this.chain)) return; // unlinked meanwhile: nothing to write
+          const ext = encodeExtents(res.extents);
+          this.update(o.ino, (row) => {
+            row.extents = ext.length ? ext : null;
+            row.size = job.size;
+            if (row.rdev === LOWER_DATA) row.rdev = 0;
+            if (t !== null && seq === o.timesSeq) {
+              row.mtime = t;
+              row.ctime = t > row.ctime ? t : row.ctime;
+            }
+          });
+        });
+        c.finishAsync(job, res.extents);
+        if (o.mtime === t) o.mtime = null;
+        o.ext = null;
+        return;
+      } catch (e) {
+        c.abortAsync(job);
+        if (e instanceof RetryCommit) continue;
+        throw e;
+      } finally {
+        if (o.held === held) o.held = null;
+      }
+    }
+  }
+
   private release(o: OpenInode): void {
     if (--o.refs <= 0) {
       o.content?.dispose();
@@ -1318,6 +1481,7 @@ export class FsCore {
   heldChunks(): Set<string> {
     const out = new Set<string>();
     for (const o of this.open.values()) {
+      for (const h of o.held ?? []) out.add(h);
       if (!o.orphan) continue;
       for (const e of decodeExtents(o.orphan.extents)) if (e.hash) out.add(e.hash.toString("hex"));
       for (const e of o.content?.baseExtents ?? []) if (e.hash) out.add(e.hash.toString("hex"));
@@ -1377,4 +1541,16 @@ function isGeneric(code: ErrnoName, detail: string): boolean {
     ENOTEMPTY: "directory not empty", EACCES: "permission denied",
   };
   return generic[code] === detail;
+}
+
+/** Any error of an asynchronous call as an FsError naming `syscall` (StoreErrors keep their code; others are EIO). */
+function asFsError(e: unknown, syscall: string): FsError {
+  if (e instanceof FsError) return e;
+  if (e instanceof StoreError) {
+    const detail = e.message.replace(/^[A-Z0-9]+: /, "");
+    return new FsError(e.code, syscall, undefined, undefined, isGeneric(e.code, detail) ? undefined : detail);
+  }
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return new FsError(code as ErrnoName, syscall);
+  return new FsError("EIO", syscall, undefined, undefined, e instanceof Error ? e.message : String(e));
 }

@@ -1,0 +1,277 @@
+/**
+ * The off-loop commit path. `OpenContent.freeze` captures a file's changed
+ * region cheaply (page-level copy-on-write); `commitFrozen` streams its pages
+ * to a `CommitPool` worker, which chunks (FastCDC), hashes (SHA-256) and
+ * decides gzip-or-raw, and stores the encoded chunks it sends back in short
+ * SQLite transactions, yielding to the event loop between slices so that no
+ * single step holds the loop for more than a few milliseconds. The caller
+ * (`FsCore.flushAsync` and friends) then writes the inode in one small
+ * transaction. `syncStoreFiles` makes committed transactions durable with
+ * fsync(2) on the libuv thread pool instead of `synchronous=FULL` on the loop.
+ */
+import { Worker } from "node:worker_threads";
+import { existsSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Extent, FrozenCommit } from "./content.js";
+import type { ChunkParams } from "./chunker.js";
+import type { ObjectStore } from "./cas.js";
+import type { Manifest } from "./manifest.js";
+import { StoreError } from "./errors.js";
+import type { WorkerIn, WorkerOut } from "./commitworker.js";
+
+/** Longest slice (ms) of main-thread work an asynchronous commit does before yielding to the event loop. */
+export const COMMIT_SLICE_MS = 3;
+/** Bytes of frozen data sent to a worker and not yet consumed by it, at most (bounds memory): 16 MiB. */
+const WINDOW = 16 << 20;
+/** Bytes per data message to a worker: 1 MiB. */
+const PIECE = 1 << 20;
+
+/** Resolves on the next turn of the event loop (after pending I/O callbacks). */
+export function nextTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+function workerUrl(): URL {
+  const here = new URL("./commitworker.js", import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  // Running from TypeScript sources (tests): use the built worker.
+  return new URL("../dist/commitworker.js", import.meta.url);
+}
+
+type Listener = (m: WorkerOut) => void;
+
+/**
+ * A small pool of commit workers (`worker_threads`), shared by every store of
+ * the process. Workers are started on first use and `unref`'d, so an idle
+ * pool never keeps the process alive. Jobs go to the worker with the fewest
+ * jobs; one worker interleaves its jobs message by message.
+ */
+export class CommitPool {
+  private static sharedPool: CommitPool | null = null;
+  private readonly workers: { w: Worker; jobs: number }[] = [];
+  private readonly listeners = new Map<number, Listener>();
+  private nextId = 1;
+
+  /** `size`: number of workers (default: cores − 1, at least 1, at most 4). */
+  constructor(readonly size = Math.max(1, Math.min(4, availableParallelism() - 1))) {}
+
+  /** The process-wide pool. */
+  static shared(): CommitPool {
+    return (CommitPool.sharedPool ??= new CommitPool());
+  }
+
+  private spawn(): { w: Worker; jobs: number } {
+    const w = new Worker(workerUrl());
+    w.unref();
+    const slot = { w, jobs: 0 };
+    w.on("message", (m: WorkerOut) => this.listeners.get(m.id)?.(m));
+    w.on("error", (e) => {
+      // A dead worker fails its jobs; a new one is started for later jobs.
+      const i = this.workers.indexOf(slot);
+      if (i >= 0) this.workers.splice(i, 1);
+      for (const [id, l] of [...this.listeners]) if ((l as Listener & { worker?: Worker }).worker === w) l({ t: "error", id, message: e.message });
+    });
+    this.workers.push(slot);
+    return slot;
+  }
+
+  /**
+   * Starts a job: `first` is its start message (its `id` is assigned here);
+   * `listener` receives its messages until `end` is called. Returns the id
+   * and `send`/`end` to talk to the worker.
+   */
+  open(first: Omit<Extract<WorkerIn, { t: "start" }>, "id">, listener: Listener): { id: number; send: (m: WorkerIn, transfer?: ArrayBuffer[]) => void; end: () => void } {
+    let slot = this.workers.length < this.size ? this.spawn() : this.workers.reduce((a, b) => (b.jobs < a.jobs ? b : a));
+    const id = this.nextId++;
+    slot.jobs++;
+    const l = Object.assign((m: WorkerOut) => listener(m), { worker: slot.w });
+    this.listeners.set(id, l);
+    slot.w.postMessage({ ...first, id } satisfies WorkerIn);
+    let ended = false;
+    return {
+      id,
+      send: (m, transfer) => slot.w.postMessage(m, transfer ?? []),
+      end: () => {
+        if (ended) return;
+        ended = true;
+        slot.jobs--;
+        this.listeners.delete(id);
+        slot.w.postMessage({ t: "cancel", id } satisfies WorkerIn);
+      },
+    };
+  }
+
+  /** Stops every worker (tests; a later job starts new ones). */
+  async terminate(): Promise<void> {
+    const ws = this.workers.splice(0);
+    await Promise.all(ws.map((s) => s.w.terminate()));
+  }
+}
+
+/** What `commitFrozen` produced. */
+export interface FrozenResult {
+  /** The file's whole new extent list (prefix + new chunks + old tail). */
+  extents: Extent[];
+  /** Hashes of the objects this commit inserted (new to the store). */
+  inserted: Buffer[];
+  /** Stored bytes of those objects. */
+  newStoredBytes: number;
+}
+
+/** Where `commitFrozen` stores objects. */
+export interface CommitTarget {
+  manifest: Manifest;
+  cas: ObjectStore;
+  params: ChunkParams;
+  /** gzip level (1 … 9). */
+  level: number;
+  /** Called with each hash (hex) the new extents reference, stored by this commit or found present, so gc can spare them until the inode references them. */
+  onInserted?: (hex: string) => void;
+}
+
+/**
+ * Runs the CPU-heavy part of the asynchronous commit `job` in a worker of
+ * `pool` and stores the chunks in short write transactions (each at most
+ * about COMMIT_SLICE_MS ms of work), yielding to the event loop in between.
+ * Resolves with the new extents, or null when the job was superseded
+ * meanwhile (see `OpenContent.abortAsync`; then nothing is to be written).
+ * Objects stored before a crash or an abandoned job are unreferenced and
+ * gc removes them. Errors: EIO (worker failure, SQLite errors as the
+ * manifest maps them).
+ */
+export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: FrozenCommit): Promise<FrozenResult | null> {
+  const items: { off: number; len: number; hash: Buffer | null; codec: number; body: Uint8Array | null }[] = [];
+  let consumed = job.start;
+  let sent = job.start;
+  let failed: string | null = null;
+  let stoppedAt = -1;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const h = pool.open(
+    { t: "start", start: job.start, end: job.end, stops: [...job.stops.keys()], zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level },
+    (m) => {
+      if (m.t === "error") failed = m.message;
+      else if (m.t === "ask") {
+        // Chunks the store holds already are neither compressed nor sent (a few µs per lookup).
+        const n = m.hashes.length / 32;
+        const present = new Uint8Array(n);
+        try {
+          for (let i = 0; i < n; i++) if (target.cas.has(m.hashes.subarray(i * 32, i * 32 + 32))) present[i] = 1;
+        } catch {
+          /* unknown: the worker sends every body, putEncoded skips those present */
+        }
+        h.send({ t: "have", id: h.id, seq: m.seq, present }, [present.buffer]);
+        return;
+      } else {
+        let k = 0;
+        let b = 0;
+        for (let i = 0; i < m.offs.length; i++) {
+          const c = m.codecs[i];
+          if (c === -1) items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null });
+          else {
+            const hash = Buffer.from(m.hashes.buffer, m.hashes.byteOffset + k * 32, 32);
+            k++;
+            items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: c === -2 ? null : m.bodies[b++] });
+          }
+        }
+        consumed = Math.max(consumed, m.consumed);
+        if (m.done) stoppedAt = m.stoppedAt;
+      }
+      poke();
+    },
+  );
+  job.onAbort = poke;
+  const newExt: Extent[] = [];
+  const inserted: Buffer[] = [];
+  let newStoredBytes = 0;
+  let drained = false;
+  try {
+    for (;;) {
+      if (job.superseded) return null;
+      if (failed !== null) throw new StoreError("EIO", `commit worker failed: ${failed}`);
+      const t0 = performance.now();
+      // Feed the worker (bounded window), then store what came back, within one slice.
+      while (!drained && sent - consumed < WINDOW && performance.now() - t0 < COMMIT_SLICE_MS / 2) {
+        const piece = job.take(PIECE);
+        if (!piece) {
+          h.send({ t: "data", id: h.id, pos: job.end, data: new Uint8Array(0), through: job.end });
+          drained = true;
+          break;
+        }
+        h.send({ t: "data", id: h.id, pos: piece.pos, data: piece.data, through: piece.through }, [piece.data.buffer as ArrayBuffer]);
+        sent = piece.pos + piece.data.length;
+      }
+      if (items.length) {
+        const batch: typeof items = [];
+        target.manifest.write(() => {
+          while (items.length && performance.now() - t0 < COMMIT_SLICE_MS) {
+            const it = items.shift()!;
+            batch.push(it);
+            if (it.hash && it.body) {
+              const put = target.cas.putEncoded(it.hash, it.len, it.codec, it.body);
+              if (put.added) {
+                inserted.push(it.hash);
+                newStoredBytes += put.stored;
+              }
+            }
+          }
+        });
+        for (const it of batch) {
+          if (it.hash) target.onInserted?.(it.hash.toString("hex"));
+          newExt.push({ off: it.off, len: it.len, hash: it.hash });
+        }
+      }
+      if (stoppedAt >= 0 && items.length === 0) break;
+      if (items.length || (!drained && sent - consumed < WINDOW)) await nextTurn();
+      else await new Promise<void>((r) => (wake = r));
+    }
+  } finally {
+    h.end();
+  }
+  if (job.superseded) return null;
+  // Assemble: old prefix, new chunks (holes merged with their neighbours), old tail after a re-synchronisation.
+  const extents: Extent[] = job.prefix.slice();
+  for (const e of newExt) {
+    const last = extents[extents.length - 1];
+    if (!e.hash && last && !last.hash && last.off + last.len === e.off) extents[extents.length - 1] = { off: last.off, len: last.len + e.len, hash: null };
+    else extents.push(e);
+  }
+  if (stoppedAt < job.size) {
+    const i = job.stops.get(stoppedAt);
+    if (i === undefined) throw new StoreError("EIO", `commit worker stopped at ${stoppedAt}, not at an old chunk boundary`);
+    for (let k = i; k < job.base.length; k++) extents.push(job.base[k]);
+  }
+  return { extents, inserted, newStoredBytes };
+}
+
+/**
+ * Makes every transaction `manifest` has committed so far durable, as
+ * `synchronous=FULL` would at commit time: fsync(2) of the database file and
+ * of its WAL, run on the libuv thread pool so the event loop is not held.
+ * (SQLite only resets the WAL after a checkpoint that synced the database
+ * file, so the two together cover every committed transaction.) A no-op for
+ * in-memory manifests. Errors: EIO (as fsync reports it).
+ */
+export async function syncStoreFiles(manifest: Manifest): Promise<void> {
+  if (manifest.db.memory) return;
+  for (const f of [manifest.file + "-wal", manifest.file]) {
+    let fh;
+    try {
+      fh = await open(f, "r");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw e;
+    }
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * Commit worker (a `worker_threads` entry point, started by `CommitPool`):
+ * the CPU-heavy half of committing a file's changed region — content-defined
+ * chunking, SHA-256, the gzip-or-raw decision — off the main thread. It never
+ * touches the manifest: the main thread streams the frozen bytes of the
+ * region in (`WorkerIn`), the worker streams encoded chunks back
+ * (`WorkerOut`) and the main thread stores them in short transactions.
+ *
+ * Several jobs may be interleaved (keyed by `id`); each is processed in file
+ * order, as far as the bytes received so far allow.
+ */
+import { parentPort } from "node:worker_threads";
+import { readlinkSync } from "node:fs";
+import { setPriority } from "node:os";
+import { sha256, encodeChunk } from "./cas.js";
+import { Chunker, type ChunkParams } from "./chunker.js";
+
+/** Granularity (bytes) of the zero-page map and of the data the main thread sends: 64 KiB, as `OpenContent`. */
+export const COMMIT_PAGE = 64 * 1024;
+
+/**
+ * Messages to a commit worker.
+ * - `start`: a job over file bytes `[start, end)`; `end` ends the last chunk
+ *   (as end of file). `stops` are offsets where chunking may stop early
+ *   because the old chunk list re-synchronises there. `zero[pi - pageLo]` is
+ *   1 for each 64 KiB page (absolute index `pi`) known to be all zero, whose
+ *   bytes are never sent. `level` is the gzip level.
+ * - `data`: bytes `[pos, pos + data.length)` (whole pages, the last one
+ *   clipped to `end`); every non-zero page below `through` has been sent.
+ * - `have`: the answer to the worker's `ask` number `seq`: `present[i]` is 1
+ *   when the store already holds the i-th hash asked (it is not compressed
+ *   nor sent back then).
+ * - `cancel`: forget job `id` (later messages for it are ignored).
+ */
+export type WorkerIn =
+  | { t: "start"; id: number; start: number; end: number; stops: number[]; zero: Uint8Array; pageLo: number; params: ChunkParams; level: number }
+  | { t: "data"; id: number; pos: number; data: Uint8Array; through: number }
+  | { t: "have"; id: number; seq: number; present: Uint8Array }
+  | { t: "cancel"; id: number };
+
+/**
+ * Messages from a commit worker. `ask`: which of these chunk hashes (32
+ * bytes each, packed) does the store hold already? (answered by `have`, so
+ * that chunks already stored are not compressed again). `chunks`: the next
+ * extents in file order — per item `offs[i]`/`lens[i]` (bytes), `codecs[i]`
+ * (-1 for a hole, -2 for a chunk the store holds, else the CAS codec of the
+ * body), for non-hole items in order their 32-byte hashes packed in
+ * `hashes`, and for encoded items in order their stored bodies in
+ * `bodies`; `consumed` is the file offset up to which input is no longer
+ * needed. `done` also says where chunking ended (`stoppedAt`: `end`, or an
+ * offset from `stops`). `error`: the job failed.
+ */
+export type WorkerOut =
+  | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
+  | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; consumed: number; done: boolean; stoppedAt: number }
+  | { t: "error"; id: number; message: string };
+
+/** A chunk cut and hashed, waiting for the main thread to say whether the store holds it. */
+interface Cut {
+  off: number;
+  len: number;
+  /** Null for a hole. */
+  hash: Buffer | null;
+  bytes: Uint8Array | null;
+}
+
+interface Job {
+  id: number;
+  pos: number;
+  end: number;
+  stops: Set<number>;
+  zero: Uint8Array;
+  pageLo: number;
+  chunker: Chunker;
+  level: number;
+  avail: number;
+  pages: Map<number, Uint8Array>;
+  win: Buffer;
+  /** Cuts not yet asked about, in file order. */
+  cuts: Cut[];
+  /** Asks not yet answered: seq → cuts (file order; answers arrive in order). */
+  asks: Map<number, Cut[]>;
+  nextSeq: number;
+  /** Set when chunking reached its end: `stoppedAt`. */
+  finishedAt: number;
+}
+
+const jobs = new Map<number, Job>();
+const ZERO = Buffer.alloc(COMMIT_PAGE);
+
+function isZeroPage(j: Job, pi: number): boolean {
+  const k = pi - j.pageLo;
+  return k >= 0 && k < j.zero.length && j.zero[k] === 1;
+}
+
+/** End of the run of known-zero pages from `pos` (`pos` itself when the page holds data). */
+function zeroRunEnd(j: Job, pos: number): number {
+  let p = pos;
+  while (p < j.end) {
+    const n = Math.min(COMMIT_PAGE - (p % COMMIT_PAGE), j.end - p);
+    if (!isZeroPage(j, Math.floor(p / COMMIT_PAGE))) break;
+    p += n;
+  }
+  return p;
+}
+
+/** Copies file bytes `[pos, pos + n)` into `j.win`. */
+function fill(j: Job, pos: number, n: number): void {
+  let p = pos;
+  while (p < pos + n) {
+    const pi = Math.floor(p / COMMIT_PAGE);
+    const po = p - pi * COMMIT_PAGE;
+    const k = Math.min(COMMIT_PAGE - po, pos + n - p);
+    const page = isZeroPage(j, pi) ? undefined : j.pages.get(pi);
+    if (page) {
+      const have = Math.max(0, Math.min(k, page.length - po));
+      if (have > 0) j.win.set(page.subarray(po, po + have), p - pos);
+      if (have < k) j.win.fill(0, p - pos + have, p - pos + k);
+    } else {
+      if (!isZeroPage(j, pi)) throw new Error(`commit worker: page ${pi} of job ${j.id} was never sent`);
+      j.win.fill(0, p - pos, p - pos + k);
+    }
+    p += k;
+  }
+}
+
+function isZero(b: Uint8Array): boolean {
+  for (let p = 0; p < b.length; p += ZERO.length) {
+    const n = Math.min(ZERO.length, b.length - p);
+    if (!Buffer.from(b.buffer, b.byteOffset + p, n).equals(ZERO.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+/** Sends the pending cuts as one `ask` (holes need no answer but keep their place). */
+function ask(j: Job): void {
+  if (j.cuts.length === 0) return;
+  const cuts = j.cuts;
+  j.cuts = [];
+  const withHash = cuts.filter((c) => c.hash);
+  const packed = new Uint8Array(withHash.length * 32);
+  withHash.forEach((c, i) => packed.set(c.hash!, i * 32));
+  const seq = j.nextSeq++;
+  j.asks.set(seq, cuts);
+  const msg: WorkerOut = { t: "ask", id: j.id, seq, hashes: packed };
+  parentPort!.postMessage(msg, [packed.buffer]);
+}
+
+/** Encodes the chunks of answered ask `seq` that the store lacks and posts them; posts `done` after the last answer. */
+function answer(j: Job, seq: number, present: Uint8Array): void {
+  const cuts = j.asks.get(seq);
+  if (!cuts) return;
+  j.asks.delete(seq);
+  const offs: number[] = [];
+  const lens: number[] = [];
+  const codecs: number[] = [];
+  const hashes: Buffer[] = [];
+  const bodies: Uint8Array[] = [];
+  let k = 0;
+  for (const c of cuts) {
+    offs.push(c.off);
+    lens.push(c.len);
+    if (!c.hash) {
+      codecs.push(-1);
+      continue;
+    }
+    hashes.push(c.hash);
+    if (present[k++] === 1) {
+      codecs.push(-2);
+      continue;
+    }
+    const enc = encodeChunk(c.bytes!, j.level);
+    const body = enc.body === c.bytes ? c.bytes : new Uint8Array(enc.body); // own ArrayBuffer: transferred, not cloned
+    codecs.push(enc.codec);
+    bodies.push(body);
+  }
+  const done = j.finishedAt >= 0 && j.asks.size === 0 && j.cuts.length === 0;
+  const packed = new Uint8Array(hashes.length * 32);
+  hashes.forEach((h, i) => packed.set(h, i * 32));
+  const msg: WorkerOut = { t: "chunks", id: j.id, offs, lens, codecs, hashes: packed, bodies, consumed: j.pos, done, stoppedAt: done ? j.finishedAt : -1 };
+  parentPort!.postMessage(msg, [packed.buffer, ...bodies.map((b) => b.buffer as ArrayBuffer)]);
+  if (done) jobs.delete(j.id);
+}
+
+/** Chunks and hashes as far as the received bytes allow, asking about every 64 chunks (and whenever it must wait). */
+function advance(j: Job): void {
+  const max = j.chunker.params.max;
+  while (j.pos < j.end && j.finishedAt < 0) {
+    if (j.stops.has(j.pos)) {
+      j.finishedAt = j.pos;
+      break;
+    }
+    const z = zeroRunEnd(j, j.pos);
+    if (z - j.pos >= COMMIT_PAGE || (z === j.end && z > j.pos)) {
+      j.cuts.push({ off: j.pos, len: z - j.pos, hash: null, bytes: null });
+      j.pos = z;
+      continue;
+    }
+    const n = Math.min(max, j.end - j.pos);
+    if (j.pos + n > j.avail) break; // wait for more bytes
+    fill(j, j.pos, n);
+    const cut = j.chunker.cut(j.win, 0, n, j.pos + n === j.end);
+    const chunk = j.win.subarray(0, cut);
+    if (isZero(chunk)) j.cuts.push({ off: j.pos, len: cut, hash: null, bytes: null });
+    else j.cuts.push({ off: j.pos, len: cut, hash: sha256(chunk), bytes: new Uint8Array(chunk) });
+    j.pos += cut;
+    for (const pi of j.pages.keys()) if ((pi + 1) * COMMIT_PAGE <= j.pos) j.pages.delete(pi);
+    if (j.cuts.length >= 64) ask(j);
+  }
+  if (j.pos >= j.end && j.finishedAt < 0) j.finishedAt = j.end;
+  if (j.cuts.length) ask(j);
+  else if (j.finishedAt >= 0 && j.asks.size === 0) {
+    // nothing left to ask or answer (e.g. stopped right at the start): say so
+    const msg: WorkerOut = { t: "chunks", id: j.id, offs: [], lens: [], codecs: [], hashes: new Uint8Array(0), bodies: [], consumed: j.pos, done: true, stoppedAt: j.finishedAt };
+    parentPort!.postMessage(msg);
+    jobs.delete(j.id);
+  }
+}
+
+function handle(m: WorkerIn): void {
+  if (m.t === "start") {
+    const chunker = new Chunker(m.params);
+    const j: Job = {
+      id: m.id, pos: m.start, end: m.end, stops: new Set(m.stops), zero: m.zero, pageLo: m.pageLo, chunker, level: m.level,
+      avail: m.start, pages: new Map(), win: Buffer.allocUnsafe(m.params.max), cuts: [], asks: new Map(), nextSeq: 0, finishedAt: -1,
+    };
+    jobs.set(m.id, j);
+    return;
+  }
+  if (m.t === "cancel") {
+    jobs.delete(m.id);
+    return;
+  }
+  const j = jobs.get(m.id);
+  if (!j) return;
+  if (m.t === "have") {
+    answer(j, m.seq, m.present);
+    return;
+  }
+  const d = m.data;
+  for (let off = 0; off < d.length; off += COMMIT_PAGE) {
+    const pi = Math.floor((m.pos + off) / COMMIT_PAGE);
+    j.pages.set(pi, d.subarray(off, Math.min(d.length, off + COMMIT_PAGE)));
+  }
+  if (m.through > j.avail) j.avail = m.through;
+  advance(j);
+}
+
+/**
+ * Lowers this thread's scheduling priority (nice 10; Linux applies
+ * setpriority to a thread id), so that on a machine with few cores the
+ * event-loop thread, which answers requests, wins the CPU over the bulk
+ * work. Silently does nothing where unsupported.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    if (Number.isInteger(tid) && tid > 0 && tid !== process.pid) setPriority(tid, 10);
+  } catch {
+    /* not Linux, or not allowed: keep the default priority */
+  }
+}
+
+if (parentPort) {
+  lowerPriority();
+  parentPort.on("message", (m: WorkerIn) => {
+    try {
+      handle(m);
+    } catch (e) {
+      jobs.delete(m.id);
+      const out: WorkerOut = { t: "error", id: m.id, message: e instanceof Error ? e.message : String(e) };
+      parentPort!.postMessage(out);
+    }
+  });
+}

@@ -1,0 +1,275 @@
+/**
+ * The off-loop commit path (`FsCore.flushAsync`/`fsyncAsync`/`closeAsync`,
+ * commitpipe.ts): what it stores equals what the synchronous commit stores,
+ * writes/truncates/unlink/rename/utimes during a commit in flight, ordering,
+ * a synchronous commit superseding an asynchronous one, gc during a commit,
+ * and crash safety: a child process that kills itself right after fsyncAsync
+ * resolved, or in the middle of a commit.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { constants as C } from "node:fs";
+import { join } from "node:path";
+import { FsCore, Store, decodeExtents, fsck, gc, type InodeStat } from "../src/index.js";
+import { CORE_DIR, ensureDist, prng, tempDir } from "./helpers.js";
+
+beforeAll(() => {
+  ensureDist(); // the worker runs from dist/commitworker.js
+}, 120_000);
+
+const MiB = 1 << 20;
+const turn = () => new Promise<void>((r) => setImmediate(r));
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/** Compressible but not trivially repetitive bytes (text-like). */
+function text(n: number, seed = 7): Buffer {
+  const words = ["alpha ", "beta ", "gamma ", "delta\n", "epsilon ", "zeta ", "eta\n", "theta "];
+  const b = Buffer.allocUnsafe(n);
+  let s = seed;
+  let p = 0;
+  while (p < n) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    const w = words[s >>> 29];
+    p += b.write(w.slice(0, n - p), p, "latin1");
+  }
+  return b;
+}
+
+function open(): { dir: string; store: Store; core: FsCore; cleanup: () => void } {
+  const t = tempDir("agentfs-async-");
+  const dir = join(t.dir, "store");
+  const store = Store.open(dir, { create: true });
+  const core = new FsCore(store, { branch: "main" }, { umask: 0o022 });
+  return { dir, store, core, cleanup: () => { try { store.close(); } catch { /* closed */ } t.cleanup(); } };
+}
+
+/** The committed bytes of `path` as a second connection sees them. */
+function committed(dir: string, path: string): Buffer {
+  const s = Store.open(dir);
+  try {
+    const c = new FsCore(s, { branch: "main" });
+    const parts: Buffer[] = [];
+    let size = 0;
+    const st: InodeStat = c.readImage(path, (d, pos) => {
+      parts.push(Buffer.concat([Buffer.alloc(Math.max(0, pos - size)), Buffer.from(d)]));
+      size = pos + d.length;
+    });
+    const out = Buffer.concat(parts);
+    return out.length < st.size ? Buffer.concat([out, Buffer.alloc(st.size - out.length)]) : out;
+  } finally {
+    s.close();
+  }
+}
+
+function readAll(core: FsCore, fd: number): Buffer {
+  const size = core.fstat(fd).size;
+  const b = Buffer.alloc(size);
+  core.read(fd, b, 0, size, 0);
+  return b;
+}
+
+function extentsOf(dir: string, path: string): string[] {
+  const s = Store.open(dir);
+  try {
+    const c = new FsCore(s, { branch: "main" });
+    const ino = c.stat(path).ino;
+    const row = s.manifest.read(() => s.manifest.getInode(ino, s.chainOf({ branch: "main" })))!.row;
+    return decodeExtents(row.extents).map((e) => `${e.off}+${e.len}:${e.hash?.toString("hex") ?? "hole"}`);
+  } finally {
+    s.close();
+  }
+}
+
+describe("asynchronous commit", () => {
+  it("stores the same extents as the synchronous commit (data, holes, text, random)", async () => {
+    const a = open();
+    const b = open();
+    try {
+      const data = Buffer.concat([text(3 * MiB), Buffer.alloc(2 * MiB), prng(3 * MiB + 12345, 3)]);
+      for (const x of [a, b]) {
+        const fd = x.core.openFile("/f", C.O_CREAT | C.O_RDWR);
+        x.core.write(fd, data, 0, data.length, 0);
+        if (x === a) await x.core.closeAsync(fd);
+        else x.core.close(fd);
+      }
+      expect(sha(committed(a.dir, "/f"))).toBe(sha(data));
+      expect(extentsOf(a.dir, "/f")).toEqual(extentsOf(b.dir, "/f"));
+      // an edit in the middle of the committed file re-chunks only around it, asynchronously too
+      for (const x of [a, b]) {
+        const fd = x.core.openFile("/f", C.O_RDWR);
+        x.core.write(fd, prng(300_000, 9), 0, 300_000, 4 * MiB);
+        if (x === a) await x.core.fsyncAsync(fd);
+        else x.core.fsync(fd);
+        x.core.close(fd);
+      }
+      const want = Buffer.from(data);
+      prng(300_000, 9).copy(want, 4 * MiB);
+      expect(sha(committed(a.dir, "/f"))).toBe(sha(want));
+      expect(sha(committed(b.dir, "/f"))).toBe(sha(want));
+      const ea = extentsOf(a.dir, "/f");
+      const eb = extentsOf(b.dir, "/f");
+      expect(ea[0]).toBe(eb[0]); // the unchanged head keeps its chunks
+      expect(ea[ea.length - 1]).toBe(eb[eb.length - 1]); // and so does the tail after re-synchronisation
+      expect(fsck(a.store).ok).toBe(true);
+    } finally {
+      a.cleanup();
+      b.cleanup();
+    }
+  });
+
+  it("writes and truncates during a commit in flight do not disturb it; reads see the latest bytes", async () => {
+    const x = open();
+    try {
+      const v1 = text(32 * MiB, 1);
+      const fd = x.core.openFile("/big", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd, v1, 0, v1.length, 0);
+      const p = x.core.flushAsync(fd);
+      await turn(); // frozen now; most pages not yet handed to the worker
+      const patch = prng(200_000, 5);
+      x.core.write(fd, patch, 0, patch.length, 30 * MiB);
+      x.core.write(fd, patch, 0, patch.length, 1000);
+      const v2 = Buffer.from(v1);
+      patch.copy(v2, 30 * MiB);
+      patch.copy(v2, 1000);
+      expect(sha(readAll(x.core, fd))).toBe(sha(v2));
+      x.core.ftruncate(fd, 20 * MiB);
+      const v3 = v2.subarray(0, 20 * MiB);
+      expect(sha(readAll(x.core, fd))).toBe(sha(v3));
+      await p;
+      expect(sha(committed(x.dir, "/big"))).toBe(sha(v1)); // exactly the state at the freeze
+      await x.core.flushAsync(fd);
+      expect(sha(committed(x.dir, "/big"))).toBe(sha(v3));
+      x.core.ftruncate(fd, 25 * MiB); // grows with zeros after a shrink below the old base
+      await x.core.closeAsync(fd);
+      expect(sha(committed(x.dir, "/big"))).toBe(sha(Buffer.concat([v3, Buffer.alloc(5 * MiB)])));
+      expect(fsck(x.store).ok).toBe(true);
+    } finally {
+      x.cleanup();
+    }
+  });
+
+  it("orders commits of one file and lets a synchronous commit supersede one in flight", async () => {
+    const x = open();
+    try {
+      const v1 = text(16 * MiB, 2);
+      const fd = x.core.openFile("/f", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd, v1, 0, v1.length, 0);
+      const p1 = x.core.flushAsync(fd);
+      await turn();
+      const v2 = prng(16 * MiB, 11);
+      x.core.write(fd, v2, 0, v2.length, 0);
+      const p2 = x.core.flushAsync(fd); // queued after p1
+      await p1;
+      await p2;
+      expect(sha(committed(x.dir, "/f"))).toBe(sha(v2));
+      // a synchronous flush while an asynchronous commit is in flight commits the latest state
+      const v3 = text(16 * MiB, 3);
+      x.core.write(fd, v3, 0, v3.length, 0);
+      const p3 = x.core.flushAsync(fd);
+      await turn();
+      const v4 = Buffer.from(v3);
+      v4.write("synchronous", 8 * MiB);
+      x.core.write(fd, v4, 8 * MiB, 11, 8 * MiB);
+      x.core.flush(fd);
+      expect(sha(committed(x.dir, "/f"))).toBe(sha(v4));
+      await p3;
+      expect(sha(committed(x.dir, "/f"))).toBe(sha(v4)); // the superseded commit did not overwrite it
+      x.core.close(fd);
+      expect(sha(committed(x.dir, "/f"))).toBe(sha(v4));
+      expect(fsck(x.store).ok).toBe(true);
+    } finally {
+      x.cleanup();
+    }
+  });
+
+  it("unlink, rename and utimes during a commit in flight", async () => {
+    const x = open();
+    try {
+      const v1 = text(12 * MiB, 4);
+      const fd = x.core.openFile("/a", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd, v1, 0, v1.length, 0);
+      const p = x.core.flushAsync(fd);
+      await turn();
+      x.core.rename("/a", "/b");
+      x.core.futimes(fd, "omit", 1_000_000_000_000n);
+      await p;
+      expect(sha(committed(x.dir, "/b"))).toBe(sha(v1));
+      expect(x.core.stat("/b").mtimeNs).toBe(1_000_000_000_000n); // the explicit time wins over the write time
+      expect(() => x.core.stat("/a")).toThrow(/ENOENT/);
+      // unlink while a commit is in flight: nothing reappears, the fd keeps the bytes
+      const v2 = prng(12 * MiB, 8);
+      x.core.write(fd, v2, 0, v2.length, 0);
+      const q = x.core.closeAsync(fd);
+      const fd2 = x.core.openFile("/b", C.O_RDONLY);
+      await turn();
+      x.core.unlink("/b");
+      await q;
+      expect(sha(readAll(x.core, fd2))).toBe(sha(v2));
+      x.core.close(fd2);
+      expect(x.core.readdir("/")).toEqual([]);
+      expect(fsck(x.store).ok).toBe(true);
+      // the objects of the orphaned commit are garbage for gc, and gc leaves a consistent store
+      gc(x.store, x.core.heldChunks());
+      expect(fsck(x.store).ok).toBe(true);
+    } finally {
+      x.cleanup();
+    }
+  });
+
+  it("gc by another connection during a commit in flight never leaves a dangling chunk", async () => {
+    const x = open();
+    try {
+      const v1 = text(24 * MiB, 6);
+      const fd = x.core.openFile("/f", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd, v1, 0, v1.length, 0);
+      const p = x.core.flushAsync(fd);
+      for (let i = 0; i < 3; i++) await turn(); // some objects stored, inode not yet written
+      const other = Store.open(x.dir);
+      try {
+        gc(other); // another process: knows nothing of the commit in flight
+      } finally {
+        other.close();
+      }
+      await p;
+      expect(sha(committed(x.dir, "/f"))).toBe(sha(v1));
+      const rep = fsck(x.store);
+      expect(rep.problems).toEqual([]);
+      x.core.close(fd);
+    } finally {
+      x.cleanup();
+    }
+  });
+});
+
+describe("asynchronous commit: crash safety", () => {
+  const FIXTURE = join(CORE_DIR, "test", "fixtures", "async-writer.mjs");
+
+  it("a file whose fsyncAsync resolved survives SIGKILL; a commit cut short leaves the previous version", () => {
+    const t = tempDir("agentfs-async-crash-");
+    const dir = join(t.dir, "store");
+    try {
+      // mode "synced": write v1 (8 MiB + seed), fsyncAsync, print, SIGKILL itself at once.
+      const r1 = spawnSync(process.execPath, [FIXTURE, dir, "synced", "1"], { encoding: "utf8" });
+      expect(r1.stderr).toBe("");
+      expect(r1.signal).toBe("SIGKILL");
+      const [tag1, sha1] = r1.stdout.trim().split(" ");
+      expect(tag1).toBe("SYNCED");
+      // mode "midway": rewrite the same file (v2), start closeAsync, SIGKILL itself while it runs.
+      const r2 = spawnSync(process.execPath, [FIXTURE, dir, "midway", "2"], { encoding: "utf8" });
+      expect(r2.stderr).toBe("");
+      expect(r2.signal).toBe("SIGKILL");
+      expect(r2.stdout.trim().split(" ")[0]).toBe("STARTED");
+      const s = Store.open(dir);
+      try {
+        const rep = fsck(s);
+        expect(rep.problems).toEqual([]);
+      } finally {
+        s.close();
+      }
+      expect(sha(committed(dir, "/f"))).toBe(sha1);
+    } finally {
+      t.cleanup();
+    }
+  });
+});
