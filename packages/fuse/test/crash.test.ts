@@ -190,7 +190,7 @@ describe.skipIf(!canMount() || !hasPython)("crash: SIGKILL of the daemon during 
   it("a clean unmount afterwards: fsck clean, and the files are still intact after a last mount", () => {
     m.umount();
     const f = m.fsck();
-    expect(f.stdout).toMatch(/no problems found/);
+    expect(f.stdout + f.stderr).toMatch(/no problems found/);
     expect(f.code).toBe(0);
     m.mount();
     const v = runTool("python3", [CRASH, "verify", m.mnt, ...logs]);

@@ -97,7 +97,7 @@ describe.skipIf(!canMount() || !hasPython)("fsstress: concurrent random namespac
   it("fsck is clean after unmount; a new mount shows the same trees; rm -rf empties them; fsck clean again", () => {
     m.umount();
     let f = m.fsck();
-    expect(f.stdout).toMatch(/no problems found/);
+    expect(f.stdout + f.stderr).toMatch(/no problems found/);
     expect(f.code).toBe(0);
     m.mount();
     for (const seed of SEEDS) {
@@ -111,7 +111,7 @@ describe.skipIf(!canMount() || !hasPython)("fsstress: concurrent random namespac
     expect(ok("find . -path ./.agentfs -prune -o -print", m.mnt)).toBe(".\n");
     m.umount();
     f = m.fsck();
-    expect(f.stdout).toMatch(/no problems found/);
+    expect(f.stdout + f.stderr).toMatch(/no problems found/);
     expect(f.code).toBe(0);
   });
 });
