@@ -22,7 +22,7 @@ import type { Store } from "./store.js";
 export interface ApplyReport {
   /** The changes that were applied, as `diffLower` listed them before. */
   applied: DiffEntry[];
-  /** Aspects that cannot be written to the host: e.g. `{ path, reason: "xattrs" }` (Node has no xattr API), "owner" when not root, "other" file types. */
+  /** Aspects that cannot be written to the host: e.g. `{ path, reason: "xattrs" }` (xattr changes are not applied yet), "owner" when not root, "other" file types. */
   skipped: Array<{ path: string; reason: string }>;
   /** True when the branch was reset to read the host directory afresh (`reset` option). */
   reset: boolean;

@@ -22,8 +22,10 @@
 import { closeSync, constants as C, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
+import { getAttributeSync, listAttributesSync } from "@napi-rs/xattr";
 import { StoreError } from "./errors.js";
 import type { InodeRow } from "./manifest.js";
+import { encodeXattrs } from "./xattr.js";
 
 /** First inode number of host (lower) entries: 2^48. Host st_ino must be below 2^52 - 2^48. */
 export const LOWER_INO_BASE = 2 ** 48;
@@ -66,22 +68,45 @@ export function isLowerIno(ino: number): boolean {
   return ino >= LOWER_INO_BASE;
 }
 
-/** Builds an InodeRow from a host lstat (bigint, ns times); regular files get `rdev` LOWER_DATA. */
-export function rowFromHost(ino: number, st: BigIntStats, target: string | null): InodeRow {
+/**
+ * The `user.*` extended attributes of the host file or directory at
+ * absolute path `abs` (`mode`: its st_mode) as a manifest xattr blob
+ * (`encodeXattrs`); null for other types, when it has none, or when they
+ * cannot be read.
+ */
+export function hostXattrBlob(abs: string, mode: number): Buffer | null {
+  const type = mode & S_IFMT;
+  if (type !== S_IFREG && type !== S_IFDIR) return null;
+  try {
+    const names = listAttributesSync(abs).filter((n) => n.startsWith("user."));
+    if (names.length === 0) return null;
+    const m = new Map<string, Buffer>();
+    for (const n of names) m.set(n, Buffer.from(getAttributeSync(abs, n) ?? Buffer.alloc(0)));
+    return encodeXattrs(m);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Builds an InodeRow from a host lstat (bigint, ns times) and its xattr blob
+ * (`hostXattrBlob`); regular files get `rdev` LOWER_DATA.
+ */
+export function rowFromHost(ino: number, st: BigIntStats, target: string | null, xattrs: Buffer | null = null): InodeRow {
   const mode = Number(st.mode);
   const type = mode & S_IFMT;
   return {
     ino, mode, uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), size: Number(st.size),
     rdev: type === S_IFREG ? LOWER_DATA : Number(st.rdev),
     atime: st.atimeNs, mtime: st.mtimeNs, ctime: st.ctimeNs, btime: st.birthtimeNs || st.ctimeNs,
-    target: type === S_IFLNK ? target : null, extents: null, xattrs: null,
+    target: type === S_IFLNK ? target : null, extents: null, xattrs,
   };
 }
 
 /**
  * The host directory under an overlay chain. `root` is the absolute host
  * path; `rootLayer` the manifest layer (bottom of the chain) it belongs to.
- * Host xattrs are not read (lower entries show none until set here).
+ * Host `user.*` xattrs are read with the metadata of each lower inode.
  */
 export class Lower {
   private readonly paths = new Map<number, string>();
@@ -199,7 +224,7 @@ export class Lower {
     if (!st || this.inoOf(st) !== ino) return undefined;
     let target: string | null = null;
     if ((Number(st.mode) & S_IFMT) === S_IFLNK) target = readlinkSync(this.abs(rel));
-    return rowFromHost(ino, st, target);
+    return rowFromHost(ino, st, target, hostXattrBlob(this.abs(rel), Number(st.mode)));
   }
 
   /** Metadata of the host root directory as the overlay root's row (ino ROOT_INO). Errors: ENOENT, ENOTDIR. */
@@ -207,7 +232,7 @@ export class Lower {
     const st = this.lstat("");
     if (!st) throw new StoreError("ENOENT", `lower directory ${this.root} does not exist`);
     if ((Number(st.mode) & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", `lower ${this.root} is not a directory`);
-    return rowFromHost(ROOT, st, null);
+    return rowFromHost(ROOT, st, null, hostXattrBlob(this.abs(""), Number(st.mode)));
   }
 
   /**

@@ -11,6 +11,7 @@ import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
+import { getAttributeSync, listAttributesSync, setAttributeSync } from "@napi-rs/xattr";
 import { AgentFS, LOWER_INO_BASE, lowerIno } from "../src/index.js";
 import { errOf, prng, tempDir } from "./helpers.js";
 import { apply, fsOp, snapshotTree, type Op, type Side } from "./model.js";
@@ -135,6 +136,34 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
       expect((await afs.fs.stat("/d/sub/y")).size).toBe(0);
       expect(await afs.fs.readFile("/d/sub/y", "utf8")).toBe("");
     });
+  });
+
+  it("host user xattrs show through; changing or removing them changes only the branch", async () => {
+    const t = tempDir("agentfs-overlay-", SHM);
+    const lower = join(t.dir, "lower");
+    mkdirSync(join(lower, "d"), { recursive: true });
+    writeFileSync(join(lower, "f"), "f");
+    setAttributeSync(join(lower, "f"), "user.a", Buffer.from("1"));
+    setAttributeSync(join(lower, "f"), "user.b", Buffer.from(""));
+    setAttributeSync(join(lower, "d"), "user.dir", Buffer.from("yes"));
+    const before = hostImage(lower);
+    const afs = await AgentFS.open(join(t.dir, "store"), { create: true, branch: "ov", lower, umask: 0o022 });
+    try {
+      expect((await afs.fs.listxattr("/f")).sort()).toEqual(["user.a", "user.b"]);
+      expect((await afs.fs.getxattr("/f", "user.a")).toString()).toBe("1");
+      expect((await afs.fs.getxattr("/f", "user.b")).length).toBe(0);
+      expect((await afs.fs.getxattr("/d", "user.dir")).toString()).toBe("yes");
+      await afs.fs.removexattr("/f", "user.a");
+      await afs.fs.setxattr("/d", "user.dir", Buffer.from("no"));
+      expect(await afs.fs.listxattr("/f")).toEqual(["user.b"]);
+      expect((await afs.fs.getxattr("/d", "user.dir")).toString()).toBe("no");
+      expect(listAttributesSync(join(lower, "f")).sort()).toEqual(["user.a", "user.b"]);
+      expect(getAttributeSync(join(lower, "d"), "user.dir")?.toString()).toBe("yes");
+      expect(hostImage(lower)).toEqual(before);
+    } finally {
+      afs.closeSync();
+      t.cleanup();
+    }
   });
 
   it("metadata-only changes (chmod, chown, utimes, xattr) copy no data", async () => {

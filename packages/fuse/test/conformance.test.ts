@@ -108,24 +108,7 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
  * directory before the mount, so every operation meets lower entries).
  */
 const OVERLAY_DEVIATIONS: KnownDeviation[] = [
-  {
-    key: "seeded(getxattr)",
-    tmpfs: "get=ok:b'v' list=ok:user.k missing=ENODATA",
-    agentfs: "get=ENODATA list=ok: missing=ENODATA",
-    reason: "host xattrs are not read by the overlay: lower entries show none until set through agentfs (packages/core/README.md, overlay: not yet).",
-  },
-  {
-    key: "seeded(setxattr-replace)",
-    tmpfs: "s=ok g=ok:b'w'",
-    agentfs: "s=ENODATA g=ENODATA",
-    reason: "host xattrs are not read by the overlay, so XATTR_REPLACE finds no attribute to replace.",
-  },
-  {
-    key: "seeded(removexattr)",
-    tmpfs: "r=ok g=ENODATA",
-    agentfs: "r=ENODATA g=ENODATA",
-    reason: "host xattrs are not read by the overlay, so there is nothing to remove.",
-  },
+  // (none: host xattrs, the last one, are read since the overlay passes them through)
 ];
 
 /** Parses the script's output into [key, outcome] pairs (in order). */

@@ -1437,16 +1437,24 @@ def seed_case(c):
     os.setxattr(c + "/xa", "user.k", b"v")
 
 
-def describe_tree(c):
-    """Every entry under c (not following symlinks), sorted, with its stat summary (xattrs are checked by the xattr operations)."""
+def describe_tree(c, xattrs=False):
+    """Every entry under c (not following symlinks), sorted, with its stat summary; with `xattrs`, also the user xattrs (names and values) of files and directories."""
     out = []
     for root, dirs, files in os.walk(c):
         dirs.sort()
         rel = os.path.relpath(root, c)
-        out.append("%s{%s}" % (rel, desc(root)))
+        out.append("%s{%s%s}" % (rel, desc(root), _xattrs(root) if xattrs else ""))
         for n in sorted(files + [x for x in dirs if os.path.islink(os.path.join(root, x))]):
-            out.append("%s/%s{%s}" % (rel, n, desc(os.path.join(root, n))))
+            p = os.path.join(root, n)
+            out.append("%s/%s{%s%s}" % (rel, n, desc(p), _xattrs(p) if xattrs and not os.path.islink(p) else ""))
     return " ".join(out)
+
+
+def _xattrs(p):
+    try:
+        return " x=" + ",".join("%s:%r" % (n, os.getxattr(p, n)) for n in sorted(os.listxattr(p)))
+    except OSError as e:
+        return " x=" + ename(e)
 
 
 def _w(path, data, flags=os.O_WRONLY, off=None):
@@ -1598,7 +1606,7 @@ def main():
         seed(".")
         return
     if mode == "--describe":
-        sys.stdout.write("tree\t" + describe_tree(".") + "\n")
+        sys.stdout.write("tree\t" + describe_tree(".", xattrs=True) + "\n")
         return
     if mode == "--on-seed":
         on_seed(".")
