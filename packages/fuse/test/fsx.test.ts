@@ -35,8 +35,8 @@ const CASES: FsxCase[] = [
   { seed: 2, ops: 3000, args: [], what: "256 KiB file, ops up to 64 KiB" },
   { seed: 3, ops: 3000, args: ["-2"], what: "two descriptors" },
   { seed: 4, ops: 4000, args: ["-2", "-l", "40000", "-o", "5000"], what: "two descriptors, 40 KB file, small ops" },
-  { seed: 5, ops: 300, args: ["-Q", "-l", "20000000", "-o", "2000000"], what: "20 MB file, ops up to 2 MB, long sequential runs (the daemon's 8 MiB auto-commit)" },
-  { seed: 6, ops: 300, args: ["-Q", "-2", "-l", "12000000", "-o", "3000000"], what: "two descriptors, 12 MB file, ops up to 3 MB, long sequential runs" },
+  { seed: 5, ops: 300, args: ["-Q", "-l", "14000000", "-o", "2000000"], what: "14 MB file, ops up to 2 MB, long sequential runs (the daemon's 8 MiB auto-commit)" },
+  { seed: 6, ops: 300, args: ["-Q", "-2", "-l", "10000000", "-o", "3000000"], what: "two descriptors, 10 MB file, ops up to 3 MB, long sequential runs" },
 ];
 
 describe.skipIf(!canMount() || !hasGcc)("fsx: random pread/pwrite/mmap/truncate/fsync/reopen against a shadow copy", () => {
