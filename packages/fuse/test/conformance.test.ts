@@ -123,8 +123,8 @@ function parse(out: string): [string, string][] {
 }
 
 /** Runs the matrix in `dir` (created 0777 unless `mode` is given: then `dir` exists); returns its [key, outcome] pairs. Throws with stderr if the script fails. */
-async function runMatrix(dir: string, mode?: "--seed" | "--on-seed" | "--describe"): Promise<[string, string][]> {
-  if (!mode) {
+async function runMatrix(dir: string, mode?: "--seed" | "--on-seed" | "--describe" | "--as-user"): Promise<[string, string][]> {
+  if (!mode || mode === "--as-user") {
     mkdirSync(dir);
     chmodSync(dir, 0o777);
   }
@@ -193,6 +193,9 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
   beforeAll(() => {
     root = mkdtempSync("/tmp/agentfs-conformance-");
     ref = mkdtempSync("/dev/shm/agentfs-conformance-");
+    // searchable by uid 1000 and 65534 on both sides (absolute symlinks in the matrix lead through them)
+    chmodSync(root, 0o755);
+    chmodSync(ref, 0o755);
     mnt = join(root, "mnt");
     mkdirSync(mnt);
     env = { AGENTFS_RUNTIME_DIR: join(root, "run") };
@@ -226,6 +229,23 @@ describe.skipIf(!canMount() || !shmIsTmpfs)("POSIX conformance: agentfs mount vs
       failures.push(...stale.map((x) => `${name}: ${x}`), ...(mismatches.length ? [`${name}: ${mismatches.length} mismatching checks (listed above)`] : []));
     }
     expect(failures).toEqual([]);
+  });
+
+  it("as uid 1000 for everything (every node created by a caller that is not the daemon): same outcomes, same known deviations", async () => {
+    const [want, got] = await Promise.all([runMatrix(join(ref, "u"), "--as-user"), runMatrix(join(mnt, "u"), "--as-user")]);
+    expect(got.map(([k]) => k)).toEqual(want.map(([k]) => k));
+    expect(want.length).toBeGreaterThan(10_000);
+    // the deviations of the checks this run makes, with the caller's ids where the outcome shows an owner
+    const keys = new Set(want.map(([k]) => k));
+    const asUser = (x: string) => x.replaceAll(" 0:0 ", " 1000:1000 ");
+    const deviations = KNOWN_DEVIATIONS.filter((d) => keys.has(d.key)).map((d) => ({
+      ...d, tmpfs: asUser(d.tmpfs), agentfs: typeof d.agentfs === "string" ? asUser(d.agentfs) : d.agentfs,
+    }));
+    const r = compare(want, got, deviations);
+    console.log(`posix conformance (uid 1000): ${want.length} checks, ${want.length - r.mismatches.length - r.deviations} identical, ${r.deviations} known deviations, ${r.mismatches.length} mismatches`);
+    if (r.mismatches.length) console.log(`mismatches (tmpfs = reference):\n${r.mismatches.join("\n")}`);
+    expect(r.stale).toEqual([]);
+    expect(r.mismatches.length, "mismatching checks (listed above)").toBe(0);
   });
 
   it("an overlay branch over a host directory: operations on lower entries match tmpfs; the host directory is never written", async () => {

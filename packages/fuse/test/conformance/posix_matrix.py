@@ -6,6 +6,7 @@ Usage: posix_matrix.py DIR               run the matrix in DIR
        posix_matrix.py DIR --on-seed     run the seeded operations on DIR/seed (e.g. through an
                                          overlay mounted over a copy made with --seed)
        posix_matrix.py DIR --describe    print one line describing every entry under DIR
+       posix_matrix.py DIR --as-user     run the families that make sense without root as uid/gid 1000
 
 Runs a large, deterministic matrix of system calls inside DIR (which must be
 empty, owned by root and mode 0777, on the filesystem under test) and prints
@@ -189,6 +190,7 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 class Timespec(ctypes.Structure):
+    """struct timespec: seconds and nanoseconds (tv_nsec may be UTIME_NOW or UTIME_OMIT)."""
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
@@ -201,6 +203,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 def utimensat(path, atime, mtime, nofollow=False):
     """utimensat(2): times are (sec, nsec), "now", "omit"; both None passes a NULL times pointer. Raises OSError."""
     def ts(t):
+        """One Timespec from (sec, nsec), "now" or "omit"."""
         if t == "now":
             return Timespec(0, UTIME_NOW)
         if t == "omit":
@@ -710,6 +713,7 @@ def utimens_matrix():
               (T1, "now"), ("now", T2), (None, None), (T2, T1)]
 
     def cname(t):
+        """Short name of a time argument for check keys."""
         return t if isinstance(t, str) else ("T1" if t == T1 else "T2") if t else "NULL"
     for kind in ("file", "dir", "slf"):
         for nofollow in (False, True):
@@ -744,13 +748,16 @@ def times_matrix():
     cases = []
 
     def case(name, setup, op, watch):
+        """Adds a case: setup(dir), then op(dir) after the clock moved; watch(dir) names the paths (or (before, after) pairs) whose times are compared."""
         cases.append((name, setup, op, watch))
 
     def wr(d, data=b"x"):
+        """Overwrites the start of d/f with data."""
         with open(d + "/f", "r+b") as f:
             f.write(data)
 
     def mkf(d):
+        """Creates d/f with 5 bytes."""
         write_file(d + "/f", b"hello")
 
     case("write", mkf, lambda d: wr(d), lambda d: {"f": d + "/f", "dir": d})
@@ -856,7 +863,7 @@ def name_lengths():
         rec("name(%s).listing" % label, listing(d).replace(nm, "<NAME>"))
     # paths of up to and beyond PATH_MAX bytes, relative to a deep working directory
     d = fresh("pathmax")
-    base = os.getcwd()
+    base = os.open(".", os.O_RDONLY | os.O_DIRECTORY)  # (by descriptor: a non-root caller may not search the absolute path)
     os.chdir(d)
     try:
         comps = ["c%03d" % i + "p" * 195 for i in range(20)]  # 20 components of 199 bytes
@@ -889,7 +896,8 @@ def name_lengths():
         rec("path.deep-mkdir-rel", attempt(os.mkdir, "y" * 200))
         rec("path.deep-listing", listing("."))
     finally:
-        os.chdir(base)
+        os.fchdir(base)
+        os.close(base)
 
 
 # ================================================================= permissions as a non-root user
@@ -1451,6 +1459,7 @@ def describe_tree(c, xattrs=False):
 
 
 def _xattrs(p):
+    """" x=name:value,..." for the xattrs of p (sorted), or " x=<errno name>"."""
     try:
         return " x=" + ",".join("%s:%r" % (n, os.getxattr(p, n)) for n in sorted(os.listxattr(p)))
     except OSError as e:
@@ -1458,6 +1467,7 @@ def _xattrs(p):
 
 
 def _w(path, data, flags=os.O_WRONLY, off=None):
+    """Opens path with flags and writes data (at offset `off` with pwrite when given). Raises OSError."""
     fd = os.open(path, flags)
     try:
         if off is None:
@@ -1469,6 +1479,7 @@ def _w(path, data, flags=os.O_WRONLY, off=None):
 
 
 def _rd(path):
+    """Whole contents of path as bytes. Raises OSError."""
     with open(path, "rb") as f:
         return f.read()
 
@@ -1557,6 +1568,7 @@ SEED_ENTRIES = ["f", "e", "x", "d", "de", "l", "ld", "ln", "h1", "xa", "d/child"
 
 
 def _append(p):
+    """Appends one byte ("+") to p with O_APPEND. Raises OSError."""
     _w(p, b"+", os.O_WRONLY | os.O_APPEND)
 
 
@@ -1596,12 +1608,24 @@ def on_seed(dir_):
 
 
 def main():
-    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in ("--seed", "--on-seed", "--describe")):
-        sys.stderr.write("usage: posix_matrix.py DIR [--seed|--on-seed|--describe]\n")
+    """Command line entry: see the module docstring."""
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in ("--seed", "--on-seed", "--describe", "--as-user")):
+        sys.stderr.write("usage: posix_matrix.py DIR [--seed|--on-seed|--describe|--as-user]\n")
         sys.exit(2)
     os.chdir(sys.argv[1])
     os.umask(0o022)
     mode = sys.argv[2] if len(sys.argv) == 3 else ""
+    fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
+            truncate_matrix, utimens_matrix, times_matrix, name_lengths, perm_dirs, perm_files, perm_owner_ops, perm_sticky,
+            perm_misc, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra]
+    if mode == "--as-user":
+        # everything as uid/gid 1000 (DIR must be theirs): every node is created by a caller that is not the daemon
+        os.chown(".", OTHER, OTHER)
+        os.setgroups([])
+        os.setgid(OTHER)
+        os.setuid(OTHER)
+        fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
+                truncate_matrix, utimens_matrix, times_matrix, name_lengths, readdir_matrix, xattr_matrix, fd_ops]
     if mode == "--seed":
         seed(".")
         return
@@ -1614,9 +1638,6 @@ def main():
             sys.stdout.write("%s\t%s\n" % (k, v.replace("\n", "\\n").replace("\t", "\\t")))
         return
     only = os.environ.get("POSIX_MATRIX_ONLY", "")
-    fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
-            truncate_matrix, utimens_matrix, times_matrix, name_lengths, perm_dirs, perm_files, perm_owner_ops, perm_sticky,
-            perm_misc, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra]
     timing = {}
     for fam in fams:
         if only and fam.__name__ not in only.split(","):
