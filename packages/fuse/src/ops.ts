@@ -178,6 +178,34 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
     return cb(0, v);
   }
 
+  /**
+   * As `run` for a handler that returns a promise: times only the part that
+   * holds the event loop (up to the promise), and answers `cb` when it
+   * settles — 0, or the error's negative errno. Other requests are served
+   * meanwhile (libfuse's loop is multi-threaded).
+   */
+  function runAsync(op: string, cb: Cb, fn: () => Promise<void>): void {
+    const t0 = performance.now();
+    let p: Promise<void>;
+    try {
+      p = fn();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    time(op, t0);
+    p.then(
+      () => cb(0),
+      (e) => {
+        const fe = e instanceof FsError ? e : toFsError(e, op);
+        if (!(e instanceof FsError) && fe.code === "EIO") {
+          stats.internalErrors++;
+          report(op, e);
+        }
+        cb(fe.errno);
+      },
+    );
+  }
+
   function time(op: string, t0: number): void {
     const dt = performance.now() - t0;
     const o = (stats.ops[op] ??= { count: 0, maxMs: 0, totalMs: 0 });
@@ -323,14 +351,14 @@ export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Reco
       }, true);
     },
     flush(_path: string, fd: number, cb: Cb) {
-      run("flush", cb, () => view.flush(fd));
+      runAsync("flush", cb, () => view.flushAsync(fd));
     },
     fsync(_path: string, _datasync: number, fd: number, cb: Cb) {
-      run("fsync", cb, () => view.fsync(fd));
+      runAsync("fsync", cb, () => view.fsyncAsync(fd));
     },
     release(_path: string, fd: number, cb: Cb) {
       sgidChecked.delete(fd);
-      run("release", cb, () => view.close(fd));
+      runAsync("release", cb, () => view.closeAsync(fd));
     },
     truncate(path: string, size: number, cb: Cb) {
       run("truncate", cb, () => {

@@ -465,7 +465,9 @@ export class View {
         f.pending = (f.pending ?? 0) + n;
         if (f.pending >= every) {
           f.pending = 0;
-          this.call("write", undefined, () => f.core.flush(f.fd));
+          // Off the loop: the commit runs in a worker and short transactions. A failure leaves the
+          // bytes dirty; the next flush/fsync/close commits them again and reports it.
+          f.core.flushAsync(f.fd).catch(() => {});
         }
       }
     }
@@ -490,6 +492,37 @@ export class View {
     const f = this.file(fd, "fsync");
     if ("virtual" in f) return;
     this.call("fsync", undefined, () => f.core.fsync(f.fd));
+  }
+
+  /**
+   * `flush` without holding the event loop: a large commit's chunking,
+   * hashing and compression run in a worker (`FsCore.flushAsync`).
+   * Resolves when the writes made before the call are committed. Rejects
+   * with FsError: EBADF, EIO.
+   */
+  async flushAsync(fd: number): Promise<void> {
+    const f = this.file(fd, "flush");
+    if ("virtual" in f) return;
+    await f.core.flushAsync(f.fd);
+  }
+
+  /** `fsync` without holding the event loop (`FsCore.fsyncAsync`): resolves when the data is durable. Rejects with FsError: EBADF, EIO. */
+  async fsyncAsync(fd: number): Promise<void> {
+    const f = this.file(fd, "fsync");
+    if ("virtual" in f) return;
+    await f.core.fsyncAsync(f.fd);
+  }
+
+  /**
+   * `close` without holding the event loop (`FsCore.closeAsync`): the view
+   * descriptor is gone at once; resolves when the pending writes are
+   * committed. Rejects with FsError: EBADF, EIO (released either way).
+   */
+  async closeAsync(fd: number): Promise<void> {
+    const f = this.file(fd, "close");
+    this.files.delete(fd);
+    if ("virtual" in f) return;
+    await f.core.closeAsync(f.fd);
   }
 
   /** As close(2): commits pending writes and releases the descriptor (released even on error). Errors: EBADF, EIO. */
