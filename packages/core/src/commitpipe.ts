@@ -44,8 +44,9 @@ type Listener = (m: WorkerOut) => void;
 
 /**
  * A small pool of commit workers (`worker_threads`), shared by every store of
- * the process. Workers are started on first use and `unref`'d, so an idle
- * pool never keeps the process alive. Jobs go to the worker with the fewest
+ * the process. Workers are started on first use and `unref`'d while they
+ * have no job, so an idle pool never keeps the process alive (and one with a
+ * job in flight does). Jobs go to the worker with the fewest
  * jobs; one worker interleaves its jobs message by message.
  */
 export class CommitPool {
@@ -64,7 +65,6 @@ export class CommitPool {
 
   private spawn(): { w: Worker; jobs: number } {
     const w = new Worker(workerUrl());
-    w.unref();
     const slot = { w, jobs: 0 };
     w.on("message", (m: WorkerOut) => this.listeners.get(m.id)?.(m));
     w.on("error", (e) => {
@@ -73,6 +73,10 @@ export class CommitPool {
       if (i >= 0) this.workers.splice(i, 1);
       for (const [id, l] of [...this.listeners]) if ((l as Listener & { worker?: Worker }).worker === w) l({ t: "error", id, message: e.message });
     });
+    // Only after the listeners: adding a "message" listener refs the worker's port again, which kept
+    // every process that had used the pool alive for good (a daemon for 30 s after SIGTERM, until killed).
+    // `open` refs it while it has jobs.
+    w.unref();
     this.workers.push(slot);
     return slot;
   }
@@ -85,7 +89,7 @@ export class CommitPool {
   open(first: Omit<Extract<WorkerIn, { t: "start" }>, "id">, listener: Listener): { id: number; send: (m: WorkerIn, transfer?: ArrayBuffer[]) => void; end: () => void } {
     let slot = this.workers.length < this.size ? this.spawn() : this.workers.reduce((a, b) => (b.jobs < a.jobs ? b : a));
     const id = this.nextId++;
-    slot.jobs++;
+    if (slot.jobs++ === 0) slot.w.ref(); // a job in flight keeps the process alive until it ends
     const l = Object.assign((m: WorkerOut) => listener(m), { worker: slot.w });
     this.listeners.set(id, l);
     slot.w.postMessage({ ...first, id } satisfies WorkerIn);
@@ -96,7 +100,7 @@ export class CommitPool {
       end: () => {
         if (ended) return;
         ended = true;
-        slot.jobs--;
+        if (--slot.jobs === 0) slot.w.unref();
         this.listeners.delete(id);
         slot.w.postMessage({ t: "cancel", id } satisfies WorkerIn);
       },
