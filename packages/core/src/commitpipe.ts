@@ -43,6 +43,16 @@ function workerUrl(): URL {
 type Listener = (m: WorkerOut) => void;
 
 /**
+ * A commit worker failed or could not start (code EIO). Nothing was written
+ * for the inode; the caller may commit synchronously instead.
+ */
+export class CommitWorkerError extends StoreError {
+  constructor(detail: string) {
+    super("EIO", `commit worker failed: ${detail}`);
+  }
+}
+
+/**
  * A small pool of commit workers (`worker_threads`), shared by every store of
  * the process. Workers are started on first use and `unref`'d while they
  * have no job, so an idle pool never keeps the process alive (and one with a
@@ -67,12 +77,14 @@ export class CommitPool {
     const w = new Worker(workerUrl());
     const slot = { w, jobs: 0 };
     w.on("message", (m: WorkerOut) => this.listeners.get(m.id)?.(m));
-    w.on("error", (e) => {
-      // A dead worker fails its jobs; a new one is started for later jobs.
+    // A dead worker fails its jobs; a new one is started for later jobs.
+    const dead = (message: string) => {
       const i = this.workers.indexOf(slot);
       if (i >= 0) this.workers.splice(i, 1);
-      for (const [id, l] of [...this.listeners]) if ((l as Listener & { worker?: Worker }).worker === w) l({ t: "error", id, message: e.message });
-    });
+      for (const [id, l] of [...this.listeners]) if ((l as Listener & { worker?: Worker }).worker === w) l({ t: "error", id, message });
+    };
+    w.on("error", (e) => dead(e.message));
+    w.on("exit", (code) => dead(`exited with code ${code}`));
     // Only after the listeners: adding a "message" listener refs the worker's port again, which kept
     // every process that had used the pool alive for good (a daemon for 30 s after SIGTERM, until killed).
     // `open` refs it while it has jobs.
@@ -157,7 +169,9 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
     wake = null;
     w?.();
   };
-  const h = pool.open(
+  let h: ReturnType<CommitPool["open"]>;
+  try {
+    h = pool.open(
     { t: "start", start: job.start, end: job.end, stops: [...job.stops.keys()], zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level },
     (m) => {
       if (m.t === "error") failed = m.message;
@@ -190,6 +204,9 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
       poke();
     },
   );
+  } catch (e) {
+    throw new CommitWorkerError(e instanceof Error ? e.message : String(e));
+  }
   job.onAbort = poke;
   const newExt: Extent[] = [];
   const inserted: Buffer[] = [];
@@ -198,7 +215,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   try {
     for (;;) {
       if (job.superseded) return null;
-      if (failed !== null) throw new StoreError("EIO", `commit worker failed: ${failed}`);
+      if (failed !== null) throw new CommitWorkerError(failed);
       const t0 = performance.now();
       // Feed the worker (bounded window), then store what came back, within one slice.
       while (!drained && sent - consumed < WINDOW && performance.now() - t0 < COMMIT_SLICE_MS / 2) {

@@ -12,7 +12,7 @@ import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, parsePath, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
-import { CommitPool, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
+import { CommitPool, CommitWorkerError, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
 import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
 
 /** st_mode bits of the file type (mask). */
@@ -1226,6 +1226,11 @@ export class FsCore {
       } catch (e) {
         c.abortAsync(job);
         if (e instanceof RetryCommit) continue;
+        if (e instanceof CommitWorkerError && o.content === c) {
+          // No worker (failed to start, or died): commit on this thread rather than fail.
+          this.wr(syscall, undefined, () => this.commitContent(o));
+          return;
+        }
         throw e;
       } finally {
         if (o.held === held) o.held = null;

@@ -15,3 +15,4 @@ export * from "./sdk.js";
 export * from "./hosttree.js";
 export * from "./overlay.js";
 export * from "./lowerapply.js";
+export * from "./commitpipe.js";

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants as C } from "node:fs";
 import { join } from "node:path";
-import { FsCore, Store, decodeExtents, fsck, gc, type InodeStat } from "../src/index.js";
+import { CommitPool, FsCore, Store, decodeExtents, fsck, gc, type InodeStat } from "../src/index.js";
 import { CORE_DIR, ensureDist, prng, tempDir } from "./helpers.js";
 
 beforeAll(() => {
@@ -212,6 +212,28 @@ describe("asynchronous commit", () => {
       // the objects of the orphaned commit are garbage for gc, and gc leaves a consistent store
       gc(x.store, x.core.heldChunks());
       expect(fsck(x.store).ok).toBe(true);
+    } finally {
+      x.cleanup();
+    }
+  });
+
+  it("a worker that dies in the middle of a commit: the commit completes on the main thread", async () => {
+    const x = open();
+    try {
+      const v1 = text(16 * MiB, 12);
+      const fd = x.core.openFile("/f", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd, v1, 0, v1.length, 0);
+      const p = x.core.closeAsync(fd);
+      await turn();
+      await CommitPool.shared().terminate();
+      await p;
+      expect(sha(committed(x.dir, "/f"))).toBe(sha(v1));
+      expect(fsck(x.store).ok).toBe(true);
+      // and the pool starts a new worker for the next commit
+      const fd2 = x.core.openFile("/g", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd2, v1, 0, v1.length, 0);
+      await x.core.closeAsync(fd2);
+      expect(sha(committed(x.dir, "/g"))).toBe(sha(v1));
     } finally {
       x.cleanup();
     }
