@@ -1,0 +1,136 @@
+/**
+ * Kernel caches of a mount (README, "Kernel caches"): the option list, hard
+ * links staying fresh while attributes are cached (the patch's channel),
+ * page cache kept across opens of an unchanged file and dropped after a
+ * change made outside the kernel, and security.capability answered by the
+ * addon. In-process mounts: every child runs asynchronously, because this
+ * process serves the mount.
+ */
+import { Store } from "@agentfs/core";
+import { View } from "@agentfs/view";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FuseMount, fuseOptionList, hasAgentfsChannel } from "../src/index.js";
+import { canMount, teardown } from "./helpers.js";
+
+const pexec = promisify(execFile);
+
+/**
+ * Runs `bash -c script` inside directory `dir` of the mount without blocking
+ * this (serving) process; returns stdout. The child starts outside the
+ * mount and cds in: libuv's spawn waits synchronously for the child's exec,
+ * so a `cwd` inside the mount (chdir before exec) would deadlock.
+ */
+async function bash(script: string, dir: string): Promise<string> {
+  return (await pexec("bash", ["-c", `cd "$1" && { ${script}
+}`, "bash", dir], { cwd: "/" })).stdout;
+}
+
+/** stderr of `bash(script, dir)` that is expected to fail. */
+async function bashFails(script: string, dir: string): Promise<string> {
+  try {
+    await pexec("bash", ["-c", `cd "$1" && { ${script}
+}`, "bash", dir], { cwd: "/" });
+  } catch (e) {
+    return String((e as { stderr?: string }).stderr ?? "");
+  }
+  throw new Error(`'${script}' succeeded`);
+}
+
+describe("fuseOptionList: cache options", () => {
+  it("defaults to 1 s attribute, entry and negative timeouts with auto_cache; each can be turned off", () => {
+    const o = fuseOptionList({}, false);
+    expect(o).toEqual(expect.arrayContaining(["attr_timeout=1", "entry_timeout=1", "negative_timeout=1", "auto_cache"]));
+    if (hasAgentfsChannel()) expect(o[0]).toBe("agentfs_nocaps");
+    const off = fuseOptionList({ attrTimeout: 0, entryTimeout: 0, negativeTimeout: 0, pageCache: "never", fileCapabilities: true }, false);
+    expect(off).toEqual(expect.arrayContaining(["attr_timeout=0", "entry_timeout=0", "negative_timeout=0"]));
+    expect(off).not.toContain("auto_cache");
+    expect(off).not.toContain("agentfs_nocaps");
+  });
+});
+
+describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-process: kernel caches", () => {
+  let root: string;
+  let store: Store;
+  beforeAll(() => {
+    root = mkdtempSync("/tmp/agentfs-fuse-cache-");
+    store = Store.open(join(root, "store"), { create: true });
+  });
+  afterAll(() => {
+    try {
+      teardown(root);
+    } finally {
+      store.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  async function withMount(name: string, opts: Parameters<typeof FuseMount.mount>[2], fn: (mnt: string, m: FuseMount) => Promise<void>): Promise<void> {
+    const mnt = join(root, name);
+    mkdirSync(mnt);
+    const m = await FuseMount.mount(View.open(store), mnt, opts);
+    try {
+      await fn(mnt, m);
+    } finally {
+      await m.unmount();
+    }
+  }
+
+  it("hard links: a change through one name shows at once through the other (attributes and data)", async () => {
+    expect(hasAgentfsChannel()).toBe(true);
+    await withMount("links", {}, async (mnt) => {
+      await bash("printf one > a && stat -c %h a && ln a b && stat -c '%h %a' a b", mnt);
+      expect(await bash("stat -c '%h %a %s' a b", mnt)).toBe("2 644 3\n2 644 3\n");
+      await bash("chmod 600 b && printf longer >> b", mnt);
+      expect(await bash("stat -c '%h %a %s' a && cat a", mnt)).toBe("2 600 9\nonelonger");
+      await bash("rm b", mnt);
+      expect(await bash("stat -c '%h %a %s' a", mnt)).toBe("1 600 9\n");
+    });
+  });
+
+  it("page cache: kept across opens of an unchanged file, dropped after a change made outside the kernel", async () => {
+    await withMount("pages", {}, async (mnt, m) => {
+      const reads = () => m.stats.ops.read?.count ?? 0;
+      await bash("head -c 1000000 /dev/urandom > f && stat -c %s f && cat f > /dev/null", mnt);
+      const before = reads();
+      expect((await bash("md5sum < f && md5sum < f", mnt)).split("\n")[0]).toMatch(/^[0-9a-f]{32}/);
+      expect(reads()).toBe(before);
+      // A change the kernel did not see (the View written directly, as another process would).
+      const fd = m.view.open("/f", 1);
+      m.view.write(fd, Buffer.from("CHANGED"), 0, 7, 0);
+      m.view.close(fd);
+      // Seen at an open once the attribute timeout (1 s) has passed.
+      let head = "";
+      for (let i = 0; i < 50 && head !== "CHANGED"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        head = await bash("head -c 7 f", mnt);
+      }
+      expect(head).toBe("CHANGED");
+      expect(reads()).toBeGreaterThan(before);
+    });
+  });
+
+  it("security.capability: ENODATA from the addon and not settable by default; served with fileCapabilities", async () => {
+    // A valid VFS_CAP_REVISION_2 value granting nothing (the kernel checks the format before the daemon sees it).
+    const cap = "0x0000000200000000000000000000000000000000";
+    await withMount("nocaps", {}, async (mnt, m) => {
+      const asked = () => m.stats.ops.getxattr?.count ?? 0;
+      await bash("echo x > f && setfattr -n user.k -v v f", mnt);
+      const before = asked();
+      expect(await bashFails("getfattr -n security.capability f", mnt)).toMatch(/No such attribute/);
+      await bash("printf more >> f", mnt);
+      expect(asked()).toBe(before); // answered by the addon, not the daemon
+      expect(await bashFails(`setfattr -n security.capability -v ${cap} f`, mnt)).toMatch(/Operation not supported/);
+      expect(await bash("getfattr --only-values -n user.k f", mnt)).toBe("v");
+      expect(asked()).toBeGreaterThan(before);
+    });
+    await withMount("caps", { fileCapabilities: true }, async (mnt, m) => {
+      await bash(`echo x > g && setfattr -n security.capability -v ${cap} g`, mnt);
+      expect(await bash("getfattr -e hex -n security.capability g", mnt)).toContain(`security.capability=${cap}`);
+      expect(m.stats.ops.getxattr?.count ?? 0).toBeGreaterThan(0);
+    });
+  });
+});
