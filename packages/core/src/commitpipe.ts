@@ -138,8 +138,11 @@ export interface FrozenResult {
 
 /** Where `commitFrozen` stores objects. */
 export interface CommitTarget {
+  /** The store's manifest: objects are inserted in its write transactions. */
   manifest: Manifest;
+  /** The store's CAS (`putEncoded`, `has`). */
   cas: ObjectStore;
+  /** Chunk size bounds in bytes (the store's chunker). */
   params: ChunkParams;
   /** gzip level (1 … 9). */
   level: number;
