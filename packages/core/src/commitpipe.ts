@@ -10,7 +10,7 @@
  * fsync(2) on the libuv thread pool instead of `synchronous=FULL` on the loop.
  */
 import { Worker } from "node:worker_threads";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -119,10 +119,101 @@ export class CommitPool {
     };
   }
 
+  /**
+   * Runs a PASSIVE WAL checkpoint of SQLite database `file` in a worker, on
+   * a connection of its own, so the copy from WAL to database (and its
+   * fsyncs) never holds the event loop. Errors: EIO with SQLite's message.
+   */
+  checkpoint(file: string): Promise<void> {
+    const slot = this.workers.length < this.size ? this.spawn() : this.workers.reduce((a, b) => (b.jobs < a.jobs ? b : a));
+    const id = this.nextId++;
+    if (slot.jobs++ === 0) slot.w.ref();
+    return new Promise<void>((resolve, reject) => {
+      const l = Object.assign(
+        (m: WorkerOut) => {
+          this.listeners.delete(id);
+          if (--slot.jobs === 0) slot.w.unref();
+          if (m.t === "checkpointed" && m.error === null) resolve();
+          else reject(new StoreError("EIO", `checkpoint of ${file} failed: ${m.t === "checkpointed" ? m.error : m.t === "error" ? m.message : m.t}`));
+        },
+        { worker: slot.w },
+      );
+      this.listeners.set(id, l);
+      slot.w.postMessage({ t: "checkpoint", id, file } satisfies WorkerIn);
+    });
+  }
+
   /** Stops every worker (tests; a later job starts new ones). */
   async terminate(): Promise<void> {
     const ws = this.workers.splice(0);
     await Promise.all(ws.map((s) => s.w.terminate()));
+  }
+}
+
+/** WAL size (bytes) above which `WalCheckpointer` asks for a checkpoint: 4 MiB (SQLite's default auto-checkpoint is 1000 pages). */
+const CHECKPOINT_WAL_BYTES = 4 << 20;
+
+/**
+ * Moves SQLite's WAL checkpoints of one file-backed manifest off the event
+ * loop: turns the connection's automatic checkpoint off (it ran inside the
+ * COMMIT that crossed 1000 pages and could hold the loop 10–25 ms) and
+ * instead, at most once per second and after each asynchronous commit,
+ * asks a `CommitPool` worker for a PASSIVE checkpoint when the WAL is over
+ * 4 MiB. After three failures in a row it gives the automatic checkpoint
+ * back. One per manifest (`WalCheckpointer.for`); a no-op for in-memory
+ * manifests.
+ */
+export class WalCheckpointer {
+  private static readonly all = new WeakMap<Manifest, WalCheckpointer>();
+  private running = false;
+  private failures = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  private constructor(private readonly manifest: Manifest, private readonly pool: CommitPool) {
+    manifest.db.pragma("wal_autocheckpoint = 0");
+    this.timer = setInterval(() => this.poke(), 1000);
+    this.timer.unref();
+  }
+
+  /** The checkpointer of `manifest`, started on first use; null for an in-memory or read-only manifest. */
+  static for(manifest: Manifest, pool: CommitPool): WalCheckpointer | null {
+    if (manifest.db.memory || manifest.db.readonly) return null;
+    let c = WalCheckpointer.all.get(manifest);
+    if (!c) {
+      c = new WalCheckpointer(manifest, pool);
+      WalCheckpointer.all.set(manifest, c);
+    }
+    return c;
+  }
+
+  /** Asks for a checkpoint when the WAL is over 4 MiB and none is running. Never throws. */
+  poke(): void {
+    if (this.running || !this.timer) return;
+    if (!this.manifest.db.open) return this.stop(false);
+    let size = 0;
+    try {
+      size = statSync(this.manifest.file + "-wal").size;
+    } catch {
+      return;
+    }
+    if (size < CHECKPOINT_WAL_BYTES) return;
+    this.running = true;
+    this.pool.checkpoint(this.manifest.file).then(
+      () => {
+        this.running = false;
+        this.failures = 0;
+      },
+      () => {
+        this.running = false;
+        if (++this.failures >= 3) this.stop(true);
+      },
+    );
+  }
+
+  private stop(restore: boolean): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (restore && this.manifest.db.open) this.manifest.db.pragma("wal_autocheckpoint = 1000");
   }
 }
 
@@ -189,7 +280,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
         }
         h.send({ t: "have", id: h.id, seq: m.seq, present }, [present.buffer]);
         return;
-      } else {
+      } else if (m.t === "chunks") {
         let k = 0;
         let b = 0;
         for (let i = 0; i < m.offs.length; i++) {
@@ -211,6 +302,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
     throw new CommitWorkerError(e instanceof Error ? e.message : String(e));
   }
   job.onAbort = poke;
+  const checkpointer = WalCheckpointer.for(target.manifest, pool);
   const newExt: Extent[] = [];
   const inserted: Buffer[] = [];
   let newStoredBytes = 0;
@@ -257,6 +349,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
     }
   } finally {
     h.end();
+    checkpointer?.poke();
   }
   if (job.superseded) return null;
   // Assemble: old prefix, new chunks (holes merged with their neighbours), old tail after a re-synchronisation.

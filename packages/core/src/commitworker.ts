@@ -10,6 +10,7 @@
  * order, as far as the bytes received so far allow.
  */
 import { parentPort } from "node:worker_threads";
+import { createRequire } from "node:module";
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { sha256, encodeChunk } from "./cas.js";
@@ -31,12 +32,16 @@ export const COMMIT_PAGE = 64 * 1024;
  *   when the store already holds the i-th hash asked (it is not compressed
  *   nor sent back then).
  * - `cancel`: forget job `id` (later messages for it are ignored).
+ * - `checkpoint`: run a PASSIVE WAL checkpoint of the SQLite database
+ *   `file` on a connection of its own (opened and closed here), answered by
+ *   `checkpointed`.
  */
 export type WorkerIn =
   | { t: "start"; id: number; start: number; end: number; stops: number[]; zero: Uint8Array; pageLo: number; params: ChunkParams; level: number }
   | { t: "data"; id: number; pos: number; data: Uint8Array; through: number }
   | { t: "have"; id: number; seq: number; present: Uint8Array }
-  | { t: "cancel"; id: number };
+  | { t: "cancel"; id: number }
+  | { t: "checkpoint"; id: number; file: string };
 
 /**
  * Messages from a commit worker. `ask`: which of these chunk hashes (32
@@ -48,12 +53,14 @@ export type WorkerIn =
  * `hashes`, and for encoded items in order their stored bodies in
  * `bodies`; `consumed` is the file offset up to which input is no longer
  * needed. `done` also says where chunking ended (`stoppedAt`: `end`, or an
- * offset from `stops`). `error`: the job failed.
+ * offset from `stops`). `error`: the job failed. `checkpointed`: the
+ * checkpoint asked for is done (`error`: why it failed, else null).
  */
 export type WorkerOut =
   | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
   | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; consumed: number; done: boolean; stoppedAt: number }
-  | { t: "error"; id: number; message: string };
+  | { t: "error"; id: number; message: string }
+  | { t: "checkpointed"; id: number; error: string | null };
 
 /** A chunk cut and hashed, waiting for the main thread to say whether the store holds it. */
 interface Cut {
@@ -217,7 +224,29 @@ function advance(j: Job): void {
   }
 }
 
+/** A PASSIVE checkpoint of `file` on a fresh connection (never waits for locks; copies what readers allow). */
+function checkpoint(file: string): void {
+  const Database = createRequire(import.meta.url)("better-sqlite3") as typeof import("better-sqlite3");
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    db.pragma("wal_checkpoint(PASSIVE)");
+  } finally {
+    db.close();
+  }
+}
+
 function handle(m: WorkerIn): void {
+  if (m.t === "checkpoint") {
+    let error: string | null = null;
+    try {
+      checkpoint(m.file);
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+    }
+    const out: WorkerOut = { t: "checkpointed", id: m.id, error };
+    parentPort!.postMessage(out);
+    return;
+  }
   if (m.t === "start") {
     const chunker = new Chunker(m.params);
     const j: Job = {

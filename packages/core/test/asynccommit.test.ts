@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { constants as C } from "node:fs";
+import { constants as C, statSync } from "node:fs";
 import { join } from "node:path";
 import { CommitPool, FsCore, Store, decodeExtents, fsck, gc, type InodeStat } from "../src/index.js";
 import { CORE_DIR, ensureDist, prng, tempDir } from "./helpers.js";
@@ -234,6 +234,25 @@ describe("asynchronous commit", () => {
       x.core.write(fd2, v1, 0, v1.length, 0);
       await x.core.closeAsync(fd2);
       expect(sha(committed(x.dir, "/g"))).toBe(sha(v1));
+    } finally {
+      x.cleanup();
+    }
+  });
+
+  it("WAL checkpoints run in a worker: the connection's automatic checkpoint is off, CommitPool.checkpoint copies the WAL into the database", async () => {
+    const x = open();
+    try {
+      const v1 = prng(12 * MiB, 21);
+      const fd = x.core.openFile("/f", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd, v1, 0, v1.length, 0);
+      await x.core.closeAsync(fd);
+      expect(x.store.manifest.db.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
+      const dbFile = x.store.manifest.file;
+      await CommitPool.shared().checkpoint(dbFile);
+      expect(statSync(dbFile).size).toBeGreaterThan(12 * MiB); // the objects are in the database file now
+      expect(sha(committed(x.dir, "/f"))).toBe(sha(v1));
+      expect(fsck(x.store).ok).toBe(true);
+      await expect(CommitPool.shared().checkpoint(join(x.dir, "missing.db"))).rejects.toThrow(/EIO/);
     } finally {
       x.cleanup();
     }
