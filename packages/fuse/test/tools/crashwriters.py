@@ -32,14 +32,9 @@ import sys
 
 
 def sha256_file(path):
-    h = hashlib.sha256()
+    """Hex SHA-256 of the file at `path` (read through the filesystem under test)."""
     with open(path, "rb") as f:
-        while True:
-            c = f.read(1 << 20)
-            if not c:
-                break
-            h.update(c)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def writer(d, tag, wid, seed, log_fd, out_fd):
