@@ -1482,6 +1482,34 @@ export class FsCore {
     return this.wrap("batch", undefined, () => this.store.manifest.write(fn));
   }
 
+  /**
+   * Unlinks every visible non-directory entry of this tree whose name starts
+   * with `prefix` and for which `match(name)` is true, in one transaction;
+   * returns how many were removed. Found with one query over the manifest's
+   * dentry rows by name prefix (`Manifest.dentriesByPrefix`), not by walking
+   * the tree, so entries of directories that exist only in an overlay's host
+   * directory are not seen. Meant for maintenance by the process that owns
+   * the tree (e.g. a front end removing its own leftover temporary names at
+   * start): no permission or sticky-bit checks. Files open here stay
+   * readable through their fds, as after unlink(2). Errors: EROFS on a
+   * snapshot.
+   */
+  removeNames(prefix: string, match: (name: string) => boolean): number {
+    return this.wr("unlink", undefined, () => {
+      const m = this.store.manifest;
+      let n = 0;
+      for (const { parent, name } of m.dentriesByPrefix(prefix, this.chain)) {
+        if (!match(name)) continue;
+        const d = m.lookup(parent, name, this.chain);
+        if (!d || (d.type & S_IFMT) === S_IFDIR) continue;
+        this.removeEntry(parent, name);
+        this.dropLink(d.ino);
+        n++;
+      }
+      return n;
+    });
+  }
+
   /** Hex hashes of chunks that only open-but-unlinked files still use (for `gc` to spare). */
   heldChunks(): Set<string> {
     const out = new Set<string>();

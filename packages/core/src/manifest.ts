@@ -246,6 +246,7 @@ export class Manifest {
       dentryVersions: p(`SELECT layer, ino, type FROM dentries WHERE parent = ? AND name = ? AND layer <= ? ORDER BY layer DESC`),
       listDentries: p(`SELECT name, layer, ino, type FROM dentries WHERE parent = ? AND layer <= ?`),
       dentriesByIno: p(`SELECT parent, name, layer FROM dentries WHERE ino = ?`),
+      dentriesByPrefix: p(`SELECT DISTINCT parent, name FROM dentries WHERE layer IN (SELECT value FROM json_each(@layers)) AND substr(name, 1, length(@prefix)) = @prefix`),
       putDentry: p(`INSERT INTO dentries(parent, name, layer, ino, type) VALUES(?, ?, ?, ?, ?)
                     ON CONFLICT(parent, name, layer) DO UPDATE SET ino=excluded.ino, type=excluded.type`),
       delDentry: p(`DELETE FROM dentries WHERE parent = ? AND name = ? AND layer = ?`),
@@ -540,6 +541,19 @@ export class Manifest {
   /** All dentry rows (any layer) that point at `ino`. */
   dentriesOf(ino: number): Array<{ parent: number; name: string; layer: number }> {
     return this.st.dentriesByIno.all(ino) as Array<{ parent: number; name: string; layer: number }>;
+  }
+
+  /**
+   * Every `(parent, name)` that has a dentry row (entry or whiteout) in a
+   * layer of `chain` and whose name starts with `prefix` (case-sensitive).
+   * One query over the dentry rows, no tree walk; rows of the host directory
+   * of an overlay chain are not searched. The caller checks visibility
+   * (`lookup`): a name may be whited out by a nearer layer.
+   */
+  dentriesByPrefix(prefix: string, chain: Chain): Array<{ parent: number; name: string }> {
+    const out: Array<{ parent: number; name: string }> = [];
+    for (const r of this.st.dentriesByPrefix.iterate({ prefix, layers: JSON.stringify(chain.ids) }) as Iterable<{ parent: number; name: string }>) out.push(r);
+    return out;
   }
 
   /** Writes a dentry (or a whiteout with ino 0) into `layer`. */

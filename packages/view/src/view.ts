@@ -564,6 +564,23 @@ export class View {
     this.main.dropCleanBuffers();
   }
 
+  /**
+   * Unlinks every file (any non-directory) of the main tree whose name
+   * starts with `prefix` and satisfies `match`, wherever it is in the tree;
+   * returns how many were removed (`FsCore.removeNames`: one manifest query
+   * by name prefix, no tree walk, no permission checks). For a front end
+   * cleaning up its own leftover names before it serves the tree; snapshots
+   * under `/.agentfs/` are never touched. Errors: EROFS on a read-only view.
+   */
+  removeNames(prefix: string, match: (name: string) => boolean): number {
+    if (this.readOnly) throw new FsError("EROFS", "unlink");
+    try {
+      return this.main.removeNames(prefix, match);
+    } catch (e) {
+      throw toFsError(e, "unlink");
+    }
+  }
+
   /** Number of open view descriptors. */
   openCount(): number {
     return this.files.size;
