@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { makeOps, newOpStats, type ContextReader, type OpStats } from "./ops.js";
+import { makeOps, newOpStats, removeFuseHiddenNames, type ContextReader, type OpStats } from "./ops.js";
 
 const require = createRequire(import.meta.url);
 
@@ -69,6 +69,15 @@ export interface MountOptions {
   debug?: boolean;
   /** Called for non-errno exceptions (answered with EIO). */
   onInternalError?: (op: string, e: unknown) => void;
+  /**
+   * Before serving, unlink every libfuse `.fuse_hidden…` file left in the
+   * view's tree (`removeFuseHiddenNames`; count in `FuseMount.removedHidden`).
+   * Default true. Such a file was open when it was unlinked and its daemon
+   * died before the last release; pass false when another mount may be
+   * serving the same branch right now (its open files would lose their
+   * hidden names). Ignored on a read-only view.
+   */
+  removeHidden?: boolean;
 }
 
 /** Minimal shape of the fuse-native class that this package uses. */
@@ -173,13 +182,17 @@ export class FuseMount {
   private keepAlive: NodeJS.Timeout | null = null;
   /** `.fuse_hidden…` paths of files unlinked while open and not released yet (`OpsOptions.hidden`). */
   private readonly hidden = new Set<string>();
+  /** Number of `.fuse_hidden…` files left by an earlier daemon that `mount` removed before serving (`MountOptions.removeHidden`). */
+  removedHidden = 0;
 
   private constructor(readonly view: View, readonly mountpoint: string, readonly options: string[]) {}
 
   /**
    * Mounts `view` on the directory `mountpoint` (absolute or relative to the
    * working directory). A stale mount left there by a killed daemon
-   * (ENOTCONN) is lazily unmounted first. Resolves once the kernel has sent
+   * (ENOTCONN) is lazily unmounted first, and `.fuse_hidden…` files left in
+   * the tree by a daemon that died are removed (`MountOptions.removeHidden`)
+   * before the mount serves anything. Resolves once the kernel has sent
    * INIT. The mount keeps the event loop alive until `unmount`. The event
    * loop must stay free: a synchronous wait on the mount from this process
    * (execSync of `ls`, fs.*Sync on the mountpoint) deadlocks.
@@ -191,6 +204,7 @@ export class FuseMount {
     await recoverStaleMount(mnt);
     const Fuse = loadFuse();
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
+    if (opts.removeHidden ?? true) m.removedHidden = removeFuseHiddenNames(view);
     const context = typeof Fuse.agentfsContext === "function" ? (Fuse.agentfsContext as ContextReader) : undefined;
     const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError, context, hidden: m.hidden, fileCapabilities: !m.options.includes("agentfs_nocaps") }), { timeout: false });
     (fuse as any).agentOptions = m.options;

@@ -130,8 +130,31 @@ export interface OpsOptions {
   hidden?: Set<string>;
 }
 
-/** Names libfuse 2 gives unlinked-but-open files (`.fuse_hidden` + 16 hex digits). */
+/** Prefix of the names libfuse 2 gives files unlinked while open (`FUSE_HIDDEN_NAME`). */
+export const FUSE_HIDDEN_PREFIX = ".fuse_hidden";
+
+/**
+ * A name libfuse 2 gives a file unlinked while open, exactly: libfuse 2.9
+ * `hidden_name()` formats `".fuse_hidden%08x%08x"` (node id and a counter,
+ * both unsigned int, so 8 lowercase hex digits each: 16 in all).
+ */
+export const FUSE_HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+
+/** Paths whose last component is a libfuse hidden name (`FUSE_HIDDEN_NAME`). */
 const FUSE_HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/;
+
+/**
+ * Unlinks every `.fuse_hidden…` file (exactly `FUSE_HIDDEN_NAME`) anywhere
+ * in the view's main tree; returns how many. Only safe while no mount
+ * serves the tree: each is a file that a FUSE client had open when it was
+ * unlinked, and a daemon that died before the last release (SIGKILL) left
+ * it behind for good; once no daemon serves the tree, nobody can hold it
+ * open. Returns 0 on a read-only view. Errors: `View.removeNames`'s.
+ */
+export function removeFuseHiddenNames(view: View): number {
+  if (view.readOnly) return 0;
+  return view.removeNames(FUSE_HIDDEN_PREFIX, (name) => FUSE_HIDDEN_NAME.test(name));
+}
 
 /** Keeps `hidden` right after a successful rename of `from` to `to`. */
 function trackHidden(hidden: Set<string> | undefined, from: string, to: string): void {

@@ -100,6 +100,14 @@ export class CliMount {
     return 0;
   }
 
+  /** Path of the daemon log for this mountpoint (the `log` of its record; the runtime directory holds one per mountpoint). */
+  log(): string {
+    const run = this.env.AGENTFS_RUNTIME_DIR!;
+    const logs = readdirSync(run).filter((f) => f.startsWith("mount-") && f.endsWith(".log"));
+    if (logs.length !== 1) throw new Error(`expected one daemon log in ${run}, found ${logs.length}`);
+    return join(run, logs[0]!);
+  }
+
   /** Runs `agentfs fsck` on the store. */
   fsck(): Run {
     return agentfs(["--store", this.store, "fsck"], this.env);

@@ -347,12 +347,21 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     await closeStore();
     throw e;
   }
+  // .fuse_hidden files left by a killed daemon are removed before serving, unless another live
+  // daemon of ours serves the same branch: its open-but-unlinked files still need their hidden names.
+  const served0 = view.target;
+  const other = "branch" in served0
+    ? listRecords().find((r) => r.pid !== process.pid && r.store === storeDir && "branch" in r.target && r.target.branch === served0.branch && pidAlive(r.pid))
+    : undefined;
   const m = await FuseMount.mount(view, mnt, {
+    removeHidden: !other,
     allowOther: opts.allowOther ?? defaultAllowOther(),
     defaultPermissions: opts.defaultPermissions !== false,
     maxWrite,
     fsname: `agentfs:${storeDir}`,
   });
+  if (other) out(`.fuse_hidden files: not looked for (pid ${other.pid} serves the same branch on ${other.mountpoint})`);
+  else if (!view.readOnly) out(`.fuse_hidden files left by an earlier daemon: ${m.removedHidden} removed`);
   const target0 = view.target;
   const served: ServedTree = {
     mountpoint: mnt,
