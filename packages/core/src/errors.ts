@@ -50,6 +50,24 @@ export function errnoNumber(code: ErrnoName): number {
  * detail sentence (`(object 3fa2… failed its SHA-256 check)`).
  */
 export class FsError extends Error {
+  /**
+   * As `new FsError(...)` but without capturing a stack trace (`stack` is
+   * just the "Error: message" line), for front ends that only pass the errno
+   * on (the FUSE daemon answering ENOENT to a lookup): capturing the stack is
+   * most of the cost of a negative answer. EIO keeps its stack, as it reports
+   * a fault someone may need to trace.
+   */
+  static withoutStack(code: ErrnoName, syscall: string, path?: string, dest?: string, detail?: string): FsError {
+    if (code === "EIO") return new FsError(code, syscall, path, dest, detail);
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new FsError(code, syscall, path, dest, detail);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
+
   readonly code: ErrnoName;
   readonly errno: number;
   readonly syscall: string;
@@ -78,8 +96,35 @@ export class FsError extends Error {
 export class StoreError extends Error {
   readonly code: ErrnoName;
   constructor(code: ErrnoName, detail: string) {
-    super(`${code}: ${detail}`);
+    if (rewrapDepth > 0) {
+      // Inside `rewrappingStoreErrors`: the caller turns this into an FsError
+      // with its own stack, so capturing one here would be wasted work.
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        super(`${code}: ${detail}`);
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+    } else super(`${code}: ${detail}`);
     this.code = code;
+  }
+}
+
+/** How many `rewrappingStoreErrors` calls are running (synchronously) right now. */
+let rewrapDepth = 0;
+
+/**
+ * Runs `fn` promising that any StoreError it throws is caught and rewrapped
+ * (into an FsError naming the operation) by the caller, so StoreErrors
+ * created meanwhile skip capturing a stack trace. For synchronous `fn` only.
+ */
+export function rewrappingStoreErrors<T>(fn: () => T): T {
+  rewrapDepth++;
+  try {
+    return fn();
+  } finally {
+    rewrapDepth--;
   }
 }
 

@@ -6,7 +6,7 @@
  * `FsError`s whose `code` is the errno name and `syscall` the operation.
  */
 import { constants as C } from "node:fs";
-import { FsError, StoreError, type ErrnoName } from "./errors.js";
+import { FsError, StoreError, rewrappingStoreErrors, type ErrnoName } from "./errors.js";
 import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, parsePath, joinParts } from "./paths.js";
@@ -51,6 +51,12 @@ export interface FsCoreOptions {
    * and a deep tree may hold files whose full path is longer.
    */
   pathMax?: number;
+  /**
+   * False: errno answers other than EIO (ENOENT, ENODATA, ...) are FsErrors
+   * without a stack trace (`FsError.withoutStack`), for front ends that only
+   * pass the errno on (FUSE). Default true: errors carry a stack, like Node's.
+   */
+  errorStacks?: boolean;
 }
 
 /** stat(2) fields of one inode. Times are ns since the epoch; sizes in bytes; blocks in 512-byte units. */
@@ -163,6 +169,8 @@ export class FsCore {
   readonly dev: number;
   /** Whole-path length limit in bytes (`FsCoreOptions.pathMax`). */
   private readonly pathMax: number;
+  /** `FsCoreOptions.errorStacks`. */
+  private readonly errorStacks: boolean;
 
   /** Errors: ENOENT when the branch or snapshot does not exist. */
   constructor(store: Store, target: Target, opts: FsCoreOptions = {}) {
@@ -172,6 +180,7 @@ export class FsCore {
     this.cred = opts.cred ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
     this.umask = opts.umask ?? currentUmask();
     this.pathMax = opts.pathMax ?? PATH_MAX;
+    this.errorStacks = opts.errorStacks ?? true;
     let h = 0;
     for (const c of store.dir) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
     this.dev = h & 0xfffff;
@@ -194,10 +203,11 @@ export class FsCore {
   /** Runs `fn`, converting StoreErrors into FsErrors naming `syscall` and `path`. */
   private wrap<T>(syscall: string, path: string | undefined, fn: () => T, dest?: string): T {
     try {
-      return fn();
+      return rewrappingStoreErrors(fn);
     } catch (e) {
       if (e instanceof StoreError) {
         const detail = e.message.replace(/^[A-Z0-9]+: /, "");
+        if (!this.errorStacks) throw FsError.withoutStack(e.code, syscall, path, dest, isGeneric(e.code, detail) ? undefined : detail);
         throw new FsError(e.code, syscall, path, dest, isGeneric(e.code, detail) ? undefined : detail);
       }
       throw e;
@@ -1568,12 +1578,13 @@ function currentUmask(): number {
   return u;
 }
 
+const GENERIC_DETAIL: Record<string, string> = {
+  ENOENT: "no such file or directory", EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory",
+  ENOTEMPTY: "directory not empty", EACCES: "permission denied",
+};
+
 function isGeneric(code: ErrnoName, detail: string): boolean {
-  const generic: Record<string, string> = {
-    ENOENT: "no such file or directory", EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory",
-    ENOTEMPTY: "directory not empty", EACCES: "permission denied",
-  };
-  return generic[code] === detail;
+  return GENERIC_DETAIL[code] === detail;
 }
 
 /** Any error of an asynchronous call as an FsError naming `syscall` (StoreErrors keep their code; others are EIO). */

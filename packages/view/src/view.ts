@@ -80,6 +80,13 @@ export interface ViewOptions {
    * a deep tree must stay reachable. Names are always limited to 255 bytes.
    */
   pathMax?: number;
+  /**
+   * False: errno answers other than EIO that the trees raise (ENOENT,
+   * ENODATA, ...) carry no stack trace (`FsCoreOptions.errorStacks`), which
+   * is most of the cost of a negative answer. For front ends that pass only
+   * the errno on (FUSE). Default true.
+   */
+  errorStacks?: boolean;
 }
 
 /** statvfs(3) fields as `View.statfs` returns them (block counts in `frsize` units). */
@@ -135,7 +142,7 @@ export class View {
     this.opts = opts;
     const target = opts.target ?? { branch: store.currentBranch() };
     this.pathMax = opts.pathMax ?? Infinity;
-    this.main = new FsCore(store, target, { umask: opts.umask ?? 0, cred: opts.cred, pathMax: this.pathMax });
+    this.main = new FsCore(store, target, { umask: opts.umask ?? 0, cred: opts.cred, pathMax: this.pathMax, errorStacks: opts.errorStacks });
     this.readOnly = this.main.readOnly || !!opts.readOnly;
   }
 

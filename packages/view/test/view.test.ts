@@ -1,6 +1,6 @@
 import { AgentFS, Store, FsError } from "@agentfs/core";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { constants as C } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -175,5 +175,38 @@ describe("View", () => {
     }
     view.close(w);
     expect(view.stat("/c.txt").mode & 0o777).toBe(0o600);
+  });
+
+  it("errors keep Node's shape; errorStacks: false drops the stack of errno answers but not of EIO", () => {
+    const caught = (fn: () => unknown): FsError => {
+      try {
+        fn();
+      } catch (e) {
+        expect(e).toBeInstanceOf(FsError);
+        return e as FsError;
+      }
+      throw new Error("no error");
+    };
+    writeFile("/f", "x");
+    const withStack = caught(() => view.stat("/nope"));
+    expect(withStack).toMatchObject({ code: "ENOENT", errno: -osConstants.errno.ENOENT, syscall: "lstat", path: "/nope" });
+    expect(withStack.stack).toMatch(/\n\s+at /);
+    const xattr = caught(() => view.getxattr("/f", "user.none"));
+    expect(xattr.code).toBe("ENODATA");
+    expect(xattr.stack).toMatch(/\n\s+at /);
+
+    const quiet = View.open(store, { errorStacks: false });
+    const e = caught(() => quiet.stat("/nope"));
+    expect(e).toMatchObject({ code: "ENOENT", errno: -osConstants.errno.ENOENT, syscall: "lstat", path: "/nope" });
+    expect(e.message).toBe("ENOENT: no such file or directory, lstat '/nope'");
+    expect(e.stack).toBe(`Error: ${e.message}`);
+    expect(caught(() => quiet.getxattr("/f", "user.none")).code).toBe("ENODATA");
+    quiet.closeAll();
+
+    const io = FsError.withoutStack("EIO", "read", "/f");
+    expect(io.stack).toMatch(/\n\s+at /);
+    const nd = FsError.withoutStack("ENODATA", "getxattr", "/f");
+    expect(nd).toMatchObject({ code: "ENODATA", syscall: "getxattr", path: "/f" });
+    expect(nd.stack).toBe(`Error: ${nd.message}`);
   });
 });

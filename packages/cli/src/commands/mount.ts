@@ -342,7 +342,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
       ensureOverlayBranch(store, branch, opts.lower);
       target = { branch };
     }
-    view = View.open(store, { target, readOnly: !!opts.readOnly, autoCommitBytes: FUSE_AUTO_COMMIT_BYTES });
+    view = View.open(store, { target, readOnly: !!opts.readOnly, autoCommitBytes: FUSE_AUTO_COMMIT_BYTES, errorStacks: false });
   } catch (e) {
     await closeStore();
     throw e;
