@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { FULL, jobs as allJobs, prepare, QUICK, type Job, type Unit } from "./mount/jobs.js";
 import { run, runSync, WorkloadFail } from "./mount/proc.js";
 import { agentfsTarget, overlayTarget, parseDaemonStats, TARGET_IDS, TARGET_LABEL, tmpfsTarget, type AgentfsTarget, type OpStat, type Target, type TargetId } from "./mount/targets.js";
@@ -20,9 +21,36 @@ const cli = join(repo, "packages/cli/dist/main.js");
 
 type Cell = { values: Record<string, number> } | { fail: string };
 
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+const USAGE = `usage: node packages/bench/dist/mount.js [--quick] [--only JOB,...] [--out FILE] [--json FILE]
+
+Runs the mount benchmark on tmpfs, fuse-overlayfs and an agentfs mount, side by side.
+  --quick        small sizes; writes no MOUNT-RESULTS.md unless --out says so
+  --only JOB,... run only these jobs (a prefix matches: fio = all four fio jobs):
+                 fio-seqwrite fio-seqread fio-randread fio-randwrite smallfiles
+                 git-clone tar-x make compileall sqlite rsync rm-rf
+  --out FILE     markdown report (default packages/bench/MOUNT-RESULTS.md without --quick)
+  --json FILE    also write the raw results as JSON
+  -h, --help     this text
+`;
+
+/** Parses argv strictly (node:util parseArgs): an unknown flag prints the usage and exits 2; --help prints it and exits 0. */
+function parseCli(): { quick: boolean; only?: string[]; out?: string; json?: string } {
+  let v;
+  try {
+    ({ values: v } = parseArgs({
+      args: process.argv.slice(2).filter((a) => a !== "--"),
+      options: { quick: { type: "boolean" }, only: { type: "string" }, out: { type: "string" }, json: { type: "string" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (v.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  return { quick: !!v.quick, only: v.only?.split(","), out: v.out, json: v.json };
 }
 
 const log = (s: string) => process.stderr.write(s + "\n");
@@ -44,11 +72,12 @@ function fmtRatio(r: number): string {
 }
 
 async function main(): Promise<void> {
-  const quick = process.argv.includes("--quick");
+  const args = parseCli();
+  const quick = args.quick;
   const sizes = quick ? QUICK : FULL;
-  const only = argValue("--only")?.split(",");
-  const outFile = argValue("--out") ?? (quick ? undefined : join(repo, "packages/bench/MOUNT-RESULTS.md"));
-  const jsonFile = argValue("--json");
+  const only = args.only;
+  const outFile = args.out ?? (quick ? undefined : join(repo, "packages/bench/MOUNT-RESULTS.md"));
+  const jsonFile = args.json;
   const root = join(process.env.AGENTFS_BENCH_DIR ?? "/dev/shm/agentfs-bench", `mount-${process.pid}`);
   const t0 = performance.now();
   const targets: Target[] = [];
