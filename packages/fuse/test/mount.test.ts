@@ -288,6 +288,25 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
     mount();
   });
 
+  it("an external unmount (fusermount -u) makes the daemon commit, remove its record and exit", () => {
+    const rec = records(env.AGENTFS_RUNTIME_DIR!)[0]!;
+    ok("printf external > ext.txt", mnt);
+    ok(`fusermount -u ${JSON.stringify(mnt)}`, root);
+    const alive = () => {
+      try {
+        process.kill(rec.pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(waitFor(() => !alive(), 10_000)).toBe(true);
+    expect(records(env.AGENTFS_RUNTIME_DIR!)).toEqual([]);
+    expect(agentfs(["--store", store, "cat", "/ext.txt"], env).stdout).toBe("external");
+    expect(agentfs(["--store", store, "rm", "/ext.txt"], env).code).toBe(0);
+    mount();
+  });
+
   it("a killed daemon leaves a stale mount (ENOTCONN) that status reports and the next mount recovers", () => {
     const rec = records(env.AGENTFS_RUNTIME_DIR!)[0]!;
     process.kill(rec.pid, "SIGKILL");

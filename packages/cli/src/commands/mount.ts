@@ -235,7 +235,14 @@ export function registerMountCommands(program: Command): void {
       if (isFuseMounted(mnt)) throw new CliError("EBUSY", `'${mnt}' is already mounted`);
       const maxWrite = Number(opts.maxWrite);
       if (!Number.isInteger(maxWrite) || maxWrite < 0) throw new UsageError(`--max-write must be a whole number of bytes, got '${opts.maxWrite}'`);
-      if (opts.foreground) return serve(storeDir, mnt, g.snapshot !== undefined ? { snapshot: g.snapshot } : g.branch !== undefined ? { branch: g.branch } : undefined, opts, maxWrite);
+      if (opts.foreground) {
+        await serve(storeDir, mnt, g.snapshot !== undefined ? { snapshot: g.snapshot } : g.branch !== undefined ? { branch: g.branch } : undefined, opts, maxWrite);
+        // Everything is committed and the store closed. After an external unmount (fusermount -u)
+        // fuse-native's request threads keep their async handles referenced and the process would
+        // never exit (and its SIGTERM handler is spent): leave once pending output had a moment.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
+        return;
+      }
       await startDaemon(storeDir, mnt, cmd, opts);
     });
 
