@@ -102,7 +102,7 @@ export async function prepare(root: string, sizes: Sizes, gitSource: string): Pr
     cSrc,
     cExpected: proj.expected,
     pyLib,
-    pyLibDesc: `${libSrc} without tests/site-packages: ${pyCount} .py files`,
+    pyLibDesc: `python3's standard library (no tests/site-packages): ${pyCount} .py files`,
     gitSource,
   };
   ctx.docHash = await treeHash(ctx, join(docSrc, "doc"));
@@ -170,7 +170,7 @@ export function jobs(ctx: Ctx): Job[] {
       id: "git-clone",
       group: realGroup,
       real: true,
-      metrics: one(`git clone --no-hardlinks of ${ctx.gitSource} (+ checkout)`),
+      metrics: one(`git clone --no-hardlinks of this repository (+ checkout)`),
       async run(dir) {
         const r = await must("git", ["clone", "-q", "--no-hardlinks", ctx.gitSource, "repo"], { cwd: dir });
         const fsck = await run("git", ["-C", join(dir, "repo"), "fsck", "--full", "--no-progress"]);
