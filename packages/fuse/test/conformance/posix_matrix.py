@@ -902,8 +902,10 @@ def name_lengths():
 
 # ================================================================= permissions as a non-root user
 
-def perm_dirs():
-    """Directory search/read/write permission for owner, group and other classes, checked by uid 65534."""
+def perm_modes():
+    """Yields (class, uid, gid, mode) for each permission class (owner/group/other) and each of its 8
+    rwx values: the tested class gets that value and the other two classes its complement, so only
+    the class whose ids uid 65534/gid 65534 match decides the outcome. uid/gid own the tested node."""
     classes = {"owner": (NOBODY, OTHER), "group": (OTHER, NOBODY), "other": (OTHER, OTHER)}
     shift = {"owner": 6, "group": 3, "other": 0}
     for cls, (uid, gid) in classes.items():
@@ -911,93 +913,93 @@ def perm_dirs():
             mode = 0
             for c2, s in shift.items():
                 mode |= (p if c2 == cls else 7 - p) << s
-            d = fresh("perm-dir")
-            t = d + "/t"
-            os.mkdir(t)
-            write_file(t + "/f", b"data", 0o666)
-            os.mkdir(t + "/sub")
-            os.chmod(t + "/sub", 0o777)
-            write_file(d + "/mine", b"m", 0o644)
-            os.chown(d + "/mine", NOBODY, NOBODY)
-            os.chown(t, uid, gid)
-            os.chmod(t, mode)
+            yield cls, uid, gid, mode
 
-            def body(t=t, d=d):
-                res = {}
-                res["stat"] = desc(t + "/f", content=False)
-                res["listdir"] = listing(t)
-                res["open-read"] = attempt(lambda: os.close(os.open(t + "/f", os.O_RDONLY)))
-                res["access-R"] = attempt(os.access, t, os.R_OK)
-                res["access-W"] = attempt(os.access, t, os.W_OK)
-                res["access-X"] = attempt(os.access, t, os.X_OK)
-                res["creat"] = attempt(lambda: os.close(os.open(t + "/new", os.O_CREAT | os.O_WRONLY, 0o644)))
-                res["mkdir"] = attempt(os.mkdir, t + "/nd")
-                res["symlink"] = attempt(os.symlink, "x", t + "/sl")
-                res["link-in"] = attempt(os.link, d + "/mine", t + "/hl")
-                res["rename-within"] = attempt(os.rename, t + "/f", t + "/g")
-                res["rename-out"] = attempt(os.rename, t + "/sub", d + "/sub-out")
-                res["rename-in"] = attempt(os.rename, d + "/mine", t + "/mine-in")
-                res["unlink"] = attempt(os.unlink, t + "/g")
-                res["unlink-f"] = attempt(os.unlink, t + "/f")
-                res["rmdir-sub"] = attempt(os.rmdir, t + "/sub")
-                res["chdir"] = attempt(os.chdir, t)
-                res["utime-now"] = attempt(os.utime, t)
-                res["utime-explicit"] = attempt(os.utime, t, (5, 5))
-                res["chmod"] = attempt(os.chmod, t, mode)
-                res["setxattr"] = attempt(os.setxattr, t, "user.p", b"1")
-                return res
-            res = as_user(NOBODY, NOBODY, body)
-            key = "perm.dir[%s %03o]" % (cls, mode)
-            for k, v in res.items():
-                rec("%s.%s" % (key, k), v)
-            os.chmod(t, 0o777)
-            rec(key + ".after", listing(t) + " | " + listing(d))
+
+def perm_dirs():
+    """Directory search/read/write permission for owner, group and other classes, checked by uid 65534."""
+    for cls, uid, gid, mode in perm_modes():
+        d = fresh("perm-dir")
+        t = d + "/t"
+        os.mkdir(t)
+        write_file(t + "/f", b"data", 0o666)
+        os.mkdir(t + "/sub")
+        os.chmod(t + "/sub", 0o777)
+        write_file(d + "/mine", b"m", 0o644)
+        os.chown(d + "/mine", NOBODY, NOBODY)
+        os.chown(t, uid, gid)
+        os.chmod(t, mode)
+
+        def body(t=t, d=d):
+            res = {}
+            res["stat"] = desc(t + "/f", content=False)
+            res["listdir"] = listing(t)
+            res["open-read"] = attempt(lambda: os.close(os.open(t + "/f", os.O_RDONLY)))
+            res["access-R"] = attempt(os.access, t, os.R_OK)
+            res["access-W"] = attempt(os.access, t, os.W_OK)
+            res["access-X"] = attempt(os.access, t, os.X_OK)
+            res["creat"] = attempt(lambda: os.close(os.open(t + "/new", os.O_CREAT | os.O_WRONLY, 0o644)))
+            res["mkdir"] = attempt(os.mkdir, t + "/nd")
+            res["symlink"] = attempt(os.symlink, "x", t + "/sl")
+            res["link-in"] = attempt(os.link, d + "/mine", t + "/hl")
+            res["rename-within"] = attempt(os.rename, t + "/f", t + "/g")
+            res["rename-out"] = attempt(os.rename, t + "/sub", d + "/sub-out")
+            res["rename-in"] = attempt(os.rename, d + "/mine", t + "/mine-in")
+            res["unlink"] = attempt(os.unlink, t + "/g")
+            res["unlink-f"] = attempt(os.unlink, t + "/f")
+            res["rmdir-sub"] = attempt(os.rmdir, t + "/sub")
+            res["chdir"] = attempt(os.chdir, t)
+            res["utime-now"] = attempt(os.utime, t)
+            res["utime-explicit"] = attempt(os.utime, t, (5, 5))
+            res["chmod"] = attempt(os.chmod, t, mode)
+            res["setxattr"] = attempt(os.setxattr, t, "user.p", b"1")
+            return res
+        res = as_user(NOBODY, NOBODY, body)
+        key = "perm.dir[%s %03o]" % (cls, mode)
+        for k, v in res.items():
+            rec("%s.%s" % (key, k), v)
+        os.chmod(t, 0o777)
+        rec(key + ".after", listing(t) + " | " + listing(d))
 
 
 def perm_files():
     """File read/write/execute permission for owner, group and other classes, checked by uid 65534; EACCES vs EPERM."""
-    classes = {"owner": (NOBODY, OTHER), "group": (OTHER, NOBODY), "other": (OTHER, OTHER)}
-    shift = {"owner": 6, "group": 3, "other": 0}
-    for cls, (uid, gid) in classes.items():
-        for p in range(8):
-            mode = 0
-            for c2, s in shift.items():
-                mode |= (p if c2 == cls else 7 - p) << s
-            d = fresh("perm-file")
-            f = d + "/f"
-            write_file(f, b"content", 0o644)
-            os.chown(f, uid, gid)
-            os.chmod(f, mode)
+    for cls, uid, gid, mode in perm_modes():
+        d = fresh("perm-file")
+        f = d + "/f"
+        write_file(f, b"content", 0o644)
+        os.chown(f, uid, gid)
+        os.chmod(f, mode)
 
-            def body(f=f, mode=mode):
-                res = {}
-                for an, a in ACC:
-                    res["open-" + an] = attempt(lambda: os.close(os.open(f, a)))
-                res["open-WRONLY|TRUNC"] = attempt(lambda: os.close(os.open(f, os.O_WRONLY | os.O_TRUNC)))
-                res["open-RDONLY|TRUNC"] = attempt(lambda: os.close(os.open(f, os.O_RDONLY | os.O_TRUNC)))
-                res["open-APPEND"] = attempt(lambda: os.close(os.open(f, os.O_WRONLY | os.O_APPEND)))
-                res["open-CREAT"] = attempt(lambda: os.close(os.open(f, os.O_RDONLY | os.O_CREAT, 0o600)))
-                res["truncate"] = attempt(os.truncate, f, 3)
-                for xn, x in (("R", os.R_OK), ("W", os.W_OK), ("X", os.X_OK), ("RW", os.R_OK | os.W_OK), ("F", os.F_OK)):
-                    res["access-" + xn] = attempt(os.access, f, x)
-                res["utime-now"] = attempt(utimensat, f, "now", "now")
-                res["utime-null"] = attempt(utimensat, f, None, None)
-                res["utime-omit"] = attempt(utimensat, f, "omit", "omit")
-                res["utime-explicit"] = attempt(utimensat, f, T1, T2)
-                res["utime-now-omit"] = attempt(utimensat, f, "now", "omit")
-                res["chmod"] = attempt(os.chmod, f, mode)
-                res["chown-self"] = attempt(os.chown, f, NOBODY, -1)
-                res["chown-noop"] = attempt(os.chown, f, -1, -1)
-                res["chgrp-own"] = attempt(os.chown, f, -1, NOBODY)
-                res["setxattr"] = attempt(os.setxattr, f, "user.p", b"1")
-                res["getxattr"] = attempt(lambda: os.getxattr(f, "user.p"))
-                res["link"] = attempt(os.link, f, f + ".hl")
-                return res
-            res = as_user(NOBODY, NOBODY, body)
-            key = "perm.file[%s %03o]" % (cls, mode)
-            for k, v in res.items():
-                rec("%s.%s" % (key, k), v)
-            rec(key + ".after", desc(f))
+        def body(f=f, mode=mode):
+            res = {}
+            for an, a in ACC:
+                res["open-" + an] = attempt(lambda: os.close(os.open(f, a)))
+            res["open-WRONLY|TRUNC"] = attempt(lambda: os.close(os.open(f, os.O_WRONLY | os.O_TRUNC)))
+            res["open-RDONLY|TRUNC"] = attempt(lambda: os.close(os.open(f, os.O_RDONLY | os.O_TRUNC)))
+            res["open-APPEND"] = attempt(lambda: os.close(os.open(f, os.O_WRONLY | os.O_APPEND)))
+            res["open-CREAT"] = attempt(lambda: os.close(os.open(f, os.O_RDONLY | os.O_CREAT, 0o600)))
+            res["truncate"] = attempt(os.truncate, f, 3)
+            for xn, x in (("R", os.R_OK), ("W", os.W_OK), ("X", os.X_OK), ("RW", os.R_OK | os.W_OK), ("F", os.F_OK)):
+                res["access-" + xn] = attempt(os.access, f, x)
+            res["utime-now"] = attempt(utimensat, f, "now", "now")
+            res["utime-null"] = attempt(utimensat, f, None, None)
+            res["utime-omit"] = attempt(utimensat, f, "omit", "omit")
+            res["utime-explicit"] = attempt(utimensat, f, T1, T2)
+            res["utime-now-omit"] = attempt(utimensat, f, "now", "omit")
+            res["chmod"] = attempt(os.chmod, f, mode)
+            res["chown-self"] = attempt(os.chown, f, NOBODY, -1)
+            res["chown-noop"] = attempt(os.chown, f, -1, -1)
+            res["chgrp-own"] = attempt(os.chown, f, -1, NOBODY)
+            res["setxattr"] = attempt(os.setxattr, f, "user.p", b"1")
+            res["getxattr"] = attempt(lambda: os.getxattr(f, "user.p"))
+            res["link"] = attempt(os.link, f, f + ".hl")
+            return res
+        res = as_user(NOBODY, NOBODY, body)
+        key = "perm.file[%s %03o]" % (cls, mode)
+        for k, v in res.items():
+            rec("%s.%s" % (key, k), v)
+        rec(key + ".after", desc(f))
     # root: DAC override, but execute needs some x bit on files
     d = fresh("perm-root")
     for mode in (0o000, 0o100, 0o010, 0o001, 0o644, 0o400):
