@@ -717,3 +717,4 @@ export function statfsType(path: string): number {
 export function statfsTypeName(path: string): string | undefined {
   return statfs(path).typeName;
 }
+export * from "./fuse.js";

@@ -1,0 +1,144 @@
+/**
+ * The libfuse 3 low-level binding (`build/Release/agentfs_fuse.node`, Linux
+ * only): a FUSE session served on the Node event loop, without threads.
+ *
+ * Requests arrive through one `dispatch(op, slot, ...args)` function, called
+ * synchronously on the loop thread; `op` indexes `opNames`. A request with
+ * `slot >= 0` must be answered exactly once, now or later, by one of the
+ * `reply*` methods with that slot (slot -1: no answer is expected — `init`,
+ * `forget`, `exit`). Replies to a slot already answered, or after `unmount`,
+ * are ignored. Attributes travel through `session.attr` (ATTR_FIELDS doubles
+ * per record, see `AttrField`), the caller of the request being dispatched
+ * is in `session.ctx` ([uid, gid, pid, umask]), and write payloads are
+ * slices of `session.recv` (valid only during the dispatch call).
+ *
+ * Arguments per op (after `op` and `slot`; inode numbers are FUSE node ids,
+ * `fh` a handle number or -1, times in s + ns):
+ * - init: capable, want, maxWrite (bytes), maxReadahead (bytes), protoMinor
+ * - lookup: parent, name · forget: ino, nlookup · getattr: ino, fh
+ * - setattr: ino, toSet (`setAttr` bits), fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs
+ * - readlink: ino · mknod: parent, name, mode, rdev · mkdir: parent, name, mode
+ * - unlink / rmdir: parent, name · symlink: target, parent, name
+ * - rename: parent, name, newParent, newName, flags (RENAME_NOREPLACE 1, RENAME_EXCHANGE 2)
+ * - link: ino, newParent, newName · open / opendir: ino, flags
+ * - read: ino, fh, offset, size · write: ino, fh, offset, size, recvOffset, copy (Buffer when recvOffset is -1), writepage
+ * - flush / release / releasedir: ino, fh · fsync / fsyncdir: ino, fh, datasync
+ * - readdir / readdirplus: ino, fh, offset, size · statfs: ino
+ * - setxattr: ino, name, value (Buffer), flags · getxattr: ino, name, size · listxattr: ino, size
+ * - removexattr: ino, name · access: ino, mask · create: parent, name, mode, flags
+ * - fallocate: ino, fh, mode, offset, length · lseek: ino, fh, offset, whence
+ * - exit: (none) — the kernel ended the session (unmounted from outside); call `unmount` to free it.
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+const require = createRequire(import.meta.url);
+const pkgRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Field indices of one attribute record in `FuseSession.attr` (times in s + ns, size in bytes, blocks in 512-byte units). */
+export const AttrField = {
+  ino: 0, mode: 1, nlink: 2, uid: 3, gid: 4, rdev: 5, size: 6, blocks: 7, blksize: 8,
+  atime: 9, atimeNs: 10, mtime: 11, mtimeNs: 12, ctime: 13, ctimeNs: 14,
+} as const;
+
+/** Open-reply flags for `replyOpen`/`replyCreate` (fuse_file_info bits). */
+export const OpenReplyFlag = { directIo: 1, keepCache: 2, nonseekable: 4, cacheReaddir: 8 } as const;
+
+/** Dispatch function of a session: `op` indexes `FuseBinding.opNames`. Must not throw (an exception answers EIO and is rethrown as uncaught). */
+export type FuseDispatch = (op: number, slot: number, ...args: any[]) => void;
+
+/** Configuration of a session's INIT answer. */
+export interface FuseSessionConfig {
+  /** Largest write request in bytes (capped by libfuse to 1 MiB). */
+  maxWrite?: number;
+  /** Largest read-ahead in bytes (capped by the kernel's offer). */
+  maxReadahead?: number;
+  /** FUSE_CAP_* bits to ask for when the kernel offers them. */
+  wantSet?: number;
+  /** FUSE_CAP_* bits to turn off (splice is always off). */
+  wantClear?: number;
+  /** Timestamp granularity in ns (default 1). */
+  timeGran?: number;
+  /** Kernel's max_background (pending async requests); 0 keeps libfuse's default. */
+  maxBackground?: number;
+  /** Kernel's congestion_threshold; 0 keeps libfuse's default. */
+  congestionThreshold?: number;
+  /** When false (default), getxattr of `security.capability` is answered ENODATA inside the binding, without a dispatch. */
+  fileCapabilities?: boolean;
+}
+
+/** A libfuse 3 low-level session (`new FuseSession(args, dispatch, config)`; args as libfuse's argv: ["agentfs", "-o", "opt,opt"]). */
+export interface FuseSession {
+  /** Receive buffer: write payloads are `recv.subarray(recvOffset, recvOffset + size)` during the dispatch. */
+  readonly recv: Buffer;
+  /** Shared attribute records, `attrRecords` × `attrFields` doubles. */
+  readonly attr: Float64Array;
+  /** Caller of the request being dispatched: [uid, gid, pid, umask]. */
+  readonly ctx: Int32Array;
+  readonly attrFields: number;
+  readonly attrRecords: number;
+  /** Mounts on `mountpoint` (as fuse_session_mount) and starts serving on the event loop. Errors: ENOENT, ENOTDIR, EIO (the kernel or fusermount3 refused; libfuse printed why). */
+  mount(mountpoint: string): void;
+  /** Stops serving, answers pending requests with EIO, unmounts (lazily as root) and frees the session. Safe to call twice. */
+  unmount(): void;
+  replyErr(slot: number, errno: number): void;
+  replyNone(slot: number): void;
+  /** Entry from attr record 0 (ino 0: negative entry cached `entryTimeout` s). Timeouts in seconds. */
+  replyEntry(slot: number, entryTimeout: number, attrTimeout: number): void;
+  replyAttr(slot: number, attrTimeout: number): void;
+  /** Returns false when the opener was interrupted (the kernel will never release `fh`). */
+  replyCreate(slot: number, entryTimeout: number, attrTimeout: number, fh: number, flags: number): boolean;
+  /** Returns false when the opener was interrupted (the kernel will never release `fh`). */
+  replyOpen(slot: number, fh: number, flags: number): boolean;
+  replyWrite(slot: number, written: number): void;
+  replyBuf(slot: number, buf: Uint8Array, offset: number, length: number): void;
+  replyReadlink(slot: number, target: string): void;
+  /** [bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax] */
+  replyStatfs(slot: number, v: number[]): void;
+  replyXattr(slot: number, size: number): void;
+  replyLseek(slot: number, offset: number): void;
+  /**
+   * Directory entries; entry i gets offset `firstOffset + i + 1`. Plain: `inos` and `types` (S_IFMT bits).
+   * Plus: attr record i per entry; a record with ino 0 sends no attributes and takes no lookup reference
+   * (the dirent then carries `inos[i]` and `types[i]`). Returns how many entries fit in `size` bytes.
+   */
+  replyDir(slot: number, size: number, firstOffset: number, names: string[], inos: number[], types: number[] | null, plus: boolean, entryTimeout: number, attrTimeout: number): number;
+  /** Drops the kernel's dentry `name` in `parent`: 0 or a negative errno (ENOENT when not cached). */
+  notifyInvalEntry(parent: number, name: string): number;
+  /** Drops cached attributes of `ino` and its data in [offset, offset+length) (length 0: to the end; offset -1: attributes only). */
+  notifyInvalInode(ino: number, offset: number, length: number): number;
+  /** As notifyInvalEntry, and detaches `child` if it is the entry's inode. */
+  notifyDelete(parent: number, child: number, name: string): number;
+  /** Requests dispatched and not answered yet. */
+  pending(): number;
+}
+
+/** The loaded binding. */
+export interface FuseBinding {
+  FuseSession: new (args: string[], dispatch: FuseDispatch, config: FuseSessionConfig) => FuseSession;
+  /** Op names by op code ("init", "lookup", …). */
+  opNames: string[];
+  /** FUSE_CAP_* bits by name without the prefix (ASYNC_READ, WRITEBACK_CACHE, …). */
+  caps: Record<string, number>;
+  /** FUSE_SET_ATTR_* bits by name without the prefix (MODE, UID, GID, SIZE, ATIME, MTIME, ATIME_NOW, MTIME_NOW, CTIME). */
+  setAttr: Record<string, number>;
+  /** Version of the libfuse the binding runs against ("3.14.0"). */
+  libfuseVersion: string;
+}
+
+let binding: FuseBinding | undefined;
+
+/**
+ * Loads the libfuse 3 binding. Errors: ENOSYS off Linux; the loader's error
+ * when it was not built (`pnpm --filter @agentfs/native build:addon`; needs
+ * libfuse3-dev) or libfuse3.so.3 is missing.
+ */
+export function loadFuseBinding(): FuseBinding {
+  if (binding) return binding;
+  if (process.platform !== "linux") {
+    throw Object.assign(new Error("ENOSYS: the FUSE binding is built on Linux only"), { code: "ENOSYS", errno: -38, syscall: "fuse" });
+  }
+  binding = require(path.join(pkgRoot, "build", "Release", "agentfs_fuse.node")) as FuseBinding;
+  return binding;
+}

@@ -1,0 +1,952 @@
+// agentfs_fuse: a policy-free binding of the libfuse 3 low-level API
+// (fuse_lowlevel.h) that runs on the Node event loop.
+//
+// The /dev/fuse descriptor is non-blocking and watched by a uv_poll handle:
+// when it is readable, requests are read into one buffer owned by JS (so
+// write payloads need no copy) and handed to libfuse, whose op callbacks call
+// a single JS dispatch function synchronously on the loop thread. No thread
+// hand-off: a request costs one read(2), one JS call and one writev(2).
+//
+// A request is identified in JS by a small integer *slot*. JS answers it at
+// any later time with one of the reply methods; every reply frees the slot.
+// Attributes travel through a shared Float64Array (`attr`, ATTR_FIELDS
+// doubles per entry) and the caller of the request being dispatched through a
+// shared Int32Array (`ctx`: uid, gid, pid, umask), so a reply makes no
+// objects.
+//
+// No policy lives here: which capabilities to ask for, timeouts and every
+// answer come from JS.
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <napi.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+// Operation codes passed as the first dispatch argument (mirrored in JS by `FUSE_OPS`).
+enum Op {
+  OP_INIT = 0, OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR,
+  OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH,
+  OP_RELEASE, OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS,
+  OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_ACCESS, OP_CREATE, OP_READDIRPLUS,
+  OP_FALLOCATE, OP_LSEEK, OP_EXIT, OP_COUNT
+};
+const char* const kOpNames[OP_COUNT] = {
+  "init", "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir",
+  "unlink", "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush",
+  "release", "fsync", "opendir", "readdir", "releasedir", "fsyncdir", "statfs",
+  "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "readdirplus",
+  "fallocate", "lseek", "exit",
+};
+
+// Layout of one attribute record in the shared `attr` array.
+enum AttrField {
+  A_INO = 0, A_MODE, A_NLINK, A_UID, A_GID, A_RDEV, A_SIZE, A_BLOCKS, A_BLKSIZE,
+  A_ATIME, A_ATIME_NS, A_MTIME, A_MTIME_NS, A_CTIME, A_CTIME_NS, ATTR_FIELDS
+};
+const size_t kAttrRecords = 128;  // readdirplus entries per reply (a 4 KiB page holds at most ~27)
+// libfuse 3 reads each request with a buffer of FUSE_MAX_MAX_PAGES (256) pages plus a header page (fuse_i.h).
+const size_t kMaxPages = 256;
+
+// Open-reply flag bits (replyOpen/replyCreate `flags`).
+enum OpenFlag { OF_DIRECT_IO = 1, OF_KEEP_CACHE = 2, OF_NONSEEKABLE = 4, OF_CACHE_READDIR = 8 };
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "") {
+  const char* name = strerrorname_np(err);
+  std::string code = name ? name : "EIO";
+  std::string msg = code + ": " + strerror(err) + ", " + syscall + (detail.empty() ? "" : " '" + detail + "'");
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, -err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+class Session : public Napi::ObjectWrap<Session> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Session(const Napi::CallbackInfo& info);
+  ~Session() override { Teardown(); }
+
+  // libfuse op callbacks (static: they find the Session through fuse_req_userdata).
+  static void Init(void* userdata, struct fuse_conn_info* conn);
+  static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+  static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+  static void ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets);
+  static void Getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+  static void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info* fi);
+  static void Readlink(fuse_req_t req, fuse_ino_t ino);
+  static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
+  static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+  static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+  static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
+  static void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+  static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname, unsigned int flags);
+  static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+  static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+  static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+  static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, struct fuse_file_info* fi);
+  static void Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+  static void Release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+  static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi);
+  static void Opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+  static void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+  static void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+  static void Releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+  static void Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi);
+  static void Statfs(fuse_req_t req, fuse_ino_t ino);
+  static void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
+  static void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+  static void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+  static void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+  static void Access(fuse_req_t req, fuse_ino_t ino, int mask);
+  static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi);
+  static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info* fi);
+  static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info* fi);
+
+ private:
+  // JS methods.
+  Napi::Value Mount(const Napi::CallbackInfo& info);
+  Napi::Value Unmount(const Napi::CallbackInfo& info);
+  Napi::Value ReplyErr(const Napi::CallbackInfo& info);
+  Napi::Value ReplyNone(const Napi::CallbackInfo& info);
+  Napi::Value ReplyEntry(const Napi::CallbackInfo& info);
+  Napi::Value ReplyAttr(const Napi::CallbackInfo& info);
+  Napi::Value ReplyCreate(const Napi::CallbackInfo& info);
+  Napi::Value ReplyOpen(const Napi::CallbackInfo& info);
+  Napi::Value ReplyWrite(const Napi::CallbackInfo& info);
+  Napi::Value ReplyBuf(const Napi::CallbackInfo& info);
+  Napi::Value ReplyReadlink(const Napi::CallbackInfo& info);
+  Napi::Value ReplyStatfs(const Napi::CallbackInfo& info);
+  Napi::Value ReplyXattr(const Napi::CallbackInfo& info);
+  Napi::Value ReplyLseek(const Napi::CallbackInfo& info);
+  Napi::Value ReplyDir(const Napi::CallbackInfo& info);
+  Napi::Value NotifyInvalEntry(const Napi::CallbackInfo& info);
+  Napi::Value NotifyInvalInode(const Napi::CallbackInfo& info);
+  Napi::Value NotifyDelete(const Napi::CallbackInfo& info);
+  Napi::Value Pending(const Napi::CallbackInfo& info);
+
+  static Session* Of(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
+  static void OnReadable(uv_poll_t* handle, int status, int events);
+  void Drain();
+  void Exit();
+  void Teardown();
+
+  // Dispatches `op` for `req` to JS with `args` after the op and slot (slot -1: no reply expected).
+  void Dispatch(Op op, fuse_req_t req, std::initializer_list<napi_value> args);
+  int Take(const Napi::CallbackInfo& info);  // frees and returns the slot's request index, or -1 (throws)
+  fuse_req_t TakeReq(const Napi::CallbackInfo& info);
+  void FillAttr(const double* a, struct stat* st);
+  void FillEntry(const double* a, double entryTimeout, double attrTimeout, struct fuse_entry_param* e);
+
+  Napi::Env env_;
+  struct fuse_session* se_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  bool mounted_ = false;
+  bool exited_ = false;
+  bool draining_ = false;         // inside Drain: libfuse is on the stack
+  bool teardownPending_ = false;  // unmount() called from a handler: done when Drain returns
+  Napi::FunctionReference dispatch_;
+  Napi::ObjectReference self_;
+  Napi::AsyncContext* async_ = nullptr;
+  Napi::Reference<Napi::Buffer<char>> recv_;
+  char* recvMem_ = nullptr;
+  size_t recvSize_ = 0;
+  Napi::Reference<Napi::Float64Array> attrRef_;
+  double* attr_ = nullptr;
+  Napi::Reference<Napi::Int32Array> ctxRef_;
+  int32_t* ctx_ = nullptr;
+  std::vector<fuse_req_t> reqs_;
+  std::vector<int32_t> free_;
+  size_t live_ = 0;
+  // INIT parameters chosen by JS.
+  unsigned maxWrite_ = 1 << 20, maxReadahead_ = 1 << 20, wantSet_ = 0, wantClear_ = 0, timeGran_ = 1;
+  unsigned maxBackground_ = 0, congestion_ = 0;
+  bool answerCapability_ = true;  // getxattr("security.capability") → ENODATA without a JS call
+};
+
+// ---------------------------------------------------------------------------
+
+Napi::Function Session::Define(Napi::Env env) {
+  return DefineClass(env, "FuseSession", {
+    InstanceMethod<&Session::Mount>("mount"),
+    InstanceMethod<&Session::Unmount>("unmount"),
+    InstanceMethod<&Session::ReplyErr>("replyErr"),
+    InstanceMethod<&Session::ReplyNone>("replyNone"),
+    InstanceMethod<&Session::ReplyEntry>("replyEntry"),
+    InstanceMethod<&Session::ReplyAttr>("replyAttr"),
+    InstanceMethod<&Session::ReplyCreate>("replyCreate"),
+    InstanceMethod<&Session::ReplyOpen>("replyOpen"),
+    InstanceMethod<&Session::ReplyWrite>("replyWrite"),
+    InstanceMethod<&Session::ReplyBuf>("replyBuf"),
+    InstanceMethod<&Session::ReplyReadlink>("replyReadlink"),
+    InstanceMethod<&Session::ReplyStatfs>("replyStatfs"),
+    InstanceMethod<&Session::ReplyXattr>("replyXattr"),
+    InstanceMethod<&Session::ReplyLseek>("replyLseek"),
+    InstanceMethod<&Session::ReplyDir>("replyDir"),
+    InstanceMethod<&Session::NotifyInvalEntry>("notifyInvalEntry"),
+    InstanceMethod<&Session::NotifyInvalInode>("notifyInvalInode"),
+    InstanceMethod<&Session::NotifyDelete>("notifyDelete"),
+    InstanceMethod<&Session::Pending>("pending"),
+  });
+}
+
+// new FuseSession(args: string[], dispatch: Function, config: object)
+Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsArray() || !info[1].IsFunction() || !info[2].IsObject()) {
+    Napi::TypeError::New(env, "FuseSession(args: string[], dispatch: Function, config: object)").ThrowAsJavaScriptException();
+    return;
+  }
+  Napi::Array jsArgs = info[0].As<Napi::Array>();
+  std::vector<std::string> store;
+  for (uint32_t i = 0; i < jsArgs.Length(); i++) store.push_back(jsArgs.Get(i).ToString().Utf8Value());
+  std::vector<char*> argv;
+  for (auto& s : store) argv.push_back(const_cast<char*>(s.c_str()));
+  struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  Napi::Object cfg = info[2].As<Napi::Object>();
+  auto num = [&](const char* k, unsigned def) -> unsigned {
+    Napi::Value v = cfg.Get(k);
+    return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : def;
+  };
+  maxWrite_ = num("maxWrite", maxWrite_);
+  maxReadahead_ = num("maxReadahead", maxReadahead_);
+  wantSet_ = num("wantSet", 0);
+  wantClear_ = num("wantClear", 0);
+  timeGran_ = num("timeGran", 1);
+  maxBackground_ = num("maxBackground", 0);
+  congestion_ = num("congestionThreshold", 0);
+  answerCapability_ = !cfg.Get("fileCapabilities").ToBoolean().Value();
+
+  static const struct fuse_lowlevel_ops ops = [] {
+    struct fuse_lowlevel_ops o;
+    memset(&o, 0, sizeof o);
+    o.init = Session::Init;
+    o.lookup = Session::Lookup;
+    o.forget = Session::Forget;
+    o.forget_multi = Session::ForgetMulti;
+    o.getattr = Session::Getattr;
+    o.setattr = Session::Setattr;
+    o.readlink = Session::Readlink;
+    o.mknod = Session::Mknod;
+    o.mkdir = Session::Mkdir;
+    o.unlink = Session::Unlink;
+    o.rmdir = Session::Rmdir;
+    o.symlink = Session::Symlink;
+    o.rename = Session::Rename;
+    o.link = Session::Link;
+    o.open = Session::Open;
+    o.read = Session::Read;
+    o.write = Session::Write;
+    o.flush = Session::Flush;
+    o.release = Session::Release;
+    o.fsync = Session::Fsync;
+    o.opendir = Session::Opendir;
+    o.readdir = Session::Readdir;
+    o.readdirplus = Session::Readdirplus;
+    o.releasedir = Session::Releasedir;
+    o.fsyncdir = Session::Fsyncdir;
+    o.statfs = Session::Statfs;
+    o.setxattr = Session::Setxattr;
+    o.getxattr = Session::Getxattr;
+    o.listxattr = Session::Listxattr;
+    o.removexattr = Session::Removexattr;
+    o.access = Session::Access;
+    o.create = Session::Create;
+    o.fallocate = Session::Fallocate;
+    o.lseek = Session::Lseek;
+    return o;
+  }();
+
+  se_ = fuse_session_new(&args, &ops, sizeof ops, this);
+  fuse_opt_free_args(&args);
+  if (!se_) {
+    Napi::Error::New(env, "EINVAL: fuse_session_new failed (an unknown -o option? libfuse printed why on stderr)").ThrowAsJavaScriptException();
+    return;
+  }
+  dispatch_ = Napi::Persistent(info[1].As<Napi::Function>());
+
+  // One receive buffer, owned by JS: libfuse reads each request into it and write payloads are slices of it.
+  recvSize_ = static_cast<size_t>(kMaxPages + 2) * static_cast<size_t>(getpagesize());
+  Napi::Buffer<char> rb = Napi::Buffer<char>::New(env, recvSize_);
+  recvMem_ = rb.Data();
+  recv_ = Napi::Persistent(rb);
+  Napi::Float64Array at = Napi::Float64Array::New(env, kAttrRecords * ATTR_FIELDS);
+  attr_ = at.Data();
+  attrRef_ = Napi::Persistent(at);
+  Napi::Int32Array cx = Napi::Int32Array::New(env, 4);
+  ctx_ = cx.Data();
+  ctxRef_ = Napi::Persistent(cx);
+  Napi::Object self = info.This().As<Napi::Object>();
+  self.Set("recv", rb);
+  self.Set("attr", at);
+  self.Set("ctx", cx);
+  self.Set("attrFields", Napi::Number::New(env, ATTR_FIELDS));
+  self.Set("attrRecords", Napi::Number::New(env, kAttrRecords));
+}
+
+// mount(mountpoint: string): void — fuse_session_mount, then serve on the loop.
+Napi::Value Session::Mount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!se_ || mounted_) return ErrnoError(env, EINVAL, "fuse_session_mount").ThrowAsJavaScriptException(), env.Undefined();
+  std::string mnt = info[0].ToString().Utf8Value();
+  if (fuse_session_mount(se_, mnt.c_str()) != 0) {
+    int err = errno ? errno : EIO;
+    struct stat st;
+    if (stat(mnt.c_str(), &st) != 0) err = errno;
+    else if (!S_ISDIR(st.st_mode)) err = ENOTDIR;
+    ErrnoError(env, err, "fuse_session_mount", mnt).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  mounted_ = true;
+  int fd = fuse_session_fd(se_);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  self_ = Napi::Persistent(info.This().As<Napi::Object>());  // alive while mounted
+  async_ = new Napi::AsyncContext(env, "agentfs:fuse", info.This().As<Napi::Object>());
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  poll_ = new uv_poll_t;
+  uv_poll_init(loop, poll_, fd);
+  poll_->data = this;
+  uv_poll_start(poll_, UV_READABLE, OnReadable);
+  return env.Undefined();
+}
+
+void Session::OnReadable(uv_poll_t* handle, int status, int events) {
+  Session* s = static_cast<Session*>(handle->data);
+  if (!s || !s->se_) return;
+  Napi::HandleScope hs(s->env_);
+  Napi::CallbackScope cs(s->env_, *s->async_);  // runs process.nextTick and promise jobs when closed
+  s->draining_ = true;
+  s->Drain();
+  s->draining_ = false;
+  if (s->teardownPending_) s->Teardown();
+}
+
+// Serves what the kernel has queued, at most 64 requests per turn of the loop.
+void Session::Drain() {
+  for (int i = 0; i < 64 && se_ && !exited_; i++) {
+    struct fuse_buf fbuf;
+    memset(&fbuf, 0, sizeof fbuf);
+    fbuf.mem = recvMem_;
+    fbuf.size = recvSize_;
+    int res = fuse_session_receive_buf(se_, &fbuf);
+    if (res == -EAGAIN || res == -EINTR) return;
+    if (res <= 0 || fuse_session_exited(se_)) {  // ENODEV: unmounted (e.g. fusermount -u), or a fatal read error
+      Exit();
+      return;
+    }
+    fuse_session_process_buf(se_, &fbuf);
+    if (fuse_session_exited(se_)) {
+      Exit();
+      return;
+    }
+  }
+}
+
+// The kernel side is gone: stop polling and tell JS (op "exit").
+void Session::Exit() {
+  if (exited_) return;
+  exited_ = true;
+  if (poll_) {
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  Dispatch(OP_EXIT, nullptr, {});
+}
+
+// unmount(): void — stops serving, unmounts (lazily, as root: umount2 MNT_DETACH) and frees the session.
+// Requests still waiting for a reply are answered with EIO first; later replies to them are ignored.
+Napi::Value Session::Unmount(const Napi::CallbackInfo& info) {
+  if (draining_) {
+    // Called from a handler: libfuse is still processing a request. Stop reading now, free after it returns.
+    teardownPending_ = true;
+    exited_ = true;
+    return info.Env().Undefined();
+  }
+  Teardown();
+  return info.Env().Undefined();
+}
+
+void Session::Teardown() {
+  teardownPending_ = false;
+  if (poll_) {
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  exited_ = true;
+  if (se_) {
+    for (auto& r : reqs_) {
+      if (r) fuse_reply_err(r, EIO);
+      r = nullptr;
+    }
+    live_ = 0;
+    if (mounted_) fuse_session_unmount(se_);
+    mounted_ = false;
+    fuse_session_destroy(se_);
+    se_ = nullptr;
+  }
+  if (async_) {
+    delete async_;
+    async_ = nullptr;
+  }
+  if (!self_.IsEmpty()) self_.Reset();
+}
+
+// pending(): number — requests dispatched and not answered yet.
+Napi::Value Session::Pending(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(live_));
+}
+
+void Session::Dispatch(Op op, fuse_req_t req, std::initializer_list<napi_value> args) {
+  Napi::Env env = env_;
+  int32_t slot = -1;
+  if (req) {
+    if (!free_.empty()) {
+      slot = free_.back();
+      free_.pop_back();
+      reqs_[slot] = req;
+    } else {
+      slot = static_cast<int32_t>(reqs_.size());
+      reqs_.push_back(req);
+    }
+    live_++;
+    const struct fuse_ctx* c = fuse_req_ctx(req);
+    ctx_[0] = static_cast<int32_t>(c->uid);
+    ctx_[1] = static_cast<int32_t>(c->gid);
+    ctx_[2] = static_cast<int32_t>(c->pid);
+    ctx_[3] = static_cast<int32_t>(c->umask);
+  }
+  std::vector<napi_value> argv;
+  argv.reserve(args.size() + 2);
+  argv.push_back(Napi::Number::New(env, op));
+  argv.push_back(Napi::Number::New(env, slot));
+  for (napi_value v : args) argv.push_back(v);
+  dispatch_.Call(argv);
+  if (env.IsExceptionPending()) {
+    Napi::Error e = env.GetAndClearPendingException();
+    if (slot >= 0 && static_cast<size_t>(slot) < reqs_.size() && reqs_[slot] == req) {
+      reqs_[slot] = nullptr;
+      free_.push_back(slot);
+      live_--;
+      fuse_reply_err(req, EIO);
+    }
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+fuse_req_t Session::TakeReq(const Napi::CallbackInfo& info) {
+  int32_t slot = info[0].As<Napi::Number>().Int32Value();
+  if (slot < 0 || static_cast<size_t>(slot) >= reqs_.size() || !reqs_[slot]) return nullptr;  // answered, or torn down
+  fuse_req_t r = reqs_[slot];
+  reqs_[slot] = nullptr;
+  free_.push_back(slot);
+  live_--;
+  return r;
+}
+
+#define NUM(i) info[i].As<Napi::Number>().DoubleValue()
+#define U64(i) static_cast<uint64_t>(info[i].As<Napi::Number>().DoubleValue())
+#define STR(v) Napi::String::New(env, v)
+#define DBL(v) Napi::Number::New(env, static_cast<double>(v))
+
+void Session::FillAttr(const double* a, struct stat* st) {
+  memset(st, 0, sizeof *st);
+  st->st_ino = static_cast<ino_t>(a[A_INO]);
+  st->st_mode = static_cast<mode_t>(a[A_MODE]);
+  st->st_nlink = static_cast<nlink_t>(a[A_NLINK]);
+  st->st_uid = static_cast<uid_t>(a[A_UID]);
+  st->st_gid = static_cast<gid_t>(a[A_GID]);
+  st->st_rdev = static_cast<dev_t>(a[A_RDEV]);
+  st->st_size = static_cast<off_t>(a[A_SIZE]);
+  st->st_blocks = static_cast<blkcnt_t>(a[A_BLOCKS]);
+  st->st_blksize = static_cast<blksize_t>(a[A_BLKSIZE]);
+  st->st_atim.tv_sec = static_cast<time_t>(a[A_ATIME]);
+  st->st_atim.tv_nsec = static_cast<long>(a[A_ATIME_NS]);
+  st->st_mtim.tv_sec = static_cast<time_t>(a[A_MTIME]);
+  st->st_mtim.tv_nsec = static_cast<long>(a[A_MTIME_NS]);
+  st->st_ctim.tv_sec = static_cast<time_t>(a[A_CTIME]);
+  st->st_ctim.tv_nsec = static_cast<long>(a[A_CTIME_NS]);
+}
+
+void Session::FillEntry(const double* a, double entryTimeout, double attrTimeout, struct fuse_entry_param* e) {
+  memset(e, 0, sizeof *e);
+  e->ino = static_cast<fuse_ino_t>(a[A_INO]);
+  e->generation = 0;
+  FillAttr(a, &e->attr);
+  e->attr_timeout = attrTimeout;
+  e->entry_timeout = entryTimeout;
+}
+
+// replyErr(slot, errno > 0 or 0)
+Napi::Value Session::ReplyErr(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (r) fuse_reply_err(r, info[1].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// replyNone(slot) — for forget-like requests that take no answer.
+Napi::Value Session::ReplyNone(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (r) fuse_reply_none(r);
+  return info.Env().Undefined();
+}
+
+// replyEntry(slot, entryTimeout s, attrTimeout s) — attributes from attr[0..]; ino 0 = negative entry.
+Napi::Value Session::ReplyEntry(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (!r) return info.Env().Undefined();
+  struct fuse_entry_param e;
+  FillEntry(attr_, NUM(1), NUM(2), &e);
+  fuse_reply_entry(r, &e);
+  return info.Env().Undefined();
+}
+
+// replyAttr(slot, attrTimeout s) — attributes from attr[0..].
+Napi::Value Session::ReplyAttr(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (!r) return info.Env().Undefined();
+  struct stat st;
+  FillAttr(attr_, &st);
+  fuse_reply_attr(r, &st, NUM(1));
+  return info.Env().Undefined();
+}
+
+static void SetOpenFlags(struct fuse_file_info* fi, uint64_t fh, unsigned flags) {
+  fi->fh = fh;
+  fi->direct_io = (flags & OF_DIRECT_IO) != 0;
+  fi->keep_cache = (flags & OF_KEEP_CACHE) != 0;
+  fi->nonseekable = (flags & OF_NONSEEKABLE) != 0;
+  fi->cache_readdir = (flags & OF_CACHE_READDIR) != 0;
+}
+
+// replyCreate(slot, entryTimeout, attrTimeout, fh, openFlags) — attributes from attr[0..].
+Napi::Value Session::ReplyCreate(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (!r) return info.Env().Undefined();
+  struct fuse_entry_param e;
+  FillEntry(attr_, NUM(1), NUM(2), &e);
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  SetOpenFlags(&fi, U64(3), info[4].As<Napi::Number>().Uint32Value());
+  if (fuse_reply_create(r, &e, &fi) == -ENOENT) {
+    // The opener was interrupted: the kernel will not release this handle. JS learns it from the return value.
+    return Napi::Boolean::New(info.Env(), false);
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// replyOpen(slot, fh, openFlags) → false when the kernel no longer wants the handle (interrupted open).
+Napi::Value Session::ReplyOpen(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (!r) return Napi::Boolean::New(info.Env(), false);
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  SetOpenFlags(&fi, U64(1), info[2].As<Napi::Number>().Uint32Value());
+  return Napi::Boolean::New(info.Env(), fuse_reply_open(r, &fi) != -ENOENT);
+}
+
+// replyWrite(slot, bytesWritten)
+Napi::Value Session::ReplyWrite(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (r) fuse_reply_write(r, static_cast<size_t>(NUM(1)));
+  return info.Env().Undefined();
+}
+
+// replyBuf(slot, buffer, offset, length) — read data, getxattr/listxattr values.
+Napi::Value Session::ReplyBuf(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (!r) return info.Env().Undefined();
+  Napi::Uint8Array b = info[1].As<Napi::Uint8Array>();
+  size_t off = static_cast<size_t>(NUM(2)), len = static_cast<size_t>(NUM(3));
+  if (off > b.ByteLength() || len > b.ByteLength() - off) {
+    fuse_reply_err(r, EIO);
+    Napi::RangeError::New(info.Env(), "replyBuf: range outside the buffer").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  fuse_reply_buf(r, reinterpret_cast<const char*>(b.Data()) + off, len);
+  return info.Env().Undefined();
+}
+
+// replyReadlink(slot, target: string)
+Napi::Value Session::ReplyReadlink(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (!r) return info.Env().Undefined();
+  std::string t = info[1].ToString().Utf8Value();
+  fuse_reply_readlink(r, t.c_str());
+  return info.Env().Undefined();
+}
+
+// replyStatfs(slot, [bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax])
+Napi::Value Session::ReplyStatfs(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (!r) return info.Env().Undefined();
+  Napi::Array a = info[1].As<Napi::Array>();
+  auto at = [&](uint32_t i) { return static_cast<unsigned long>(a.Get(i).As<Napi::Number>().DoubleValue()); };
+  struct statvfs sv;
+  memset(&sv, 0, sizeof sv);
+  sv.f_bsize = at(0);
+  sv.f_frsize = at(1);
+  sv.f_blocks = at(2);
+  sv.f_bfree = at(3);
+  sv.f_bavail = at(4);
+  sv.f_files = at(5);
+  sv.f_ffree = at(6);
+  sv.f_favail = at(7);
+  sv.f_fsid = at(8);
+  sv.f_flag = at(9);
+  sv.f_namemax = at(10);
+  fuse_reply_statfs(r, &sv);
+  return info.Env().Undefined();
+}
+
+// replyXattr(slot, size) — the size of a value or list, for a request with size 0.
+Napi::Value Session::ReplyXattr(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (r) fuse_reply_xattr(r, static_cast<size_t>(NUM(1)));
+  return info.Env().Undefined();
+}
+
+// replyLseek(slot, offset)
+Napi::Value Session::ReplyLseek(const Napi::CallbackInfo& info) {
+  fuse_req_t r = TakeReq(info);
+  if (r) fuse_reply_lseek(r, static_cast<off_t>(NUM(1)));
+  return info.Env().Undefined();
+}
+
+// replyDir(slot, size, firstOffset, names: string[], inos: number[], types: number[] | null, plus: boolean,
+//          entryTimeout, attrTimeout) → entries that fit.
+// Entry i gets directory offset firstOffset + i + 1. Plain: ino and type (S_IFMT bits) per entry.
+// Plus: attributes of entry i from attr[i * ATTR_FIELDS ..]; a record with ino 0 sends no attributes and
+// takes no lookup reference (the dirent then carries inos[i] and types[i]).
+Napi::Value Session::ReplyDir(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  fuse_req_t r = TakeReq(info);
+  if (!r) return Napi::Number::New(env, 0);
+  size_t size = static_cast<size_t>(NUM(1));
+  double first = NUM(2);
+  Napi::Array names = info[3].As<Napi::Array>();
+  Napi::Array inos = info[4].As<Napi::Array>();
+  bool plus = info[6].ToBoolean().Value();
+  double et = NUM(7), at = NUM(8);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  uint32_t n = names.Length(), i = 0;
+  if (plus && n > kAttrRecords) n = static_cast<uint32_t>(kAttrRecords);
+  for (; i < n; i++) {
+    std::string name = names.Get(i).ToString().Utf8Value();
+    off_t off = static_cast<off_t>(first + i + 1);
+    size_t need;
+    if (plus) {
+      struct fuse_entry_param e;
+      FillEntry(attr_ + static_cast<size_t>(i) * ATTR_FIELDS, et, at, &e);
+      if (e.ino == 0) {  // no attributes ("." and "..", or gone since the listing): name, inode number and type only
+        e.attr.st_ino = static_cast<ino_t>(inos.Get(i).As<Napi::Number>().DoubleValue());
+        e.attr.st_mode = static_cast<mode_t>(info[5].As<Napi::Array>().Get(i).As<Napi::Number>().Uint32Value());
+      }
+      need = fuse_add_direntry_plus(r, buf.data() + used, size - used, name.c_str(), &e, off);
+    } else {
+      struct stat st;
+      memset(&st, 0, sizeof st);
+      st.st_ino = static_cast<ino_t>(inos.Get(i).As<Napi::Number>().DoubleValue());
+      st.st_mode = static_cast<mode_t>(info[5].As<Napi::Array>().Get(i).As<Napi::Number>().Uint32Value());
+      need = fuse_add_direntry(r, buf.data() + used, size - used, name.c_str(), &st, off);
+    }
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(r, buf.data(), used);
+  return Napi::Number::New(env, i);
+}
+
+// notifyInvalEntry(parentIno, name) → 0 or -errno. Drops the kernel's dentry (as after a rename elsewhere).
+Napi::Value Session::NotifyInvalEntry(const Napi::CallbackInfo& info) {
+  if (!se_ || exited_) return Napi::Number::New(info.Env(), -ENOTCONN);
+  std::string name = info[1].ToString().Utf8Value();
+  return Napi::Number::New(info.Env(), fuse_lowlevel_notify_inval_entry(se_, U64(0), name.c_str(), name.size()));
+}
+
+// notifyInvalInode(ino, offset, length) → 0 or -errno. Drops cached attributes, and data in the range (length 0: all; offset < 0: attributes only).
+Napi::Value Session::NotifyInvalInode(const Napi::CallbackInfo& info) {
+  if (!se_ || exited_) return Napi::Number::New(info.Env(), -ENOTCONN);
+  return Napi::Number::New(info.Env(), fuse_lowlevel_notify_inval_inode(se_, U64(0), static_cast<off_t>(NUM(1)), static_cast<off_t>(NUM(2))));
+}
+
+// notifyDelete(parentIno, childIno, name) → 0 or -errno.
+Napi::Value Session::NotifyDelete(const Napi::CallbackInfo& info) {
+  if (!se_ || exited_) return Napi::Number::New(info.Env(), -ENOTCONN);
+  std::string name = info[2].ToString().Utf8Value();
+  return Napi::Number::New(info.Env(), fuse_lowlevel_notify_delete(se_, U64(0), U64(1), name.c_str(), name.size()));
+}
+
+// --- libfuse callbacks ------------------------------------------------------
+
+void Session::Init(void* userdata, struct fuse_conn_info* conn) {
+  Session* s = static_cast<Session*>(userdata);
+  unsigned want = conn->want;
+  want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  want &= ~s->wantClear_;
+  want |= s->wantSet_ & conn->capable;
+  conn->want = want;
+  conn->max_write = s->maxWrite_;
+  if (s->maxReadahead_ < conn->max_readahead) conn->max_readahead = s->maxReadahead_;
+  conn->time_gran = s->timeGran_;
+  if (s->maxBackground_) conn->max_background = s->maxBackground_;
+  if (s->congestion_) conn->congestion_threshold = s->congestion_;
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_INIT, nullptr, {DBL(conn->capable), DBL(conn->want), DBL(conn->max_write), DBL(conn->max_readahead), DBL(conn->proto_minor)});
+}
+
+void Session::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_LOOKUP, req, {DBL(parent), STR(name)});
+}
+
+void Session::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_FORGET, nullptr, {DBL(ino), DBL(nlookup)});
+  fuse_reply_none(req);
+}
+
+void Session::ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  for (size_t i = 0; i < count; i++) s->Dispatch(OP_FORGET, nullptr, {DBL(forgets[i].ino), DBL(forgets[i].nlookup)});
+  fuse_reply_none(req);
+}
+
+static double Fh(struct fuse_file_info* fi) { return fi ? static_cast<double>(fi->fh) : -1; }
+
+void Session::Getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_GETATTR, req, {DBL(ino), DBL(Fh(fi))});
+}
+
+// setattr: (ino, toSet FUSE_SET_ATTR_* bits, fh or -1, mode, uid, gid, size, atime s, atime ns, mtime s, mtime ns)
+void Session::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* a, int to_set, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_SETATTR, req, {DBL(ino), DBL(to_set), DBL(Fh(fi)), DBL(a->st_mode), DBL(a->st_uid), DBL(a->st_gid),
+                                DBL(a->st_size), DBL(a->st_atim.tv_sec), DBL(a->st_atim.tv_nsec), DBL(a->st_mtim.tv_sec),
+                                DBL(a->st_mtim.tv_nsec)});
+}
+
+void Session::Readlink(fuse_req_t req, fuse_ino_t ino) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_READLINK, req, {DBL(ino)});
+}
+
+void Session::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_MKNOD, req, {DBL(parent), STR(name), DBL(mode), DBL(rdev)});
+}
+
+void Session::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_MKDIR, req, {DBL(parent), STR(name), DBL(mode)});
+}
+
+void Session::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_UNLINK, req, {DBL(parent), STR(name)});
+}
+
+void Session::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_RMDIR, req, {DBL(parent), STR(name)});
+}
+
+void Session::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_SYMLINK, req, {STR(link), DBL(parent), STR(name)});
+}
+
+void Session::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname, unsigned int flags) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_RENAME, req, {DBL(parent), STR(name), DBL(newparent), STR(newname), DBL(flags)});
+}
+
+void Session::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_LINK, req, {DBL(ino), DBL(newparent), STR(newname)});
+}
+
+void Session::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_OPEN, req, {DBL(ino), DBL(fi->flags)});
+}
+
+void Session::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_READ, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size)});
+}
+
+// write: (ino, fh, offset, size, payload offset in `recv` or -1, payload Buffer copy when -1, writepage)
+void Session::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  bool inside = buf >= s->recvMem_ && buf + size <= s->recvMem_ + s->recvSize_;
+  napi_value copy = inside ? env.Null() : static_cast<napi_value>(Napi::Buffer<char>::Copy(env, buf, size));
+  s->Dispatch(OP_WRITE, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size), DBL(inside ? buf - s->recvMem_ : -1), copy,
+                              Napi::Boolean::New(env, fi->writepage != 0)});
+}
+
+void Session::Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_FLUSH, req, {DBL(ino), DBL(fi->fh)});
+}
+
+void Session::Release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_RELEASE, req, {DBL(ino), DBL(fi->fh)});
+}
+
+void Session::Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_FSYNC, req, {DBL(ino), DBL(fi->fh), DBL(datasync)});
+}
+
+void Session::Opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_OPENDIR, req, {DBL(ino), DBL(fi->flags)});
+}
+
+void Session::Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_READDIR, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size)});
+}
+
+void Session::Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_READDIRPLUS, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size)});
+}
+
+void Session::Releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_RELEASEDIR, req, {DBL(ino), DBL(fi->fh)});
+}
+
+void Session::Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_FSYNCDIR, req, {DBL(ino), DBL(fi->fh), DBL(datasync)});
+}
+
+void Session::Statfs(fuse_req_t req, fuse_ino_t ino) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_STATFS, req, {DBL(ino)});
+}
+
+void Session::Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_SETXATTR, req, {DBL(ino), STR(name), Napi::Buffer<char>::Copy(env, value, size), DBL(flags)});
+}
+
+void Session::Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Session* s = Of(req);
+  // Asked before every write(2) by the kernel's file_remove_privs; answered here when file capabilities are off.
+  if (s->answerCapability_ && strcmp(name, "security.capability") == 0) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_GETXATTR, req, {DBL(ino), STR(name), DBL(size)});
+}
+
+void Session::Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_LISTXATTR, req, {DBL(ino), DBL(size)});
+}
+
+void Session::Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_REMOVEXATTR, req, {DBL(ino), STR(name)});
+}
+
+void Session::Access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_ACCESS, req, {DBL(ino), DBL(mask)});
+}
+
+void Session::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_CREATE, req, {DBL(parent), STR(name), DBL(mode), DBL(fi->flags)});
+}
+
+void Session::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_FALLOCATE, req, {DBL(ino), DBL(fi->fh), DBL(mode), DBL(offset), DBL(length)});
+}
+
+void Session::Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info* fi) {
+  Session* s = Of(req);
+  Napi::Env env = s->env_;
+  s->Dispatch(OP_LSEEK, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(whence)});
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("FuseSession", Session::Define(env));
+  Napi::Array names = Napi::Array::New(env, OP_COUNT);
+  for (uint32_t i = 0; i < OP_COUNT; i++) names.Set(i, Napi::String::New(env, kOpNames[i]));
+  exports.Set("opNames", names);
+  Napi::Object caps = Napi::Object::New(env);
+#define CAP(n) caps.Set(#n, Napi::Number::New(env, FUSE_CAP_##n))
+  CAP(ASYNC_READ); CAP(ATOMIC_O_TRUNC); CAP(AUTO_INVAL_DATA); CAP(READDIRPLUS); CAP(READDIRPLUS_AUTO);
+  CAP(ASYNC_DIO); CAP(WRITEBACK_CACHE); CAP(PARALLEL_DIROPS); CAP(HANDLE_KILLPRIV); CAP(POSIX_ACL);
+  CAP(CACHE_SYMLINKS); CAP(EXPLICIT_INVAL_DATA); CAP(POSIX_LOCKS); CAP(FLOCK_LOCKS); CAP(DONT_MASK);
+  CAP(EXPORT_SUPPORT); CAP(IOCTL_DIR); CAP(NO_OPEN_SUPPORT); CAP(NO_OPENDIR_SUPPORT);
+#undef CAP
+  exports.Set("caps", caps);
+  Napi::Object set = Napi::Object::New(env);
+#define SA(n) set.Set(#n, Napi::Number::New(env, FUSE_SET_ATTR_##n))
+  SA(MODE); SA(UID); SA(GID); SA(SIZE); SA(ATIME); SA(MTIME); SA(ATIME_NOW); SA(MTIME_NOW); SA(CTIME);
+#undef SA
+  exports.Set("setAttr", set);
+  exports.Set("libfuseVersion", Napi::String::New(env, fuse_pkgversion()));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(agentfs_fuse, InitModule)
