@@ -945,6 +945,29 @@ export class FsCore {
     return writes && !this.readOnly ? this.wr("open", path, op) : this.rd("open", path, op);
   }
 
+  /**
+   * A new descriptor on the file `fd` is open on, as open(2) of
+   * /proc/self/fd/N: access mode and O_APPEND from `flags` (other flags are
+   * ignored), position 0. Works after the file was unlinked. No permission
+   * check: for front ends whose kernel checked already (FUSE with
+   * default_permissions). Errors: EBADF, EISDIR (a directory for writing),
+   * EROFS (writing on a read-only tree).
+   */
+  reopenFile(fd: number, flags: number): number {
+    const h = this.handles.get(fd);
+    if (!h) throw new FsError("EBADF", "open");
+    const acc = flags & 3;
+    if (h.isDir && acc !== C.O_RDONLY) throw new FsError("EISDIR", "open", h.path);
+    if (acc !== C.O_RDONLY && this.readOnly) throw new FsError("EROFS", "open", h.path);
+    this.openInode(h.ino).refs++;
+    const nfd = nextFd++;
+    this.handles.set(nfd, {
+      fd: nfd, ino: h.ino, path: h.path, readable: acc !== C.O_WRONLY, writable: acc !== C.O_RDONLY,
+      append: (flags & C.O_APPEND) !== 0, pos: 0, isDir: h.isDir,
+    });
+    return nfd;
+  }
+
   private truncateOpen(o: OpenInode, len: number): void {
     const c = this.contentOf(o, len === 0);
     c.truncate(len);

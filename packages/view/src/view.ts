@@ -454,6 +454,27 @@ export class View {
     return vfd;
   }
 
+  /**
+   * A new view descriptor on the file `fd` is open on (as open(2) of
+   * /proc/self/fd/N; `FsCore.reopenFile`): access mode and O_APPEND from
+   * `flags`; works after the file was unlinked or renamed over. No
+   * permission check. Errors: EBADF, EISDIR, EROFS.
+   */
+  reopen(fd: number, flags: number): number {
+    const f = this.file(fd, "open");
+    if ("virtual" in f) {
+      if ((flags & 3) !== C.O_RDONLY) throw new FsError("EISDIR", "open");
+      const vfd = nextViewFd++;
+      this.files.set(vfd, { virtual: f.virtual });
+      return vfd;
+    }
+    if ((flags & 3) !== C.O_RDONLY && (this.readOnly || f.slot !== SLOT_MAIN)) throw new FsError("EROFS", "open");
+    const nfd = this.call("open", undefined, () => f.core.reopenFile(f.fd, flags));
+    const vfd = nextViewFd++;
+    this.files.set(vfd, { core: f.core, fd: nfd, slot: f.slot });
+    return vfd;
+  }
+
   /** As pread(2) (`position` in bytes) into `buf[offset..offset+length)`; returns bytes read (0 at EOF). Errors: EBADF, EISDIR, EIO. */
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     const f = this.coreFile(fd, "read");
@@ -479,6 +500,24 @@ export class View {
       }
     }
     return n;
+  }
+
+  /** As fchmod(2) on a view descriptor (works after the file was unlinked). Errors: EBADF, EPERM, EROFS. */
+  fchmod(fd: number, mode: number): void {
+    const f = this.coreFile(fd, "fchmod");
+    this.call("fchmod", undefined, () => f.core.fchmod(f.fd, mode));
+  }
+
+  /** As fchown(2) on a view descriptor; -1 leaves an id unchanged. Errors: EBADF, EPERM, EROFS. */
+  fchown(fd: number, uid: number, gid: number): void {
+    const f = this.coreFile(fd, "fchown");
+    this.call("fchown", undefined, () => f.core.fchown(f.fd, uid, gid));
+  }
+
+  /** As futimens(3) on a view descriptor: times in ns since the epoch, "now" or "omit". Errors: EBADF, EPERM, EROFS. */
+  futimes(fd: number, atime: TimeSpec, mtime: TimeSpec): void {
+    const f = this.coreFile(fd, "futimes");
+    this.call("futimes", undefined, () => f.core.futimes(f.fd, atime, mtime));
   }
 
   /** As ftruncate(2). Errors: EBADF, EINVAL, EFBIG. */
