@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# libfuse2: fuse-native links libfuse.so.2; fuse3: fusermount(3) for unmounting. Never the `fuse` package (it removes fuse3).
+# libfuse3-dev (+ pkg-config): @agentfs/native builds its FUSE binding against libfuse 3; fuse3: fusermount3. Never the `fuse` package (it removes fuse3).
 # fuse-overlayfs, fio, rsync: baselines and workloads of `pnpm bench:mount`.
-for pkg in build-essential python3 sqlite3 attr libfuse2 fuse3 xfsprogs fuse-overlayfs fio rsync; do
+for pkg in build-essential pkg-config python3 sqlite3 attr libfuse3-dev fuse3 xfsprogs fuse-overlayfs fio rsync; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

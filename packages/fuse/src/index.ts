@@ -1,2 +1,3 @@
 export * from "./ops.js";
+export * from "./nodes.js";
 export * from "./mount.js";

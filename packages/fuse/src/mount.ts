@@ -1,16 +1,14 @@
 /**
- * Mounting a `View` with fuse-native (libfuse 2.9, high-level API), and the
- * helpers around a mount: stale-mount detection and recovery, lazy unmount,
- * readiness polling.
+ * Mounting a `View` through the kernel with the libfuse 3 low-level binding
+ * of `@agentfs/native` (served on the event loop, no threads), and the
+ * helpers around a mount: stale-mount detection and recovery, lazy unmount.
  */
+import { loadFuseBinding, type FuseSession } from "@agentfs/native";
 import type { View } from "@agentfs/view";
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statfsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { makeOps, newOpStats, removeFuseHiddenNames, type ContextReader, type OpStats } from "./ops.js";
-
-const require = createRequire(import.meta.url);
+import { Handlers, newOpStats, removeFuseHiddenNames, type OpStats } from "./ops.js";
 
 /**
  * Sequential-write commit interval (bytes) recommended for FUSE views
@@ -19,155 +17,68 @@ const require = createRequire(import.meta.url);
  */
 export const FUSE_AUTO_COMMIT_BYTES = 8 << 20;
 
-/** Default largest write request (bytes) asked of the kernel with `big_writes`. */
-export const DEFAULT_MAX_WRITE = 131072;
+/** Default largest write request (bytes): 1 MiB, the most libfuse 3 accepts (256 pages). */
+export const DEFAULT_MAX_WRITE = 1 << 20;
 
-/** Options for `mountView`. */
+/** Options for `FuseMount.mount`. */
 export interface MountOptions {
   /** Let users other than the mounting one use the mount (`allow_other`; needs root or user_allow_other in /etc/fuse.conf). */
   allowOther?: boolean;
   /** Let the kernel check permissions from the mode bits (`default_permissions`). Default true: without it every caller acts with the daemon's rights. */
   defaultPermissions?: boolean;
-  /** Largest write request in bytes; passes `big_writes,max_write=N`. Default 131072; 0 keeps libfuse's 4096. */
+  /** Largest write request in bytes (default 1 MiB; the kernel sends at most this much per WRITE). 0 means 4096. */
   maxWrite?: number;
+  /** Largest read-ahead in bytes the kernel may ask for (default 1 MiB, capped by the kernel's offer). */
+  maxReadahead?: number;
   /**
-   * Seconds the kernel may cache attributes (`attr_timeout`, default 1).
-   * Changes made through the mount are seen at once: the kernel refreshes
-   * the inode it wrote or set, and the patched addon never lets the kernel
-   * cache attributes of a file with several hard links (libfuse 2 gives
-   * each link its own kernel inode) and invalidates a link source's inode.
-   * Changes made by other processes (CLI, SDK) may take this long to show.
-   * 0 asks the daemon on every stat and on every permission check of each
-   * directory of a path.
+   * Seconds the kernel may cache attributes (default 1). Changes made
+   * through the mount are seen at once (every reply carries fresh
+   * attributes; all hard links of a file are one kernel inode). Changes
+   * made by other processes (CLI, SDK) may take this long to show.
    */
   attrTimeout?: number;
-  /** Seconds the kernel may cache name lookups (`entry_timeout`, default 1): a file removed or renamed by another process may stay visible that long. */
+  /** Seconds the kernel may cache name lookups (default 1): a file removed or renamed by another process may stay visible that long. */
   entryTimeout?: number;
-  /** Seconds the kernel may remember that a name does not exist (`negative_timeout`, default 1): a file created by another process may stay invisible that long. */
+  /** Seconds the kernel may remember that a name does not exist (default 1): a file created by another process may stay invisible that long. */
   negativeTimeout?: number;
   /**
-   * Page cache across opens. "auto" (default, libfuse `auto_cache`): an open
-   * keeps the cached data of a file whose mtime and size are unchanged since
-   * libfuse last saw them, and drops it otherwise. "never": every open drops
-   * the file's cached data (reads still go through the page cache while open).
+   * Page cache across opens. "auto" (default): an open keeps the cached
+   * data of a file whose mtime and size are unchanged since it was last
+   * opened, and the kernel drops cached data whenever it sees the mtime or
+   * size change (FUSE_CAP_AUTO_INVAL_DATA). "never": every open drops it.
    */
   pageCache?: "auto" | "never";
   /**
    * Serve the `security.capability` xattr (default false). When false the
-   * patched addon answers getxattr of it with ENODATA on the FUSE thread,
-   * which saves a round trip to the daemon before every write(2) (the kernel
-   * asks it to strip file capabilities), and setting it fails with
-   * EOPNOTSUPP. The mount is nosuid, so file capabilities would have no
-   * effect on exec anyway.
+   * binding answers getxattr of it with ENODATA without a JS call — the
+   * kernel asks before every write(2) to strip file capabilities — and
+   * setting it fails with EOPNOTSUPP. The mount is nosuid, so file
+   * capabilities would have no effect on exec anyway.
    */
   fileCapabilities?: boolean;
   /** Filesystem name shown in /proc/mounts (default "agentfs"). */
   fsname?: string;
-  /** Extra raw `-o` options (e.g. ["ro"]). */
+  /** Extra raw `-o` mount options (e.g. ["ro"]). */
   options?: string[];
   /** libfuse debug output on stderr. */
   debug?: boolean;
-  /** Called for non-errno exceptions (answered with EIO). */
+  /** Called for non-errno exceptions (answered with EIO). Default: written to stderr. */
   onInternalError?: (op: string, e: unknown) => void;
   /**
-   * Before serving, unlink every libfuse `.fuse_hidden…` file left in the
-   * view's tree (`removeFuseHiddenNames`; count in `FuseMount.removedHidden`).
-   * Default true. Such a file was open when it was unlinked and its daemon
-   * died before the last release; pass false when another mount may be
-   * serving the same branch right now (its open files would lose their
-   * hidden names). Ignored on a read-only view.
+   * Before serving, unlink every `.fuse_hidden…` file left in the view's
+   * tree by a libfuse 2 daemon of an earlier agentfs that died
+   * (`removeFuseHiddenNames`; count in `FuseMount.removedHidden`). Default
+   * true; pass false while such a daemon may be serving the same branch.
+   * Ignored on a read-only view.
    */
   removeHidden?: boolean;
 }
 
-/** Minimal shape of the fuse-native class that this package uses. */
-interface FuseNative {
-  mount(cb: (err: Error | null) => void): void;
-  unmount(cb: (err: Error | null) => void): void;
-}
-type FuseCtor = (new (mnt: string, ops: object, opts: object) => FuseNative) & Record<string, unknown>;
-
-let FuseClass: FuseCtor | undefined;
-
-/**
- * Loads fuse-native (a CommonJS addon). Errors: whatever its loader throws
- * (no prebuild for this platform, or libfuse.so.2 missing: `apt-get install libfuse2`).
- */
-export function loadFuse(): FuseCtor {
-  if (FuseClass) return FuseClass;
-  const Base = require("fuse-native") as FuseCtor;
-  /**
-   * fuse-native's option list has no `big_writes`/`max_write`/`use_ino`,
-   * and its getxattr/listxattr copy into the kernel's buffer without a size
-   * check. This subclass builds the option string itself and answers ERANGE
-   * when a value does not fit the buffer the caller gave.
-   */
-  class AgentFuse extends (Base as any) {
-    _fuseOptions(): string {
-      const o = (this as any).agentOptions as string[];
-      return o.length ? "-o" + o.join(",") : "";
-    }
-    _op_getxattr(signal: (code: number, buf: ArrayBuffer) => void, path: string, name: string, valueBuf: Buffer, position: number) {
-      (this as any).ops.getxattr(path, name, position, (err: number, value?: Buffer) => {
-        if (err) return signal(err, valueBuf.buffer as ArrayBuffer);
-        if (!value) return signal(-61, valueBuf.buffer as ArrayBuffer); // ENODATA
-        if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer as ArrayBuffer);
-        if (value.length > valueBuf.length) return signal(-34, valueBuf.buffer as ArrayBuffer); // ERANGE
-        value.copy(valueBuf);
-        return signal(value.length, valueBuf.buffer as ArrayBuffer);
-      });
-    }
-    _op_listxattr(signal: (code: number, buf: ArrayBuffer) => void, path: string, listBuf: Buffer) {
-      (this as any).ops.listxattr(path, (err: number, list?: string[]) => {
-        if (err || !list) return signal(err || 0, listBuf.buffer as ArrayBuffer);
-        const raw = Buffer.concat(list.map((n) => Buffer.from(n + "\0")));
-        if (listBuf.length === 0) return signal(raw.length, listBuf.buffer as ArrayBuffer);
-        if (raw.length > listBuf.length) return signal(-34, listBuf.buffer as ArrayBuffer); // ERANGE
-        raw.copy(listBuf);
-        return signal(raw.length, listBuf.buffer as ArrayBuffer);
-      });
-    }
-  }
-  (AgentFuse as any).agentfsContext = (Base as any).agentfsContext ?? null;
-  (AgentFuse as any).agentfsPatchLevel = (Base as any).agentfsPatchLevel ?? 0;
-  FuseClass = AgentFuse as unknown as FuseCtor;
-  return FuseClass;
-}
-
-/**
- * True when the loaded fuse-native carries the agentfs patch
- * (patches/fuse-native@2.2.6.patch): callers' uid/gid reach new files and
- * utimens keeps ns, UTIME_NOW and UTIME_OMIT.
- */
-export function hasCallerContext(): boolean {
-  return typeof loadFuse().agentfsContext === "function";
-}
-
-/**
- * True when the loaded fuse-native has the agentfs channel (patch level 2
- * or later): hard-linked files' attributes are never cached, link sources
- * are invalidated, and `agentfs_nocaps` is understood.
- */
-export function hasAgentfsChannel(): boolean {
-  return Number(loadFuse().agentfsPatchLevel ?? 0) >= 2;
-}
-
-/** The `-o` options a mount passes to libfuse, in order (`agentfs_nocaps` is the patched addon's own). */
+/** The `-o` mount options a mount passes to libfuse, in order. */
 export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] {
-  const o: string[] = [];
-  // Read (and removed) by the patched addon, which needs it first; see MountOptions.fileCapabilities.
-  if (!opts.fileCapabilities && hasAgentfsChannel()) o.push("agentfs_nocaps");
-  o.push(`fsname=${(opts.fsname ?? "agentfs").replace(/[,\s\\]/g, "_")}`, "subtype=agentfs", "use_ino");
-  // Not `hard_remove`: the patched addon accepts the NULL paths it causes, and read/write/
-  // ftruncate/fsync work by fd, but libfuse 2 answers fstat (GETATTR without a handle) of an
-  // unlinked open file with ENOENT. libfuse's default — rename to .fuse_hidden* until release —
-  // keeps every operation working; opts.options: ["hard_remove"] trades that for a clean namespace.
+  const o: string[] = [`fsname=${(opts.fsname ?? "agentfs").replace(/[,\s\\]/g, "_")}`, "subtype=agentfs"];
   if (opts.defaultPermissions ?? true) o.push("default_permissions");
   if (opts.allowOther) o.push("allow_other");
-  const maxWrite = opts.maxWrite ?? DEFAULT_MAX_WRITE;
-  if (maxWrite > 0) o.push("big_writes", `max_write=${maxWrite}`);
-  o.push(`attr_timeout=${opts.attrTimeout ?? 1}`, `entry_timeout=${opts.entryTimeout ?? 1}`, `negative_timeout=${opts.negativeTimeout ?? 1}`);
-  if ((opts.pageCache ?? "auto") === "auto") o.push("auto_cache");
   if (readOnly) o.push("ro");
   if (opts.debug) o.push("debug");
   o.push(...(opts.options ?? []));
@@ -176,13 +87,20 @@ export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] 
 
 /** A live FUSE mount of a View. */
 export class FuseMount {
-  /** Counters of served requests (writes, largest write, internal errors). */
+  /** Counters of served requests (writes, largest write, per-op loop time, internal errors). */
   readonly stats: OpStats = newOpStats();
-  private fuse: FuseNative | null = null;
-  private keepAlive: NodeJS.Timeout | null = null;
-  /** `.fuse_hidden…` paths of files unlinked while open and not released yet (`OpsOptions.hidden`). */
-  private readonly hidden = new Set<string>();
-  /** Number of `.fuse_hidden…` files left by an earlier daemon that `mount` removed before serving (`MountOptions.removeHidden`). */
+  private session: FuseSession | null = null;
+  private handlers!: Handlers;
+  private resolveDone!: () => void;
+  /**
+   * Resolves once the mount has ended: after `unmount`, or when the kernel
+   * ended it from outside (fusermount -u, umount) and the view's open files
+   * were committed.
+   */
+  readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
+  /** True when the mount ended from outside rather than by `unmount`. */
+  endedOutside = false;
+  /** Number of `.fuse_hidden…` files of an earlier libfuse 2 daemon that `mount` removed before serving (`MountOptions.removeHidden`). */
   removedHidden = 0;
 
   private constructor(readonly view: View, readonly mountpoint: string, readonly options: string[]) {}
@@ -190,65 +108,91 @@ export class FuseMount {
   /**
    * Mounts `view` on the directory `mountpoint` (absolute or relative to the
    * working directory). A stale mount left there by a killed daemon
-   * (ENOTCONN) is lazily unmounted first, and `.fuse_hidden…` files left in
-   * the tree by a daemon that died are removed (`MountOptions.removeHidden`)
-   * before the mount serves anything. Resolves once the kernel has sent
-   * INIT. The mount keeps the event loop alive until `unmount`. The event
-   * loop must stay free: a synchronous wait on the mount from this process
+   * (ENOTCONN) is lazily unmounted first. Resolves once the kernel has sent
+   * INIT. The mount keeps the event loop alive until it ends. The event loop
+   * must stay free: a synchronous wait on the mount from this process
    * (execSync of `ls`, fs.*Sync on the mountpoint) deadlocks.
-   * Errors: ENOENT/ENOTDIR (mountpoint), EBUSY ("Mountpoint in use": something
-   * is already mounted there), EIO ("fuse failed": the kernel refused).
+   * Errors: ENOENT/ENOTDIR (mountpoint), EIO (the kernel refused; libfuse
+   * printed why), EINVAL (a bad raw option).
    */
   static async mount(view: View, mountpoint: string, opts: MountOptions = {}): Promise<FuseMount> {
     const mnt = resolve(mountpoint);
     await recoverStaleMount(mnt);
-    const Fuse = loadFuse();
+    const binding = loadFuseBinding();
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
     if (opts.removeHidden ?? true) m.removedHidden = removeFuseHiddenNames(view);
-    const context = typeof Fuse.agentfsContext === "function" ? (Fuse.agentfsContext as ContextReader) : undefined;
-    const fuse = new Fuse(mnt, makeOps(view, m.stats, { onInternalError: opts.onInternalError, context, hidden: m.hidden, fileCapabilities: !m.options.includes("agentfs_nocaps") }), { timeout: false });
-    (fuse as any).agentOptions = m.options;
-    await new Promise<void>((res, rej) =>
-      fuse.mount((err) => {
-        if (!err) return res();
-        const msg = err.message || String(err);
-        const code = /in use/i.test(msg) ? "EBUSY" : /does not exist/i.test(msg) ? "ENOENT" : /not a directory/i.test(msg) ? "ENOTDIR" : "EIO";
-        rej(Object.assign(new Error(`${code}: cannot mount on '${mnt}': ${msg}`), { code }));
-      }),
-    );
-    m.fuse = fuse;
-    m.keepAlive = setInterval(() => {}, 1 << 30);
+    const report = opts.onInternalError ?? ((op: string, e: unknown) => process.stderr.write(`agentfs fuse: ${op}: ${e instanceof Error ? e.stack : String(e)}\n`));
+    const h = new Handlers(view, binding, m.stats, {
+      timeouts: { attr: opts.attrTimeout ?? 1, entry: opts.entryTimeout ?? 1, negative: opts.negativeTimeout ?? 1 },
+      fileCapabilities: !!opts.fileCapabilities,
+      pageCache: opts.pageCache ?? "auto",
+      onInternalError: report,
+      onExit: () => m.endOutside(),
+    });
+    const C = binding.caps;
+    const session = new binding.FuseSession(["agentfs", "-o", m.options.join(",")], h.dispatch, {
+      maxWrite: opts.maxWrite === 0 ? 4096 : opts.maxWrite ?? DEFAULT_MAX_WRITE,
+      maxReadahead: opts.maxReadahead ?? 1 << 20,
+      wantSet: C.AUTO_INVAL_DATA! | C.CACHE_SYMLINKS! | C.PARALLEL_DIROPS! | C.ASYNC_READ!,
+      // O_TRUNC as a setattr first, and privileges cleared by the kernel (it sends the chmod), as local filesystems do;
+      // no writeback cache: every write reaches the store at once, so a SIGKILLed daemon loses only unflushed bytes.
+      wantClear: C.ATOMIC_O_TRUNC! | C.HANDLE_KILLPRIV! | C.WRITEBACK_CACHE! | C.POSIX_ACL! | C.EXPORT_SUPPORT! | C.DONT_MASK!,
+      fileCapabilities: !!opts.fileCapabilities,
+    });
+    h.attach(session);
+    session.mount(mnt);
+    m.session = session;
+    m.handlers = h;
+    await h.initialized;
     return m;
   }
 
-  /** True until `unmount` has completed. */
+  /** True until the mount has ended. */
   get mounted(): boolean {
-    return this.fuse !== null;
+    return this.session !== null;
+  }
+
+  /** Capability bits (binding.caps) the kernel agreed to at INIT. */
+  get capabilities(): number {
+    return this.handlers.want;
+  }
+
+  /** Number of nodes the kernel holds (root included). */
+  get nodeCount(): number {
+    return this.handlers.nodes.size;
+  }
+
+  /** The kernel ended the session: commit what is open and free it. */
+  private endOutside(): void {
+    const s = this.session;
+    if (!s) return;
+    this.session = null;
+    this.endedOutside = true;
+    try {
+      this.view.closeAll();
+    } finally {
+      s.unmount();
+      this.resolveDone();
+    }
   }
 
   /**
-   * Commits every open file (`View.closeAll`), removes the `.fuse_hidden…`
-   * names of files unlinked while still open (their last release, which
-   * would remove them, never comes once unmounted) and unmounts (lazily, as
-   * `fusermount -uz`: programs still inside the mount get ENOTCONN from then
-   * on). Safe to call twice. Errors: the fusermount failure, if any (the
-   * view is committed regardless).
+   * Commits every open file (`View.closeAll`) and unmounts (lazily, as
+   * `fusermount -uz`: programs still inside the mount get ENOTCONN from
+   * then on). Safe to call twice. Errors: none (the view is committed
+   * regardless; a failed unmount leaves a stale mount `recoverStaleMount`
+   * removes).
    */
   async unmount(): Promise<void> {
-    const fuse = this.fuse;
-    if (!fuse) return;
-    this.fuse = null;
-    if (this.keepAlive) clearInterval(this.keepAlive);
-    this.view.closeAll();
-    for (const path of this.hidden) {
-      try {
-        this.view.unlink(path);
-      } catch {
-        /* already gone, or its directory was removed */
-      }
+    const s = this.session;
+    if (!s) return;
+    this.session = null;
+    try {
+      this.view.closeAll();
+    } finally {
+      s.unmount();
+      this.resolveDone();
     }
-    this.hidden.clear();
-    await new Promise<void>((res, rej) => fuse.unmount((err) => (err ? rej(err) : res())));
   }
 }
 

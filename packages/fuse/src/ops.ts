@@ -1,72 +1,60 @@
 /**
- * FUSE operation table over a `View`, in the callback shapes fuse-native
- * (libfuse 2.9 high-level API, path based) expects. Every handler is
- * synchronous work on the View followed by the callback; errors reach the
- * kernel as the negative errno of the `FsError` (`FsError.errno`), anything
- * else as EIO.
+ * The FUSE request handlers: the libfuse 3 low-level protocol (node ids,
+ * explicit replies; `@agentfs/native` FuseSession) served from a `View`
+ * (paths). Every handler runs synchronously on the event loop and answers
+ * at once, except flush, fsync and release, which answer when the commit
+ * they start (off the loop) is done. Errors reach the kernel as the errno of
+ * the `FsError`; anything else is answered EIO and reported.
  */
-import { FsError, type InodeStat } from "@agentfs/core";
-import { decodeIno, toFsError, type View } from "@agentfs/view";
+import { FsError, type InodeStat, type TimeSpec } from "@agentfs/core";
+import type { FuseBinding, FuseSession } from "@agentfs/native";
+import { OpenReplyFlag } from "@agentfs/native";
+import { toFsError, type View } from "@agentfs/view";
 import { constants as C, readFileSync } from "node:fs";
+import { NodeTable, ROOT_ID } from "./nodes.js";
 
-/** Callback of a fuse-native operation: 0 or a negative errno, then the result. */
-type Cb = (err: number, ...result: any[]) => void;
-
-/** fuse-native stat object (times as Dates: fuse-native keeps milliseconds only). */
-export interface FuseStat {
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  dev: number;
-  nlink: number;
-  ino: number;
-  rdev: number;
-  blksize: number;
-  blocks: number;
-  atime: Date;
-  mtime: Date;
-  ctime: Date;
+/** Counters a mount keeps for diagnostics and tests. */
+export interface OpStats {
+  /** Number of write requests served. */
+  writes: number;
+  /** Largest single write request seen, in bytes. */
+  maxWrite: number;
+  /** Number of requests answered EIO because of an error that was not an FsError. */
+  internalErrors: number;
+  /**
+   * Per FUSE operation: requests served, and the longest and total time (ms)
+   * the handler held the event loop. Every other request waits that long, so
+   * `maxMs` is what the 10 ms rule of DESIGN.md is about.
+   */
+  ops: Record<string, { count: number; maxMs: number; totalMs: number }>;
 }
 
-/**
- * Folds a 53-bit view inode number (`slot * 2^32 + coreIno`) into the 32
- * bits fuse-native passes as st_ino: `(coreIno + slot * 2^24) mod 2^32`.
- * Within one tree (one slot) this is a bijection, so hard links and distinct
- * files stay distinct; across trees numbers differ unless core inode numbers
- * are 2^24 or more apart.
- */
-export function foldIno(viewIno: number): number {
-  const { slot, ino } = decodeIno(viewIno);
-  return (ino + slot * 0x1000000) >>> 0;
+/** Fresh, zeroed counters. */
+export function newOpStats(): OpStats {
+  return { writes: 0, maxWrite: 0, internalErrors: 0, ops: {} };
 }
 
-const NS_PER_MS = 1_000_000n;
-
-function toDate(ns: bigint): Date {
-  return new Date(Number(ns / NS_PER_MS));
+/** Kernel cache lifetimes handed out with replies, in seconds. */
+export interface CacheTimeouts {
+  /** How long the kernel may keep attributes. */
+  attr: number;
+  /** How long it may keep a name → node binding. */
+  entry: number;
+  /** How long it may remember that a name does not exist (0: not at all). */
+  negative: number;
 }
 
-/** libfuse 2 passes UTIME_NOW and UTIME_OMIT as tv_sec 0 with a special tv_nsec; fuse-native turns both into this many ms. */
-const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6);
-
-/**
- * The caller of the request being served and, during utimens, its raw
- * timespecs, as read from the agentfs patch of fuse-native
- * (patches/fuse-native@2.2.6.patch: `Fuse.agentfsContext()` returns
- * [uid, gid, pid, atime_sec, atime_nsec, mtime_sec, mtime_nsec]). Only valid
- * while a handler runs synchronously.
- */
-export type ContextReader = () => number[];
-
-const UTIME_NOW = (1 << 30) - 1;
-const UTIME_OMIT = (1 << 30) - 2;
-
-/** A utimens time from a raw timespec: "now" (UTIME_NOW), "omit" (UTIME_OMIT) or ns since the epoch. */
-export function timespecToTime(sec: number, nsec: number): bigint | "now" | "omit" {
-  if (nsec === UTIME_NOW) return "now";
-  if (nsec === UTIME_OMIT) return "omit";
-  return BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+/** Options for `Handlers`. */
+export interface HandlerOptions {
+  timeouts: CacheTimeouts;
+  /** Whether `security.capability` may be set (false: setxattr of it is EOPNOTSUPP; the binding answers getxattr of it). */
+  fileCapabilities: boolean;
+  /** Page cache across opens: "auto" keeps it when the file's mtime and size are unchanged since the last open; "never" drops it at every open. */
+  pageCache: "auto" | "never";
+  /** Called with any non-FsError exception (it is answered EIO). */
+  onInternalError: (op: string, e: unknown) => void;
+  /** Called once when the kernel ends the session from outside (fusermount -u, umount). */
+  onExit: () => void;
 }
 
 /**
@@ -82,382 +70,599 @@ export function callerGroups(pid: number): number[] {
   }
 }
 
-/** Counters a mount keeps for diagnostics and tests. */
-export interface OpStats {
-  /** Number of write calls served. */
-  writes: number;
-  /** Largest single write request seen, in bytes (4096 without big_writes). */
-  maxWrite: number;
-  /** Number of requests answered with an error that was not an FsError (reported as EIO). */
-  internalErrors: number;
-  /**
-   * Per FUSE operation: requests served, and the longest and total time (ms)
-   * the handler held the event loop. Every other request waits that long, so
-   * `maxMs` is what the 10 ms rule of DESIGN.md is about.
-   */
-  ops: Record<string, { count: number; maxMs: number; totalMs: number }>;
-}
-
-/** Fresh, zeroed counters. */
-export function newOpStats(): OpStats {
-  return { writes: 0, maxWrite: 0, internalErrors: 0, ops: {} };
-}
-
-/** Options for `makeOps`. */
-export interface OpsOptions {
-  /**
-   * Reads the current request's caller and raw times (the patched
-   * fuse-native). Without it new files belong to the daemon's uid/gid and
-   * utimens has millisecond precision with UTIME_NOW and UTIME_OMIT both
-   * taken as "now".
-   */
-  context?: ContextReader;
-  /**
-   * Whether `security.capability` may be set (default true). The mount turns
-   * it off when the addon answers getxattr of it itself
-   * (`MountOptions.fileCapabilities`); setxattr of it is then ENOTSUP (EOPNOTSUPP).
-   */
-  fileCapabilities?: boolean;
-  /** Called with any non-FsError exception (it is answered with EIO). Default: write to stderr. */
-  onInternalError?: (op: string, e: unknown) => void;
-  /**
-   * Filled with the paths of files that libfuse has renamed to
-   * `.fuse_hidden…` (a file unlinked while open, without hard_remove) and not
-   * unlinked yet (it does so at release); kept up to date across renames of
-   * their directories. `FuseMount.unmount` removes what is left, which
-   * otherwise stays in the store for good.
-   */
-  hidden?: Set<string>;
-}
-
-/** Prefix of the names libfuse 2 gives files unlinked while open (`FUSE_HIDDEN_NAME`). */
+/** Prefix of the names libfuse 2 gave files unlinked while open (`FUSE_HIDDEN_NAME`). */
 export const FUSE_HIDDEN_PREFIX = ".fuse_hidden";
 
 /**
- * A name libfuse 2 gives a file unlinked while open, exactly: libfuse 2.9
- * `hidden_name()` formats `".fuse_hidden%08x%08x"` (node id and a counter,
- * both unsigned int, so 8 lowercase hex digits each: 16 in all).
+ * A name libfuse 2 gave a file unlinked while open, exactly: libfuse 2.9
+ * `hidden_name()` formats `".fuse_hidden%08x%08x"` (16 lowercase hex digits).
+ * agentfs served mounts with libfuse 2 until the low-level binding; a store
+ * a daemon of that time served may still hold such files.
  */
 export const FUSE_HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 
-/** Paths whose last component is a libfuse hidden name (`FUSE_HIDDEN_NAME`). */
-const FUSE_HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/;
-
 /**
  * Unlinks every `.fuse_hidden…` file (exactly `FUSE_HIDDEN_NAME`) anywhere
- * in the view's main tree; returns how many. Only safe while no mount
- * serves the tree: each is a file that a FUSE client had open when it was
- * unlinked, and a daemon that died before the last release (SIGKILL) left
- * it behind for good; once no daemon serves the tree, nobody can hold it
- * open. Returns 0 on a read-only view. Errors: `View.removeNames`'s.
+ * in the view's main tree; returns how many. Each is a file an older
+ * (libfuse 2) daemon hid because it was open when unlinked, and left behind
+ * when it died. Only safe while no such daemon serves the tree. Returns 0 on
+ * a read-only view. Errors: `View.removeNames`'s.
  */
 export function removeFuseHiddenNames(view: View): number {
   if (view.readOnly) return 0;
   return view.removeNames(FUSE_HIDDEN_PREFIX, (name) => FUSE_HIDDEN_NAME.test(name));
 }
 
-/** Keeps `hidden` right after a successful rename of `from` to `to`. */
-function trackHidden(hidden: Set<string> | undefined, from: string, to: string): void {
-  if (!hidden) return;
-  for (const h of [...hidden]) {
-    if (h === from) hidden.delete(h);
-    else if (h.startsWith(from + "/")) {
-      hidden.delete(h);
-      hidden.add(to + h.slice(from.length));
-    }
-  }
-  if (FUSE_HIDDEN.test(to)) hidden.add(to);
+const NS = 1_000_000_000n;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const ENOENT = 2;
+const EIO = 5;
+const EINVAL = 22;
+const ERANGE = 34;
+const ENOSYS = 38;
+const ENODATA = 61;
+const EOPNOTSUPP = 95;
+const EEXIST = 17;
+const RENAME_NOREPLACE = 1;
+const FALLOC_FL_KEEP_SIZE = 1;
+
+/** A directory handle: the listing taken at opendir (or at a rewind to offset 0). */
+interface DirHandle {
+  ino: number;
+  names: string[];
+  inos: number[];
+  types: number[];
 }
 
 /**
- * Builds the fuse-native operations object for `view`: getattr, readdir,
- * access, statfs, open, create, read, write, flush, fsync, release,
- * truncate, ftruncate, mkdir, rmdir, unlink, rename, link, symlink,
- * readlink, chmod, chown, utimens, setxattr, getxattr, listxattr,
- * removexattr, mknod (regular files only; others EPERM). `stats` is filled
- * as requests are served.
+ * The handler set of one mount. `dispatch` is the function a FuseSession
+ * calls; `nodes` is the node table (node id = view inode number).
  */
-export function makeOps(view: View, stats: OpStats, opts: OpsOptions = {}): Record<string, (...args: any[]) => void> {
-  const report = opts.onInternalError ?? ((op, e) => process.stderr.write(`agentfs fuse: ${op}: ${e instanceof Error ? e.stack : String(e)}\n`));
-
-  /** Runs `fn` and answers `cb`: the value `fn` returns as the result, or the error's negative errno. */
-  function run(op: string, cb: Cb, fn: () => unknown, resultIsCode = false): void {
-    let v: unknown;
-    const t0 = performance.now();
-    try {
-      v = fn();
-    } catch (e) {
-      time(op, t0);
-      const fe = e instanceof FsError ? e : toFsError(e, op);
-      if (!(e instanceof FsError) && fe.code === "EIO") {
-        stats.internalErrors++;
-        report(op, e);
-      }
-      return cb(fe.errno);
-    }
-    time(op, t0);
-    if (resultIsCode) return cb(v as number);
-    if (v === undefined) return cb(0);
-    return cb(0, v);
-  }
-
+export class Handlers {
+  readonly nodes = new NodeTable();
+  /** Open file handles: fh (= view descriptor) → node id. */
+  private readonly files = new Map<number, number>();
   /**
-   * As `run` for a handler that returns a promise: times only the part that
-   * holds the event loop (up to the promise), and answers `cb` when it
-   * settles — 0, or the error's negative errno. Other requests are served
-   * meanwhile (libfuse's loop is multi-threaded).
+   * Node id → a read-only view descriptor that keeps a file alive after a
+   * rename replaced its last name while the kernel still held its node: an
+   * open(2) whose lookup found the file just before the rename must still
+   * open it (as on a local filesystem). Closed when the kernel forgets the node.
    */
-  function runAsync(op: string, cb: Cb, fn: () => Promise<void>): void {
-    const t0 = performance.now();
-    let p: Promise<void>;
-    try {
-      p = fn();
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    time(op, t0);
-    p.then(
-      () => cb(0),
-      (e) => {
-        const fe = e instanceof FsError ? e : toFsError(e, op);
-        if (!(e instanceof FsError) && fe.code === "EIO") {
-          stats.internalErrors++;
-          report(op, e);
-        }
-        cb(fe.errno);
+  private readonly pins = new Map<number, number>();
+  /** fh of files whose first write went through the set-group-ID check (writes are hot). */
+  private readonly sgidChecked = new Set<number>();
+  private readonly dirs = new Map<number, DirHandle>();
+  private nextDir = 1;
+  private session!: FuseSession;
+  private readonly rec: Float64Array[] = [];
+  private readBuf = Buffer.alloc(0);
+  private readonly myUid = process.getuid?.() ?? 0;
+  private readonly myGid = process.getgid?.() ?? 0;
+  private readonly table: ((slot: number, ...a: any[]) => void)[];
+  private exited = false;
+  /** Capability bits the kernel agreed to at INIT (0 until then). */
+  want = 0;
+  /** Resolves when the kernel has sent INIT. */
+  readonly initialized: Promise<void>;
+  private resolveInit!: () => void;
+
+  constructor(
+    readonly view: View,
+    private readonly binding: FuseBinding,
+    readonly stats: OpStats,
+    private readonly opts: HandlerOptions,
+  ) {
+    this.initialized = new Promise((r) => (this.resolveInit = r));
+    const byName: Record<string, (slot: number, ...a: any[]) => void> = {
+      init: (_s, _capable: number, want: number) => {
+        this.want = want;
+        this.resolveInit();
       },
-    );
+      lookup: (s, parent: number, name: string) => this.lookup(s, parent, name),
+      forget: (_s, ino: number, n: number) => {
+        this.nodes.forget(ino, n);
+        if (!this.nodes.get(ino)) this.unpin(ino);
+      },
+      getattr: (s, ino: number, fh: number) => this.getattr(s, ino, fh),
+      setattr: (s, ...a: number[]) => this.setattr(s, a),
+      readlink: (s, ino: number) => this.session.replyReadlink(s, this.view.readlink(this.pathOf(ino))),
+      mknod: (s, parent: number, name: string, mode: number) => this.mknod(s, parent, name, mode),
+      mkdir: (s, parent: number, name: string, mode: number) => this.mkdir(s, parent, name, mode),
+      unlink: (s, parent: number, name: string) => this.remove(s, parent, name, false),
+      rmdir: (s, parent: number, name: string) => this.remove(s, parent, name, true),
+      symlink: (s, target: string, parent: number, name: string) => this.symlink(s, target, parent, name),
+      rename: (s, p: number, n: string, np: number, nn: string, flags: number) => this.rename(s, p, n, np, nn, flags),
+      link: (s, ino: number, np: number, nn: string) => this.link(s, ino, np, nn),
+      open: (s, ino: number, flags: number) => this.open(s, ino, flags),
+      read: (s, _ino: number, fh: number, off: number, size: number) => this.read(s, fh, off, size),
+      write: (s, _ino: number, fh: number, off: number, size: number, at: number, copy: Buffer | null) => this.write(s, fh, off, size, at, copy),
+      flush: (s, _ino: number, fh: number) => this.later("flush", s, this.view.flushAsync(fh)),
+      release: (s, ino: number, fh: number) => this.release(s, ino, fh),
+      fsync: (s, _ino: number, fh: number) => this.later("fsync", s, this.view.fsyncAsync(fh)),
+      opendir: (s, ino: number) => this.opendir(s, ino),
+      readdir: (s, ino: number, fh: number, off: number, size: number) => this.readdir(s, ino, fh, off, size, false),
+      readdirplus: (s, ino: number, fh: number, off: number, size: number) => this.readdir(s, ino, fh, off, size, true),
+      releasedir: (s, _ino: number, fh: number) => {
+        this.dirs.delete(fh);
+        this.session.replyErr(s, 0);
+      },
+      fsyncdir: (s) => this.session.replyErr(s, 0),
+      statfs: (s) => {
+        const v = this.view.statfs();
+        this.session.replyStatfs(s, [v.bsize, v.frsize, v.blocks, v.bfree, v.bavail, v.files, v.ffree, v.favail, v.fsid, v.flag, v.namemax]);
+      },
+      setxattr: (s, ino: number, name: string, value: Buffer, flags: number) => {
+        if (name === "security.capability" && !this.opts.fileCapabilities) throw new FsError("ENOTSUP", "setxattr", undefined, undefined, "file capabilities are off on this mount");
+        this.view.setxattr(this.pathOf(ino), name, value, flags);
+        this.session.replyErr(s, 0);
+      },
+      getxattr: (s, ino: number, name: string, size: number) => this.sized(s, size, this.view.getxattr(this.pathOf(ino), name)),
+      listxattr: (s, ino: number, size: number) => this.sized(s, size, Buffer.from(this.view.listxattr(this.pathOf(ino)).map((n) => n + "\0").join(""))),
+      removexattr: (s, ino: number, name: string) => {
+        this.view.removexattr(this.pathOf(ino), name);
+        this.session.replyErr(s, 0);
+      },
+      access: (s, ino: number, mask: number) => {
+        this.view.access(this.pathOf(ino), mask);
+        this.session.replyErr(s, 0);
+      },
+      create: (s, parent: number, name: string, mode: number, flags: number) => this.create(s, parent, name, mode, flags),
+      fallocate: (s, _ino: number, fh: number, mode: number, off: number, len: number) => this.fallocate(s, fh, mode, off, len),
+      // Not implemented here: the kernel then serves SEEK_DATA/SEEK_HOLE itself (all data, hole at EOF).
+      lseek: (s) => this.session.replyErr(s, ENOSYS),
+      exit: () => {
+        if (this.exited) return;
+        this.exited = true;
+        this.opts.onExit();
+      },
+    };
+    this.table = binding.opNames.map((n) => byName[n] ?? ((s: number) => s >= 0 && this.session.replyErr(s, ENOSYS)));
   }
 
-  function time(op: string, t0: number): void {
+  /** Attaches the session the handlers answer through (before it is mounted). */
+  attach(session: FuseSession): void {
+    this.session = session;
+    for (let i = 0; i < session.attrRecords; i++) this.rec.push(session.attr.subarray(i * session.attrFields, (i + 1) * session.attrFields));
+  }
+
+  /** The dispatch function for `new FuseSession(…)`: runs the op's handler, times it, and answers errors. */
+  readonly dispatch = (op: number, slot: number, a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any): void => {
+    const t0 = performance.now();
+    try {
+      this.table[op]!(slot, a, b, c, d, e, f, g, h, i, j, k);
+    } catch (err) {
+      if (slot >= 0) this.session.replyErr(slot, this.errno(this.binding.opNames[op]!, err));
+    }
     const dt = performance.now() - t0;
-    const o = (stats.ops[op] ??= { count: 0, maxMs: 0, totalMs: 0 });
+    const name = this.binding.opNames[op]!;
+    const o = (this.stats.ops[name] ??= { count: 0, maxMs: 0, totalMs: 0 });
     o.count++;
     o.totalMs += dt;
     if (dt > o.maxMs) o.maxMs = dt;
+  };
+
+  /** Positive errno for `e`; reports what is not an FsError. */
+  private errno(op: string, e: unknown): number {
+    const fe = e instanceof FsError ? e : toFsError(e, op);
+    if (!(e instanceof FsError) && fe.code === "EIO") {
+      this.stats.internalErrors++;
+      this.opts.onInternalError(op, e);
+    }
+    return -fe.errno || EIO;
   }
 
-  function fuseStat(path: string): FuseStat {
-    return toFuseStat(view.stat(path, false));
+  /** Answers `slot` when `p` settles: 0, or the errno it rejects with. */
+  private later(op: string, slot: number, p: Promise<void>): void {
+    p.then(
+      () => this.session.replyErr(slot, 0),
+      (e) => this.session.replyErr(slot, this.errno(op, e)),
+    );
   }
 
-  function toFuseStat(s: InodeStat): FuseStat {
-    return {
-      mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, dev: s.dev, nlink: s.nlink, ino: foldIno(s.ino),
-      rdev: s.rdev, blksize: s.blksize, blocks: s.blocks,
-      atime: toDate(s.atimeNs), mtime: toDate(s.mtimeNs), ctime: toDate(s.ctimeNs),
-    };
+  // ---------------------------------------------------------------- helpers
+
+  /** Path of node `ino`. Errors: ENOENT (ESTALE in spirit) when the kernel's node has no name left. */
+  private pathOf(ino: number): string {
+    const p = this.nodes.path(ino);
+    if (p === null) throw new FsError("ENOENT", "lookup");
+    return p;
   }
 
-  const u32ToId = (n: number) => (n === 0xffffffff || n === -1 ? -1 : n);
-  const ctx = opts.context;
-  const myUid = process.getuid?.() ?? 0;
-  const myGid = process.getgid?.() ?? 0;
+  private childOf(parent: number, name: string): string {
+    const p = this.nodes.childPath(parent, name);
+    if (p === null) throw new FsError("ENOENT", "lookup", name);
+    return p;
+  }
+
+  /** An open handle of node `ino` (for nodes whose every name is gone), or undefined. */
+  private handleOf(ino: number): number | undefined {
+    for (const [fh, i] of this.files) if (i === ino) return fh;
+    return undefined;
+  }
+
+  /** Stat of node `ino`: by handle `fh` when given, else by path, else by any open handle. */
+  private statOf(ino: number, fh = -1): InodeStat {
+    if (fh >= 0 && this.files.has(fh)) return this.view.fstat(fh);
+    const p = this.nodes.path(ino);
+    if (p !== null) return this.view.stat(p, false);
+    const h = this.pins.get(ino) ?? this.handleOf(ino);
+    if (h !== undefined) return this.view.fstat(h);
+    throw new FsError("ENOENT", "getattr");
+  }
+
+  /** Writes `st` into attribute record `i` of the session. */
+  private fill(i: number, st: InodeStat): void {
+    const r = this.rec[i]!;
+    r[0] = st.ino;
+    r[1] = st.mode;
+    r[2] = st.nlink;
+    r[3] = st.uid;
+    r[4] = st.gid;
+    r[5] = st.rdev;
+    r[6] = st.size;
+    r[7] = st.blocks;
+    r[8] = st.blksize;
+    r[9] = Number(st.atimeNs / NS);
+    r[10] = Number(st.atimeNs % NS);
+    r[11] = Number(st.mtimeNs / NS);
+    r[12] = Number(st.mtimeNs % NS);
+    r[13] = Number(st.ctimeNs / NS);
+    r[14] = Number(st.ctimeNs % NS);
+  }
+
+  /** Entry reply for `st` as `name` in `parent`: the kernel now holds one more reference. */
+  private entry(slot: number, parent: number, name: string, st: InodeStat): void {
+    this.nodes.looked(st.ino, parent, name);
+    this.fill(0, st);
+    this.session.replyEntry(slot, this.opts.timeouts.entry, this.opts.timeouts.attr);
+  }
+
+  /** getxattr/listxattr answer: the size when `size` is 0, ERANGE when it does not fit, else the bytes. */
+  private sized(slot: number, size: number, value: Buffer): void {
+    if (size === 0) this.session.replyXattr(slot, value.length);
+    else if (value.length > size) this.session.replyErr(slot, ERANGE);
+    else this.session.replyBuf(slot, value, 0, value.length);
+  }
 
   /**
-   * Gives a node the creating caller's uid, and its gid unless the parent
-   * directory is set-group-ID (then the node keeps the inherited group), as
-   * the kernel does for local filesystems; its set-user-ID/set-group-ID bits
-   * stay as created. No-op when the caller is the daemon's own identity or
-   * the context is unavailable.
+   * Gives a new node the creating caller's uid, and its gid unless the
+   * parent directory is set-group-ID (then it keeps the inherited group), as
+   * the kernel does for local filesystems; set-user-ID/set-group-ID bits
+   * stay as created. Returns the node's stat afterwards.
    */
-  function ownToCaller(path: string): void {
-    if (!ctx) return;
-    const [uid, gid] = ctx() as [number, number];
-    if (uid === myUid && gid === myGid) return;
-    const st = view.stat(path, false);
-    const parent = path.slice(0, path.lastIndexOf("/")) || "/";
-    const sgid = (view.stat(parent, false).mode & 0o2000) !== 0;
+  private ownToCaller(path: string, parentPath: string): InodeStat {
+    const st = this.view.stat(path, false);
+    const uid = this.session.ctx[0]!;
+    const gid = this.session.ctx[1]!;
+    if (uid === this.myUid && gid === this.myGid) return st;
+    const sgid = (this.view.stat(parentPath, false).mode & 0o2000) !== 0;
     const wantGid = sgid ? st.gid : gid;
-    if (st.uid !== uid || st.gid !== wantGid) {
-      view.chown(path, uid, wantGid, false);
-      // chown clears set-user-ID/set-group-ID of regular files; a new file keeps what its creator asked for
-      // (the kernel already dropped S_ISGID when the creator is not in the file's group).
-      if (st.mode & 0o6000) view.chmod(path, st.mode & 0o7777, false);
-    }
+    if (st.uid === uid && st.gid === wantGid) return st;
+    this.view.chown(path, uid, wantGid, false);
+    // chown clears set-user-ID/set-group-ID of regular files; a new file keeps what its creator asked for
+    // (the kernel already dropped S_ISGID when the creator is not in the file's group).
+    if (st.mode & 0o6000) this.view.chmod(path, st.mode & 0o7777, false);
+    return this.view.stat(path, false);
   }
-  const msTime = (ms: number): bigint | "now" => (ms === UTIME_SPECIAL_MS ? "now" : BigInt(Math.round(ms)) * NS_PER_MS);
-
-  /** Descriptors whose first write has been through `killSgid` (checked once per descriptor: writes are hot). */
-  const sgidChecked = new Set<number>();
 
   /**
    * The half of write/truncate privilege clearing the kernel's FUSE client
    * leaves out: it clears S_ISUID, and S_ISGID only together with S_IXGRP
    * (fs/fuse/dir.c), while local filesystems also clear a group-exec-less
    * S_ISGID when the caller is not in the file's group
-   * (setattr_should_drop_sgid). Clears it here for such a caller (uid not 0;
+   * (setattr_should_drop_sgid). Clears it for such a caller (uid not 0;
    * groups read from /proc/<pid>/status only when the bit is set).
-   * `st` is the file's stat; `path` null when unknown (then nothing is done).
    */
-  function killSgid(path: string | null, st: () => InodeStat): void {
-    if (!ctx || path === null) return;
-    const [uid, gid, pid] = ctx() as [number, number, number];
+  private killSgid(st: InodeStat, chmod: (mode: number) => void): void {
+    const [uid, gid, pid] = this.session.ctx as unknown as [number, number, number];
     if (uid === 0) return;
-    const s = st();
-    if ((s.mode & 0o170000) !== 0o100000 || (s.mode & 0o2010) !== 0o2000 || s.gid === gid) return;
-    if (callerGroups(pid).includes(s.gid)) return;
-    view.chmod(path, s.mode & 0o5777, false);
+    if ((st.mode & S_IFMT) !== S_IFREG || (st.mode & 0o2010) !== 0o2000 || st.gid === gid) return;
+    if (callerGroups(pid).includes(st.gid)) return;
+    chmod(st.mode & 0o5777);
   }
 
-  return {
-    init(cb: Cb) {
-      cb(0);
-    },
-    getattr(path: string, cb: Cb) {
-      run("getattr", cb, () => fuseStat(path));
-    },
-    fgetattr(path: string | null, fd: number, cb: Cb) {
-      // By descriptor: works for files unlinked while open (path is null then).
-      run("fgetattr", cb, () => (fd ? toFuseStat(view.fstat(fd)) : fuseStat(path ?? "/")));
-    },
-    readdir(path: string, cb: Cb) {
-      // Names plus minimal stats (type bits and folded ino): libfuse turns them into d_type/d_ino,
-      // so find, git and ls -i need no lookup per entry to learn the type.
-      let entries: { name: string; ino: number; type: number }[] = [];
-      const t0 = performance.now();
+  // ---------------------------------------------------------------- namespace
+
+  private lookup(slot: number, parent: number, name: string): void {
+    let st: InodeStat;
+    try {
+      st = this.view.stat(this.childOf(parent, name), false);
+    } catch (e) {
+      if (!(e instanceof FsError && e.code === "ENOENT") || this.opts.timeouts.negative <= 0) throw e;
+      // A negative entry: the kernel remembers the name is missing for the negative timeout.
+      this.rec[0]!.fill(0);
+      this.session.replyEntry(slot, this.opts.timeouts.negative, 0);
+      return;
+    }
+    this.entry(slot, parent, name, st);
+  }
+
+  private getattr(slot: number, ino: number, fh: number): void {
+    this.fill(0, this.statOf(ino, fh));
+    this.session.replyAttr(slot, this.opts.timeouts.attr);
+  }
+
+  /** setattr: a = [ino, toSet, fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs]. */
+  private setattr(slot: number, a: number[]): void {
+    const [ino, toSet, fhArg, mode, uid, gid, size, aS, aNs, mS, mNs] = a as [number, number, number, number, number, number, number, number, number, number, number];
+    const S = this.binding.setAttr;
+    const path = this.nodes.path(ino);
+    const fh = fhArg >= 0 && this.files.has(fhArg) ? fhArg : path === null ? this.handleOf(ino) ?? -1 : -1;
+    if (path === null && fh < 0) throw new FsError("ENOENT", "setattr");
+    const byFd = path === null || (fh >= 0 && fhArg === fh);
+    if (toSet & S.MODE!) {
+      if (byFd && fh >= 0) this.view.fchmod(fh, mode & 0o7777);
+      else this.view.chmod(path!, mode & 0o7777, false);
+    }
+    if (toSet & (S.UID! | S.GID!)) {
+      const u = toSet & S.UID! ? uid : -1;
+      const g = toSet & S.GID! ? gid : -1;
+      if (byFd && fh >= 0) this.view.fchown(fh, u, g);
+      else this.view.chown(path!, u, g, false);
+    }
+    if (toSet & S.SIZE!) {
+      if (fh >= 0) this.view.ftruncate(fh, size);
+      else this.view.truncate(path!, size);
+      this.killSgid(this.statOf(ino, fh), (m) => (fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false)));
+    }
+    if (toSet & (S.ATIME! | S.MTIME! | S.ATIME_NOW! | S.MTIME_NOW!)) {
+      const t = (set: number, now: number, s: number, ns: number): TimeSpec => (toSet & now ? "now" : toSet & set ? BigInt(s) * NS + BigInt(ns) : "omit");
+      const at = t(S.ATIME!, S.ATIME_NOW!, aS, aNs);
+      const mt = t(S.MTIME!, S.MTIME_NOW!, mS, mNs);
+      if (byFd && fh >= 0) this.view.futimes(fh, at, mt);
+      else this.view.utimes(path!, at, mt, false);
+    }
+    if ((toSet & ~S.CTIME!) === 0) {
+      // chown(f, -1, -1): the kernel sends a SETATTR with nothing to set (ctime only with a writeback
+      // cache). Only ctime changes, which the trees touch on a no-op chown.
+      if (byFd && fh >= 0) this.view.fchown(fh, -1, -1);
+      else this.view.chown(path!, -1, -1, false);
+    }
+    this.fill(0, this.statOf(ino, fh));
+    this.session.replyAttr(slot, this.opts.timeouts.attr);
+  }
+
+  private mknod(slot: number, parent: number, name: string, mode: number): void {
+    const path = this.childOf(parent, name);
+    if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError("EPERM", "mknod", path, undefined, "only regular files are supported");
+    this.view.close(this.view.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, mode & 0o7777));
+    this.entry(slot, parent, name, this.ownToCaller(path, this.pathOf(parent)));
+  }
+
+  private mkdir(slot: number, parent: number, name: string, mode: number): void {
+    const path = this.childOf(parent, name);
+    this.view.mkdir(path, mode & 0o7777);
+    this.entry(slot, parent, name, this.ownToCaller(path, this.pathOf(parent)));
+  }
+
+  private symlink(slot: number, target: string, parent: number, name: string): void {
+    const path = this.childOf(parent, name);
+    this.view.symlink(target, path);
+    this.entry(slot, parent, name, this.ownToCaller(path, this.pathOf(parent)));
+  }
+
+  private link(slot: number, ino: number, newParent: number, newName: string): void {
+    const path = this.childOf(newParent, newName);
+    this.view.link(this.pathOf(ino), path);
+    this.entry(slot, newParent, newName, this.view.stat(path, false));
+  }
+
+  /** unlink (dir false) or rmdir (dir true) of `name` in `parent`. */
+  private remove(slot: number, parent: number, name: string, dir: boolean): void {
+    const path = this.childOf(parent, name);
+    const ino = this.inoAt(path);
+    if (dir) this.view.rmdir(path);
+    else this.view.unlink(path);
+    if (ino !== undefined) this.nodes.unlinked(ino, parent, name);
+    this.session.replyErr(slot, 0);
+  }
+
+  /** Inode number at `path` (not followed), or undefined when nothing is there. */
+  private inoAt(path: string): number | undefined {
+    try {
+      return this.view.stat(path, false).ino;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private rename(slot: number, parent: number, name: string, newParent: number, newName: string, flags: number): void {
+    const from = this.childOf(parent, name);
+    const to = this.childOf(newParent, newName);
+    if (flags & ~RENAME_NOREPLACE) {
+      // RENAME_EXCHANGE and RENAME_WHITEOUT need support in the trees; refuse rather than half-do them.
+      this.session.replyErr(slot, EINVAL);
+      return;
+    }
+    const src = this.inoAt(from);
+    const dst = this.inoAt(to);
+    if (flags & RENAME_NOREPLACE && dst !== undefined) {
+      this.session.replyErr(slot, EEXIST);
+      return;
+    }
+    if (dst !== undefined && dst !== src) this.pin(dst, to);
+    this.view.rename(from, to);
+    if (src !== undefined && src !== dst) {
+      if (dst !== undefined) this.nodes.unlinked(dst, newParent, newName);
+      this.nodes.renamed(src, parent, name, newParent, newName);
+    }
+    this.session.replyErr(slot, 0);
+  }
+
+  /**
+   * Opens a pin on node `ino` at `path` when the kernel holds the node and
+   * it is a regular file with one link (open handles do not count: they
+   * may be released before the racing open arrives).
+   */
+  private pin(ino: number, path: string): void {
+    if (!this.nodes.get(ino) || this.pins.has(ino)) return;
+    try {
+      const st = this.view.stat(path, false);
+      if ((st.mode & S_IFMT) !== S_IFREG || st.nlink !== 1) return;
+      this.pins.set(ino, this.view.open(path, C.O_RDONLY));
+    } catch {
+      /* not pinned: an open racing the rename may fail with ENOENT, as before */
+    }
+  }
+
+  private unpin(ino: number): void {
+    const fh = this.pins.get(ino);
+    if (fh === undefined) return;
+    this.pins.delete(ino);
+    this.view.closeAsync(fh).catch(() => {});
+  }
+
+  // ---------------------------------------------------------------- files
+
+  /** Open-reply flags for a file just opened as `fh` on node `ino`: keep the page cache when unchanged since the last open. */
+  private openFlags(ino: number, fh: number): number {
+    const node = this.nodes.get(ino);
+    if (!node) return 0;
+    node.open++;
+    if (this.opts.pageCache === "never") return 0;
+    const st = this.view.fstat(fh);
+    const stamp = `${st.mtimeNs}:${st.size}`;
+    const keep = node.cacheStamp === stamp;
+    node.cacheStamp = stamp;
+    return keep ? OpenReplyFlag.keepCache : 0;
+  }
+
+  private open(slot: number, ino: number, flags: number): void {
+    // The kernel resolved O_CREAT/O_EXCL already (create is its own request); O_TRUNC comes as a setattr first.
+    const f = flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY | C.O_TRUNC);
+    const path = this.nodes.path(ino);
+    let fh: number;
+    if (path !== null) fh = this.view.open(path, f);
+    else {
+      // No name left (unlinked or renamed over since the kernel looked it up, or opened through
+      // /proc/PID/fd): open the same file through a handle that keeps it alive.
+      const h = this.pins.get(ino) ?? this.handleOf(ino);
+      if (h === undefined) throw new FsError("ENOENT", "open");
+      fh = this.view.reopen(h, f);
+    }
+    this.files.set(fh, ino);
+    if (!this.session.replyOpen(slot, fh, this.openFlags(ino, fh))) this.dropHandle(ino, fh, true);
+  }
+
+  private create(slot: number, parent: number, name: string, mode: number, flags: number): void {
+    const path = this.childOf(parent, name);
+    const fh = this.view.open(path, (flags & ~C.O_NOCTTY) | C.O_CREAT, mode & 0o7777);
+    let st: InodeStat;
+    try {
+      st = this.ownToCaller(path, this.pathOf(parent));
+    } catch (e) {
+      this.view.close(fh);
+      throw e;
+    }
+    this.files.set(fh, st.ino);
+    this.nodes.looked(st.ino, parent, name);
+    const node = this.nodes.get(st.ino)!;
+    node.open++;
+    node.cacheStamp = `${st.mtimeNs}:${st.size}`;
+    this.fill(0, st);
+    if (!this.session.replyCreate(slot, this.opts.timeouts.entry, this.opts.timeouts.attr, fh, 0)) this.dropHandle(st.ino, fh, true);
+  }
+
+  private read(slot: number, fh: number, off: number, size: number): void {
+    if (this.readBuf.length < size) this.readBuf = Buffer.allocUnsafe(Math.max(size, 128 << 10));
+    const n = this.view.read(fh, this.readBuf, 0, size, off);
+    this.session.replyBuf(slot, this.readBuf, 0, n);
+  }
+
+  private write(slot: number, fh: number, off: number, size: number, at: number, copy: Buffer | null): void {
+    this.stats.writes++;
+    if (size > this.stats.maxWrite) this.stats.maxWrite = size;
+    if (!this.sgidChecked.has(fh) && this.files.has(fh)) {
+      this.sgidChecked.add(fh);
+      if (size > 0) this.killSgid(this.view.fstat(fh), (m) => this.view.fchmod(fh, m));
+    }
+    const data = copy ?? this.session.recv;
+    const n = this.view.write(fh, data, copy ? 0 : at, size, off);
+    this.session.replyWrite(slot, n);
+  }
+
+  private release(slot: number, ino: number, fh: number): void {
+    this.dropHandle(ino, fh, false);
+    this.later("release", slot, this.view.closeAsync(fh));
+  }
+
+  /** Forgets handle `fh` of node `ino`; closes it in the view too when `close`. */
+  private dropHandle(ino: number, fh: number, close: boolean): void {
+    this.files.delete(fh);
+    this.sgidChecked.delete(fh);
+    const node = this.nodes.get(ino);
+    if (node && node.open > 0) node.open--;
+    if (close) this.view.closeAsync(fh).catch(() => {});
+  }
+
+  private fallocate(slot: number, fh: number, mode: number, off: number, len: number): void {
+    if (mode & ~FALLOC_FL_KEEP_SIZE) {
+      this.session.replyErr(slot, EOPNOTSUPP); // hole punching, zero/collapse/insert range
+      return;
+    }
+    // Space is not reserved ahead in a store; a plain fallocate grows the size as posix_fallocate(3) promises.
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > this.view.fstat(fh).size) this.view.ftruncate(fh, off + len);
+    this.session.replyErr(slot, 0);
+  }
+
+  // ---------------------------------------------------------------- directories
+
+  private opendir(slot: number, ino: number): void {
+    const fh = this.nextDir++;
+    this.dirs.set(fh, this.listing(ino));
+    if (!this.session.replyOpen(slot, fh, 0)) this.dirs.delete(fh);
+  }
+
+  /** ".", ".." and the entries of directory `ino`. */
+  private listing(ino: number): DirHandle {
+    const path = this.pathOf(ino);
+    const self = this.view.stat(path, false);
+    if ((self.mode & S_IFMT) !== S_IFDIR) throw new FsError("ENOTDIR", "opendir", path);
+    const up = path === "/" ? self : this.view.stat(path.slice(0, path.lastIndexOf("/")) || "/", false);
+    const d: DirHandle = { ino, names: [".", ".."], inos: [self.ino, up.ino], types: [S_IFDIR, S_IFDIR] };
+    for (const e of this.view.readdir(path)) {
+      d.names.push(e.name);
+      d.inos.push(e.ino);
+      d.types.push(e.type);
+    }
+    return d;
+  }
+
+  private readdir(slot: number, ino: number, fh: number, off: number, size: number, plus: boolean): void {
+    let d = this.dirs.get(fh);
+    if (!d) throw new FsError("EBADF", "readdir");
+    if (off === 0 && d.names.length > 2) {
+      // rewinddir(3): list again, as a local filesystem shows entries made since opendir.
+      d = this.listing(ino);
+      this.dirs.set(fh, d);
+    }
+    // A dirent takes at least 24 bytes (readdirplus: 152), so no more than this many can fit.
+    const max = Math.min(d.names.length - off, Math.ceil(size / (plus ? 152 : 24)), plus ? this.rec.length : Infinity);
+    const names = d.names.slice(off, off + max);
+    if (!plus) {
+      this.session.replyDir(slot, size, off, names, d.inos.slice(off, off + max), d.types.slice(off, off + max), false, 0, 0);
+      return;
+    }
+    const dir = this.pathOf(ino);
+    const stats: (InodeStat | null)[] = names.map((name, i) => {
+      if (name === "." || name === "..") return null;
       try {
-        const self = view.stat(path, false);
-        const up = path === "/" ? self : view.stat(path.slice(0, path.lastIndexOf("/")) || "/", false);
-        // (a zero d_ino would make glibc skip the entry)
-        entries = [{ name: ".", ino: self.ino, type: self.mode & 0o170000 }, { name: "..", ino: up.ino, type: 0o040000 }, ...view.readdir(path)];
-      } catch (e) {
-        time("readdir", t0);
-        return cb((e instanceof FsError ? e : toFsError(e, "readdir")).errno);
+        return this.view.stat(dir === "/" ? `/${name}` : `${dir}/${name}`, false);
+      } catch {
+        return null; // removed since the listing: sent without attributes
       }
-      time("readdir", t0);
-      const epoch = new Date(0);
-      cb(0, entries.map((e) => e.name), entries.map((e) => ({ mode: e.type, ino: foldIno(e.ino), atime: epoch, mtime: epoch, ctime: epoch })));
-    },
-    access(path: string, mode: number, cb: Cb) {
-      run("access", cb, () => view.access(path, mode));
-    },
-    statfs(_path: string, cb: Cb) {
-      run("statfs", cb, () => view.statfs());
-    },
-    open(path: string, flags: number, cb: Cb) {
-      // The kernel has resolved O_CREAT/O_EXCL already (create is a separate op).
-      run("open", cb, () => view.open(path, flags & ~(C.O_CREAT | C.O_EXCL | C.O_NOCTTY)));
-    },
-    create(path: string, mode: number, cb: Cb) {
-      // fuse-native passes no flags: open read-write; the kernel enforces the caller's access mode.
-      run("create", cb, () => {
-        const fd = view.open(path, C.O_CREAT | C.O_RDWR, mode & 0o7777);
-        try {
-          ownToCaller(path);
-        } catch (e) {
-          view.close(fd);
-          throw e;
-        }
-        return fd;
-      });
-    },
-    mknod(path: string, mode: number, _dev: number, cb: Cb) {
-      run("mknod", cb, () => {
-        if ((mode & 0o170000) !== 0o100000 && (mode & 0o170000) !== 0) throw new FsError("EPERM", "mknod", path, undefined, "only regular files are supported");
-        view.close(view.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, mode & 0o7777));
-        ownToCaller(path);
-      });
-    },
-    read(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-      run("read", cb, () => view.read(fd, buf, 0, len, pos), true);
-    },
-    write(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-      stats.writes++;
-      if (len > stats.maxWrite) stats.maxWrite = len;
-      run("write", cb, () => {
-        if (ctx && !sgidChecked.has(fd)) {
-          sgidChecked.add(fd);
-          if (len > 0) killSgid(path, () => view.fstat(fd));
-        }
-        return view.write(fd, buf, 0, len, pos);
-      }, true);
-    },
-    flush(_path: string, fd: number, cb: Cb) {
-      runAsync("flush", cb, () => view.flushAsync(fd));
-    },
-    fsync(_path: string, _datasync: number, fd: number, cb: Cb) {
-      runAsync("fsync", cb, () => view.fsyncAsync(fd));
-    },
-    release(_path: string, fd: number, cb: Cb) {
-      sgidChecked.delete(fd);
-      runAsync("release", cb, () => view.closeAsync(fd));
-    },
-    truncate(path: string, size: number, cb: Cb) {
-      run("truncate", cb, () => {
-        view.truncate(path, size);
-        killSgid(path, () => view.stat(path, false));
-      });
-    },
-    ftruncate(path: string | null, fd: number, size: number, cb: Cb) {
-      run("ftruncate", cb, () => {
-        view.ftruncate(fd, size);
-        killSgid(path, () => view.fstat(fd));
-      });
-    },
-    mkdir(path: string, mode: number, cb: Cb) {
-      run("mkdir", cb, () => {
-        view.mkdir(path, mode & 0o7777);
-        ownToCaller(path);
-      });
-    },
-    rmdir(path: string, cb: Cb) {
-      run("rmdir", cb, () => view.rmdir(path));
-    },
-    unlink(path: string, cb: Cb) {
-      run("unlink", cb, () => {
-        view.unlink(path);
-        opts.hidden?.delete(path);
-      });
-    },
-    rename(from: string, to: string, cb: Cb) {
-      run("rename", cb, () => {
-        view.rename(from, to);
-        trackHidden(opts.hidden, from, to);
-      });
-    },
-    link(existing: string, path: string, cb: Cb) {
-      run("link", cb, () => view.link(existing, path));
-    },
-    symlink(target: string, path: string, cb: Cb) {
-      run("symlink", cb, () => {
-        view.symlink(target, path);
-        ownToCaller(path);
-      });
-    },
-    readlink(path: string, cb: Cb) {
-      run("readlink", cb, () => view.readlink(path));
-    },
-    chmod(path: string, mode: number, cb: Cb) {
-      run("chmod", cb, () => view.chmod(path, mode & 0o7777, false));
-    },
-    chown(path: string, uid: number, gid: number, cb: Cb) {
-      run("chown", cb, () => view.chown(path, u32ToId(uid), u32ToId(gid), false));
-    },
-    utimens(path: string, atimeMs: number, mtimeMs: number, cb: Cb) {
-      run("utimens", cb, () => {
-        if (ctx) {
-          const c = ctx();
-          return view.utimes(path, timespecToTime(c[3]!, c[4]!), timespecToTime(c[5]!, c[6]!), false);
-        }
-        // Unpatched fuse-native 2.2.6 passes atime in both arguments, in ms (see README).
-        view.utimes(path, msTime(atimeMs), msTime(mtimeMs), false);
-      });
-    },
-    setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) {
-      run("setxattr", cb, () => {
-        if (name === "security.capability" && opts.fileCapabilities === false) throw new FsError("ENOTSUP", "setxattr", path, undefined, "file capabilities are off on this mount");
-        view.setxattr(path, name, Buffer.from(value), flags);
-      });
-    },
-    getxattr(path: string, name: string, _position: number, cb: Cb) {
-      run("getxattr", cb, () => view.getxattr(path, name));
-    },
-    listxattr(path: string, cb: Cb) {
-      run("listxattr", cb, () => view.listxattr(path));
-    },
-    removexattr(path: string, name: string, cb: Cb) {
-      run("removexattr", cb, () => view.removexattr(path, name));
-    },
-  };
+    });
+    stats.forEach((st, i) => (st ? this.fill(i, st) : this.rec[i]!.fill(0)));
+    const n = this.session.replyDir(slot, size, off, names, d.inos.slice(off, off + max), d.types.slice(off, off + max), true, this.opts.timeouts.entry, this.opts.timeouts.attr);
+    for (let i = 0; i < n; i++) if (stats[i]) this.nodes.looked(stats[i]!.ino, ino, names[i]!);
+  }
+
+  /** Handles still open (files + directories). */
+  openHandles(): number {
+    return this.files.size + this.dirs.size;
+  }
 }
+
+export { ROOT_ID, ENOENT, ENODATA };

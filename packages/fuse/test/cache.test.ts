@@ -1,9 +1,8 @@
 /**
- * Kernel caches of a mount (README, "Kernel caches"): the option list, hard
- * links staying fresh while attributes are cached (the patch's channel),
- * page cache kept across opens of an unchanged file and dropped after a
- * change made outside the kernel, and security.capability answered by the
- * addon. In-process mounts: every child runs asynchronously, because this
+ * Kernel caches of a mount (README, "Kernel caches"): the mount options,
+ * hard links as one kernel inode, attribute/entry timeouts, page cache kept
+ * across opens of an unchanged file and dropped after a change made outside
+ * the kernel, and security.capability answered inside the binding. In-process mounts: every child runs asynchronously, because this
  * process serves the mount.
  */
 import { Store } from "@agentfs/core";
@@ -13,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FuseMount, fuseOptionList, hasAgentfsChannel } from "../src/index.js";
+import { FuseMount, fuseOptionList } from "../src/index.js";
 import { canMount, teardown } from "./helpers.js";
 
 const pexec = promisify(execFile);
@@ -40,15 +39,12 @@ async function bashFails(script: string, dir: string): Promise<string> {
   throw new Error(`'${script}' succeeded`);
 }
 
-describe("fuseOptionList: cache options", () => {
-  it("defaults to 1 s attribute, entry and negative timeouts with auto_cache; each can be turned off", () => {
-    const o = fuseOptionList({}, false);
-    expect(o).toEqual(expect.arrayContaining(["attr_timeout=1", "entry_timeout=1", "negative_timeout=1", "auto_cache"]));
-    if (hasAgentfsChannel()) expect(o[0]).toBe("agentfs_nocaps");
-    const off = fuseOptionList({ attrTimeout: 0, entryTimeout: 0, negativeTimeout: 0, pageCache: "never", fileCapabilities: true }, false);
-    expect(off).toEqual(expect.arrayContaining(["attr_timeout=0", "entry_timeout=0", "negative_timeout=0"]));
-    expect(off).not.toContain("auto_cache");
-    expect(off).not.toContain("agentfs_nocaps");
+describe("fuseOptionList: mount options", () => {
+  it("fsname (separators replaced), subtype, default_permissions unless off, allow_other on request, ro for a read-only view, raw options last", () => {
+    expect(fuseOptionList({}, false)).toEqual(["fsname=agentfs", "subtype=agentfs", "default_permissions"]);
+    expect(fuseOptionList({ fsname: "agentfs:/a b,c", defaultPermissions: false, allowOther: true, options: ["noatime"] }, true)).toEqual([
+      "fsname=agentfs:/a_b_c", "subtype=agentfs", "allow_other", "ro", "noatime",
+    ]);
   });
 });
 
@@ -79,16 +75,34 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     }
   }
 
-  it("hard links: a change through one name shows at once through the other (attributes and data)", async () => {
-    expect(hasAgentfsChannel()).toBe(true);
+  it("hard links: one kernel inode per file, so a change through one name shows at once through the other, also to an open descriptor", async () => {
     await withMount("links", {}, async (mnt) => {
       await bash("printf one > a && stat -c %h a && ln a b && stat -c '%h %a' a b", mnt);
       expect(await bash("stat -c '%h %a %s' a b", mnt)).toBe("2 644 3\n2 644 3\n");
+      const [ia, ib] = (await bash("stat -c %i a b", mnt)).trim().split("\n");
+      expect(ia).toBe(ib);
       await bash("chmod 600 b && printf longer >> b", mnt);
       expect(await bash("stat -c '%h %a %s' a && cat a", mnt)).toBe("2 600 9\nonelonger");
+      // a descriptor held open on one name reads what is written through the other
+      expect(await bash("exec 3<a; dd bs=3 count=1 status=none <&3 >/dev/null; printf XYZ | dd of=b bs=1 seek=3 conv=notrunc status=none; cat <&3", mnt)).toBe("XYZger");
       await bash("rm b", mnt);
       expect(await bash("stat -c '%h %a %s' a", mnt)).toBe("1 600 9\n");
     });
+  });
+
+  it("attribute and entry timeouts: repeated stats are answered by the kernel's cache; with timeouts 0 each one reaches the daemon", async () => {
+    const stats = async (opts: Parameters<typeof FuseMount.mount>[2]) => {
+      let n = 0;
+      await withMount(`t${opts?.attrTimeout ?? "d"}`, opts, async (mnt, m) => {
+        await bash("echo x > f && stat f >/dev/null", mnt);
+        const before = (m.stats.ops.getattr?.count ?? 0) + (m.stats.ops.lookup?.count ?? 0);
+        await bash("for i in $(seq 20); do stat f >/dev/null; done", mnt);
+        n = (m.stats.ops.getattr?.count ?? 0) + (m.stats.ops.lookup?.count ?? 0) - before;
+      });
+      return n;
+    };
+    expect(await stats({})).toBeLessThan(5);
+    expect(await stats({ attrTimeout: 0, entryTimeout: 0, negativeTimeout: 0 })).toBeGreaterThanOrEqual(20);
   });
 
   it("page cache: kept across opens of an unchanged file, dropped after a change made outside the kernel", async () => {
@@ -113,7 +127,7 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     });
   });
 
-  it("security.capability: ENODATA from the addon and not settable by default; served with fileCapabilities", async () => {
+  it("security.capability: ENODATA from the binding and not settable by default; served with fileCapabilities", async () => {
     // A valid VFS_CAP_REVISION_2 value granting nothing (the kernel checks the format before the daemon sees it).
     const cap = "0x0000000200000000000000000000000000000000";
     await withMount("nocaps", {}, async (mnt, m) => {
@@ -122,7 +136,7 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
       const before = asked();
       expect(await bashFails("getfattr -n security.capability f", mnt)).toMatch(/No such attribute/);
       await bash("printf more >> f", mnt);
-      expect(asked()).toBe(before); // answered by the addon, not the daemon
+      expect(asked()).toBe(before); // answered by the binding, not the daemon's handlers
       expect(await bashFails(`setfattr -n security.capability -v ${cap} f`, mnt)).toMatch(/Operation not supported/);
       expect(await bash("getfattr --only-values -n user.k f", mnt)).toBe("v");
       expect(asked()).toBeGreaterThan(before);

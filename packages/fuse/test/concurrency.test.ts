@@ -8,10 +8,8 @@
  * partial or foreign version, never see a name's version go backwards; at
  * the end the directory holds exactly the expected final names, each with
  * its last version, and no temp file.
- *
- * One POSIX guarantee does NOT hold through agentfs's mount and is kept as
- * a documented skipped test: an open(2) of a name that another process is
- * atomically replacing with rename(2) can fail with ENOENT (see below).
+ * An open(2) of a name that another process keeps replacing with rename(2)
+ * never fails with ENOENT (the last test).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -111,14 +109,11 @@ describe.skipIf(!canMount() || !hasPython)("one directory: concurrent tmp-then-r
     m.mount();
   });
 
-  // KNOWN BUG (not fixed; needs the libfuse low-level API): libfuse 2's high-level, path-based
-  // API drops the name of the inode that rename(2) replaces, and answers every later request on
-  // that inode number with ENOENT before agentfs sees it. An open(2) whose lookup found the old
-  // inode just before the rename (its OPEN queued behind the RENAME in the single daemon loop)
-  // therefore fails with ENOENT, although the name existed throughout. On tmpfs/ext4 the open
-  // gets the old file. Measured: about 1500 of 20000 opens fail (onedir.py lists the names in
-  // "open_enoent"). Same for stat(2) in that window.
-  it.skip("an open of a name that another process keeps replacing with rename never fails with ENOENT", () => {
+  // An open(2) whose lookup found the old file just before another process renamed a new one
+  // over it must open the old file, as on tmpfs/ext4. libfuse 2's path API failed ~1500 of 20000
+  // such opens with ENOENT; the low-level front end keeps a replaced file alive while the kernel
+  // still holds its node (ops.ts, pins) and opens it by handle.
+  it("an open of a name that another process keeps replacing with rename never fails with ENOENT", () => {
     const failed = runTool("python3", [join(shm, "race.py"), m.mnt]);
     expect(failed.stderr).toBe("");
     expect(failed.stdout.trim()).toBe("0");

@@ -8,8 +8,8 @@
  * host directory for the seeded checks), and every outcome (return value or errno name, stat fields that do
  * not legitimately differ, relative time changes) must be identical.
  *
- * Differences that libfuse 2 / fuse-native or the kernel's FUSE client make
- * impossible to remove are listed in KNOWN_DEVIATIONS with the exact outcome
+ * Differences that libfuse, the kernel's FUSE client or agentfs's documented
+ * limits make impossible to remove are listed in KNOWN_DEVIATIONS with the exact outcome
  * expected on each side and the reason; a listed deviation that no longer
  * deviates fails the test too, so the list stays true.
  */
@@ -36,19 +36,8 @@ interface KnownDeviation {
   reason: string;
 }
 
-/**
- * Deviations that cannot be removed with fuse-native (libfuse 2.9 high-level,
- * path-based API) or that follow from agentfs's documented limits.
- */
+/** Deviations that libfuse 3.14 or agentfs's documented limits make impossible to remove. */
 const KNOWN_DEVIATIONS: KnownDeviation[] = [
-  {
-    key: "times(chown-noop).f",
-    tmpfs: "m=same c=later",
-    agentfs: "m=same c=same",
-    reason:
-      "chown(path, -1, -1) reaches FUSE as a SETATTR with no attribute but ctime; libfuse 2's high-level setattr has no ctime-only " +
-      "operation and calls nothing, so ctime cannot be touched.",
-  },
   {
     key: "truncate(huge)",
     tmpfs: "ok",
@@ -68,37 +57,13 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     key: "open(O_TMPFILE)",
     tmpfs: "ok []",
     agentfs: "ENOTSUP []",
-    reason: "libfuse 2 has no tmpfile operation (FUSE_TMPFILE arrived with libfuse 3.17), so the kernel answers O_TMPFILE with EOPNOTSUPP.",
+    reason: "libfuse 3.14 (Debian 12) has no tmpfile operation (FUSE_TMPFILE arrived with libfuse 3.17), so the kernel answers O_TMPFILE with EOPNOTSUPP.",
   },
-  ...[
-    ["EXCHANGE", "ok reg 0644 n1 0:0 sz1 =b'B' reg 0644 n1 0:0 sz1 =b'A' ENOENT"],
-    ["NOREPLACE-free", "ok ENOENT reg 0644 n1 0:0 sz1 =b'B' reg 0644 n1 0:0 sz1 =b'A'"],
-  ].map(([flag, t]) => ({
-    key: `renameat2(${flag})`,
-    tmpfs: t!,
+  {
+    key: "renameat2(EXCHANGE)",
+    tmpfs: "ok reg 0644 n1 0:0 sz1 =b'B' reg 0644 n1 0:0 sz1 =b'A' ENOENT",
     agentfs: "EINVAL reg 0644 n1 0:0 sz1 =b'A' reg 0644 n1 0:0 sz1 =b'B' ENOENT",
-    reason: "libfuse 2's rename takes no flags: the kernel's RENAME2 request is answered ENOSYS and renameat2 with RENAME_NOREPLACE or RENAME_EXCHANGE fails with EINVAL (plain rename works).",
-  })),
-  {
-    key: "utimensat(ns precision)",
-    tmpfs: "1000000000123456789 1000000000987654321",
-    agentfs: "1000000000123000000 1000000000987000000",
-    reason: "the store keeps ns, but fuse-native's getattr reply carries times as JavaScript Dates (ms), so stat shows ms precision.",
-  },
-  {
-    key: "unlink-open.listing",
-    tmpfs: "[]",
-    agentfs: /^\[\.fuse_hidden[0-9a-f]{16}\]$/,
-    reason:
-      "libfuse 2's high-level API renames a file unlinked while open to .fuse_hidden<id> until its last close (hard_remove would make fstat of it fail instead); it is gone after close (the next check).",
-  },
-  {
-    key: "fd.hardlink-after-unlink",
-    tmpfs: "reg 0644 n1 0:0 sz4 reg 0644 n1 0:0 sz4 reg 0644 n1 0:0 sz4 =b'ONE+'",
-    agentfs: "reg 0644 n1 0:0 sz4 reg 0644 n2 0:0 sz4 reg 0644 n2 0:0 sz4 =b'ONE+'",
-    reason:
-      "unlinking a name that is open renames it to .fuse_hidden<id> (libfuse 2, see unlink-open.listing), so until the last close the " +
-      "file still has that link: nlink stays 2 for the other name.",
+    reason: "the trees have no atomic exchange of two names, so RENAME_EXCHANGE is refused with EINVAL rather than done in two steps (RENAME_NOREPLACE works).",
   },
 ];
 

@@ -9,12 +9,12 @@
  * unmounted, fsck'd and mounted again, and every file must still hold exactly
  * its final contents.
  *
- * Two descriptors on two hard links of the file are NOT coherent through
- * the mount (a documented skipped test below).
+ * Two descriptors on two hard links of the file stay coherent: every hard
+ * link of a file is one kernel inode (node id = inode number), so one page
+ * cache.
  *
- * fallocate and hole punching are not exercised on agentfs: the FUSE front
- * end has no fallocate handler, so the kernel answers EOPNOTSUPP (fsx -F
- * runs them on tmpfs only).
+ * Hole punching is not exercised on agentfs: the FUSE front end answers
+ * fallocate's PUNCH_HOLE with EOPNOTSUPP (fsx -F runs it on tmpfs only).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -77,13 +77,9 @@ describe.skipIf(!canMount() || !hasGcc)("fsx: random pread/pwrite/mmap/truncate/
     });
   }
 
-  // KNOWN BUG (not fixed; needs the libfuse low-level API or kernel cache invalidation): libfuse 2's
-  // high-level API gives each hard link its own kernel inode, hence its own page cache. A descriptor
-  // opened through one name keeps reading pages it cached before while the file changes through
-  // the other name (pread and mmap alike; a new open drops the cache, so short-lived opens are
-  // fine). libfuse 2.9 has no auto_inval_data option. Fails at once for seeds 1, 2, 3, with mmap
-  // or without (-M), e.g. seed 1 -M: "DATA MISMATCH (pread) at op 44: first differing offset 90112".
-  it.skip("seed 1: two descriptors on two hard links of one file stay coherent (pread only)", () => {
+  // libfuse 2's high-level API (before the low-level binding) gave each hard link its own kernel
+  // inode and page cache; this failed at once for seeds 1-3 ("DATA MISMATCH (pread) at op 44").
+  it("seed 1: two descriptors on two hard links of one file stay coherent (pread only)", () => {
     const r = runTool(fsx, ["-M", "-2", "-L", m.at("hardlink1"), "-S", "1", "-N", "3000", m.at("linked1")]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FuseMount } from "../src/index.js";
+import { DEFAULT_MAX_WRITE, FuseMount } from "../src/index.js";
 import { agentfs, canMount, fsCodes, fuseMountsUnder, ok, sh, teardown, waitFor } from "./helpers.js";
 
 const ENABLED = canMount();
@@ -362,12 +362,14 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: wri
     }
   }
 
-  it("default requests are 4 KiB; big_writes with max_write=131072 gives 128 KiB requests", async () => {
+  it("write request size follows maxWrite: 4 KiB with 0, 128 KiB with 131072, 1 MiB by default", async () => {
     const small = await ddInto(0);
-    const big = await ddInto(131072);
+    const mid = await ddInto(131072);
+    const big = await ddInto(DEFAULT_MAX_WRITE);
     expect(small.maxWrite).toBe(4096);
-    expect(big.maxWrite).toBe(131072);
-    process.stdout.write(`dd 32 MiB: 4 KiB writes: ${small.line}\n           128 KiB writes: ${big.line}\n`);
+    expect(mid.maxWrite).toBe(131072);
+    expect(big.maxWrite).toBe(1 << 20);
+    process.stdout.write(`dd 32 MiB: 4 KiB writes: ${small.line}\n           128 KiB writes: ${mid.line}\n           1 MiB writes: ${big.line}\n`);
     expect(store.manifest).toBeDefined();
     expect(fuseMountsUnder(root)).toEqual([]);
   });

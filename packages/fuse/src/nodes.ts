@@ -1,0 +1,135 @@
+/**
+ * The FUSE node table: which inodes the kernel holds, and a path for each.
+ *
+ * The low-level protocol names files by node id; the View names them by
+ * path. A node id here *is* the view inode number (the root's is 1 =
+ * FUSE_ROOT_ID), so every hard link of a file is one kernel inode with one
+ * page cache. For each node the table keeps the kernel's lookup count
+ * (nlookup: +1 per entry reply, −n per forget) and its known *links* — the
+ * (parent node, name) pairs it was looked up or created under — kept right
+ * across rename, unlink and rmdir made through the mount. A node's path is
+ * built from its first link whose parent chain reaches the root.
+ */
+
+/** FUSE node id of the root directory (FUSE_ROOT_ID). */
+export const ROOT_ID = 1;
+
+/** One (parent, name) a node is reachable by. */
+export interface NodeLink {
+  parent: number;
+  name: string;
+}
+
+/** A node the kernel knows. */
+export interface FuseNode {
+  /** Node id = view inode number. */
+  readonly id: number;
+  /** Kernel lookup count; the node is dropped when it reaches 0. */
+  nlookup: number;
+  /** Known names, most recent last; empty once every known name is gone (unlinked while open). */
+  links: NodeLink[];
+  /** Open handles on it (file handles, not directories). */
+  open: number;
+  /** `mtimeNs:size` when it was last opened: an open with the same stamp keeps the kernel's page cache. */
+  cacheStamp?: string;
+}
+
+/** Node ids → nodes, with path building. Not thread-safe (the event loop only). */
+export class NodeTable {
+  private readonly nodes = new Map<number, FuseNode>();
+
+  constructor() {
+    this.nodes.set(ROOT_ID, { id: ROOT_ID, nlookup: 1, links: [], open: 0 });
+  }
+
+  /** The node with id `id`, or undefined when the kernel does not hold it. */
+  get(id: number): FuseNode | undefined {
+    return this.nodes.get(id);
+  }
+
+  /** Number of nodes held (the root included). */
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  /**
+   * Path of node `id` ("/" for the root), or null when none of its links
+   * reaches the root (all of its names were removed; open handles remain).
+   */
+  path(id: number): string | null {
+    if (id === ROOT_ID) return "/";
+    const node = this.nodes.get(id);
+    if (!node) return null;
+    for (let i = node.links.length - 1; i >= 0; i--) {
+      const l = node.links[i]!;
+      const dir = l.parent === ROOT_ID ? "" : this.path(l.parent);
+      if (dir !== null) return `${dir}/${l.name}`;
+    }
+    return null;
+  }
+
+  /** Path of `name` inside node `parent`, or null when the parent has no path. */
+  childPath(parent: number, name: string): string | null {
+    const dir = this.path(parent);
+    if (dir === null) return null;
+    return dir === "/" ? `/${name}` : `${dir}/${name}`;
+  }
+
+  /**
+   * Records an entry reply: node `id` is `name` in `parent`, and the kernel
+   * holds one more reference (FUSE lookup count + 1).
+   */
+  looked(id: number, parent: number, name: string): FuseNode {
+    let node = this.nodes.get(id);
+    if (!node) {
+      node = { id, nlookup: 0, links: [], open: 0 };
+      this.nodes.set(id, node);
+    }
+    node.nlookup++;
+    if (id !== ROOT_ID) this.addLink(node, parent, name);
+    return node;
+  }
+
+  /** As FUSE forget: drops `n` references; the node is forgotten at 0 (never the root). */
+  forget(id: number, n: number): void {
+    const node = this.nodes.get(id);
+    if (!node || id === ROOT_ID) return;
+    node.nlookup -= n;
+    if (node.nlookup <= 0) this.nodes.delete(id);
+  }
+
+  /** `name` in `parent` no longer names node `id` (unlink, rmdir, or replaced by a rename). */
+  unlinked(id: number, parent: number, name: string): void {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    node.links = node.links.filter((l) => l.parent !== parent || l.name !== name);
+  }
+
+  /** Node `id` was renamed from `name` in `parent` to `newName` in `newParent`. */
+  renamed(id: number, parent: number, name: string, newParent: number, newName: string): void {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    node.links = node.links.filter((l) => l.parent !== parent || l.name !== name);
+    this.addLink(node, newParent, newName);
+  }
+
+  private addLink(node: FuseNode, parent: number, name: string): void {
+    const at = node.links.findIndex((l) => l.parent === parent && l.name === name);
+    if (at >= 0) node.links.splice(at, 1);
+    node.links.push({ parent, name });
+    // A file with many hard links looked up in many places: keep the table bounded.
+    if (node.links.length > 16) node.links.shift();
+  }
+
+  /** Every node id held, the root included (for invalidation after an outside change). */
+  ids(): number[] {
+    return [...this.nodes.keys()];
+  }
+
+  /** Every (parent, name) known for held nodes (for invalidation after an outside change). */
+  links(): { id: number; parent: number; name: string }[] {
+    const out: { id: number; parent: number; name: string }[] = [];
+    for (const n of this.nodes.values()) for (const l of n.links) out.push({ id: n.id, parent: l.parent, name: l.name });
+    return out;
+  }
+}
