@@ -204,7 +204,7 @@ export function registerMountCommands(program: Command): void {
     .option("--allow-other", "let other users use the mount (FUSE allow_other; the default for root, or when /etc/fuse.conf has user_allow_other)")
     .option("--no-allow-other", "only the mounting user may use the mount")
     .option("--no-default-permissions", "do not let the kernel check mode bits (every caller gets the daemon's rights)")
-    .option("--max-write <bytes>", `largest write request (big_writes); 0 for libfuse's 4096`, String(DEFAULT_MAX_WRITE))
+    .option("--max-write <bytes>", `largest write request the kernel sends, in bytes (at most 1 MiB); 0 for 4096`, String(DEFAULT_MAX_WRITE))
     .option("--timeout <seconds>", "how long to wait for the background daemon's mount to answer", "30")
     .action(async (storeArg: string, mpArg: string, opts: MountCliOptions, cmd: Command) => {
       const g = globals(cmd);
@@ -237,10 +237,6 @@ export function registerMountCommands(program: Command): void {
       if (!Number.isInteger(maxWrite) || maxWrite < 0) throw new UsageError(`--max-write must be a whole number of bytes, got '${opts.maxWrite}'`);
       if (opts.foreground) {
         await serve(storeDir, mnt, g.snapshot !== undefined ? { snapshot: g.snapshot } : g.branch !== undefined ? { branch: g.branch } : undefined, opts, maxWrite);
-        // Everything is committed and the store closed. After an external unmount (fusermount -u)
-        // fuse-native's request threads keep their async handles referenced and the process would
-        // never exit (and its SIGTERM handler is spent): leave once pending output had a moment.
-        setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
         return;
       }
       await startDaemon(storeDir, mnt, cmd, opts);
@@ -406,7 +402,8 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     const stop = async (why: string) => {
       if (stopping) return;
       stopping = true;
-      clearInterval(watch);
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
       await control?.close();
       try {
         await m.unmount();
@@ -424,11 +421,12 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
         done();
       }
     };
-    process.once("SIGTERM", () => void stop("SIGTERM"));
-    process.once("SIGINT", () => void stop("SIGINT"));
-    // Unmounted from outside (fusermount -u): commit and leave.
-    const watch = setInterval(() => {
-      if (!isFuseMounted(mnt)) void stop("external unmount");
-    }, 1000);
+    const onSignal = (sig: NodeJS.Signals) => void stop(sig);
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+    // Unmounted from outside (fusermount -u): the session ends, the mount commits; close up and leave.
+    void m.done.then(() => {
+      if (m.endedOutside) void stop("external unmount");
+    });
   });
 }
