@@ -14,29 +14,15 @@ import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { CommitPool, CommitWorkerError, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
 import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "./modes.js";
+import { checkChown, checkSetTimes, checkSticky, chmodBits, mayAccess, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
 
-/** st_mode bits of the file type (mask). */
-export const S_IFMT = 0o170000;
-/** st_mode file type: regular file. */
-export const S_IFREG = 0o100000;
-/** st_mode file type: directory. */
-export const S_IFDIR = 0o040000;
-/** st_mode file type: symbolic link. */
-export const S_IFLNK = 0o120000;
-const S_ISUID = 0o4000;
-const S_ISGID = 0o2000;
-const S_ISVTX = 0o1000;
+export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } from "./modes.js";
+export type { Credentials } from "./access.js";
+
 const MAX_SYMLINKS = 40;
 /** Largest file size in bytes (2^47), as a cap against runaway writes. */
 export const MAX_FILE_SIZE = 2 ** 47;
-
-/** The caller's identity for permission checks (as the fsuid/fsgid of a process). */
-export interface Credentials {
-  uid: number;
-  gid: number;
-  /** Supplementary groups. */
-  groups?: number[];
-}
 
 /** Options for an `FsCore` view. */
 export interface FsCoreOptions {
@@ -177,8 +163,8 @@ export class FsCore {
     this.store = store;
     this.target = target;
     this.readOnly = "snapshot" in target;
-    this.cred = opts.cred ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
-    this.umask = opts.umask ?? currentUmask();
+    this.cred = opts.cred ?? processCredentials();
+    this.umask = opts.umask ?? processUmask();
     this.pathMax = opts.pathMax ?? PATH_MAX;
     this.errorStacks = opts.errorStacks ?? true;
     let h = 0;
@@ -274,32 +260,9 @@ export class FsCore {
     return nowNs();
   }
 
-  /** Permission check as the kernel does with default_permissions. */
-  private may(row: InodeRow, want: number): boolean {
-    const { uid } = this.cred;
-    if (uid === 0) {
-      if (want & 1 && (row.mode & S_IFMT) !== S_IFDIR) return (row.mode & 0o111) !== 0;
-      return true;
-    }
-    let bits: number;
-    if (uid === row.uid) bits = (row.mode >> 6) & 7;
-    else if (this.inGroup(row.gid)) bits = (row.mode >> 3) & 7;
-    else bits = row.mode & 7;
-    return (bits & want) === want;
-  }
-
-  private inGroup(gid: number): boolean {
-    return this.cred.gid === gid || (this.cred.groups ?? []).includes(gid);
-  }
-
+  /** `needAccess` for this view's credentials. Errors: EACCES. */
   private need(row: InodeRow, want: number): void {
-    if (!this.may(row, want)) throw new StoreError("EACCES", "permission denied");
-  }
-
-  /** Sticky-directory rule for removing or renaming `victim` out of `dir`. */
-  private stickyCheck(dir: InodeRow, victim: InodeRow): void {
-    const { uid } = this.cred;
-    if (uid !== 0 && dir.mode & S_ISVTX && uid !== dir.uid && uid !== victim.uid) throw new StoreError("EPERM", "sticky directory");
+    needAccess(this.cred, row, want);
   }
 
   /**
@@ -648,9 +611,7 @@ export class FsCore {
   }
 
   private chmodIno(r: { ino: number; row: InodeRow }, mode: number): void {
-    if (this.cred.uid !== 0 && this.cred.uid !== r.row.uid) throw new StoreError("EPERM", "only the owner may chmod");
-    let bits = mode & 0o7777;
-    if (this.cred.uid !== 0 && !this.inGroup(r.row.gid)) bits &= ~S_ISGID;
+    const bits = chmodBits(this.cred, r.row, mode);
     const t = this.now();
     this.update(r.ino, (x) => {
       x.mode = (x.mode & S_IFMT) | bits;
@@ -676,12 +637,7 @@ export class FsCore {
   }
 
   private chownIno(r: { ino: number; row: InodeRow }, uid: number, gid: number): void {
-    const c = this.cred;
-    if (c.uid !== 0) {
-      if (uid !== -1 && uid !== r.row.uid) throw new StoreError("EPERM", "only root may change the owner");
-      if (c.uid !== r.row.uid && (gid !== -1 || uid !== -1)) throw new StoreError("EPERM", "only the owner may change the group");
-      if (gid !== -1 && gid !== r.row.gid && !this.inGroup(gid)) throw new StoreError("EPERM", "not a member of that group");
-    }
+    checkChown(this.cred, r.row, uid, gid);
     const t = this.now();
     this.update(r.ino, (x) => {
       if (uid !== -1) x.uid = uid;
@@ -708,12 +664,7 @@ export class FsCore {
   }
 
   private utimesIno(r: { ino: number; row: InodeRow }, atime: TimeSpec, mtime: TimeSpec): void {
-    const c = this.cred;
-    if (c.uid !== 0 && c.uid !== r.row.uid) {
-      const onlyNow = (atime === "now" || atime === "omit") && (mtime === "now" || mtime === "omit");
-      if (!onlyNow) throw new StoreError("EPERM", "only the owner may set times");
-      this.need(r.row, 2);
-    }
+    checkSetTimes(this.cred, r.row, (atime === "now" || atime === "omit") && (mtime === "now" || mtime === "omit"));
     const t = this.now();
     const o = this.open.get(r.ino);
     if (o && o.mtime !== null) o.mtime = null; // explicit times win over pending write times
@@ -753,7 +704,7 @@ export class FsCore {
       const row = this.node(d.ino);
       if ((row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
       this.need(p.dirRow, 3);
-      this.stickyCheck(p.dirRow, row);
+      checkSticky(this.cred, p.dirRow, row);
       if (this.store.manifest.list(d.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
       this.removeEntry(p.dir, p.name, -1);
       this.dropLink(d.ino);
@@ -770,7 +721,7 @@ export class FsCore {
       if ((row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
       if (p.trailingSlash) throw new StoreError("ENOTDIR", "not a directory");
       this.need(p.dirRow, 3);
-      this.stickyCheck(p.dirRow, row);
+      checkSticky(this.cred, p.dirRow, row);
       this.removeEntry(p.dir, p.name);
       this.dropLink(d.ino);
     });
@@ -796,7 +747,7 @@ export class FsCore {
       const t = m.lookup(tp.dir, tp.name, this.chain);
       this.need(sp.dirRow, 3);
       this.need(tp.dirRow, 3);
-      this.stickyCheck(sp.dirRow, srow);
+      checkSticky(this.cred, sp.dirRow, srow);
       if (t && t.ino === s.ino) return; // same file: POSIX says do nothing
       if (sIsDir && (tp.ancestors.includes(s.ino) || tp.dir === s.ino)) throw new StoreError("EINVAL", "cannot move a directory into itself");
       // As Linux: a target that is an ancestor of the source fails before any type check.
@@ -808,7 +759,7 @@ export class FsCore {
         if (sIsDir && !tIsDir) throw new StoreError("ENOTDIR", "not a directory");
         if (!sIsDir && tIsDir) throw new StoreError("EISDIR", "is a directory");
         if (tIsDir && m.list(t.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
-        this.stickyCheck(tp.dirRow, trow);
+        checkSticky(this.cred, tp.dirRow, trow);
       }
       const sameDir = sp.dir === tp.dir;
       // Remove the source entry, then place it (replacing any target).
@@ -1479,7 +1430,7 @@ export class FsCore {
     const type = row.mode & S_IFMT;
     if (name.startsWith("user.") && type !== S_IFREG && type !== S_IFDIR) throw new StoreError("EPERM", "user xattrs are only allowed on regular files and directories");
     if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("EPERM", "trusted xattrs need root");
-    if (this.cred.uid !== 0 && this.cred.uid !== row.uid && !this.may(row, 2)) throw new StoreError("EACCES", "permission denied");
+    if (this.cred.uid !== 0 && this.cred.uid !== row.uid && !mayAccess(this.cred, row, 2)) throw new StoreError("EACCES", "permission denied");
   }
 
   /**
@@ -1569,13 +1520,6 @@ export class FsCore {
       }
     }
   }
-}
-
-/** The process umask, read without changing it. */
-function currentUmask(): number {
-  const u = process.umask(0);
-  process.umask(u);
-  return u;
 }
 
 const GENERIC_DETAIL: Record<string, string> = {
