@@ -9,18 +9,18 @@ import { constants as C } from "node:fs";
 import { FsError, StoreError, rewrappingStoreErrors, type ErrnoName } from "./errors.js";
 import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
-import { PATH_MAX, checkName, parsePath, joinParts } from "./paths.js";
+import { PATH_MAX, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { CommitPool, CommitWorkerError, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
 import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "./modes.js";
 import { checkChown, checkSetTimes, checkSticky, chmodBits, mayAccess, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
+import { PathResolver } from "./resolve.js";
 
 export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } from "./modes.js";
 export type { Credentials } from "./access.js";
 
-const MAX_SYMLINKS = 40;
 /** Largest file size in bytes (2^47), as a cap against runaway writes. */
 export const MAX_FILE_SIZE = 2 ** 47;
 
@@ -112,27 +112,6 @@ interface Handle {
   isDir: boolean;
 }
 
-/** A resolved path: the inode, its visible row, and where it was found. */
-interface Resolved {
-  ino: number;
-  row: InodeRow;
-  parent: number;
-  name: string;
-  /** Directory inodes from the root to the parent, for cycle checks and realpath. */
-  ancestors: number[];
-  names: string[];
-}
-
-/** A resolved parent directory for operations that create or remove `name`. */
-interface ParentRef {
-  dir: number;
-  dirRow: InodeRow;
-  name: string;
-  ancestors: number[];
-  names: string[];
-  trailingSlash: boolean;
-}
-
 let nextFd = 3;
 
 /**
@@ -157,6 +136,8 @@ export class FsCore {
   private readonly pathMax: number;
   /** `FsCoreOptions.errorStacks`. */
   private readonly errorStacks: boolean;
+  /** Path resolution over this view's current chain (resolve.ts). */
+  private readonly paths: PathResolver;
 
   /** Errors: ENOENT when the branch or snapshot does not exist. */
   constructor(store: Store, target: Target, opts: FsCoreOptions = {}) {
@@ -167,6 +148,12 @@ export class FsCore {
     this.umask = opts.umask ?? processUmask();
     this.pathMax = opts.pathMax ?? PATH_MAX;
     this.errorStacks = opts.errorStacks ?? true;
+    this.paths = new PathResolver({
+      cred: this.cred,
+      pathMax: this.pathMax,
+      node: (ino) => this.node(ino),
+      lookup: (dir, name) => this.store.manifest.lookup(dir, name, this.chain),
+    });
     let h = 0;
     for (const c of store.dir) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
     this.dev = h & 0xfffff;
@@ -263,94 +250,6 @@ export class FsCore {
   /** `needAccess` for this view's credentials. Errors: EACCES. */
   private need(row: InodeRow, want: number): void {
     needAccess(this.cred, row, want);
-  }
-
-  /**
-   * Resolves `path`. `follow` follows a final symlink. Errors: ENOENT,
-   * ENOTDIR, ELOOP, EACCES, ENAMETOOLONG, EINVAL.
-   */
-  private resolve(path: string, follow: boolean): Resolved {
-    const parsed = parsePath(path, this.pathMax);
-    const m = this.store.manifest;
-    let parts = parsed.parts.slice();
-    let ancestors: number[] = [];
-    let names: string[] = [];
-    let cur = ROOT_INO;
-    let curRow = this.node(ROOT_INO);
-    let links = 0;
-    let parent = ROOT_INO;
-    let name = "";
-    let i = 0;
-    while (i < parts.length) {
-      const c = parts[i];
-      if ((curRow.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-      this.need(curRow, 1);
-      if (c === "..") {
-        if (ancestors.length) {
-          cur = ancestors.pop()!;
-          names.pop();
-          curRow = this.node(cur);
-        }
-        i++;
-        continue;
-      }
-      const d = m.lookup(cur, c, this.chain);
-      if (!d) throw new StoreError("ENOENT", "no such file or directory");
-      const row = this.node(d.ino);
-      const last = i === parts.length - 1;
-      if ((row.mode & S_IFMT) === S_IFLNK && (!last || follow || parsed.trailingSlash)) {
-        if (++links > MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
-        const t = parsePath(row.target ?? "");
-        if (t.absolute) {
-          cur = ROOT_INO;
-          curRow = this.node(ROOT_INO);
-          ancestors = [];
-          names = [];
-        }
-        parts = [...t.parts, ...parts.slice(i + 1)];
-        i = 0;
-        if (parts.length === 0) {
-          // Symlink to "/" or ".": the result is the directory we are in.
-          break;
-        }
-        continue;
-      }
-      if (last) {
-        parent = cur;
-        name = c;
-        if (parsed.trailingSlash && (row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-        return { ino: d.ino, row, parent, name, ancestors: [...ancestors, cur], names: [...names] };
-      }
-      ancestors.push(cur);
-      names.push(c);
-      cur = d.ino;
-      curRow = row;
-      i++;
-    }
-    // Ended on a directory reached via "..", "/", or a symlink.
-    const p = ancestors.length ? ancestors[ancestors.length - 1] : ROOT_INO;
-    const nm = names.length ? names[names.length - 1] : "";
-    return { ino: cur, row: curRow, parent: p, name: nm, ancestors: ancestors.slice(0, -1), names: names.slice(0, -1) };
-  }
-
-  /**
-   * Resolves the parent directory of `path` for create/remove operations.
-   * Errors: ENOENT, ENOTDIR, EACCES; EEXIST for "/" (the root always exists);
-   * EINVAL for a final "." or "..".
-   */
-  private resolveParent(path: string, syscall: string): ParentRef {
-    const parsed = parsePath(path, this.pathMax);
-    const parts = parsed.parts;
-    if (parts.length === 0) throw new StoreError(syscall === "mkdir" ? "EEXIST" : syscall === "rmdir" ? "EBUSY" : "EINVAL", "the root directory");
-    const last = parts[parts.length - 1];
-    if (last === "..") throw new StoreError(syscall === "mkdir" ? "EEXIST" : syscall === "rmdir" ? "ENOTEMPTY" : "EINVAL", "'..' is not a valid name here");
-    const dirPath = parts.length === 1 ? "/" : joinParts(parts.slice(0, -1));
-    const d = this.resolve(dirPath, true);
-    if ((d.row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-    checkName(last);
-    const ancestors = d.ino === ROOT_INO && parts.length === 1 ? [] : [...d.ancestors, d.ino];
-    const names = d.ino === ROOT_INO && parts.length === 1 ? [] : [...d.names, d.name];
-    return { dir: d.ino, dirRow: d.row, name: last, ancestors, names, trailingSlash: parsed.trailingSlash };
   }
 
   /** stat fields of a row, with pending in-memory size/mtime of open writers applied. */
@@ -544,7 +443,7 @@ export class FsCore {
 
   /** As stat(2) (`follow`) or lstat(2). Errors: ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG. */
   stat(path: string, follow = true): InodeStat {
-    return this.rd(follow ? "stat" : "lstat", path, () => this.statOf(this.resolve(path, follow).row));
+    return this.rd(follow ? "stat" : "lstat", path, () => this.statOf(this.paths.resolve(path, follow).row));
   }
 
   /** As fstat(2). Errors: EBADF. */
@@ -555,7 +454,7 @@ export class FsCore {
   /** As access(2): `mode` is F_OK or a mix of R_OK/W_OK/X_OK. Errors: ENOENT, EACCES, EROFS (W_OK on a snapshot). */
   access(path: string, mode = 0): void {
     this.rd("access", path, () => {
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if (mode & 2 && this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
       const want = ((mode & 4) ? 4 : 0) | ((mode & 2) ? 2 : 0) | ((mode & 1) ? 1 : 0);
       if (want) this.need(r.row, want);
@@ -565,7 +464,7 @@ export class FsCore {
   /** As readdir(3) over getdents: entries sorted by name, without "." and "..". Errors: ENOENT, ENOTDIR, EACCES. */
   readdir(path: string): DirEntry[] {
     return this.rd("scandir", path, () => {
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if ((r.row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
       this.need(r.row, 4);
       return this.listDir(r.ino);
@@ -582,7 +481,7 @@ export class FsCore {
   /** As readlink(2). Errors: EINVAL when not a symlink, ENOENT. */
   readlink(path: string): string {
     return this.rd("readlink", path, () => {
-      const r = this.resolve(path, false);
+      const r = this.paths.resolve(path, false);
       if ((r.row.mode & S_IFMT) !== S_IFLNK) throw new StoreError("EINVAL", "not a symbolic link");
       return r.row.target ?? "";
     });
@@ -591,7 +490,7 @@ export class FsCore {
   /** As realpath(3): the canonical absolute path with symlinks and ".." resolved. Errors: ENOENT, ELOOP, ENOTDIR. */
   realpath(path: string): string {
     return this.rd("realpath", path, () => {
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if (r.ino === ROOT_INO) return "/";
       return joinParts([...r.names, r.name]);
     });
@@ -599,7 +498,7 @@ export class FsCore {
 
   /** As chmod(2)/lchmod: sets the permission bits (mode & 0o7777). Errors: EPERM (not owner), ENOENT, EROFS. */
   chmod(path: string, mode: number, follow = true): void {
-    this.wr("chmod", path, () => this.chmodIno(this.resolve(path, follow), mode));
+    this.wr("chmod", path, () => this.chmodIno(this.paths.resolve(path, follow), mode));
   }
 
   /** As fchmod(2). */
@@ -625,7 +524,7 @@ export class FsCore {
    * Clears set-user-ID/set-group-ID on regular files. Errors: EPERM, ENOENT, EROFS.
    */
   chown(path: string, uid: number, gid: number, follow = true): void {
-    this.wr(follow ? "chown" : "lchown", path, () => this.chownIno(this.resolve(path, follow), uid, gid));
+    this.wr(follow ? "chown" : "lchown", path, () => this.chownIno(this.paths.resolve(path, follow), uid, gid));
   }
 
   /** As fchown(2). */
@@ -652,7 +551,7 @@ export class FsCore {
 
   /** As utimensat(2): sets atime/mtime (ns, "now" or "omit"); ctime becomes now. Errors: EPERM/EACCES, ENOENT, EROFS. */
   utimes(path: string, atime: TimeSpec, mtime: TimeSpec, follow = true): void {
-    this.wr(follow ? "utime" : "lutime", path, () => this.utimesIno(this.resolve(path, follow), atime, mtime));
+    this.wr(follow ? "utime" : "lutime", path, () => this.utimesIno(this.paths.resolve(path, follow), atime, mtime));
   }
 
   /** As futimens(3). */
@@ -681,7 +580,7 @@ export class FsCore {
   /** As mkdir(2); returns the new inode number. Errors: EEXIST, ENOENT, ENOTDIR, EACCES, ENAMETOOLONG, EROFS. */
   mkdir(path: string, mode = 0o777): number {
     return this.wr("mkdir", path, () => {
-      const p = this.resolveParent(path, "mkdir");
+      const p = this.paths.resolveParent(path, "mkdir");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
       this.need(p.dirRow, 3);
       const ino = this.store.manifest.allocIno();
@@ -698,7 +597,7 @@ export class FsCore {
   rmdir(path: string): void {
     this.wr("rmdir", path, () => {
       if (/(^|\/)\.\/*$/.test(path)) throw new StoreError("EINVAL", "cannot remove '.'");
-      const p = this.resolveParent(path, "rmdir");
+      const p = this.paths.resolveParent(path, "rmdir");
       const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
       if (!d) throw new StoreError("ENOENT", "no such file or directory");
       const row = this.node(d.ino);
@@ -714,7 +613,7 @@ export class FsCore {
   /** As unlink(2); an open file stays readable through its fds until the last close. Errors: EISDIR, ENOENT, ENOTDIR, EACCES, EPERM, EROFS. */
   unlink(path: string): void {
     this.wr("unlink", path, () => {
-      const p = this.resolveParent(path, "unlink");
+      const p = this.paths.resolveParent(path, "unlink");
       const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
       if (!d) throw new StoreError("ENOENT", "no such file or directory");
       const row = this.node(d.ino);
@@ -737,8 +636,8 @@ export class FsCore {
     this.wr("rename", from, () => {
       const m = this.store.manifest;
       // As Linux: both parent directories are looked up before the source entry.
-      const sp = this.resolveParent(from, "rename");
-      const tp = this.resolveParent(to, "rename");
+      const sp = this.paths.resolveParent(from, "rename");
+      const tp = this.paths.resolveParent(to, "rename");
       const s = m.lookup(sp.dir, sp.name, this.chain);
       if (!s) throw new StoreError("ENOENT", "no such file or directory");
       const srow = this.node(s.ino);
@@ -783,8 +682,8 @@ export class FsCore {
   /** As link(2). Errors: EEXIST, EPERM (directory), ENOENT, EMLINK, EACCES, EROFS. */
   link(existing: string, path: string): void {
     this.wr("link", existing, () => {
-      const s = this.resolve(existing, false);
-      const p = this.resolveParent(path, "link");
+      const s = this.paths.resolve(existing, false);
+      const p = this.paths.resolveParent(path, "link");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
       if (p.trailingSlash) throw new StoreError("ENOENT", "no such file or directory");
       // As Linux: the new name is checked (EEXIST) before the directory rule (EPERM).
@@ -806,7 +705,7 @@ export class FsCore {
       if (target === "") throw new StoreError("ENOENT", "empty symlink target");
       if (target.includes("\0")) throw new StoreError("EINVAL", "symlink target contains a NUL byte");
       if (Buffer.byteLength(target) >= 4096) throw new StoreError("ENAMETOOLONG", "symlink target too long");
-      const p = this.resolveParent(path, "symlink");
+      const p = this.paths.resolveParent(path, "symlink");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
       this.need(p.dirRow, 3);
       const ino = this.store.manifest.allocIno();
@@ -833,26 +732,10 @@ export class FsCore {
       let r: { ino: number; row: InodeRow; path: string };
       let created = false;
       if (flags & C.O_CREAT) {
-        let p = this.resolveParent(path, "open");
-        let d = this.store.manifest.lookup(p.dir, p.name, this.chain);
-        let cur = path;
-        if (d && flags & C.O_EXCL) throw new StoreError("EEXIST", "file exists");
         // A dangling symlink: O_CREAT creates the file it points at (as Linux does).
-        for (let hops = 0; d && d.type === S_IFLNK && !(flags & C.O_NOFOLLOW); hops++) {
-          const target = this.node(d.ino).target ?? "";
-          try {
-            this.resolve(cur, true);
-            break; // the link resolves: open what it points at below
-          } catch (e) {
-            if (!(e instanceof StoreError && e.code === "ENOENT")) throw e;
-          }
-          if (hops >= MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
-          cur = target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`;
-          p = this.resolveParent(cur, "open");
-          d = this.store.manifest.lookup(p.dir, p.name, this.chain);
-        }
+        const { parent: p, entry: d, path: cur } = this.paths.resolveCreate(path, "open", !(flags & C.O_NOFOLLOW), (flags & C.O_EXCL) !== 0);
         if (d) {
-          const x = this.resolve(cur, !(flags & C.O_NOFOLLOW));
+          const x = this.paths.resolve(cur, !(flags & C.O_NOFOLLOW));
           r = { ino: x.ino, row: x.row, path };
           if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
         } else {
@@ -867,7 +750,7 @@ export class FsCore {
           created = true;
         }
       } else {
-        const x = this.resolve(path, !(flags & C.O_NOFOLLOW));
+        const x = this.paths.resolve(path, !(flags & C.O_NOFOLLOW));
         if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
         r = { ino: x.ino, row: x.row, path };
       }
@@ -982,7 +865,7 @@ export class FsCore {
     this.wr("truncate", path, () => {
       if (len < 0) throw new StoreError("EINVAL", "negative length");
       if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
       this.need(r.row, 2);
       const o = this.openInode(r.ino);
@@ -1233,7 +1116,7 @@ export class FsCore {
    */
   readImage(path: string, sink: (data: Uint8Array, pos: number) => void, opts: { follow?: boolean } = {}): InodeStat {
     return this.rd("open", path, () => {
-      const r = this.resolve(path, opts.follow ?? true);
+      const r = this.paths.resolve(path, opts.follow ?? true);
       const type = r.row.mode & S_IFMT;
       if (type === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
       if (type === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
@@ -1303,7 +1186,7 @@ export class FsCore {
   copyFile(src: string, dest: string, excl: boolean): void {
     this.wr("copyfile", src, () => {
       const m = this.store.manifest;
-      const s = this.resolve(src, true);
+      const s = this.paths.resolve(src, true);
       if ((s.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
       if ((s.row.mode & S_IFMT) !== S_IFREG) throw new StoreError("EINVAL", "not a regular file");
       this.need(s.row, 4);
@@ -1312,27 +1195,11 @@ export class FsCore {
       let srow = this.node(s.ino);
       // A lower (host) source: its bytes are imported into the CAS for the copy.
       if (srow.rdev === LOWER_DATA) srow = { ...srow, extents: this.importLower(srow), rdev: 0 };
-      let p = this.resolveParent(dest, "copyfile");
-      let d = m.lookup(p.dir, p.name, this.chain);
-      let cur = dest;
-      if (d && excl) throw new StoreError("EEXIST", "file exists");
       // A dangling symlink as destination: the copy creates the file it points at (as open(O_CREAT) does).
-      for (let hops = 0; d && d.type === S_IFLNK; hops++) {
-        const target = this.node(d.ino).target ?? "";
-        try {
-          this.resolve(cur, true);
-          break;
-        } catch (e) {
-          if (!(e instanceof StoreError && e.code === "ENOENT")) throw e;
-        }
-        if (hops >= MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
-        cur = target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`;
-        p = this.resolveParent(cur, "copyfile");
-        d = m.lookup(p.dir, p.name, this.chain);
-      }
+      const { parent: p, entry: d, path: cur } = this.paths.resolveCreate(dest, "copyfile", true, excl);
       let dino: number;
       if (d) {
-        const x = this.resolve(cur, true);
+        const x = this.paths.resolve(cur, true);
         if ((x.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
         this.need(x.row, 2);
         dino = x.ino;
@@ -1369,7 +1236,7 @@ export class FsCore {
   getxattr(path: string, name: string, follow = true): Buffer {
     return this.rd("getxattr", path, () => {
       checkXattrName(name);
-      const r = this.resolve(path, follow);
+      const r = this.paths.resolve(path, follow);
       const v = decodeXattrs(r.row.xattrs).get(name);
       if (!v) throw new StoreError("ENODATA", `no attribute ${name}`);
       if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("ENODATA", `no attribute ${name}`);
@@ -1380,7 +1247,7 @@ export class FsCore {
   /** As listxattr(2)/llistxattr(2): names, sorted. Errors: ENOENT. */
   listxattr(path: string, follow = true): string[] {
     return this.rd("listxattr", path, () => {
-      const r = this.resolve(path, follow);
+      const r = this.paths.resolve(path, follow);
       const names = [...decodeXattrs(r.row.xattrs).keys()];
       return this.cred.uid === 0 ? names : names.filter((n) => !n.startsWith("trusted."));
     });
@@ -1394,7 +1261,7 @@ export class FsCore {
     this.wr("setxattr", path, () => {
       checkXattrName(name);
       if (value.length > XATTR_SIZE_MAX) throw new StoreError("E2BIG", `xattr value larger than ${XATTR_SIZE_MAX} bytes`);
-      const r = this.resolve(path, follow);
+      const r = this.paths.resolve(path, follow);
       this.checkXattrWrite(r.row, name);
       const m = decodeXattrs(r.row.xattrs);
       if (flags & XATTR_CREATE && m.has(name)) throw new StoreError("EEXIST", `attribute ${name} exists`);
@@ -1413,7 +1280,7 @@ export class FsCore {
   removexattr(path: string, name: string, follow = true): void {
     this.wr("removexattr", path, () => {
       checkXattrName(name);
-      const r = this.resolve(path, follow);
+      const r = this.paths.resolve(path, follow);
       this.checkXattrWrite(r.row, name);
       const m = decodeXattrs(r.row.xattrs);
       if (!m.delete(name)) throw new StoreError("ENODATA", `no attribute ${name}`);
