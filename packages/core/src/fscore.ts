@@ -13,9 +13,10 @@ import { PATH_MAX, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { CommitPool, CommitWorkerError, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
-import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
+import { checkXattrName } from "./xattr.js";
+import { checkXattrValue, xattrNames, xattrValue, xattrsWithRemoved, xattrsWithSet } from "./xattrops.js";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "./modes.js";
-import { checkChown, checkSetTimes, checkSticky, chmodBits, mayAccess, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
+import { checkChown, checkSetTimes, checkSticky, chmodBits, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
 import { PathResolver } from "./resolve.js";
 
 export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } from "./modes.js";
@@ -1232,25 +1233,17 @@ export class FsCore {
 
   // ---------------------------------------------------------------- xattrs
 
-  /** As getxattr(2)/lgetxattr(2). Errors: ENODATA, ENOENT, ENOTSUP. */
+  /** As getxattr(2)/lgetxattr(2): the value's bytes. Errors: ENODATA, ENOENT, ENOTSUP, ERANGE (name). */
   getxattr(path: string, name: string, follow = true): Buffer {
     return this.rd("getxattr", path, () => {
       checkXattrName(name);
-      const r = this.paths.resolve(path, follow);
-      const v = decodeXattrs(r.row.xattrs).get(name);
-      if (!v) throw new StoreError("ENODATA", `no attribute ${name}`);
-      if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("ENODATA", `no attribute ${name}`);
-      return v;
+      return xattrValue(this.cred, this.paths.resolve(path, follow).row, name);
     });
   }
 
   /** As listxattr(2)/llistxattr(2): names, sorted. Errors: ENOENT. */
   listxattr(path: string, follow = true): string[] {
-    return this.rd("listxattr", path, () => {
-      const r = this.paths.resolve(path, follow);
-      const names = [...decodeXattrs(r.row.xattrs).keys()];
-      return this.cred.uid === 0 ? names : names.filter((n) => !n.startsWith("trusted."));
-    });
+    return this.rd("listxattr", path, () => xattrNames(this.cred, this.paths.resolve(path, follow).row));
   }
 
   /**
@@ -1260,19 +1253,9 @@ export class FsCore {
   setxattr(path: string, name: string, value: Uint8Array, flags = 0, follow = true): void {
     this.wr("setxattr", path, () => {
       checkXattrName(name);
-      if (value.length > XATTR_SIZE_MAX) throw new StoreError("E2BIG", `xattr value larger than ${XATTR_SIZE_MAX} bytes`);
+      checkXattrValue(value);
       const r = this.paths.resolve(path, follow);
-      this.checkXattrWrite(r.row, name);
-      const m = decodeXattrs(r.row.xattrs);
-      if (flags & XATTR_CREATE && m.has(name)) throw new StoreError("EEXIST", `attribute ${name} exists`);
-      if (flags & XATTR_REPLACE && !m.has(name)) throw new StoreError("ENODATA", `no attribute ${name}`);
-      m.set(name, Buffer.from(value));
-      const enc = encodeXattrs(m);
-      const t = this.now();
-      this.update(r.ino, (x) => {
-        x.xattrs = enc;
-        x.ctime = t;
-      });
+      this.putXattrs(r.ino, xattrsWithSet(this.cred, r.row, name, value, flags));
     });
   }
 
@@ -1281,23 +1264,17 @@ export class FsCore {
     this.wr("removexattr", path, () => {
       checkXattrName(name);
       const r = this.paths.resolve(path, follow);
-      this.checkXattrWrite(r.row, name);
-      const m = decodeXattrs(r.row.xattrs);
-      if (!m.delete(name)) throw new StoreError("ENODATA", `no attribute ${name}`);
-      const enc = encodeXattrs(m);
-      const t = this.now();
-      this.update(r.ino, (x) => {
-        x.xattrs = enc;
-        x.ctime = t;
-      });
+      this.putXattrs(r.ino, xattrsWithRemoved(this.cred, r.row, name));
     });
   }
 
-  private checkXattrWrite(row: InodeRow, name: string): void {
-    const type = row.mode & S_IFMT;
-    if (name.startsWith("user.") && type !== S_IFREG && type !== S_IFDIR) throw new StoreError("EPERM", "user xattrs are only allowed on regular files and directories");
-    if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("EPERM", "trusted xattrs need root");
-    if (this.cred.uid !== 0 && this.cred.uid !== row.uid && !mayAccess(this.cred, row, 2)) throw new StoreError("EACCES", "permission denied");
+  /** Stores `ino`'s encoded attribute map (null: none) in the head layer; ctime becomes now. */
+  private putXattrs(ino: number, enc: Buffer | null): void {
+    const t = this.now();
+    this.update(ino, (x) => {
+      x.xattrs = enc;
+      x.ctime = t;
+    });
   }
 
   /**
