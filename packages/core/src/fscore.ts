@@ -6,7 +6,8 @@
  * `FsError`s whose `code` is the errno name and `syscall` the operation.
  */
 import { constants as C } from "node:fs";
-import { FsError, StoreError, rewrappingStoreErrors, type ErrnoName } from "./errors.js";
+import { StoreError, rewrappingStoreErrors } from "./errors.js";
+import { asFsError, fsErrorOf } from "./errwrap.js";
 import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, joinParts } from "./paths.js";
@@ -179,11 +180,7 @@ export class FsCore {
     try {
       return rewrappingStoreErrors(fn);
     } catch (e) {
-      if (e instanceof StoreError) {
-        const detail = e.message.replace(/^[A-Z0-9]+: /, "");
-        if (!this.errorStacks) throw FsError.withoutStack(e.code, syscall, path, dest, isGeneric(e.code, detail) ? undefined : detail);
-        throw new FsError(e.code, syscall, path, dest, isGeneric(e.code, detail) ? undefined : detail);
-      }
+      if (e instanceof StoreError) throw fsErrorOf(e, syscall, path, dest, this.errorStacks);
       throw e;
     }
   }
@@ -1364,25 +1361,4 @@ export class FsCore {
       }
     }
   }
-}
-
-const GENERIC_DETAIL: Record<string, string> = {
-  ENOENT: "no such file or directory", EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory",
-  ENOTEMPTY: "directory not empty", EACCES: "permission denied",
-};
-
-function isGeneric(code: ErrnoName, detail: string): boolean {
-  return GENERIC_DETAIL[code] === detail;
-}
-
-/** Any error of an asynchronous call as an FsError naming `syscall` (StoreErrors keep their code; others are EIO). */
-function asFsError(e: unknown, syscall: string): FsError {
-  if (e instanceof FsError) return e;
-  if (e instanceof StoreError) {
-    const detail = e.message.replace(/^[A-Z0-9]+: /, "");
-    return new FsError(e.code, syscall, undefined, undefined, isGeneric(e.code, detail) ? undefined : detail);
-  }
-  const code = (e as { code?: unknown })?.code;
-  if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return new FsError(code as ErrnoName, syscall);
-  return new FsError("EIO", syscall, undefined, undefined, e instanceof Error ? e.message : String(e));
 }
