@@ -13,7 +13,9 @@ import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
-import { CommitPool, CommitWorkerError, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
+import { syncStoreFiles } from "./commitpipe.js";
+import { AsyncCommitter } from "./asynccommit.js";
+import { newOpenInode, type Handle, type OpenInode } from "./openfile.js";
 import { checkXattrName } from "./xattr.js";
 import { checkXattrValue, xattrNames, xattrValue, xattrsWithRemoved, xattrsWithSet } from "./xattrops.js";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "./modes.js";
@@ -75,45 +77,6 @@ export interface DirEntry {
 /** `utimes` time value: ns since the epoch, "now" (UTIME_NOW) or "omit" (UTIME_OMIT). */
 export type TimeSpec = bigint | "now" | "omit";
 
-/** In-process state of an inode that has open file descriptors. */
-interface OpenInode {
-  ino: number;
-  refs: number;
-  content: OpenContent | null;
-  /** Pending mtime/ctime of uncommitted writes (ns). */
-  mtime: bigint | null;
-  /** Last-known row, used after the inode is unlinked while open. */
-  orphan: InodeRow | null;
-  /** Cached decoded extents of the committed version, valid for `extGen`. */
-  ext: Extent[] | null;
-  extGen: number;
-  extSize: number;
-  /** Settles when every asynchronous commit queued so far for this inode is done (never rejects). */
-  tail: Promise<void> | null;
-  /** Bumped by utimes/futimens: an asynchronous commit keeps an explicit time set while it ran. */
-  timesSeq: number;
-  /** Hex hashes of objects an asynchronous commit in flight has stored but no inode references yet (spared by gc). */
-  held: Set<string> | null;
-}
-
-/** Changed spans (bytes) up to this size are committed synchronously even by the asynchronous calls: about 1–3 ms of work. */
-const SYNC_COMMIT_SPAN = 256 * 1024;
-
-/** Internal signal: objects an asynchronous commit stored vanished (gc by another process); the commit is redone. */
-class RetryCommit extends Error {}
-
-/** An open file description. */
-interface Handle {
-  fd: number;
-  ino: number;
-  path: string;
-  readable: boolean;
-  writable: boolean;
-  append: boolean;
-  pos: number;
-  isDir: boolean;
-}
-
 let nextFd = 3;
 
 /**
@@ -140,6 +103,8 @@ export class FsCore {
   private readonly errorStacks: boolean;
   /** Path resolution over this view's current chain (resolve.ts). */
   private readonly paths: PathResolver;
+  /** Asynchronous commits of open files (asynccommit.ts). */
+  private readonly commits: AsyncCommitter;
 
   /** Errors: ENOENT when the branch or snapshot does not exist. */
   constructor(store: Store, target: Target, opts: FsCoreOptions = {}) {
@@ -155,6 +120,14 @@ export class FsCore {
       pathMax: this.pathMax,
       node: (ino) => this.node(ino),
       lookup: (dir, name) => this.store.manifest.lookup(dir, name, this.chain),
+    });
+    this.commits = new AsyncCommitter({
+      store,
+      wrap: (syscall, fn) => this.wrap(syscall, undefined, fn),
+      write: (syscall, fn) => this.wr(syscall, undefined, fn),
+      visible: (ino) => this.store.manifest.getInode(ino, this.chain) !== undefined,
+      commitContent: (o) => this.commitContent(o),
+      update: (ino, change) => this.update(ino, change),
     });
     let h = 0;
     for (const c of store.dir) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
@@ -346,7 +319,7 @@ export class FsCore {
   private openInode(ino: number): OpenInode {
     let o = this.open.get(ino);
     if (!o) {
-      o = { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0, tail: null, timesSeq: 0, held: null };
+      o = newOpenInode(ino);
       this.open.set(ino, o);
     }
     return o;
@@ -932,8 +905,9 @@ export class FsCore {
    * As `flush`, but the CPU-heavy work of a large commit (chunking, SHA-256,
    * compression) runs in a worker thread (`CommitPool`) and the objects are
    * stored in short transactions, so the event loop is never held for more
-   * than a few ms (see commitpipe.ts). Resolves once the writes made before
-   * the call are committed (visible to other connections, as after close).
+   * than a few ms (see asynccommit.ts, commitpipe.ts). Resolves once the
+   * writes made before the call are committed (visible to other
+   * connections, as after close).
    * Writes, reads, truncates, unlink and rename of the file may go on
    * meanwhile: reads see the latest bytes, later writes are left for the
    * next commit. Commits of one file run in call order; a synchronous
@@ -945,7 +919,7 @@ export class FsCore {
     const h = this.wrap("flush", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
     if (this.readOnly || !h.writable) return;
-    await this.commitAsync(o, "flush");
+    await this.commits.commit(o, "flush");
   }
 
   /**
@@ -959,7 +933,7 @@ export class FsCore {
     const h = this.wrap("fsync", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
     if (this.readOnly) return;
-    if (o.content) await this.commitAsync(o, "fsync");
+    if (o.content) await this.commits.commit(o, "fsync");
     try {
       await syncStoreFiles(this.store.manifest);
     } catch (e) {
@@ -977,106 +951,10 @@ export class FsCore {
     const h = this.wrap("close", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
     try {
-      if (h.writable && !this.readOnly) await this.commitAsync(o, "close");
+      if (h.writable && !this.readOnly) await this.commits.commit(o, "close");
     } finally {
       // (closeAll may have released it meanwhile)
       if (this.handles.delete(fd)) this.release(o);
-    }
-  }
-
-  /** Queues an asynchronous commit of `o` after the ones already queued; resolves or rejects with its outcome. */
-  private commitAsync(o: OpenInode, syscall: string): Promise<void> {
-    const c = o.content;
-    if (!o.tail && c && !c.inFlight && (!c.dirty || c.pendingSpan() <= SYNC_COMMIT_SPAN)) {
-      // Nothing queued and little to do (small change, or times only): commit right now, as `flush`.
-      try {
-        if (!(c.dirty || o.mtime !== null)) return Promise.resolve();
-        if (o.orphan && !this.wrap(syscall, undefined, () => this.store.manifest.read(() => this.store.manifest.getInode(o.ino, this.chain)))) return Promise.resolve();
-        this.wr(syscall, undefined, () => this.commitContent(o));
-        return Promise.resolve();
-      } catch (e) {
-        return Promise.reject(asFsError(e, syscall));
-      }
-    }
-    const run = (o.tail ?? Promise.resolve()).then(() => this.runAsyncCommit(o, syscall));
-    const tail = run.then(
-      () => {},
-      () => {},
-    );
-    o.tail = tail;
-    void tail.then(() => {
-      if (o.tail === tail) o.tail = null;
-    });
-    return run.catch((e) => {
-      throw asFsError(e, syscall);
-    });
-  }
-
-  /** Commits what `o` has pending: synchronously when small, else through the worker pool (see `flushAsync`). */
-  private async runAsyncCommit(o: OpenInode, syscall: string): Promise<void> {
-    const m = this.store.manifest;
-    for (let round = 0; ; round++) {
-      const c = o.content;
-      if (!c || !(c.dirty || o.mtime !== null)) return;
-      if (o.orphan && !this.wrap(syscall, undefined, () => m.read(() => m.getInode(o.ino, this.chain)))) return; // unlinked while open
-      if (!c.dirty || c.inFlight || round >= 8 || c.pendingSpan() <= SYNC_COMMIT_SPAN) {
-        this.wr(syscall, undefined, () => this.commitContent(o));
-        return;
-      }
-      // Freeze the changed region (loading the committed pages it needs, a slice per turn).
-      let r = this.wrap(syscall, undefined, () => m.read(() => c.freeze(COMMIT_SLICE_MS)));
-      while (r === "more") {
-        await nextTurn();
-        if (o.content !== c) break;
-        r = this.wrap(syscall, undefined, () => m.read(() => c.freeze(COMMIT_SLICE_MS)));
-      }
-      if (o.content !== c || typeof r === "string") continue; // replaced, clean (times only) or busy: look again
-      const job = r;
-      const t = o.mtime;
-      const seq = o.timesSeq;
-      const held = (o.held = new Set<string>());
-      const dv0 = m.db.pragma("data_version", { simple: true });
-      try {
-        const res = await commitFrozen(
-          CommitPool.shared(),
-          { manifest: m, cas: this.store.cas, params: this.store.chunker.params, level: this.store.cas.level, onInserted: (hx) => held.add(hx) },
-          job,
-        );
-        if (!res) continue; // superseded by a synchronous commit: look again
-        if (job.superseded || o.content !== c) continue;
-        this.wr(syscall, undefined, () => {
-          if (m.db.pragma("data_version", { simple: true }) !== dv0) {
-            // Another connection committed meanwhile (maybe a gc): every chunk must still be there.
-            for (const e of res.extents) if (e.hash && !this.store.cas.has(e.hash)) throw new RetryCommit();
-          }
-          if (o.orphan && !m.getInode(o.ino, this.chain)) return; // unlinked meanwhile: nothing to write
-          const ext = encodeExtents(res.extents);
-          this.update(o.ino, (row) => {
-            row.extents = ext.length ? ext : null;
-            row.size = job.size;
-            if (row.rdev === LOWER_DATA) row.rdev = 0;
-            if (t !== null && seq === o.timesSeq) {
-              row.mtime = t;
-              row.ctime = t > row.ctime ? t : row.ctime;
-            }
-          });
-        });
-        c.finishAsync(job, res.extents);
-        if (o.mtime === t) o.mtime = null;
-        o.ext = null;
-        return;
-      } catch (e) {
-        c.abortAsync(job);
-        if (e instanceof RetryCommit) continue;
-        if (e instanceof CommitWorkerError && o.content === c) {
-          // No worker (failed to start, or died): commit on this thread rather than fail.
-          this.wr(syscall, undefined, () => this.commitContent(o));
-          return;
-        }
-        throw e;
-      } finally {
-        if (o.held === held) o.held = null;
-      }
     }
   }
 
