@@ -14,7 +14,9 @@ import { S_IFDIR, S_IFMT, S_ISGID, S_ISVTX } from "./modes.js";
 
 /** The caller's identity for permission checks (as the fsuid/fsgid of a process). */
 export interface Credentials {
+  /** User ID (as the fsuid); 0 is root, who passes every check but execute on files without an x bit. */
   uid: number;
+  /** Primary group ID (as the fsgid); also the group of new files outside set-group-ID directories. */
   gid: number;
   /** Supplementary groups. */
   groups?: number[];

@@ -23,6 +23,7 @@ class RetryCommit extends Error {}
 
 /** What an `AsyncCommitter` uses of the `FsCore` view whose files it commits. */
 export interface CommitHost {
+  /** The view's store: its manifest (transactions), CAS and chunker parameters. */
   readonly store: Store;
   /** Runs `fn`, turning StoreErrors into FsErrors naming `syscall` (`FsCore`'s error wrapping). */
   wrap<T>(syscall: string, fn: () => T): T;
@@ -38,6 +39,7 @@ export interface CommitHost {
 
 /** Queues and runs the asynchronous commits of one view's open files (see the module comment). */
 export class AsyncCommitter {
+  /** `host`: the view whose open files it commits. */
   constructor(private readonly host: CommitHost) {}
 
   /**

@@ -84,10 +84,15 @@ let nextFd = 3;
  * mirrors a system call and throws `FsError` with the errno name as `code`.
  */
 export class FsCore {
+  /** The store this view reads and writes. */
   readonly store: Store;
+  /** The branch (read-write) or snapshot (read-only) it shows. */
   readonly target: Target;
+  /** True for a snapshot: every change fails with EROFS. */
   readonly readOnly: boolean;
+  /** Identity for permission checks and the owner of new files (`FsCoreOptions.cred`). */
   readonly cred: Credentials;
+  /** File mode creation mask applied to new files and directories (permission bits). */
   readonly umask: number;
   private chain!: Chain;
   private chainGen = -1;
@@ -472,7 +477,7 @@ export class FsCore {
     this.wr("chmod", path, () => this.chmodIno(this.paths.resolve(path, follow), mode));
   }
 
-  /** As fchmod(2). */
+  /** As fchmod(2): `chmod` of the descriptor's file. Errors: EBADF, EPERM (not owner), EROFS. */
   fchmod(fd: number, mode: number): void {
     this.wr("fchmod", undefined, () => {
       const ino = this.handle(fd).ino;
@@ -498,7 +503,7 @@ export class FsCore {
     this.wr(follow ? "chown" : "lchown", path, () => this.chownIno(this.paths.resolve(path, follow), uid, gid));
   }
 
-  /** As fchown(2). */
+  /** As fchown(2): `chown` of the descriptor's file. Errors: EBADF, EPERM, EROFS. */
   fchown(fd: number, uid: number, gid: number): void {
     this.wr("fchown", undefined, () => {
       const ino = this.handle(fd).ino;
@@ -525,7 +530,7 @@ export class FsCore {
     this.wr(follow ? "utime" : "lutime", path, () => this.utimesIno(this.paths.resolve(path, follow), atime, mtime));
   }
 
-  /** As futimens(3). */
+  /** As futimens(3): `utimes` of the descriptor's file. Errors: EBADF, EPERM/EACCES, EROFS. */
   futimes(fd: number, atime: TimeSpec, mtime: TimeSpec): void {
     this.wr("futime", undefined, () => {
       const ino = this.handle(fd).ino;
@@ -767,7 +772,9 @@ export class FsCore {
 
   /**
    * As pread(2) (`position` given) or read(2) (`position` null: uses and
-   * advances the file position). Returns bytes read. Errors: EBADF, EISDIR, EIO.
+   * advances the file position): `length` bytes into `buf` at `offset`.
+   * Returns bytes read (0 at end of file). Errors: EBADF, EISDIR, EINVAL
+   * (negative position), EIO.
    */
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     return this.wrap("read", undefined, () => {
@@ -795,7 +802,7 @@ export class FsCore {
   /**
    * As pwrite(2) / write(2); with O_APPEND always writes at the end. Data is
    * buffered in the backstore and committed on close or fsync. Returns bytes
-   * written. Errors: EBADF, EFBIG, EROFS.
+   * written. Errors: EBADF, EINVAL (negative position), EFBIG, EROFS.
    */
   write(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     return this.wrap("write", undefined, () => {
@@ -816,7 +823,7 @@ export class FsCore {
     });
   }
 
-  /** As ftruncate(2). Errors: EBADF, EINVAL (not open for writing, or negative length), EISDIR. */
+  /** As ftruncate(2): `len` in bytes; committed on close or fsync. Errors: EBADF, EINVAL (not open for writing, or negative length), EISDIR, EFBIG (over MAX_FILE_SIZE). */
   ftruncate(fd: number, len: number): void {
     this.wrap("ftruncate", undefined, () => {
       const h = this.handle(fd);
@@ -1043,12 +1050,12 @@ export class FsCore {
     return this.wrap("fstat", undefined, () => this.handle(fd).path);
   }
 
-  /** Current file position of a descriptor. Errors: EBADF. */
+  /** Current file position of a descriptor in bytes (as lseek(fd, 0, SEEK_CUR)). Errors: EBADF. */
   tell(fd: number): number {
     return this.wrap("lseek", undefined, () => this.handle(fd).pos);
   }
 
-  /** Descriptors open in this view. */
+  /** Descriptor numbers open in this view, in opening order. Never throws. */
   openFds(): number[] {
     return [...this.handles.keys()];
   }

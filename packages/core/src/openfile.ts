@@ -46,11 +46,14 @@ export interface Handle {
   ino: number;
   /** Path it was opened with. */
   path: string;
+  /** Opened O_RDONLY or O_RDWR. */
   readable: boolean;
+  /** Opened O_WRONLY or O_RDWR. */
   writable: boolean;
   /** O_APPEND: every write goes to the end. */
   append: boolean;
   /** File position in bytes (read(2)/write(2) without an offset). */
   pos: number;
+  /** A directory (opened O_RDONLY, e.g. with O_DIRECTORY): read(2) fails with EISDIR. */
   isDir: boolean;
 }

@@ -74,6 +74,7 @@ export interface CreateTarget {
 
 /** Resolves paths over a `TreeView` (see the module comment). */
 export class PathResolver {
+  /** `tree`: what resolution reads, at the time of each call. */
   constructor(private readonly tree: TreeView) {}
 
   /**
