@@ -6,37 +6,27 @@
  * `FsError`s whose `code` is the errno name and `syscall` the operation.
  */
 import { constants as C } from "node:fs";
-import { FsError, StoreError, rewrappingStoreErrors, type ErrnoName } from "./errors.js";
+import { StoreError, rewrappingStoreErrors } from "./errors.js";
+import { asFsError, fsErrorOf } from "./errwrap.js";
 import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
-import { PATH_MAX, checkName, parsePath, joinParts } from "./paths.js";
+import { PATH_MAX, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
-import { CommitPool, CommitWorkerError, COMMIT_SLICE_MS, commitFrozen, nextTurn, syncStoreFiles } from "./commitpipe.js";
-import { checkXattrName, decodeXattrs, encodeXattrs, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX } from "./xattr.js";
+import { syncStoreFiles } from "./commitpipe.js";
+import { AsyncCommitter } from "./asynccommit.js";
+import { newOpenInode, type Handle, type OpenInode } from "./openfile.js";
+import { checkXattrName } from "./xattr.js";
+import { checkXattrValue, xattrNames, xattrValue, xattrsWithRemoved, xattrsWithSet } from "./xattrops.js";
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "./modes.js";
+import { checkChown, checkSetTimes, checkSticky, chmodBits, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
+import { PathResolver } from "./resolve.js";
 
-/** st_mode bits of the file type (mask). */
-export const S_IFMT = 0o170000;
-/** st_mode file type: regular file. */
-export const S_IFREG = 0o100000;
-/** st_mode file type: directory. */
-export const S_IFDIR = 0o040000;
-/** st_mode file type: symbolic link. */
-export const S_IFLNK = 0o120000;
-const S_ISUID = 0o4000;
-const S_ISGID = 0o2000;
-const S_ISVTX = 0o1000;
-const MAX_SYMLINKS = 40;
+export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } from "./modes.js";
+export type { Credentials } from "./access.js";
+
 /** Largest file size in bytes (2^47), as a cap against runaway writes. */
 export const MAX_FILE_SIZE = 2 ** 47;
-
-/** The caller's identity for permission checks (as the fsuid/fsgid of a process). */
-export interface Credentials {
-  uid: number;
-  gid: number;
-  /** Supplementary groups. */
-  groups?: number[];
-}
 
 /** Options for an `FsCore` view. */
 export interface FsCoreOptions {
@@ -87,66 +77,6 @@ export interface DirEntry {
 /** `utimes` time value: ns since the epoch, "now" (UTIME_NOW) or "omit" (UTIME_OMIT). */
 export type TimeSpec = bigint | "now" | "omit";
 
-/** In-process state of an inode that has open file descriptors. */
-interface OpenInode {
-  ino: number;
-  refs: number;
-  content: OpenContent | null;
-  /** Pending mtime/ctime of uncommitted writes (ns). */
-  mtime: bigint | null;
-  /** Last-known row, used after the inode is unlinked while open. */
-  orphan: InodeRow | null;
-  /** Cached decoded extents of the committed version, valid for `extGen`. */
-  ext: Extent[] | null;
-  extGen: number;
-  extSize: number;
-  /** Settles when every asynchronous commit queued so far for this inode is done (never rejects). */
-  tail: Promise<void> | null;
-  /** Bumped by utimes/futimens: an asynchronous commit keeps an explicit time set while it ran. */
-  timesSeq: number;
-  /** Hex hashes of objects an asynchronous commit in flight has stored but no inode references yet (spared by gc). */
-  held: Set<string> | null;
-}
-
-/** Changed spans (bytes) up to this size are committed synchronously even by the asynchronous calls: about 1–3 ms of work. */
-const SYNC_COMMIT_SPAN = 256 * 1024;
-
-/** Internal signal: objects an asynchronous commit stored vanished (gc by another process); the commit is redone. */
-class RetryCommit extends Error {}
-
-/** An open file description. */
-interface Handle {
-  fd: number;
-  ino: number;
-  path: string;
-  readable: boolean;
-  writable: boolean;
-  append: boolean;
-  pos: number;
-  isDir: boolean;
-}
-
-/** A resolved path: the inode, its visible row, and where it was found. */
-interface Resolved {
-  ino: number;
-  row: InodeRow;
-  parent: number;
-  name: string;
-  /** Directory inodes from the root to the parent, for cycle checks and realpath. */
-  ancestors: number[];
-  names: string[];
-}
-
-/** A resolved parent directory for operations that create or remove `name`. */
-interface ParentRef {
-  dir: number;
-  dirRow: InodeRow;
-  name: string;
-  ancestors: number[];
-  names: string[];
-  trailingSlash: boolean;
-}
-
 let nextFd = 3;
 
 /**
@@ -154,10 +84,15 @@ let nextFd = 3;
  * mirrors a system call and throws `FsError` with the errno name as `code`.
  */
 export class FsCore {
+  /** The store this view reads and writes. */
   readonly store: Store;
+  /** The branch (read-write) or snapshot (read-only) it shows. */
   readonly target: Target;
+  /** True for a snapshot: every change fails with EROFS. */
   readonly readOnly: boolean;
+  /** Identity for permission checks and the owner of new files (`FsCoreOptions.cred`). */
   readonly cred: Credentials;
+  /** File mode creation mask applied to new files and directories (permission bits). */
   readonly umask: number;
   private chain!: Chain;
   private chainGen = -1;
@@ -171,16 +106,34 @@ export class FsCore {
   private readonly pathMax: number;
   /** `FsCoreOptions.errorStacks`. */
   private readonly errorStacks: boolean;
+  /** Path resolution over this view's current chain (resolve.ts). */
+  private readonly paths: PathResolver;
+  /** Asynchronous commits of open files (asynccommit.ts). */
+  private readonly commits: AsyncCommitter;
 
   /** Errors: ENOENT when the branch or snapshot does not exist. */
   constructor(store: Store, target: Target, opts: FsCoreOptions = {}) {
     this.store = store;
     this.target = target;
     this.readOnly = "snapshot" in target;
-    this.cred = opts.cred ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
-    this.umask = opts.umask ?? currentUmask();
+    this.cred = opts.cred ?? processCredentials();
+    this.umask = opts.umask ?? processUmask();
     this.pathMax = opts.pathMax ?? PATH_MAX;
     this.errorStacks = opts.errorStacks ?? true;
+    this.paths = new PathResolver({
+      cred: this.cred,
+      pathMax: this.pathMax,
+      node: (ino) => this.node(ino),
+      lookup: (dir, name) => this.store.manifest.lookup(dir, name, this.chain),
+    });
+    this.commits = new AsyncCommitter({
+      store,
+      wrap: (syscall, fn) => this.wrap(syscall, undefined, fn),
+      write: (syscall, fn) => this.wr(syscall, undefined, fn),
+      visible: (ino) => this.store.manifest.getInode(ino, this.chain) !== undefined,
+      commitContent: (o) => this.commitContent(o),
+      update: (ino, change) => this.update(ino, change),
+    });
     let h = 0;
     for (const c of store.dir) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
     this.dev = h & 0xfffff;
@@ -205,11 +158,7 @@ export class FsCore {
     try {
       return rewrappingStoreErrors(fn);
     } catch (e) {
-      if (e instanceof StoreError) {
-        const detail = e.message.replace(/^[A-Z0-9]+: /, "");
-        if (!this.errorStacks) throw FsError.withoutStack(e.code, syscall, path, dest, isGeneric(e.code, detail) ? undefined : detail);
-        throw new FsError(e.code, syscall, path, dest, isGeneric(e.code, detail) ? undefined : detail);
-      }
+      if (e instanceof StoreError) throw fsErrorOf(e, syscall, path, dest, this.errorStacks);
       throw e;
     }
   }
@@ -274,120 +223,9 @@ export class FsCore {
     return nowNs();
   }
 
-  /** Permission check as the kernel does with default_permissions. */
-  private may(row: InodeRow, want: number): boolean {
-    const { uid } = this.cred;
-    if (uid === 0) {
-      if (want & 1 && (row.mode & S_IFMT) !== S_IFDIR) return (row.mode & 0o111) !== 0;
-      return true;
-    }
-    let bits: number;
-    if (uid === row.uid) bits = (row.mode >> 6) & 7;
-    else if (this.inGroup(row.gid)) bits = (row.mode >> 3) & 7;
-    else bits = row.mode & 7;
-    return (bits & want) === want;
-  }
-
-  private inGroup(gid: number): boolean {
-    return this.cred.gid === gid || (this.cred.groups ?? []).includes(gid);
-  }
-
+  /** `needAccess` for this view's credentials. Errors: EACCES. */
   private need(row: InodeRow, want: number): void {
-    if (!this.may(row, want)) throw new StoreError("EACCES", "permission denied");
-  }
-
-  /** Sticky-directory rule for removing or renaming `victim` out of `dir`. */
-  private stickyCheck(dir: InodeRow, victim: InodeRow): void {
-    const { uid } = this.cred;
-    if (uid !== 0 && dir.mode & S_ISVTX && uid !== dir.uid && uid !== victim.uid) throw new StoreError("EPERM", "sticky directory");
-  }
-
-  /**
-   * Resolves `path`. `follow` follows a final symlink. Errors: ENOENT,
-   * ENOTDIR, ELOOP, EACCES, ENAMETOOLONG, EINVAL.
-   */
-  private resolve(path: string, follow: boolean): Resolved {
-    const parsed = parsePath(path, this.pathMax);
-    const m = this.store.manifest;
-    let parts = parsed.parts.slice();
-    let ancestors: number[] = [];
-    let names: string[] = [];
-    let cur = ROOT_INO;
-    let curRow = this.node(ROOT_INO);
-    let links = 0;
-    let parent = ROOT_INO;
-    let name = "";
-    let i = 0;
-    while (i < parts.length) {
-      const c = parts[i];
-      if ((curRow.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-      this.need(curRow, 1);
-      if (c === "..") {
-        if (ancestors.length) {
-          cur = ancestors.pop()!;
-          names.pop();
-          curRow = this.node(cur);
-        }
-        i++;
-        continue;
-      }
-      const d = m.lookup(cur, c, this.chain);
-      if (!d) throw new StoreError("ENOENT", "no such file or directory");
-      const row = this.node(d.ino);
-      const last = i === parts.length - 1;
-      if ((row.mode & S_IFMT) === S_IFLNK && (!last || follow || parsed.trailingSlash)) {
-        if (++links > MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
-        const t = parsePath(row.target ?? "");
-        if (t.absolute) {
-          cur = ROOT_INO;
-          curRow = this.node(ROOT_INO);
-          ancestors = [];
-          names = [];
-        }
-        parts = [...t.parts, ...parts.slice(i + 1)];
-        i = 0;
-        if (parts.length === 0) {
-          // Symlink to "/" or ".": the result is the directory we are in.
-          break;
-        }
-        continue;
-      }
-      if (last) {
-        parent = cur;
-        name = c;
-        if (parsed.trailingSlash && (row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-        return { ino: d.ino, row, parent, name, ancestors: [...ancestors, cur], names: [...names] };
-      }
-      ancestors.push(cur);
-      names.push(c);
-      cur = d.ino;
-      curRow = row;
-      i++;
-    }
-    // Ended on a directory reached via "..", "/", or a symlink.
-    const p = ancestors.length ? ancestors[ancestors.length - 1] : ROOT_INO;
-    const nm = names.length ? names[names.length - 1] : "";
-    return { ino: cur, row: curRow, parent: p, name: nm, ancestors: ancestors.slice(0, -1), names: names.slice(0, -1) };
-  }
-
-  /**
-   * Resolves the parent directory of `path` for create/remove operations.
-   * Errors: ENOENT, ENOTDIR, EACCES; EEXIST for "/" (the root always exists);
-   * EINVAL for a final "." or "..".
-   */
-  private resolveParent(path: string, syscall: string): ParentRef {
-    const parsed = parsePath(path, this.pathMax);
-    const parts = parsed.parts;
-    if (parts.length === 0) throw new StoreError(syscall === "mkdir" ? "EEXIST" : syscall === "rmdir" ? "EBUSY" : "EINVAL", "the root directory");
-    const last = parts[parts.length - 1];
-    if (last === "..") throw new StoreError(syscall === "mkdir" ? "EEXIST" : syscall === "rmdir" ? "ENOTEMPTY" : "EINVAL", "'..' is not a valid name here");
-    const dirPath = parts.length === 1 ? "/" : joinParts(parts.slice(0, -1));
-    const d = this.resolve(dirPath, true);
-    if ((d.row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-    checkName(last);
-    const ancestors = d.ino === ROOT_INO && parts.length === 1 ? [] : [...d.ancestors, d.ino];
-    const names = d.ino === ROOT_INO && parts.length === 1 ? [] : [...d.names, d.name];
-    return { dir: d.ino, dirRow: d.row, name: last, ancestors, names, trailingSlash: parsed.trailingSlash };
+    needAccess(this.cred, row, want);
   }
 
   /** stat fields of a row, with pending in-memory size/mtime of open writers applied. */
@@ -486,7 +324,7 @@ export class FsCore {
   private openInode(ino: number): OpenInode {
     let o = this.open.get(ino);
     if (!o) {
-      o = { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0, tail: null, timesSeq: 0, held: null };
+      o = newOpenInode(ino);
       this.open.set(ino, o);
     }
     return o;
@@ -581,7 +419,7 @@ export class FsCore {
 
   /** As stat(2) (`follow`) or lstat(2). Errors: ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG. */
   stat(path: string, follow = true): InodeStat {
-    return this.rd(follow ? "stat" : "lstat", path, () => this.statOf(this.resolve(path, follow).row));
+    return this.rd(follow ? "stat" : "lstat", path, () => this.statOf(this.paths.resolve(path, follow).row));
   }
 
   /** As fstat(2). Errors: EBADF. */
@@ -592,7 +430,7 @@ export class FsCore {
   /** As access(2): `mode` is F_OK or a mix of R_OK/W_OK/X_OK. Errors: ENOENT, EACCES, EROFS (W_OK on a snapshot). */
   access(path: string, mode = 0): void {
     this.rd("access", path, () => {
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if (mode & 2 && this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
       const want = ((mode & 4) ? 4 : 0) | ((mode & 2) ? 2 : 0) | ((mode & 1) ? 1 : 0);
       if (want) this.need(r.row, want);
@@ -602,7 +440,7 @@ export class FsCore {
   /** As readdir(3) over getdents: entries sorted by name, without "." and "..". Errors: ENOENT, ENOTDIR, EACCES. */
   readdir(path: string): DirEntry[] {
     return this.rd("scandir", path, () => {
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if ((r.row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
       this.need(r.row, 4);
       return this.listDir(r.ino);
@@ -619,7 +457,7 @@ export class FsCore {
   /** As readlink(2). Errors: EINVAL when not a symlink, ENOENT. */
   readlink(path: string): string {
     return this.rd("readlink", path, () => {
-      const r = this.resolve(path, false);
+      const r = this.paths.resolve(path, false);
       if ((r.row.mode & S_IFMT) !== S_IFLNK) throw new StoreError("EINVAL", "not a symbolic link");
       return r.row.target ?? "";
     });
@@ -628,7 +466,7 @@ export class FsCore {
   /** As realpath(3): the canonical absolute path with symlinks and ".." resolved. Errors: ENOENT, ELOOP, ENOTDIR. */
   realpath(path: string): string {
     return this.rd("realpath", path, () => {
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if (r.ino === ROOT_INO) return "/";
       return joinParts([...r.names, r.name]);
     });
@@ -636,10 +474,10 @@ export class FsCore {
 
   /** As chmod(2)/lchmod: sets the permission bits (mode & 0o7777). Errors: EPERM (not owner), ENOENT, EROFS. */
   chmod(path: string, mode: number, follow = true): void {
-    this.wr("chmod", path, () => this.chmodIno(this.resolve(path, follow), mode));
+    this.wr("chmod", path, () => this.chmodIno(this.paths.resolve(path, follow), mode));
   }
 
-  /** As fchmod(2). */
+  /** As fchmod(2): `chmod` of the descriptor's file. Errors: EBADF, EPERM (not owner), EROFS. */
   fchmod(fd: number, mode: number): void {
     this.wr("fchmod", undefined, () => {
       const ino = this.handle(fd).ino;
@@ -648,9 +486,7 @@ export class FsCore {
   }
 
   private chmodIno(r: { ino: number; row: InodeRow }, mode: number): void {
-    if (this.cred.uid !== 0 && this.cred.uid !== r.row.uid) throw new StoreError("EPERM", "only the owner may chmod");
-    let bits = mode & 0o7777;
-    if (this.cred.uid !== 0 && !this.inGroup(r.row.gid)) bits &= ~S_ISGID;
+    const bits = chmodBits(this.cred, r.row, mode);
     const t = this.now();
     this.update(r.ino, (x) => {
       x.mode = (x.mode & S_IFMT) | bits;
@@ -664,10 +500,10 @@ export class FsCore {
    * Clears set-user-ID/set-group-ID on regular files. Errors: EPERM, ENOENT, EROFS.
    */
   chown(path: string, uid: number, gid: number, follow = true): void {
-    this.wr(follow ? "chown" : "lchown", path, () => this.chownIno(this.resolve(path, follow), uid, gid));
+    this.wr(follow ? "chown" : "lchown", path, () => this.chownIno(this.paths.resolve(path, follow), uid, gid));
   }
 
-  /** As fchown(2). */
+  /** As fchown(2): `chown` of the descriptor's file. Errors: EBADF, EPERM, EROFS. */
   fchown(fd: number, uid: number, gid: number): void {
     this.wr("fchown", undefined, () => {
       const ino = this.handle(fd).ino;
@@ -676,12 +512,7 @@ export class FsCore {
   }
 
   private chownIno(r: { ino: number; row: InodeRow }, uid: number, gid: number): void {
-    const c = this.cred;
-    if (c.uid !== 0) {
-      if (uid !== -1 && uid !== r.row.uid) throw new StoreError("EPERM", "only root may change the owner");
-      if (c.uid !== r.row.uid && (gid !== -1 || uid !== -1)) throw new StoreError("EPERM", "only the owner may change the group");
-      if (gid !== -1 && gid !== r.row.gid && !this.inGroup(gid)) throw new StoreError("EPERM", "not a member of that group");
-    }
+    checkChown(this.cred, r.row, uid, gid);
     const t = this.now();
     this.update(r.ino, (x) => {
       if (uid !== -1) x.uid = uid;
@@ -696,10 +527,10 @@ export class FsCore {
 
   /** As utimensat(2): sets atime/mtime (ns, "now" or "omit"); ctime becomes now. Errors: EPERM/EACCES, ENOENT, EROFS. */
   utimes(path: string, atime: TimeSpec, mtime: TimeSpec, follow = true): void {
-    this.wr(follow ? "utime" : "lutime", path, () => this.utimesIno(this.resolve(path, follow), atime, mtime));
+    this.wr(follow ? "utime" : "lutime", path, () => this.utimesIno(this.paths.resolve(path, follow), atime, mtime));
   }
 
-  /** As futimens(3). */
+  /** As futimens(3): `utimes` of the descriptor's file. Errors: EBADF, EPERM/EACCES, EROFS. */
   futimes(fd: number, atime: TimeSpec, mtime: TimeSpec): void {
     this.wr("futime", undefined, () => {
       const ino = this.handle(fd).ino;
@@ -708,12 +539,7 @@ export class FsCore {
   }
 
   private utimesIno(r: { ino: number; row: InodeRow }, atime: TimeSpec, mtime: TimeSpec): void {
-    const c = this.cred;
-    if (c.uid !== 0 && c.uid !== r.row.uid) {
-      const onlyNow = (atime === "now" || atime === "omit") && (mtime === "now" || mtime === "omit");
-      if (!onlyNow) throw new StoreError("EPERM", "only the owner may set times");
-      this.need(r.row, 2);
-    }
+    checkSetTimes(this.cred, r.row, (atime === "now" || atime === "omit") && (mtime === "now" || mtime === "omit"));
     const t = this.now();
     const o = this.open.get(r.ino);
     if (o && o.mtime !== null) o.mtime = null; // explicit times win over pending write times
@@ -730,7 +556,7 @@ export class FsCore {
   /** As mkdir(2); returns the new inode number. Errors: EEXIST, ENOENT, ENOTDIR, EACCES, ENAMETOOLONG, EROFS. */
   mkdir(path: string, mode = 0o777): number {
     return this.wr("mkdir", path, () => {
-      const p = this.resolveParent(path, "mkdir");
+      const p = this.paths.resolveParent(path, "mkdir");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
       this.need(p.dirRow, 3);
       const ino = this.store.manifest.allocIno();
@@ -747,13 +573,13 @@ export class FsCore {
   rmdir(path: string): void {
     this.wr("rmdir", path, () => {
       if (/(^|\/)\.\/*$/.test(path)) throw new StoreError("EINVAL", "cannot remove '.'");
-      const p = this.resolveParent(path, "rmdir");
+      const p = this.paths.resolveParent(path, "rmdir");
       const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
       if (!d) throw new StoreError("ENOENT", "no such file or directory");
       const row = this.node(d.ino);
       if ((row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
       this.need(p.dirRow, 3);
-      this.stickyCheck(p.dirRow, row);
+      checkSticky(this.cred, p.dirRow, row);
       if (this.store.manifest.list(d.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
       this.removeEntry(p.dir, p.name, -1);
       this.dropLink(d.ino);
@@ -763,14 +589,14 @@ export class FsCore {
   /** As unlink(2); an open file stays readable through its fds until the last close. Errors: EISDIR, ENOENT, ENOTDIR, EACCES, EPERM, EROFS. */
   unlink(path: string): void {
     this.wr("unlink", path, () => {
-      const p = this.resolveParent(path, "unlink");
+      const p = this.paths.resolveParent(path, "unlink");
       const d = this.store.manifest.lookup(p.dir, p.name, this.chain);
       if (!d) throw new StoreError("ENOENT", "no such file or directory");
       const row = this.node(d.ino);
       if ((row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
       if (p.trailingSlash) throw new StoreError("ENOTDIR", "not a directory");
       this.need(p.dirRow, 3);
-      this.stickyCheck(p.dirRow, row);
+      checkSticky(this.cred, p.dirRow, row);
       this.removeEntry(p.dir, p.name);
       this.dropLink(d.ino);
     });
@@ -786,8 +612,8 @@ export class FsCore {
     this.wr("rename", from, () => {
       const m = this.store.manifest;
       // As Linux: both parent directories are looked up before the source entry.
-      const sp = this.resolveParent(from, "rename");
-      const tp = this.resolveParent(to, "rename");
+      const sp = this.paths.resolveParent(from, "rename");
+      const tp = this.paths.resolveParent(to, "rename");
       const s = m.lookup(sp.dir, sp.name, this.chain);
       if (!s) throw new StoreError("ENOENT", "no such file or directory");
       const srow = this.node(s.ino);
@@ -796,7 +622,7 @@ export class FsCore {
       const t = m.lookup(tp.dir, tp.name, this.chain);
       this.need(sp.dirRow, 3);
       this.need(tp.dirRow, 3);
-      this.stickyCheck(sp.dirRow, srow);
+      checkSticky(this.cred, sp.dirRow, srow);
       if (t && t.ino === s.ino) return; // same file: POSIX says do nothing
       if (sIsDir && (tp.ancestors.includes(s.ino) || tp.dir === s.ino)) throw new StoreError("EINVAL", "cannot move a directory into itself");
       // As Linux: a target that is an ancestor of the source fails before any type check.
@@ -808,7 +634,7 @@ export class FsCore {
         if (sIsDir && !tIsDir) throw new StoreError("ENOTDIR", "not a directory");
         if (!sIsDir && tIsDir) throw new StoreError("EISDIR", "is a directory");
         if (tIsDir && m.list(t.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
-        this.stickyCheck(tp.dirRow, trow);
+        checkSticky(this.cred, tp.dirRow, trow);
       }
       const sameDir = sp.dir === tp.dir;
       // Remove the source entry, then place it (replacing any target).
@@ -832,8 +658,8 @@ export class FsCore {
   /** As link(2). Errors: EEXIST, EPERM (directory), ENOENT, EMLINK, EACCES, EROFS. */
   link(existing: string, path: string): void {
     this.wr("link", existing, () => {
-      const s = this.resolve(existing, false);
-      const p = this.resolveParent(path, "link");
+      const s = this.paths.resolve(existing, false);
+      const p = this.paths.resolveParent(path, "link");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
       if (p.trailingSlash) throw new StoreError("ENOENT", "no such file or directory");
       // As Linux: the new name is checked (EEXIST) before the directory rule (EPERM).
@@ -855,7 +681,7 @@ export class FsCore {
       if (target === "") throw new StoreError("ENOENT", "empty symlink target");
       if (target.includes("\0")) throw new StoreError("EINVAL", "symlink target contains a NUL byte");
       if (Buffer.byteLength(target) >= 4096) throw new StoreError("ENAMETOOLONG", "symlink target too long");
-      const p = this.resolveParent(path, "symlink");
+      const p = this.paths.resolveParent(path, "symlink");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
       this.need(p.dirRow, 3);
       const ino = this.store.manifest.allocIno();
@@ -882,26 +708,10 @@ export class FsCore {
       let r: { ino: number; row: InodeRow; path: string };
       let created = false;
       if (flags & C.O_CREAT) {
-        let p = this.resolveParent(path, "open");
-        let d = this.store.manifest.lookup(p.dir, p.name, this.chain);
-        let cur = path;
-        if (d && flags & C.O_EXCL) throw new StoreError("EEXIST", "file exists");
         // A dangling symlink: O_CREAT creates the file it points at (as Linux does).
-        for (let hops = 0; d && d.type === S_IFLNK && !(flags & C.O_NOFOLLOW); hops++) {
-          const target = this.node(d.ino).target ?? "";
-          try {
-            this.resolve(cur, true);
-            break; // the link resolves: open what it points at below
-          } catch (e) {
-            if (!(e instanceof StoreError && e.code === "ENOENT")) throw e;
-          }
-          if (hops >= MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
-          cur = target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`;
-          p = this.resolveParent(cur, "open");
-          d = this.store.manifest.lookup(p.dir, p.name, this.chain);
-        }
+        const { parent: p, entry: d, path: cur } = this.paths.resolveCreate(path, "open", !(flags & C.O_NOFOLLOW), (flags & C.O_EXCL) !== 0);
         if (d) {
-          const x = this.resolve(cur, !(flags & C.O_NOFOLLOW));
+          const x = this.paths.resolve(cur, !(flags & C.O_NOFOLLOW));
           r = { ino: x.ino, row: x.row, path };
           if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
         } else {
@@ -916,7 +726,7 @@ export class FsCore {
           created = true;
         }
       } else {
-        const x = this.resolve(path, !(flags & C.O_NOFOLLOW));
+        const x = this.paths.resolve(path, !(flags & C.O_NOFOLLOW));
         if ((x.row.mode & S_IFMT) === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
         r = { ino: x.ino, row: x.row, path };
       }
@@ -985,7 +795,9 @@ export class FsCore {
 
   /**
    * As pread(2) (`position` given) or read(2) (`position` null: uses and
-   * advances the file position). Returns bytes read. Errors: EBADF, EISDIR, EIO.
+   * advances the file position): `length` bytes into `buf` at `offset`.
+   * Returns bytes read (0 at end of file). Errors: EBADF, EISDIR, EINVAL
+   * (negative position), EIO.
    */
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     return this.wrap("read", undefined, () => {
@@ -1013,7 +825,7 @@ export class FsCore {
   /**
    * As pwrite(2) / write(2); with O_APPEND always writes at the end. Data is
    * buffered in the backstore and committed on close or fsync. Returns bytes
-   * written. Errors: EBADF, EFBIG, EROFS.
+   * written. Errors: EBADF, EINVAL (negative position), EFBIG, EROFS.
    */
   write(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     return this.wrap("write", undefined, () => {
@@ -1034,7 +846,7 @@ export class FsCore {
     });
   }
 
-  /** As ftruncate(2). Errors: EBADF, EINVAL (not open for writing, or negative length), EISDIR. */
+  /** As ftruncate(2): `len` in bytes; committed on close or fsync. Errors: EBADF, EINVAL (not open for writing, or negative length), EISDIR, EFBIG (over MAX_FILE_SIZE). */
   ftruncate(fd: number, len: number): void {
     this.wrap("ftruncate", undefined, () => {
       const h = this.handle(fd);
@@ -1054,7 +866,7 @@ export class FsCore {
     this.wr("truncate", path, () => {
       if (len < 0) throw new StoreError("EINVAL", "negative length");
       if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
-      const r = this.resolve(path, true);
+      const r = this.paths.resolve(path, true);
       if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
       this.need(r.row, 2);
       const o = this.openInode(r.ino);
@@ -1123,8 +935,9 @@ export class FsCore {
    * As `flush`, but the CPU-heavy work of a large commit (chunking, SHA-256,
    * compression) runs in a worker thread (`CommitPool`) and the objects are
    * stored in short transactions, so the event loop is never held for more
-   * than a few ms (see commitpipe.ts). Resolves once the writes made before
-   * the call are committed (visible to other connections, as after close).
+   * than a few ms (see asynccommit.ts, commitpipe.ts). Resolves once the
+   * writes made before the call are committed (visible to other
+   * connections, as after close).
    * Writes, reads, truncates, unlink and rename of the file may go on
    * meanwhile: reads see the latest bytes, later writes are left for the
    * next commit. Commits of one file run in call order; a synchronous
@@ -1136,7 +949,7 @@ export class FsCore {
     const h = this.wrap("flush", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
     if (this.readOnly || !h.writable) return;
-    await this.commitAsync(o, "flush");
+    await this.commits.commit(o, "flush");
   }
 
   /**
@@ -1150,7 +963,7 @@ export class FsCore {
     const h = this.wrap("fsync", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
     if (this.readOnly) return;
-    if (o.content) await this.commitAsync(o, "fsync");
+    if (o.content) await this.commits.commit(o, "fsync");
     try {
       await syncStoreFiles(this.store.manifest);
     } catch (e) {
@@ -1168,106 +981,10 @@ export class FsCore {
     const h = this.wrap("close", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
     try {
-      if (h.writable && !this.readOnly) await this.commitAsync(o, "close");
+      if (h.writable && !this.readOnly) await this.commits.commit(o, "close");
     } finally {
       // (closeAll may have released it meanwhile)
       if (this.handles.delete(fd)) this.release(o);
-    }
-  }
-
-  /** Queues an asynchronous commit of `o` after the ones already queued; resolves or rejects with its outcome. */
-  private commitAsync(o: OpenInode, syscall: string): Promise<void> {
-    const c = o.content;
-    if (!o.tail && c && !c.inFlight && (!c.dirty || c.pendingSpan() <= SYNC_COMMIT_SPAN)) {
-      // Nothing queued and little to do (small change, or times only): commit right now, as `flush`.
-      try {
-        if (!(c.dirty || o.mtime !== null)) return Promise.resolve();
-        if (o.orphan && !this.wrap(syscall, undefined, () => this.store.manifest.read(() => this.store.manifest.getInode(o.ino, this.chain)))) return Promise.resolve();
-        this.wr(syscall, undefined, () => this.commitContent(o));
-        return Promise.resolve();
-      } catch (e) {
-        return Promise.reject(asFsError(e, syscall));
-      }
-    }
-    const run = (o.tail ?? Promise.resolve()).then(() => this.runAsyncCommit(o, syscall));
-    const tail = run.then(
-      () => {},
-      () => {},
-    );
-    o.tail = tail;
-    void tail.then(() => {
-      if (o.tail === tail) o.tail = null;
-    });
-    return run.catch((e) => {
-      throw asFsError(e, syscall);
-    });
-  }
-
-  /** Commits what `o` has pending: synchronously when small, else through the worker pool (see `flushAsync`). */
-  private async runAsyncCommit(o: OpenInode, syscall: string): Promise<void> {
-    const m = this.store.manifest;
-    for (let round = 0; ; round++) {
-      const c = o.content;
-      if (!c || !(c.dirty || o.mtime !== null)) return;
-      if (o.orphan && !this.wrap(syscall, undefined, () => m.read(() => m.getInode(o.ino, this.chain)))) return; // unlinked while open
-      if (!c.dirty || c.inFlight || round >= 8 || c.pendingSpan() <= SYNC_COMMIT_SPAN) {
-        this.wr(syscall, undefined, () => this.commitContent(o));
-        return;
-      }
-      // Freeze the changed region (loading the committed pages it needs, a slice per turn).
-      let r = this.wrap(syscall, undefined, () => m.read(() => c.freeze(COMMIT_SLICE_MS)));
-      while (r === "more") {
-        await nextTurn();
-        if (o.content !== c) break;
-        r = this.wrap(syscall, undefined, () => m.read(() => c.freeze(COMMIT_SLICE_MS)));
-      }
-      if (o.content !== c || typeof r === "string") continue; // replaced, clean (times only) or busy: look again
-      const job = r;
-      const t = o.mtime;
-      const seq = o.timesSeq;
-      const held = (o.held = new Set<string>());
-      const dv0 = m.db.pragma("data_version", { simple: true });
-      try {
-        const res = await commitFrozen(
-          CommitPool.shared(),
-          { manifest: m, cas: this.store.cas, params: this.store.chunker.params, level: this.store.cas.level, onInserted: (hx) => held.add(hx) },
-          job,
-        );
-        if (!res) continue; // superseded by a synchronous commit: look again
-        if (job.superseded || o.content !== c) continue;
-        this.wr(syscall, undefined, () => {
-          if (m.db.pragma("data_version", { simple: true }) !== dv0) {
-            // Another connection committed meanwhile (maybe a gc): every chunk must still be there.
-            for (const e of res.extents) if (e.hash && !this.store.cas.has(e.hash)) throw new RetryCommit();
-          }
-          if (o.orphan && !m.getInode(o.ino, this.chain)) return; // unlinked meanwhile: nothing to write
-          const ext = encodeExtents(res.extents);
-          this.update(o.ino, (row) => {
-            row.extents = ext.length ? ext : null;
-            row.size = job.size;
-            if (row.rdev === LOWER_DATA) row.rdev = 0;
-            if (t !== null && seq === o.timesSeq) {
-              row.mtime = t;
-              row.ctime = t > row.ctime ? t : row.ctime;
-            }
-          });
-        });
-        c.finishAsync(job, res.extents);
-        if (o.mtime === t) o.mtime = null;
-        o.ext = null;
-        return;
-      } catch (e) {
-        c.abortAsync(job);
-        if (e instanceof RetryCommit) continue;
-        if (e instanceof CommitWorkerError && o.content === c) {
-          // No worker (failed to start, or died): commit on this thread rather than fail.
-          this.wr(syscall, undefined, () => this.commitContent(o));
-          return;
-        }
-        throw e;
-      } finally {
-        if (o.held === held) o.held = null;
-      }
     }
   }
 
@@ -1305,7 +1022,7 @@ export class FsCore {
    */
   readImage(path: string, sink: (data: Uint8Array, pos: number) => void, opts: { follow?: boolean } = {}): InodeStat {
     return this.rd("open", path, () => {
-      const r = this.resolve(path, opts.follow ?? true);
+      const r = this.paths.resolve(path, opts.follow ?? true);
       const type = r.row.mode & S_IFMT;
       if (type === S_IFLNK) throw new StoreError("ELOOP", "is a symbolic link (O_NOFOLLOW)");
       if (type === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
@@ -1356,12 +1073,12 @@ export class FsCore {
     return this.wrap("fstat", undefined, () => this.handle(fd).path);
   }
 
-  /** Current file position of a descriptor. Errors: EBADF. */
+  /** Current file position of a descriptor in bytes (as lseek(fd, 0, SEEK_CUR)). Errors: EBADF. */
   tell(fd: number): number {
     return this.wrap("lseek", undefined, () => this.handle(fd).pos);
   }
 
-  /** Descriptors open in this view. */
+  /** Descriptor numbers open in this view, in opening order. Never throws. */
   openFds(): number[] {
     return [...this.handles.keys()];
   }
@@ -1375,7 +1092,7 @@ export class FsCore {
   copyFile(src: string, dest: string, excl: boolean): void {
     this.wr("copyfile", src, () => {
       const m = this.store.manifest;
-      const s = this.resolve(src, true);
+      const s = this.paths.resolve(src, true);
       if ((s.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
       if ((s.row.mode & S_IFMT) !== S_IFREG) throw new StoreError("EINVAL", "not a regular file");
       this.need(s.row, 4);
@@ -1384,27 +1101,11 @@ export class FsCore {
       let srow = this.node(s.ino);
       // A lower (host) source: its bytes are imported into the CAS for the copy.
       if (srow.rdev === LOWER_DATA) srow = { ...srow, extents: this.importLower(srow), rdev: 0 };
-      let p = this.resolveParent(dest, "copyfile");
-      let d = m.lookup(p.dir, p.name, this.chain);
-      let cur = dest;
-      if (d && excl) throw new StoreError("EEXIST", "file exists");
       // A dangling symlink as destination: the copy creates the file it points at (as open(O_CREAT) does).
-      for (let hops = 0; d && d.type === S_IFLNK; hops++) {
-        const target = this.node(d.ino).target ?? "";
-        try {
-          this.resolve(cur, true);
-          break;
-        } catch (e) {
-          if (!(e instanceof StoreError && e.code === "ENOENT")) throw e;
-        }
-        if (hops >= MAX_SYMLINKS) throw new StoreError("ELOOP", "too many levels of symbolic links");
-        cur = target.startsWith("/") ? target : `${joinParts(p.names)}/${target}`;
-        p = this.resolveParent(cur, "copyfile");
-        d = m.lookup(p.dir, p.name, this.chain);
-      }
+      const { parent: p, entry: d, path: cur } = this.paths.resolveCreate(dest, "copyfile", true, excl);
       let dino: number;
       if (d) {
-        const x = this.resolve(cur, true);
+        const x = this.paths.resolve(cur, true);
         if ((x.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
         this.need(x.row, 2);
         dino = x.ino;
@@ -1437,25 +1138,17 @@ export class FsCore {
 
   // ---------------------------------------------------------------- xattrs
 
-  /** As getxattr(2)/lgetxattr(2). Errors: ENODATA, ENOENT, ENOTSUP. */
+  /** As getxattr(2)/lgetxattr(2): the value's bytes. Errors: ENODATA, ENOENT, ENOTSUP, ERANGE (name). */
   getxattr(path: string, name: string, follow = true): Buffer {
     return this.rd("getxattr", path, () => {
       checkXattrName(name);
-      const r = this.resolve(path, follow);
-      const v = decodeXattrs(r.row.xattrs).get(name);
-      if (!v) throw new StoreError("ENODATA", `no attribute ${name}`);
-      if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("ENODATA", `no attribute ${name}`);
-      return v;
+      return xattrValue(this.cred, this.paths.resolve(path, follow).row, name);
     });
   }
 
   /** As listxattr(2)/llistxattr(2): names, sorted. Errors: ENOENT. */
   listxattr(path: string, follow = true): string[] {
-    return this.rd("listxattr", path, () => {
-      const r = this.resolve(path, follow);
-      const names = [...decodeXattrs(r.row.xattrs).keys()];
-      return this.cred.uid === 0 ? names : names.filter((n) => !n.startsWith("trusted."));
-    });
+    return this.rd("listxattr", path, () => xattrNames(this.cred, this.paths.resolve(path, follow).row));
   }
 
   /**
@@ -1465,19 +1158,9 @@ export class FsCore {
   setxattr(path: string, name: string, value: Uint8Array, flags = 0, follow = true): void {
     this.wr("setxattr", path, () => {
       checkXattrName(name);
-      if (value.length > XATTR_SIZE_MAX) throw new StoreError("E2BIG", `xattr value larger than ${XATTR_SIZE_MAX} bytes`);
-      const r = this.resolve(path, follow);
-      this.checkXattrWrite(r.row, name);
-      const m = decodeXattrs(r.row.xattrs);
-      if (flags & XATTR_CREATE && m.has(name)) throw new StoreError("EEXIST", `attribute ${name} exists`);
-      if (flags & XATTR_REPLACE && !m.has(name)) throw new StoreError("ENODATA", `no attribute ${name}`);
-      m.set(name, Buffer.from(value));
-      const enc = encodeXattrs(m);
-      const t = this.now();
-      this.update(r.ino, (x) => {
-        x.xattrs = enc;
-        x.ctime = t;
-      });
+      checkXattrValue(value);
+      const r = this.paths.resolve(path, follow);
+      this.putXattrs(r.ino, xattrsWithSet(this.cred, r.row, name, value, flags));
     });
   }
 
@@ -1485,24 +1168,18 @@ export class FsCore {
   removexattr(path: string, name: string, follow = true): void {
     this.wr("removexattr", path, () => {
       checkXattrName(name);
-      const r = this.resolve(path, follow);
-      this.checkXattrWrite(r.row, name);
-      const m = decodeXattrs(r.row.xattrs);
-      if (!m.delete(name)) throw new StoreError("ENODATA", `no attribute ${name}`);
-      const enc = encodeXattrs(m);
-      const t = this.now();
-      this.update(r.ino, (x) => {
-        x.xattrs = enc;
-        x.ctime = t;
-      });
+      const r = this.paths.resolve(path, follow);
+      this.putXattrs(r.ino, xattrsWithRemoved(this.cred, r.row, name));
     });
   }
 
-  private checkXattrWrite(row: InodeRow, name: string): void {
-    const type = row.mode & S_IFMT;
-    if (name.startsWith("user.") && type !== S_IFREG && type !== S_IFDIR) throw new StoreError("EPERM", "user xattrs are only allowed on regular files and directories");
-    if (name.startsWith("trusted.") && this.cred.uid !== 0) throw new StoreError("EPERM", "trusted xattrs need root");
-    if (this.cred.uid !== 0 && this.cred.uid !== row.uid && !this.may(row, 2)) throw new StoreError("EACCES", "permission denied");
+  /** Stores `ino`'s encoded attribute map (null: none) in the head layer; ctime becomes now. */
+  private putXattrs(ino: number, enc: Buffer | null): void {
+    const t = this.now();
+    this.update(ino, (x) => {
+      x.xattrs = enc;
+      x.ctime = t;
+    });
   }
 
   /**
@@ -1592,32 +1269,4 @@ export class FsCore {
       }
     }
   }
-}
-
-/** The process umask, read without changing it. */
-function currentUmask(): number {
-  const u = process.umask(0);
-  process.umask(u);
-  return u;
-}
-
-const GENERIC_DETAIL: Record<string, string> = {
-  ENOENT: "no such file or directory", EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory",
-  ENOTEMPTY: "directory not empty", EACCES: "permission denied",
-};
-
-function isGeneric(code: ErrnoName, detail: string): boolean {
-  return GENERIC_DETAIL[code] === detail;
-}
-
-/** Any error of an asynchronous call as an FsError naming `syscall` (StoreErrors keep their code; others are EIO). */
-function asFsError(e: unknown, syscall: string): FsError {
-  if (e instanceof FsError) return e;
-  if (e instanceof StoreError) {
-    const detail = e.message.replace(/^[A-Z0-9]+: /, "");
-    return new FsError(e.code, syscall, undefined, undefined, isGeneric(e.code, detail) ? undefined : detail);
-  }
-  const code = (e as { code?: unknown })?.code;
-  if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return new FsError(code as ErrnoName, syscall);
-  return new FsError("EIO", syscall, undefined, undefined, e instanceof Error ? e.message : String(e));
 }

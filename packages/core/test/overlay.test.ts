@@ -370,6 +370,59 @@ describe.skipIf(!SHM)("overlay over a host directory", () => {
     });
   });
 
+  it("applyToLower writes user.* xattr changes to the host: set, changed and removed, on replaced files, new entries and entries changed only in their xattrs", async () => {
+    const userXattrs = (abs: string) =>
+      Object.fromEntries(listAttributesSync(abs).filter((n) => n.startsWith("user.")).sort().map((n) => [n, getAttributeSync(abs, n)!.toString()]));
+    await withOverlayNoCheck(async (afs, lower) => {
+      const f = join(lower, "f.txt");
+      setAttributeSync(f, "user.keep", Buffer.from("1"));
+      setAttributeSync(f, "user.gone", Buffer.from("x"));
+      setAttributeSync(f, "user.same", Buffer.from("s"));
+      setAttributeSync(join(lower, "d", "x"), "user.x", Buffer.from("1"));
+      setAttributeSync(join(lower, "d", "sub", "y"), "user.y", Buffer.from("1"));
+      setAttributeSync(join(lower, "d"), "user.dir", Buffer.from("old"));
+      setAttributeSync(join(lower, "empty"), "user.e", Buffer.from("1"));
+      const fIno = lstatSync(f).ino;
+      // Only xattrs change (in place): one changed, one removed, one added, one kept.
+      await afs.fs.setxattr("/f.txt", "user.keep", Buffer.from("2"));
+      await afs.fs.removexattr("/f.txt", "user.gone");
+      await afs.fs.setxattr("/f.txt", "user.new", Buffer.from("n"));
+      await afs.fs.setxattr("/d", "user.dir", Buffer.from("new"));
+      // Replaced files: the host file's xattrs are the branch's, unchanged or changed.
+      await afs.fs.writeFile("/d/x", "new bytes");
+      await afs.fs.writeFile("/d/sub/y", "new y");
+      await afs.fs.setxattr("/d/sub/y", "user.y", Buffer.from("2"));
+      // New entries.
+      await afs.fs.mkdir("/nd");
+      await afs.fs.setxattr("/nd", "user.nd", Buffer.from("1"));
+      await afs.fs.writeFile("/nd/a", "a");
+      await afs.fs.setxattr("/nd/a", "user.a", Buffer.from("A"));
+      // A lower directory renamed: recreated on the host after its old place is deleted, with its xattrs.
+      await afs.fs.rename("/empty", "/moved");
+      // Outside user.*: not written to the host, reported.
+      await afs.fs.setxattr("/big.bin", "security.agentfs-test", Buffer.from("1"));
+
+      const rep = await afs.applyToLower({ reset: true });
+      expect(rep.skipped).toEqual([{ path: "/big.bin", reason: "xattrs" }]);
+      expect(userXattrs(f)).toEqual({ "user.keep": "2", "user.new": "n", "user.same": "s" });
+      expect(lstatSync(f).ino).toBe(fIno); // changed in place, not replaced
+      expect(userXattrs(join(lower, "d"))).toEqual({ "user.dir": "new" });
+      expect(readFileSync(join(lower, "d", "x"), "utf8")).toBe("new bytes");
+      expect(userXattrs(join(lower, "d", "x"))).toEqual({ "user.x": "1" });
+      expect(readFileSync(join(lower, "d", "sub", "y"), "utf8")).toBe("new y");
+      expect(userXattrs(join(lower, "d", "sub", "y"))).toEqual({ "user.y": "2" });
+      expect(userXattrs(join(lower, "nd"))).toEqual({ "user.nd": "1" });
+      expect(userXattrs(join(lower, "nd", "a"))).toEqual({ "user.a": "A" });
+      expect(existsSync(join(lower, "empty"))).toBe(false);
+      expect(userXattrs(join(lower, "moved"))).toEqual({ "user.e": "1" });
+      expect(listAttributesSync(join(lower, "big.bin"))).not.toContain("security.agentfs-test");
+      // The reset branch reads the host afresh: the same xattrs.
+      expect((await afs.fs.listxattr("/f.txt")).sort()).toEqual(["user.keep", "user.new", "user.same"]);
+      expect((await afs.fs.getxattr("/nd/a", "user.a")).toString()).toBe("A");
+      expect(await afs.diffLower()).toEqual([]);
+    });
+  });
+
   it("gc and fsck on an overlay store: layers over the host stay, copied-up data is reclaimed after reset", async () => {
     await withOverlay(async (afs) => {
       await afs.fs.writeFile("/d/x", prng(200_000, 9));
