@@ -6,7 +6,7 @@
  * `FsError`s whose `code` is the errno name and `syscall` the operation.
  */
 import { constants as C } from "node:fs";
-import { StoreError, rewrappingStoreErrors } from "./errors.js";
+import { FsError, StoreError, rewrappingStoreErrors } from "./errors.js";
 import { asFsError, fsErrorOf } from "./errwrap.js";
 import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
