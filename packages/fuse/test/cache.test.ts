@@ -105,6 +105,21 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     expect(await stats({ attrTimeout: 0, entryTimeout: 0, negativeTimeout: 0 })).toBeGreaterThanOrEqual(20);
   });
 
+  it("sequential reads arrive as 1 MiB requests (read-ahead raised to 1 MiB); closing a read-only descriptor sends no FLUSH", async () => {
+    await withMount("ra", {}, async (mnt, m) => {
+      expect(m.readAheadKb).toBe(1024);
+      await bash("head -c 8388608 /dev/urandom > big && sync", mnt);
+      const flushes = () => m.stats.ops.flush?.count ?? 0;
+      const before = flushes();
+      // drop this file's cached pages (dd iflag=nocache count=0: POSIX_FADV_DONTNEED), then read it through the page cache
+      await bash("dd if=big iflag=nocache count=0 status=none && cat big > /dev/null", mnt);
+      expect(m.stats.maxRead).toBe(1 << 20);
+      expect(flushes()).toBe(before);
+      await bash("echo more >> big", mnt);
+      expect(flushes()).toBeGreaterThan(before);
+    });
+  });
+
   it("page cache: kept across opens of an unchanged file, dropped after a change made outside the kernel", async () => {
     await withMount("pages", {}, async (mnt, m) => {
       const reads = () => m.stats.ops.read?.count ?? 0;

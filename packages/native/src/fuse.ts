@@ -42,8 +42,8 @@ export const AttrField = {
   atime: 9, atimeNs: 10, mtime: 11, mtimeNs: 12, ctime: 13, ctimeNs: 14,
 } as const;
 
-/** Open-reply flags for `replyOpen`/`replyCreate` (fuse_file_info bits). */
-export const OpenReplyFlag = { directIo: 1, keepCache: 2, nonseekable: 4, cacheReaddir: 8 } as const;
+/** Open-reply flags for `replyOpen`/`replyCreate` (fuse_file_info bits; noflush: close(2) sends no FLUSH for this handle). */
+export const OpenReplyFlag = { directIo: 1, keepCache: 2, nonseekable: 4, cacheReaddir: 8, noflush: 16 } as const;
 
 /** Dispatch function of a session: `op` indexes `FuseBinding.opNames`. Must not throw (an exception answers EIO and is rethrown as uncaught). */
 export type FuseDispatch = (op: number, slot: number, ...args: any[]) => void;

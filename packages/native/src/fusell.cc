@@ -60,7 +60,7 @@ const size_t kAttrRecords = 128;  // readdirplus entries per reply (a 4 KiB page
 const size_t kMaxPages = 256;
 
 // Open-reply flag bits (replyOpen/replyCreate `flags`).
-enum OpenFlag { OF_DIRECT_IO = 1, OF_KEEP_CACHE = 2, OF_NONSEEKABLE = 4, OF_CACHE_READDIR = 8 };
+enum OpenFlag { OF_DIRECT_IO = 1, OF_KEEP_CACHE = 2, OF_NONSEEKABLE = 4, OF_CACHE_READDIR = 8, OF_NOFLUSH = 16 };
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "") {
   const char* name = strerrorname_np(err);
@@ -532,6 +532,7 @@ static void SetOpenFlags(struct fuse_file_info* fi, uint64_t fh, unsigned flags)
   fi->keep_cache = (flags & OF_KEEP_CACHE) != 0;
   fi->nonseekable = (flags & OF_NONSEEKABLE) != 0;
   fi->cache_readdir = (flags & OF_CACHE_READDIR) != 0;
+  fi->noflush = (flags & OF_NOFLUSH) != 0;
 }
 
 // replyCreate(slot, entryTimeout, attrTimeout, fh, openFlags) — attributes from attr[0..].
