@@ -77,7 +77,9 @@ export interface ControlPeer {
 
 /**
  * Runs one operation in the daemon: `(op, args, peer)` → JSON-plain result.
- * Runs synchronously on the daemon's loop; throws errno-coded errors.
+ * Runs synchronously on the daemon's loop; throws errno-coded errors. It may
+ * return a promise of the result: the work done before it returned is done
+ * in that loop turn, and the reply waits for the promise.
  */
 export type ControlHandler = (op: string, args: Record<string, unknown>, peer: ControlPeer) => unknown;
 
@@ -204,7 +206,7 @@ export class ControlServer {
           this.fail(sock, id, { code: "EACCES", message: `EACCES: uid ${peer?.uid ?? "?"} may not use the control socket of the mount daemon (pid ${process.pid}); only root and uid ${process.getuid?.() ?? 0} may`, kind: "error" });
           return;
         }
-        this.answer(sock, id, req, peer!);
+        void this.answer(sock, id, req, peer!);
       }
     });
   }
@@ -214,7 +216,7 @@ export class ControlServer {
     sock.end(JSON.stringify({ v: CONTROL_PROTOCOL, id, ok: false, error } satisfies ControlReply) + "\n");
   }
 
-  private answer(sock: net.Socket, id: number | string | null, req: ControlRequest, peer: ControlPeer): void {
+  private async answer(sock: net.Socket, id: number | string | null, req: ControlRequest, peer: ControlPeer): Promise<void> {
     const t0 = performance.now();
     let reply: ControlReply;
     if (req.v !== CONTROL_PROTOCOL) {
@@ -222,7 +224,8 @@ export class ControlServer {
     } else {
       try {
         const args = req.args && typeof req.args === "object" && !Array.isArray(req.args) ? req.args : {};
-        reply = { v: CONTROL_PROTOCOL, id, ok: true, result: plainResult(this.handler(String(req.op), args, peer)) ?? null };
+        // The handler runs now (in this loop turn); a promise it returns only delays the reply.
+        reply = { v: CONTROL_PROTOCOL, id, ok: true, result: plainResult(await this.handler(String(req.op), args, peer)) ?? null };
       } catch (e) {
         reply = { v: CONTROL_PROTOCOL, id, ok: false, error: errorToWire(e) };
       }

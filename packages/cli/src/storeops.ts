@@ -31,6 +31,8 @@ export interface ServedTree {
   moved(): void;
   /** Hex hashes of chunks only the daemon's open-but-unlinked files still use (`FsCore.heldChunks`), for gc to keep. */
   held(): Set<string>;
+  /** Tells the daemon snapshots `names` were created or deleted (the mount drops the kernel's cached names under `/.agentfs/snapshots/`). */
+  snapshotsChanged(names: string[]): void;
 }
 
 /** Snapshot as `snapshot create --json` and `snapshot list --json` print it. */
@@ -150,13 +152,20 @@ export const STORE_OPS: Record<string, StoreOp> = {
   "snapshot.create": (store, args, served): SnapshotJson => {
     const branch = branchArg(store, args);
     if (serves(served, branch)) served.flush();
-    return snapshotJson(store.createSnapshot(str(args, "name"), { branch, message: str(args, "message", true) }));
+    const snap = snapshotJson(store.createSnapshot(str(args, "name"), { branch, message: str(args, "message", true) }));
+    served?.snapshotsChanged([snap.name]);
+    return snap;
   },
 
   "snapshot.list": (store): SnapshotJson[] => store.listSnapshots().map(snapshotJson),
 
-  "snapshot.delete": (store, args) => {
-    for (const n of strs(args, "names")) store.deleteSnapshot(n);
+  "snapshot.delete": (store, args, served) => {
+    const names = strs(args, "names");
+    try {
+      for (const n of names) store.deleteSnapshot(n);
+    } finally {
+      served?.snapshotsChanged(names);
+    }
     return null;
   },
 

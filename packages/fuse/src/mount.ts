@@ -4,7 +4,7 @@
  * helpers around a mount: stale-mount detection and recovery, lazy unmount.
  */
 import { loadFuseBinding, type FuseSession } from "@agentfs/native";
-import type { View } from "@agentfs/view";
+import { SLOT_CONTROL, encodeIno, type View } from "@agentfs/view";
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -99,6 +99,8 @@ export class FuseMount {
   private session: FuseSession | null = null;
   private handlers!: Handlers;
   private resolveDone!: () => void;
+  /** Notification batches in flight (`unmount` waits for them while the loop keeps serving). */
+  private readonly notifying = new Set<Promise<number>>();
   /**
    * Resolves once the mount has ended: after `unmount`, or when the kernel
    * ended it from outside (fusermount -u, umount) and the view's open files
@@ -173,6 +175,55 @@ export class FuseMount {
     return this.handlers.nodes.size;
   }
 
+  /**
+   * After the served tree changed underneath the mount (a restore or an
+   * overlay reset by the daemon, not through the kernel): keeps only node
+   * names that still lead to the same inode, then drops every name and every
+   * inode's attributes and cached data the kernel holds (notifications on a
+   * pool thread, `FuseSession.notifyAsync`), so the next access sees the new
+   * tree instead of waiting out the entry and attribute timeouts. Resolves
+   * with the number of notifications the kernel took (0 when not mounted).
+   */
+  invalidateTree(): Promise<number> {
+    const s = this.session;
+    if (!s) return Promise.resolve(0);
+    const links = this.handlers.nodes.revalidate((path, id) => {
+      try {
+        return this.view.stat(path, false).ino === id;
+      } catch {
+        return false;
+      }
+    });
+    return this.notify(s, links.map((l) => [l.parent, l.name]), this.handlers.nodes.ids());
+  }
+
+  /**
+   * After snapshots were created or deleted: drops the kernel's names
+   * `names` under `/.agentfs/snapshots/` (a deleted one, or a negative entry
+   * for a new one) and that directory's attributes and listing. Resolves
+   * with the number of notifications the kernel took.
+   */
+  invalidateSnapshots(names: string[]): Promise<number> {
+    const s = this.session;
+    if (!s) return Promise.resolve(0);
+    const dir = encodeIno(SLOT_CONTROL, 2);
+    return this.notify(s, names.map((n) => [dir, n]), [dir]);
+  }
+
+  /** Resolves when every invalidation sent so far has been taken by the kernel (or failed). */
+  async settled(): Promise<void> {
+    while (this.notifying.size) await Promise.all([...this.notifying]);
+  }
+
+  private notify(s: FuseSession, entries: [number, string][], inodes: number[]): Promise<number> {
+    const p = new Promise<number>((res) => {
+      if (!s.notifyAsync(entries, inodes, res)) res(0);
+    });
+    this.notifying.add(p);
+    void p.then(() => this.notifying.delete(p));
+    return p;
+  }
+
   /** The kernel ended the session: commit what is open and free it. */
   private endOutside(): void {
     const s = this.session;
@@ -195,6 +246,9 @@ export class FuseMount {
    * removes).
    */
   async unmount(): Promise<void> {
+    if (!this.session) return;
+    // A notification may wait for a kernel lock held by a process that waits for a reply: keep serving until it is through.
+    await this.settled();
     const s = this.session;
     if (!s) return;
     this.session = null;

@@ -121,6 +121,23 @@ export class NodeTable {
     if (node.links.length > 16) node.links.shift();
   }
 
+  /**
+   * After the tree was changed from outside (a restore): keeps only the
+   * links that still lead to the same node, as `stillThere(path, id)` says,
+   * so that paths built afterwards never reach a different file. Returns
+   * every link there was (for the caller to invalidate in the kernel).
+   */
+  revalidate(stillThere: (path: string, id: number) => boolean): { id: number; parent: number; name: string }[] {
+    const all = this.links();
+    const ok = new Set<string>();
+    for (const l of all) {
+      const p = this.childPath(l.parent, l.name);
+      if (p !== null && stillThere(p, l.id)) ok.add(`${l.id}/${l.parent}/${l.name}`);
+    }
+    for (const n of this.nodes.values()) n.links = n.links.filter((l) => ok.has(`${n.id}/${l.parent}/${l.name}`));
+    return all;
+  }
+
   /** Every node id held, the root included (for invalidation after an outside change). */
   ids(): number[] {
     return [...this.nodes.keys()];

@@ -104,12 +104,16 @@ export interface FuseSession {
    * (the dirent then carries `inos[i]` and `types[i]`). Returns how many entries fit in `size` bytes.
    */
   replyDir(slot: number, size: number, firstOffset: number, names: string[], inos: number[], types: number[] | null, plus: boolean, entryTimeout: number, attrTimeout: number): number;
-  /** Drops the kernel's dentry `name` in `parent`: 0 or a negative errno (ENOENT when not cached). */
-  notifyInvalEntry(parent: number, name: string): number;
-  /** Drops cached attributes of `ino` and its data in [offset, offset+length) (length 0: to the end; offset -1: attributes only). */
-  notifyInvalInode(ino: number, offset: number, length: number): number;
-  /** As notifyInvalEntry, and detaches `child` if it is the entry's inode. */
-  notifyDelete(parent: number, child: number, name: string): number;
+  /**
+   * Drops the kernel's dentries (`entries`: [parent, name]) and the
+   * attributes and cached data of `inodes`, on a libuv pool thread (a
+   * notification waits for kernel locks that a process may hold while it
+   * waits for a reply from the loop, so it must never run on the loop).
+   * Calls `done` with the number of notifications the kernel took (a name
+   * or inode it did not cache counts as taken). Returns false, and never
+   * calls `done`, when the session is not serving.
+   */
+  notifyAsync(entries: [number, string][], inodes: number[], done: (taken: number) => void): boolean;
   /** Requests dispatched and not answered yet. */
   pending(): number;
 }

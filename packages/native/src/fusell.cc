@@ -132,9 +132,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value ReplyXattr(const Napi::CallbackInfo& info);
   Napi::Value ReplyLseek(const Napi::CallbackInfo& info);
   Napi::Value ReplyDir(const Napi::CallbackInfo& info);
-  Napi::Value NotifyInvalEntry(const Napi::CallbackInfo& info);
-  Napi::Value NotifyInvalInode(const Napi::CallbackInfo& info);
-  Napi::Value NotifyDelete(const Napi::CallbackInfo& info);
+  Napi::Value NotifyAsync(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
 
   static Session* Of(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
@@ -157,6 +155,8 @@ class Session : public Napi::ObjectWrap<Session> {
   bool exited_ = false;
   bool draining_ = false;         // inside Drain: libfuse is on the stack
   bool teardownPending_ = false;  // unmount() called from a handler: done when Drain returns
+  int notifying_ = 0;             // notifyAsync batches running on the thread pool
+  bool destroyAfterNotify_ = false;  // Teardown ran while a batch was running: free the session when it ends
   Napi::FunctionReference dispatch_;
   Napi::ObjectReference self_;
   Napi::AsyncContext* async_ = nullptr;
@@ -195,9 +195,7 @@ Napi::Function Session::Define(Napi::Env env) {
     InstanceMethod<&Session::ReplyXattr>("replyXattr"),
     InstanceMethod<&Session::ReplyLseek>("replyLseek"),
     InstanceMethod<&Session::ReplyDir>("replyDir"),
-    InstanceMethod<&Session::NotifyInvalEntry>("notifyInvalEntry"),
-    InstanceMethod<&Session::NotifyInvalInode>("notifyInvalInode"),
-    InstanceMethod<&Session::NotifyDelete>("notifyDelete"),
+    InstanceMethod<&Session::NotifyAsync>("notifyAsync"),
     InstanceMethod<&Session::Pending>("pending"),
   });
 }
@@ -395,6 +393,11 @@ void Session::Teardown() {
       r = nullptr;
     }
     live_ = 0;
+    if (notifying_ > 0) {
+      // A notification batch still writes to /dev/fuse on a pool thread: unmount and free when it ends.
+      destroyAfterNotify_ = true;
+      return;
+    }
     if (mounted_) fuse_session_unmount(se_);
     mounted_ = false;
     fuse_session_destroy(se_);
@@ -674,24 +677,74 @@ Napi::Value Session::ReplyDir(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, i);
 }
 
-// notifyInvalEntry(parentIno, name) → 0 or -errno. Drops the kernel's dentry (as after a rename elsewhere).
-Napi::Value Session::NotifyInvalEntry(const Napi::CallbackInfo& info) {
-  if (!se_ || exited_) return Napi::Number::New(info.Env(), -ENOTCONN);
-  std::string name = info[1].ToString().Utf8Value();
-  return Napi::Number::New(info.Env(), fuse_lowlevel_notify_inval_entry(se_, U64(0), name.c_str(), name.size()));
-}
+// One notifyAsync batch: invalidations written to /dev/fuse on a libuv pool thread, never on the loop
+// (a notification waits for kernel locks that a process may hold while it waits for this loop's reply).
+struct NotifyBatch {
+  uv_work_t work;
+  Session* session;
+  struct fuse_session* se;
+  std::vector<std::pair<uint64_t, std::string>> entries;
+  std::vector<uint64_t> inodes;
+  int done = 0;
+  Napi::FunctionReference cb;
+  Napi::ObjectReference self;
+};
 
-// notifyInvalInode(ino, offset, length) → 0 or -errno. Drops cached attributes, and data in the range (length 0: all; offset < 0: attributes only).
-Napi::Value Session::NotifyInvalInode(const Napi::CallbackInfo& info) {
-  if (!se_ || exited_) return Napi::Number::New(info.Env(), -ENOTCONN);
-  return Napi::Number::New(info.Env(), fuse_lowlevel_notify_inval_inode(se_, U64(0), static_cast<off_t>(NUM(1)), static_cast<off_t>(NUM(2))));
-}
-
-// notifyDelete(parentIno, childIno, name) → 0 or -errno.
-Napi::Value Session::NotifyDelete(const Napi::CallbackInfo& info) {
-  if (!se_ || exited_) return Napi::Number::New(info.Env(), -ENOTCONN);
-  std::string name = info[2].ToString().Utf8Value();
-  return Napi::Number::New(info.Env(), fuse_lowlevel_notify_delete(se_, U64(0), U64(1), name.c_str(), name.size()));
+// notifyAsync(entries: [parent, name][], inodes: number[], cb: (sent: number) => void): boolean
+// Drops the kernel's dentries `name` in `parent` and the attributes and cached data of `inodes`, off the loop;
+// calls `cb` with how many notifications the kernel took (ENOENT, not cached, counts as taken).
+// False (and no callback) when the session is not serving.
+Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!se_ || exited_ || !mounted_) return Napi::Boolean::New(env, false);
+  auto* b = new NotifyBatch();
+  b->session = this;
+  b->se = se_;
+  Napi::Array ents = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < ents.Length(); i++) {
+    Napi::Array e = ents.Get(i).As<Napi::Array>();
+    b->entries.emplace_back(static_cast<uint64_t>(e.Get(0u).As<Napi::Number>().DoubleValue()), e.Get(1u).ToString().Utf8Value());
+  }
+  Napi::Array inos = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < inos.Length(); i++) b->inodes.push_back(static_cast<uint64_t>(inos.Get(i).As<Napi::Number>().DoubleValue()));
+  b->cb = Napi::Persistent(info[2].As<Napi::Function>());
+  b->self = Napi::Persistent(info.This().As<Napi::Object>());
+  b->work.data = b;
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  notifying_++;
+  uv_queue_work(
+      loop, &b->work,
+      [](uv_work_t* w) {
+        auto* b = static_cast<NotifyBatch*>(w->data);
+        for (auto& e : b->entries) {
+          int r = fuse_lowlevel_notify_inval_entry(b->se, e.first, e.second.c_str(), e.second.size());
+          if (r == 0 || r == -ENOENT) b->done++;
+        }
+        for (uint64_t ino : b->inodes) {
+          int r = fuse_lowlevel_notify_inval_inode(b->se, ino, 0, 0);
+          if (r == 0 || r == -ENOENT) b->done++;
+        }
+      },
+      [](uv_work_t* w, int) {
+        auto* b = static_cast<NotifyBatch*>(w->data);
+        Session* s = b->session;
+        Napi::Env env = s->env_;
+        Napi::HandleScope hs(env);
+        s->notifying_--;
+        if (s->notifying_ == 0 && s->destroyAfterNotify_) {
+          s->destroyAfterNotify_ = false;
+          if (s->se_) {
+            if (s->mounted_) fuse_session_unmount(s->se_);
+            s->mounted_ = false;
+            fuse_session_destroy(s->se_);
+            s->se_ = nullptr;
+          }
+        }
+        b->cb.MakeCallback(env.Global(), {Napi::Number::New(env, b->done)});
+        delete b;
+      });
+  return Napi::Boolean::New(env, true);
 }
 
 // --- libfuse callbacks ------------------------------------------------------

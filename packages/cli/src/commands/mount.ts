@@ -370,7 +370,11 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     mountpoint: mnt,
     branch: "branch" in target0 ? target0.branch : null,
     flush: () => view.flushAll(),
-    moved: () => view.reloadOpenFiles(),
+    moved: () => {
+      view.reloadOpenFiles();
+      void m.invalidateTree();
+    },
+    snapshotsChanged: (names) => void m.invalidateSnapshots(names),
     held: () => view.main.heldChunks(),
   };
   // Store operations from other `agentfs` commands run here, between FUSE requests (see control.ts).
@@ -378,7 +382,10 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     if (op === "hello") return { protocol: CONTROL_PROTOCOL, pid: process.pid, mountpoint: mnt, store: storeDir, target: view.target, readOnly: view.readOnly };
     const fn = STORE_OPS[op];
     if (!fn) throw new CliError("ENOSYS", `unknown control operation '${op}'`);
-    return fn(store, args, served);
+    const result = fn(store, args, served);
+    // Answer once the kernel has dropped what the operation made stale (restore, snapshots), so that
+    // the caller's next look at the mount sees the change.
+    return m.settled().then(() => result);
   };
   let control: ControlServer | null = null;
   try {
