@@ -12,12 +12,13 @@ import { fileURLToPath } from "node:url";
 /** Absolute path of the built CLI entry point. */
 export const MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "cli", "dist", "main.js");
 
-/** True when this machine can run the real-mount tests (a FUSE device, root, the built CLI, libfuse2). */
+/**
+ * True when this machine can run the real-mount tests: Linux with a FUSE
+ * device, as root. The libfuse 3 binding and the built CLI are not
+ * conditions: where they are missing the tests fail rather than skip.
+ */
 export function canMount(): boolean {
-  return (
-    existsSync("/dev/fuse") && process.getuid?.() === 0 && existsSync(MAIN) &&
-    ["/usr/lib/x86_64-linux-gnu/libfuse.so.2", "/lib/x86_64-linux-gnu/libfuse.so.2", "/usr/lib/aarch64-linux-gnu/libfuse.so.2"].some(existsSync)
-  );
+  return process.platform === "linux" && existsSync("/dev/fuse") && process.getuid?.() === 0;
 }
 
 /** Result of a child run. */
