@@ -25,10 +25,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +64,28 @@ const size_t kMaxPages = 256;
 
 // Open-reply flag bits (replyOpen/replyCreate `flags`).
 enum OpenFlag { OF_DIRECT_IO = 1, OF_KEEP_CACHE = 2, OF_NONSEEKABLE = 4, OF_CACHE_READDIR = 8, OF_NOFLUSH = 16 };
+
+// Sessions mounted now, for the exit(3) handler: a process that leaves through exit() (process.exit,
+// an uncaught exception) while mounted would otherwise leave a stale mount (ENOTCONN) behind.
+std::mutex gMountedLock;
+std::set<struct fuse_session*> gMounted;
+
+void UnmountAllAtExit() {
+  std::lock_guard<std::mutex> g(gMountedLock);
+  for (struct fuse_session* se : gMounted) fuse_session_unmount(se);
+  gMounted.clear();
+}
+
+void TrackMounted(struct fuse_session* se, bool on) {
+  static bool registered = false;
+  std::lock_guard<std::mutex> g(gMountedLock);
+  if (on) {
+    if (!registered) registered = atexit(UnmountAllAtExit) == 0;
+    gMounted.insert(se);
+  } else {
+    gMounted.erase(se);
+  }
+}
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "") {
   const char* name = strerrorname_np(err);
@@ -140,6 +165,8 @@ class Session : public Napi::ObjectWrap<Session> {
   void Drain();
   void Exit();
   void Teardown();
+  void Release();
+  static void CleanupHook(void* arg);
 
   // Dispatches `op` for `req` to JS with `args` after the op and slot (slot -1: no reply expected).
   void Dispatch(Op op, fuse_req_t req, std::initializer_list<napi_value> args);
@@ -157,12 +184,19 @@ class Session : public Napi::ObjectWrap<Session> {
   bool teardownPending_ = false;  // unmount() called from a handler: done when Drain returns
   int notifying_ = 0;             // notifyAsync batches running on the thread pool
   bool destroyAfterNotify_ = false;  // Teardown ran while a batch was running: free the session when it ends
+  bool hooked_ = false;              // env cleanup hook registered (while mounted)
   Napi::FunctionReference dispatch_;
   Napi::ObjectReference self_;
   Napi::AsyncContext* async_ = nullptr;
   Napi::Reference<Napi::Buffer<char>> recv_;
   char* recvMem_ = nullptr;
   size_t recvSize_ = 0;
+  // libfuse reads each request with a buffer of se->bufsize bytes, a private field. Up to 3.16 that is
+  // FUSE_MAX_MAX_PAGES (256) pages plus a header page, so `recv` (258 pages) holds any request; later
+  // versions size it from the kernel's max_pages_limit, so there libfuse allocates the buffer itself
+  // and write payloads are copied out.
+  bool ownBuffer_ = fuse_version() <= 316;
+  void* libfuseMem_ = nullptr;
   Napi::Reference<Napi::Float64Array> attrRef_;
   double* attr_ = nullptr;
   Napi::Reference<Napi::Int32Array> ctxRef_;
@@ -309,6 +343,7 @@ Napi::Value Session::Mount(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   mounted_ = true;
+  TrackMounted(se_, true);
   int fd = fuse_session_fd(se_);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   self_ = Napi::Persistent(info.This().As<Napi::Object>());  // alive while mounted
@@ -319,17 +354,22 @@ Napi::Value Session::Mount(const Napi::CallbackInfo& info) {
   uv_poll_init(loop, poll_, fd);
   poll_->data = this;
   uv_poll_start(poll_, UV_READABLE, OnReadable);
+  napi_add_env_cleanup_hook(env, CleanupHook, this);
+  hooked_ = true;
   return env.Undefined();
 }
 
 void Session::OnReadable(uv_poll_t* handle, int status, int events) {
   Session* s = static_cast<Session*>(handle->data);
   if (!s || !s->se_) return;
-  Napi::HandleScope hs(s->env_);
-  Napi::CallbackScope cs(s->env_, *s->async_);  // runs process.nextTick and promise jobs when closed
-  s->draining_ = true;
-  s->Drain();
-  s->draining_ = false;
+  {
+    Napi::HandleScope hs(s->env_);
+    Napi::CallbackScope cs(s->env_, *s->async_);  // runs process.nextTick and promise jobs when closed
+    s->draining_ = true;
+    s->Drain();
+    s->draining_ = false;
+  }
+  // unmount() from a handler: now that libfuse has returned and the callback scope is closed.
   if (s->teardownPending_) s->Teardown();
 }
 
@@ -338,9 +378,14 @@ void Session::Drain() {
   for (int i = 0; i < 64 && se_ && !exited_; i++) {
     struct fuse_buf fbuf;
     memset(&fbuf, 0, sizeof fbuf);
-    fbuf.mem = recvMem_;
-    fbuf.size = recvSize_;
+    if (ownBuffer_) {
+      fbuf.mem = recvMem_;
+      fbuf.size = recvSize_;
+    } else {
+      fbuf.mem = libfuseMem_;  // NULL the first time: libfuse allocates its buffer, kept for the session
+    }
     int res = fuse_session_receive_buf(se_, &fbuf);
+    if (!ownBuffer_) libfuseMem_ = fbuf.mem;
     if (res == -EAGAIN || res == -EINTR) return;
     if (res <= 0 || fuse_session_exited(se_)) {  // ENODEV: unmounted (e.g. fusermount -u), or a fatal read error
       Exit();
@@ -387,18 +432,32 @@ void Session::Teardown() {
     poll_ = nullptr;
   }
   exited_ = true;
+  if (hooked_) {
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    hooked_ = false;
+  }
+  for (auto& r : reqs_) {
+    if (r) fuse_reply_err(r, EIO);
+    r = nullptr;
+  }
+  live_ = 0;
+  if (notifying_ > 0) {
+    // A notification batch still writes to /dev/fuse on a pool thread: unmount and free when it ends.
+    destroyAfterNotify_ = true;
+    return;
+  }
+  Release();
+}
+
+// Unmounts, frees the libfuse session and lets the JS object go (the last step of Teardown).
+void Session::Release() {
+  free(libfuseMem_);
+  libfuseMem_ = nullptr;
   if (se_) {
-    for (auto& r : reqs_) {
-      if (r) fuse_reply_err(r, EIO);
-      r = nullptr;
+    if (mounted_) {
+      TrackMounted(se_, false);
+      fuse_session_unmount(se_);
     }
-    live_ = 0;
-    if (notifying_ > 0) {
-      // A notification batch still writes to /dev/fuse on a pool thread: unmount and free when it ends.
-      destroyAfterNotify_ = true;
-      return;
-    }
-    if (mounted_) fuse_session_unmount(se_);
     mounted_ = false;
     fuse_session_destroy(se_);
     se_ = nullptr;
@@ -408,6 +467,13 @@ void Session::Teardown() {
     async_ = nullptr;
   }
   if (!self_.IsEmpty()) self_.Reset();
+}
+
+// Node is tearing the environment down (process exit) with the session still mounted: unmount it.
+void Session::CleanupHook(void* arg) {
+  Session* s = static_cast<Session*>(arg);
+  s->hooked_ = false;
+  s->Teardown();
 }
 
 // pending(): number — requests dispatched and not answered yet.
@@ -734,15 +800,10 @@ Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
         s->notifying_--;
         if (s->notifying_ == 0 && s->destroyAfterNotify_) {
           s->destroyAfterNotify_ = false;
-          if (s->se_) {
-            if (s->mounted_) fuse_session_unmount(s->se_);
-            s->mounted_ = false;
-            fuse_session_destroy(s->se_);
-            s->se_ = nullptr;
-          }
+          s->Release();
         }
         b->cb.MakeCallback(env.Global(), {Napi::Number::New(env, b->done)});
-        delete b;
+        delete b;  // drops the batch's reference to the session object last
       });
   return Napi::Boolean::New(env, true);
 }
