@@ -306,7 +306,7 @@ export class View {
 
   /** As statvfs(3) for the whole view: 4 KiB blocks, NAME_MAX 255, ST_RDONLY (1) in `flag` when read-only. */
   statfs(): ViewStatfs {
-    const big = 2 ** 31; // agentfs has no fixed capacity; report ample room (32-bit safe for fuse-native)
+    const big = 2 ** 31; // agentfs has no fixed capacity; report ample room (fits 32-bit statfs fields too)
     return {
       bsize: 4096, frsize: 4096, blocks: big, bfree: big, bavail: big,
       files: big, ffree: big, favail: big, fsid: this.main.dev, flag: this.readOnly ? 1 : 0, namemax: 255,

@@ -350,8 +350,9 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     await closeStore();
     throw e;
   }
-  // .fuse_hidden files left by a killed daemon are removed before serving, unless another live
-  // daemon of ours serves the same branch: its open-but-unlinked files still need their hidden names.
+  // .fuse_hidden files left by a killed daemon of an older agentfs (libfuse 2 front end) are removed
+  // before serving, unless another live daemon serves the same branch: if it is such an older one,
+  // its open-but-unlinked files still need their hidden names.
   const served0 = view.target;
   const other = "branch" in served0
     ? listRecords().find((r) => r.pid !== process.pid && r.store === storeDir && "branch" in r.target && r.target.branch === served0.branch && pidAlive(r.pid))
