@@ -11,6 +11,7 @@
  * the built CLI, and every access is a child process. Every mount is torn
  * down in afterAll (umount, then SIGKILL + fusermount -uz).
  */
+import { Store } from "@agentfs/core";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -248,6 +249,27 @@ describe.skipIf(!ENABLED)("mount daemon control socket", () => {
     must(["--store", store, "snapshot", "delete", "inv0", "inv1"], env);
     expect(sh("test -e .agentfs/snapshots/inv1 || echo gone; ls .agentfs/snapshots | grep -c '^inv' || true", mnt)).toBe("gone\n0\n");
     sh("rm -r inv", mnt);
+  });
+
+  it("fsck through the daemon runs in a worker thread on its own connection: clean, then a corrupt object (written by another connection) is named with exit 1", () => {
+    sh("printf 'checked by fsck' > fsck.txt", mnt);
+    const clean = cli(["--store", store, "fsck", "--json"], env);
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout).ok).toBe(true);
+    expect(log()).toMatch(/fsck: checking the store in a worker thread\n.*control: uid 0 pid \d+: fsck ok/);
+    const s = Store.open(join(store, ".agentfs"));
+    const row = s.manifest.db.prepare(`SELECT id, hash, data, codec FROM objects ORDER BY id DESC LIMIT 1`).get() as { id: number; hash: Buffer; data: Buffer; codec: number };
+    try {
+      s.manifest.db.prepare(`UPDATE objects SET data = ?, codec = 0 WHERE id = ?`).run(Buffer.from("garbage"), row.id);
+      const bad = cli(["--store", store, "fsck"], env);
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toContain(`corrupt-object: object ${row.hash.toString("hex")}`);
+    } finally {
+      s.manifest.db.prepare(`UPDATE objects SET data = ?, codec = ? WHERE id = ?`).run(row.data, row.codec, row.id);
+      s.close();
+    }
+    expect(cli(["--store", store, "fsck"], env).code).toBe(0);
+    sh("rm fsck.txt", mnt);
   });
 
   it("another uid is refused: by the socket's mode (EACCES on connect), and by SO_PEERCRED when the mode would let it in", () => {

@@ -16,6 +16,7 @@
  * point starts it afresh.
  */
 import { Store, ensureOverlayBranch, locateStore, type Target } from "@agentfs/core";
+import { fsckInWorker } from "../fsckworker.js";
 import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
 import { spawn } from "node:child_process";
@@ -381,6 +382,11 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
   // Store operations from other `agentfs` commands run here, between FUSE requests (see control.ts).
   const handle = (op: string, args: Record<string, unknown>): unknown => {
     if (op === "hello") return { protocol: CONTROL_PROTOCOL, pid: process.pid, mountpoint: mnt, store: storeDir, target: view.target, readOnly: view.readOnly };
+    // fsck hashes every object: on a disk store it runs in a worker on its own connection, off this loop.
+    if (op === "fsck" && !storeDir.startsWith(RAM_PREFIX)) {
+      out("fsck: checking the store in a worker thread");
+      return fsckInWorker(storeDir);
+    }
     const fn = STORE_OPS[op];
     if (!fn) throw new CliError("ENOSYS", `unknown control operation '${op}'`);
     const result = fn(store, args, served);
