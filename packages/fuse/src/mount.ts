@@ -20,6 +20,9 @@ export const FUSE_AUTO_COMMIT_BYTES = 8 << 20;
 /** Default largest write request (bytes): 1 MiB, the most libfuse 3 accepts (256 pages). */
 export const DEFAULT_MAX_WRITE = 1 << 20;
 
+/** Default `MountOptions.pollSpinUs`: µs to poll for a next request after serving a burst. */
+export const DEFAULT_POLL_SPIN_US = 25;
+
 /** Default read-ahead window (bytes): as large as a request may be. */
 export const DEFAULT_MAX_READAHEAD = 1 << 20;
 
@@ -63,6 +66,15 @@ export interface MountOptions {
    * capabilities would have no effect on exec anyway.
    */
   fileCapabilities?: boolean;
+  /**
+   * After serving a burst of requests, keep reading /dev/fuse for up to this
+   * many µs before sleeping in epoll (default 25; 0 never). A program
+   * waiting on the mount sends its next request within ~10–20 µs of a
+   * reply, and a wake-up through epoll costs more than that (measured here:
+   * stat through the mount 316 µs → 146 µs). Adaptive: after mostly empty
+   * polls it stops for a while, so an idle or sparse mount burns nothing.
+   */
+  pollSpinUs?: number;
   /** Filesystem name shown in /proc/mounts (default "agentfs"). */
   fsname?: string;
   /** Extra raw `-o` mount options (e.g. ["ro"]). */
@@ -149,6 +161,7 @@ export class FuseMount {
       // no writeback cache: every write reaches the store at once, so a SIGKILLed daemon loses only unflushed bytes.
       wantClear: C.ATOMIC_O_TRUNC! | C.HANDLE_KILLPRIV! | C.WRITEBACK_CACHE! | C.POSIX_ACL! | C.EXPORT_SUPPORT! | C.DONT_MASK!,
       fileCapabilities: !!opts.fileCapabilities,
+      spinUs: opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US,
     });
     h.attach(session);
     session.mount(mnt);
@@ -210,6 +223,13 @@ export class FuseMount {
     return this.notify(s, names.map((n) => [dir, n]), [dir]);
   }
 
+  /** Copies the session's poll-spin counters into `stats`. */
+  private recordSpins(s: FuseSession): void {
+    const [spins, hits] = s.spinStats();
+    this.stats.spins = spins!;
+    this.stats.spinHits = hits!;
+  }
+
   /** Resolves when every invalidation sent so far has been taken by the kernel (or failed). */
   async settled(): Promise<void> {
     while (this.notifying.size) await Promise.all([...this.notifying]);
@@ -229,6 +249,7 @@ export class FuseMount {
     const s = this.session;
     if (!s) return;
     this.session = null;
+    this.recordSpins(s);
     this.endedOutside = true;
     try {
       this.view.closeAll();
@@ -252,6 +273,7 @@ export class FuseMount {
     const s = this.session;
     if (!s) return;
     this.session = null;
+    this.recordSpins(s);
     try {
       this.view.closeAll();
     } finally {

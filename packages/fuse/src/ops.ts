@@ -21,6 +21,9 @@ export interface OpStats {
   maxWrite: number;
   /** Largest single read request seen, in bytes. */
   maxRead: number;
+  /** Polls for a next request after a burst (`MountOptions.pollSpinUs`), and how many found one; filled at unmount. */
+  spins: number;
+  spinHits: number;
   /** Number of requests answered EIO because of an error that was not an FsError. */
   internalErrors: number;
   /**
@@ -33,7 +36,7 @@ export interface OpStats {
 
 /** Fresh, zeroed counters. */
 export function newOpStats(): OpStats {
-  return { writes: 0, maxWrite: 0, maxRead: 0, internalErrors: 0, ops: {} };
+  return { writes: 0, maxWrite: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {} };
 }
 
 /** Kernel cache lifetimes handed out with replies, in seconds. */

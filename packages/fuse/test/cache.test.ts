@@ -120,6 +120,24 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     });
   });
 
+  it("poll spin: back-to-back requests of one program are caught by polling after a reply; pollSpinUs 0 never polls", async () => {
+    const run = async (opts: Parameters<typeof FuseMount.mount>[2]) => {
+      let m!: FuseMount;
+      await withMount(`spin${opts?.pollSpinUs ?? "d"}`, opts, async (mnt, mm) => {
+        m = mm;
+        // (every mount of this suite serves the same store: a directory of its own)
+        const d = `spin${opts?.pollSpinUs ?? "d"}/b/c`;
+        await bash(`mkdir -p ${d} && for i in $(seq 200); do echo $i > ${d}/f$i; cat ${d}/f$i > /dev/null; done`, mnt);
+      });
+      return m.stats;
+    };
+    const on = await run({});
+    expect(on.spins).toBeGreaterThan(100);
+    expect(on.spinHits).toBeGreaterThan(on.spins / 2);
+    const off = await run({ pollSpinUs: 0 });
+    expect(off.spins).toBe(0);
+  });
+
   it("page cache: kept across opens of an unchanged file, dropped after a change made outside the kernel", async () => {
     await withMount("pages", {}, async (mnt, m) => {
       const reads = () => m.stats.ops.read?.count ?? 0;

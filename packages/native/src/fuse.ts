@@ -66,6 +66,12 @@ export interface FuseSessionConfig {
   congestionThreshold?: number;
   /** When false (default), getxattr of `security.capability` is answered ENODATA inside the binding, without a dispatch. */
   fileCapabilities?: boolean;
+  /**
+   * After serving a burst, keep reading /dev/fuse for up to this many µs
+   * (outside JS, after promise jobs ran) before sleeping in epoll; adaptive:
+   * mostly empty polls pause it for the next 32 bursts. 0 (default): never.
+   */
+  spinUs?: number;
 }
 
 /** A libfuse 3 low-level session (`new FuseSession(args, dispatch, config)`; args as libfuse's argv: ["agentfs", "-o", "opt,opt"]). */
@@ -116,6 +122,8 @@ export interface FuseSession {
   notifyAsync(entries: [number, string][], inodes: number[], done: (taken: number) => void): boolean;
   /** Requests dispatched and not answered yet. */
   pending(): number;
+  /** [polls after a burst, polls that found a request] (`spinUs`). */
+  spinStats(): [number, number];
 }
 
 /** The loaded binding. */

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,13 +160,17 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value ReplyDir(const Napi::CallbackInfo& info);
   Napi::Value NotifyAsync(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
+  Napi::Value SpinStats(const Napi::CallbackInfo& info);
 
   static Session* Of(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
   static void OnReadable(uv_poll_t* handle, int status, int events);
-  void Drain();
+  int Drain(struct fuse_buf* first);
+  int Receive(struct fuse_buf* fbuf);
   void Exit();
   void Teardown();
   void Release();
+  bool ShouldSpin();
+  int Spin(struct fuse_buf* fbuf);
   static void CleanupHook(void* arg);
 
   // Dispatches `op` for `req` to JS with `args` after the op and slot (slot -1: no reply expected).
@@ -207,7 +212,11 @@ class Session : public Napi::ObjectWrap<Session> {
   // INIT parameters chosen by JS.
   unsigned maxWrite_ = 1 << 20, maxReadahead_ = 1 << 20, wantSet_ = 0, wantClear_ = 0, timeGran_ = 1;
   unsigned maxBackground_ = 0, congestion_ = 0;
-  bool answerCapability_ = true;  // getxattr("security.capability") → ENODATA without a JS call
+  bool answerCapability_ = true;
+  long spinNs_ = 0;     // longest poll for a next request after a burst (config.spinUs); 0: never
+  int spinCredit_ = 4;  // adaptive spin state (see Spin)
+  int spinSkip_ = 0;
+  double spins_ = 0, spinHits_ = 0;  // getxattr("security.capability") → ENODATA without a JS call
 };
 
 // ---------------------------------------------------------------------------
@@ -231,6 +240,7 @@ Napi::Function Session::Define(Napi::Env env) {
     InstanceMethod<&Session::ReplyDir>("replyDir"),
     InstanceMethod<&Session::NotifyAsync>("notifyAsync"),
     InstanceMethod<&Session::Pending>("pending"),
+    InstanceMethod<&Session::SpinStats>("spinStats"),
   });
 }
 
@@ -261,6 +271,7 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   maxBackground_ = num("maxBackground", 0);
   congestion_ = num("congestionThreshold", 0);
   answerCapability_ = !cfg.Get("fileCapabilities").ToBoolean().Value();
+  spinNs_ = static_cast<long>(num("spinUs", 0)) * 1000L;
 
   static const struct fuse_lowlevel_ops ops = [] {
     struct fuse_lowlevel_ops o;
@@ -362,41 +373,114 @@ Napi::Value Session::Mount(const Napi::CallbackInfo& info) {
 void Session::OnReadable(uv_poll_t* handle, int status, int events) {
   Session* s = static_cast<Session*>(handle->data);
   if (!s || !s->se_) return;
-  {
-    Napi::HandleScope hs(s->env_);
-    Napi::CallbackScope cs(s->env_, *s->async_);  // runs process.nextTick and promise jobs when closed
-    s->draining_ = true;
-    s->Drain();
-    s->draining_ = false;
+  struct fuse_buf fbuf;
+  int pending = 0;  // a request already read into fbuf (by a spin), to serve first
+  for (int round = 0;; round++) {
+    int served;
+    {
+      Napi::HandleScope hs(s->env_);
+      Napi::CallbackScope cs(s->env_, *s->async_);  // runs process.nextTick and promise jobs when closed
+      s->draining_ = true;
+      served = s->Drain(pending ? &fbuf : nullptr);
+      s->draining_ = false;
+    }
+    // Replies made by promise jobs (flush, fsync, release) went out when the scope closed; only now
+    // may the loop wait a little for the client's next request (Spin) instead of sleeping in epoll.
+    // (At most 8 rounds per wake-up, so timers and other I/O get their turn; a request a spin read is
+    // always served in the next round.)
+    if (round >= 7 || s->teardownPending_ || !s->se_ || s->exited_ || served <= 0 || !s->ShouldSpin()) break;
+    pending = s->Spin(&fbuf) > 0;
+    if (!pending) break;
   }
   // unmount() from a handler: now that libfuse has returned and the callback scope is closed.
   if (s->teardownPending_) s->Teardown();
 }
 
-// Serves what the kernel has queued, at most 64 requests per turn of the loop.
-void Session::Drain() {
+// Reads (into the receive buffer) and serves what the kernel has queued, at most 64 requests; `first`,
+// when given, holds a request already read. Returns how many were served, or -1 once the session ended.
+int Session::Drain(struct fuse_buf* first) {
+  int served = 0;
   for (int i = 0; i < 64 && se_ && !exited_; i++) {
     struct fuse_buf fbuf;
-    memset(&fbuf, 0, sizeof fbuf);
-    if (ownBuffer_) {
-      fbuf.mem = recvMem_;
-      fbuf.size = recvSize_;
+    int res;
+    if (first) {
+      fbuf = *first;
+      res = static_cast<int>(fbuf.size);
+      first = nullptr;
     } else {
-      fbuf.mem = libfuseMem_;  // NULL the first time: libfuse allocates its buffer, kept for the session
+      res = Receive(&fbuf);
     }
-    int res = fuse_session_receive_buf(se_, &fbuf);
-    if (!ownBuffer_) libfuseMem_ = fbuf.mem;
-    if (res == -EAGAIN || res == -EINTR) return;
+    if (res == -EAGAIN || res == -EINTR) return served;
     if (res <= 0 || fuse_session_exited(se_)) {  // ENODEV: unmounted (e.g. fusermount -u), or a fatal read error
       Exit();
-      return;
+      return -1;
     }
     fuse_session_process_buf(se_, &fbuf);
+    served++;
     if (fuse_session_exited(se_)) {
       Exit();
-      return;
+      return -1;
     }
   }
+  return served;
+}
+
+// One fuse_session_receive_buf into the receive buffer: the request's size, -EAGAIN when none is queued,
+// 0 or another negative errno when the session ended.
+int Session::Receive(struct fuse_buf* fbuf) {
+  memset(fbuf, 0, sizeof *fbuf);
+  if (ownBuffer_) {
+    fbuf->mem = recvMem_;
+    fbuf->size = recvSize_;
+  } else {
+    fbuf->mem = libfuseMem_;  // NULL the first time: libfuse allocates its buffer, kept for the session
+  }
+  int res = fuse_session_receive_buf(se_, fbuf);
+  if (!ownBuffer_) libfuseMem_ = fbuf->mem;
+  return res;
+}
+
+// Whether to poll for a next request before going back to epoll (see Spin): not while recent spins
+// mostly came back empty (then a burst of bursts is skipped before trying again).
+bool Session::ShouldSpin() {
+  if (spinNs_ <= 0) return false;
+  if (spinSkip_ > 0) {
+    spinSkip_--;
+    return false;
+  }
+  return true;
+}
+
+// A program waiting on the mount sends its next request ~10-20 us after a reply (path walks, open +
+// read + close); a wake-up through epoll costs far more than that on a virtual machine (measured
+// here: stat through the mount 316 us without, 146 us with 20 us of polling). So after serving a
+// burst, read again for up to spinNs_ before sleeping; returns the size of a request now in `fbuf`,
+// or 0. Adaptive: a spin that finds nothing costs credit, one that finds a request earns it; out of
+// credit, the next 32 bursts go straight to epoll.
+int Session::Spin(struct fuse_buf* fbuf) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int res;
+  for (;;) {
+    res = Receive(fbuf);
+    if (res != -EAGAIN) break;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) > spinNs_) break;
+  }
+  spins_++;
+  if (res == -EAGAIN) {
+    spinCredit_ -= 2;
+    if (spinCredit_ < 0) {
+      spinCredit_ = 0;
+      spinSkip_ = 32;
+    }
+    return 0;
+  }
+  spinHits_++;
+  if (spinCredit_ < 16) spinCredit_++;
+  // A request (res > 0) for the caller to serve; 0 or a negative errno other than EAGAIN: the session
+  // ended, which the next Drain finds out by reading again.
+  return res > 0 ? res : 0;
 }
 
 // The kernel side is gone: stop polling and tell JS (op "exit").
@@ -479,6 +563,14 @@ void Session::CleanupHook(void* arg) {
 // pending(): number — requests dispatched and not answered yet.
 Napi::Value Session::Pending(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(live_));
+}
+
+// spinStats(): [spins, spins that found a request]
+Napi::Value Session::SpinStats(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, Napi::Number::New(info.Env(), spins_));
+  a.Set(1u, Napi::Number::New(info.Env(), spinHits_));
+  return a;
 }
 
 void Session::Dispatch(Op op, fuse_req_t req, std::initializer_list<napi_value> args) {

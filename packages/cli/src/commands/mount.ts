@@ -17,7 +17,7 @@
  */
 import { Store, ensureOverlayBranch, locateStore, type Target } from "@agentfs/core";
 import { fsckInWorker } from "../fsckworker.js";
-import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
+import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, DEFAULT_POLL_SPIN_US, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -184,6 +184,7 @@ interface MountCliOptions {
   allowOther?: boolean;
   defaultPermissions?: boolean;
   maxWrite?: string;
+  pollSpinUs?: string;
   timeout?: string;
 }
 
@@ -205,6 +206,7 @@ export function registerMountCommands(program: Command): void {
     .option("--allow-other", "let other users use the mount (FUSE allow_other; the default for root, or when /etc/fuse.conf has user_allow_other)")
     .option("--no-allow-other", "only the mounting user may use the mount")
     .option("--no-default-permissions", "do not let the kernel check mode bits (every caller gets the daemon's rights)")
+    .option("--poll-spin-us <us>", "after serving requests, poll this long for the next one before sleeping (adaptive; 0 never)", String(DEFAULT_POLL_SPIN_US))
     .option("--max-write <bytes>", `largest write request the kernel sends, in bytes (at most 1 MiB); 0 for 4096`, String(DEFAULT_MAX_WRITE))
     .option("--timeout <seconds>", "how long to wait for the background daemon's mount to answer", "30")
     .action(async (storeArg: string, mpArg: string, opts: MountCliOptions, cmd: Command) => {
@@ -236,6 +238,8 @@ export function registerMountCommands(program: Command): void {
       if (isFuseMounted(mnt)) throw new CliError("EBUSY", `'${mnt}' is already mounted`);
       const maxWrite = Number(opts.maxWrite);
       if (!Number.isInteger(maxWrite) || maxWrite < 0) throw new UsageError(`--max-write must be a whole number of bytes, got '${opts.maxWrite}'`);
+      const spin = Number(opts.pollSpinUs);
+      if (!Number.isInteger(spin) || spin < 0 || spin > 1000) throw new UsageError(`--poll-spin-us must be a whole number of µs from 0 to 1000, got '${opts.pollSpinUs}'`);
       if (opts.foreground) {
         await serve(storeDir, mnt, g.snapshot !== undefined ? { snapshot: g.snapshot } : g.branch !== undefined ? { branch: g.branch } : undefined, opts, maxWrite);
         return;
@@ -300,7 +304,7 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
   const fd = openSync(log, "w");
   const main = fileURLToPath(new URL("../main.js", import.meta.url));
   const ram = storeDir.startsWith(RAM_PREFIX);
-  const args = [main, "mount", ram ? storeDir.slice(RAM_PREFIX.length) : storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE)];
+  const args = [main, "mount", ram ? storeDir.slice(RAM_PREFIX.length) : storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE), "--poll-spin-us", String(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US)];
   if (ram) args.push("--ram");
   if (g.branch !== undefined) args.push("--branch", g.branch);
   if (g.snapshot !== undefined) args.push("--snapshot", g.snapshot);
@@ -363,6 +367,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     allowOther: opts.allowOther ?? defaultAllowOther(),
     defaultPermissions: opts.defaultPermissions !== false,
     maxWrite,
+    pollSpinUs: Number(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US),
     fsname: `agentfs:${storeDir}`,
   });
   if (other) out(`.fuse_hidden files: not looked for (pid ${other.pid} serves the same branch on ${other.mountpoint})`);
