@@ -6,7 +6,7 @@
 import { loadFuseBinding, type FuseSession } from "@agentfs/native";
 import { SLOT_CONTROL, encodeIno, type View } from "@agentfs/view";
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, statfsSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Handlers, newOpStats, removeFuseHiddenNames, type OpStats } from "./ops.js";
 
@@ -104,6 +104,9 @@ export function fuseOptionList(opts: MountOptions, readOnly: boolean): string[] 
   return o;
 }
 
+/** Mount points this process serves now: it must never stat, statfs or mount on them itself. */
+const servedHere = new Set<string>();
+
 /** A live FUSE mount of a View. */
 export class FuseMount {
   /** Counters of served requests (writes, largest write, per-op loop time, internal errors). */
@@ -135,12 +138,29 @@ export class FuseMount {
    * INIT. The mount keeps the event loop alive until it ends. The event loop
    * must stay free: a synchronous wait on the mount from this process
    * (execSync of `ls`, fs.*Sync on the mountpoint) deadlocks.
-   * Errors: ENOENT/ENOTDIR (mountpoint), EIO (the kernel refused; libfuse
-   * printed why), EINVAL (a bad raw option).
+   * Errors: ENOENT/ENOTDIR (mountpoint), EBUSY (a FUSE filesystem is
+   * mounted there, or this process serves that mount point or one above
+   * it), EIO (the kernel refused; libfuse printed why), EINVAL (a bad raw
+   * option).
    */
   static async mount(view: View, mountpoint: string, opts: MountOptions = {}): Promise<FuseMount> {
     const mnt = resolve(mountpoint);
+    // Any stat of a mount this process serves would wait on this very loop: refuse before touching it.
+    for (const own of servedHere) {
+      if (mnt === own || mnt.startsWith(own === "/" ? own : own + "/")) {
+        throw Object.assign(new Error(`EBUSY: cannot mount on '${mnt}': ${mnt === own ? "this process already serves a mount there" : `it is inside ${own}, which this process serves`}`), { code: "EBUSY", errno: -16, syscall: "mount", path: mnt });
+      }
+    }
     await recoverStaleMount(mnt);
+    let st;
+    try {
+      st = statSync(mnt);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "EIO";
+      throw Object.assign(new Error(`${code}: cannot mount on '${mnt}': ${(e as Error).message}`), { code, errno: (e as NodeJS.ErrnoException).errno, syscall: "mount", path: mnt });
+    }
+    if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: cannot mount on '${mnt}': not a directory`), { code: "ENOTDIR", errno: -20, syscall: "mount", path: mnt });
+    if (isFuseMounted(mnt)) throw Object.assign(new Error(`EBUSY: cannot mount on '${mnt}': a FUSE filesystem is mounted there`), { code: "EBUSY", errno: -16, syscall: "mount", path: mnt });
     const binding = loadFuseBinding();
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
     if (opts.removeHidden ?? true) m.removedHidden = removeFuseHiddenNames(view);
@@ -165,6 +185,7 @@ export class FuseMount {
     });
     h.attach(session);
     session.mount(mnt);
+    servedHere.add(mnt);
     m.session = session;
     m.handlers = h;
     await h.initialized;
@@ -250,6 +271,7 @@ export class FuseMount {
     if (!s) return;
     this.session = null;
     this.recordSpins(s);
+    servedHere.delete(this.mountpoint);
     this.endedOutside = true;
     try {
       this.view.closeAll();
@@ -274,6 +296,7 @@ export class FuseMount {
     if (!s) return;
     this.session = null;
     this.recordSpins(s);
+    servedHere.delete(this.mountpoint);
     try {
       this.view.closeAll();
     } finally {

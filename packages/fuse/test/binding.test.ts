@@ -329,12 +329,10 @@ out({ first, last: fds(), files, t: Date.now() });
     });
   });
 
-  // BUG (fusell.cc Session::Mount + libfuse): fuse_session_mount mounts over a regular file (libfuse sets
-  // rootmode from the mountpoint's type), so FuseMount.mount on a file resolves instead of failing ENOTDIR as
-  // documented; the kernel then holds a regular-file root for a directory-serving view. The ENOTDIR mapping
-  // in Session::Mount only runs when fuse_session_mount fails. Run in a child: a later mount attempt on the
-  // same path deadlocks (see the next test).
-  it.skip("BUG: a mount on a regular file fails with ENOTDIR (it mounts instead)", async () => {
+  // Found by this suite: fuse_session_mount mounts over a regular file (libfuse takes rootmode from the
+  // mountpoint's type), so FuseMount.mount checks for a directory first. Run in a child, so that a
+  // regression (a mount on the file) cannot hang this process.
+  it("a mount on a regular file fails with ENOTDIR", async () => {
     const dir = mkdtempSync(join(root, "onfile-"));
     writeFileSync(join(dir, "file"), "x");
     const r = await serve(dir, `
@@ -346,12 +344,10 @@ process.exit(0);
     expect(r.out).toEqual([{ code: "ENOTDIR" }]);
   });
 
-  // BUG (mount.ts FuseMount.mount -> recoverStaleMount -> isStaleMount): before mounting, statfsSync(mountpoint)
-  // runs on the event loop. When the mountpoint is already a FUSE mount served by this same process (a second
-  // FuseMount.mount on the same directory, e.g. a retry), the kernel sends STATFS to this process, whose loop
-  // is blocked in statfsSync: the process hangs forever (kernel stack: fuse_statfs -> request_wait_answer).
-  // Expected: EBUSY (as the CLI answers) or a second stacked mount, never a hang.
-  it.skip("BUG: a second FuseMount.mount on a mountpoint this process already serves rejects instead of deadlocking", async () => {
+  // Found by this suite: before mounting, the stale-mount check runs statfsSync(mountpoint) on the event
+  // loop; on a mount this same process serves, the kernel's STATFS waits for that loop: a hang forever.
+  // FuseMount.mount now refuses a mount point (or one below it) this process serves with EBUSY first.
+  it("a second FuseMount.mount on a mountpoint this process already serves rejects with EBUSY instead of deadlocking", async () => {
     const dir = mkdtempSync(join(root, "twice-"));
     const r = await serve(dir, `
 const store = Store.open(root + "/store", { create: true });
@@ -369,10 +365,8 @@ process.exit(0);
     expect(r.out[1]).toBeDefined();
   });
 
-  // BUG (fuse.ts/fusell.cc Session constructor): `new FuseSession` with an unknown -o option throws an Error
-  // whose message starts "EINVAL:" but that has no `code` (nor errno), unlike every other binding error made by
-  // ErrnoError; FuseMount.mount documents EINVAL for a bad raw option, so `e.code === "EINVAL"` never matches.
-  it.skip("BUG: a bad raw mount option rejects with code EINVAL", async () => {
+  // Found by this suite: the session constructor's error for an unknown -o option had no `code`.
+  it("a bad raw mount option rejects with code EINVAL", async () => {
     await expect(FuseMount.mount(View.open(store), point("badopt"), { options: ["no_such_option_xyz"] })).rejects.toMatchObject({ code: "EINVAL" });
   });
 
@@ -413,12 +407,10 @@ print(len([x for x in os.listdir(".") if x.startswith("n")]))`;
     });
   });
 
-  // BUG (fusell.cc STR(): Napi::String::New(env, const char*) decodes names as UTF-8): a name that is not
-  // valid UTF-8 reaches JS with U+FFFD in place of each bad byte, so distinct names alias one file: creating
-  // $'a\xff' then $'a\xfe' gives ONE file, listed as "a\xef\xbf\xbd"; stat/rm of $'a\xfe' hit the file
-  // created as $'a\xff'. Symlink targets are corrupted the same way (readlink gives EF BF BD). Linux names are
-  // bytes: they must round-trip, or be refused (EILSEQ/EINVAL), never alias.
-  it.skip("BUG: names that are not valid UTF-8 are kept apart (or refused), never aliased", async () => {
+  // Found by this suite: names crossed into JS decoded as UTF-8 with U+FFFD for bad bytes, so $'a\xff' and
+  // $'a\xfe' were one file (and symlink targets were corrupted). The binding now refuses names and targets
+  // that are not UTF-8 (EILSEQ when creating, ENOENT when looking up): never an alias.
+  it("names that are not valid UTF-8 are kept apart (or refused), never aliased", async () => {
     await withMount("utf8", async (mnt) => {
       const out = await bashRun("touch $'a\\xff' && touch $'a\\xfe'; ls | od -An -c | tr -s ' '; ln -s $'t\\xff' l && readlink l | od -An -tx1", mnt);
       const listing = out.stdout.split("\n")[0]!;

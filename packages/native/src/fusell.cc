@@ -88,6 +88,46 @@ void TrackMounted(struct fuse_session* se, bool on) {
   }
 }
 
+// True when `s` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). Names cross into
+// JS as strings: any other byte sequence would be decoded with U+FFFD in place of the bad bytes, and two
+// different names would then reach the same file.
+bool ValidUtf8(const char* s) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
+  while (*p) {
+    unsigned c = *p;
+    int n;
+    unsigned min;
+    if (c < 0x80) {
+      p++;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1, min = 0x80, c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, min = 0x800, c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, min = 0x10000, c &= 0x07;
+    } else {
+      return false;
+    }
+    p++;
+    for (int i = 0; i < n; i++, p++) {
+      if ((*p & 0xc0) != 0x80) return false;
+      c = (c << 6) | (*p & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+// Answers `req` with `err` when `name` is not UTF-8 (see ValidUtf8); true when it did. For an existing
+// name (lookup, unlink, rmdir, rename's source) the answer is ENOENT: no such name can be stored. For a
+// new one, EILSEQ: agentfs stores names (and symlink targets, xattr names) as UTF-8 text.
+bool RefuseName(fuse_req_t req, const char* name, int err) {
+  if (ValidUtf8(name)) return false;
+  fuse_reply_err(req, err);
+  return true;
+}
+
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::string& detail = "") {
   const char* name = strerrorname_np(err);
   std::string code = name ? name : "EIO";
@@ -316,7 +356,7 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   se_ = fuse_session_new(&args, &ops, sizeof ops, this);
   fuse_opt_free_args(&args);
   if (!se_) {
-    Napi::Error::New(env, "EINVAL: fuse_session_new failed (an unknown -o option? libfuse printed why on stderr)").ThrowAsJavaScriptException();
+    ErrnoError(env, EINVAL, "fuse_session_new", "an unknown -o option? libfuse printed why on stderr").ThrowAsJavaScriptException();
     return;
   }
   dispatch_ = Napi::Persistent(info[1].As<Napi::Function>());
@@ -919,6 +959,7 @@ void Session::Init(void* userdata, struct fuse_conn_info* conn) {
 }
 
 void Session::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (RefuseName(req, name, ENOENT)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_LOOKUP, req, {DBL(parent), STR(name)});
@@ -962,42 +1003,49 @@ void Session::Readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void Session::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  if (RefuseName(req, name, EILSEQ)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_MKNOD, req, {DBL(parent), STR(name), DBL(mode), DBL(rdev)});
 }
 
 void Session::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  if (RefuseName(req, name, EILSEQ)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_MKDIR, req, {DBL(parent), STR(name), DBL(mode)});
 }
 
 void Session::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (RefuseName(req, name, ENOENT)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_UNLINK, req, {DBL(parent), STR(name)});
 }
 
 void Session::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (RefuseName(req, name, ENOENT)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_RMDIR, req, {DBL(parent), STR(name)});
 }
 
 void Session::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  if (RefuseName(req, name, EILSEQ) || RefuseName(req, link, EILSEQ)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_SYMLINK, req, {STR(link), DBL(parent), STR(name)});
 }
 
 void Session::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname, unsigned int flags) {
+  if (RefuseName(req, name, ENOENT) || RefuseName(req, newname, EILSEQ)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_RENAME, req, {DBL(parent), STR(name), DBL(newparent), STR(newname), DBL(flags)});
 }
 
 void Session::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  if (RefuseName(req, newname, EILSEQ)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_LINK, req, {DBL(ino), DBL(newparent), STR(newname)});
@@ -1080,12 +1128,14 @@ void Session::Statfs(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void Session::Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  if (RefuseName(req, name, EILSEQ)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_SETXATTR, req, {DBL(ino), STR(name), Napi::Buffer<char>::Copy(env, value, size), DBL(flags)});
 }
 
 void Session::Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (RefuseName(req, name, ENODATA)) return;
   Session* s = Of(req);
   // Asked before every write(2) by the kernel's file_remove_privs; answered here when file capabilities are off.
   if (s->answerCapability_ && strcmp(name, "security.capability") == 0) {
@@ -1103,6 +1153,7 @@ void Session::Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void Session::Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  if (RefuseName(req, name, ENODATA)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_REMOVEXATTR, req, {DBL(ino), STR(name)});
@@ -1115,6 +1166,7 @@ void Session::Access(fuse_req_t req, fuse_ino_t ino, int mask) {
 }
 
 void Session::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {
+  if (RefuseName(req, name, EILSEQ)) return;
   Session* s = Of(req);
   Napi::Env env = s->env_;
   s->Dispatch(OP_CREATE, req, {DBL(parent), STR(name), DBL(mode), DBL(fi->flags)});

@@ -322,10 +322,12 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
       const text = readFileSync(log, "utf8").trim().replace(/^agentfs: /, "");
       throw new CliError("EIO", `mount daemon exited (status ${exited}): ${text || "no output"}`);
     }
-    if (isFuseMounted(mnt) && existsSync(join(mnt, ".agentfs"))) {
+    // Ready when the mount answers and the daemon has recorded itself (it does so once its control
+    // socket listens): a command run right after `mount` returns must reach this daemon.
+    const rec = readRecord(mnt);
+    if (rec && rec.pid === child.pid && isFuseMounted(mnt) && existsSync(join(mnt, ".agentfs"))) {
       child.unref();
-      const rec = readRecord(mnt);
-      out(`mounted ${storeDir} (${rec ? targetLabel(rec.target) : "branch"}) on ${mnt} (pid ${child.pid})`);
+      out(`mounted ${storeDir} (${targetLabel(rec.target)}) on ${mnt} (pid ${child.pid})`);
       return;
     }
     await sleep(50);
