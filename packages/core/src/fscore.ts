@@ -10,7 +10,7 @@ import { FsError, StoreError, rewrappingStoreErrors } from "./errors.js";
 import { asFsError, fsErrorOf } from "./errwrap.js";
 import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
-import { PATH_MAX, joinParts } from "./paths.js";
+import { PATH_MAX, checkName, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { syncStoreFiles } from "./commitpipe.js";
@@ -420,6 +420,25 @@ export class FsCore {
   /** As stat(2) (`follow`) or lstat(2). Errors: ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG. */
   stat(path: string, follow = true): InodeStat {
     return this.rd(follow ? "stat" : "lstat", path, () => this.statOf(this.paths.resolve(path, follow).row));
+  }
+
+  /**
+   * As fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW) with `dirfd` naming
+   * directory inode `dir` of this tree: the entry `name` of that directory,
+   * found without walking a path from the root. For front ends that hold
+   * directories by inode (FUSE lookup and readdirplus); no search-permission
+   * check on `dir` (the kernel made it). Errors: ENOENT (no such entry, or
+   * `dir` is gone), ENOTDIR (`dir` is not a directory), ENAMETOOLONG (name
+   * over 255 bytes), EINVAL (empty, ".", "..", or with "/" or NUL).
+   */
+  statAt(dir: number, name: string): InodeStat {
+    return this.rd("lstat", name, () => {
+      checkName(name);
+      if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+      const e = this.store.manifest.lookup(dir, name, this.chain);
+      if (!e) throw new StoreError("ENOENT", "no such file or directory");
+      return this.statOf(this.node(e.ino));
+    });
   }
 
   /** As fstat(2). Errors: EBADF. */

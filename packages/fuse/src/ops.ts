@@ -370,10 +370,15 @@ export class Handlers {
 
   // ---------------------------------------------------------------- namespace
 
+  /** The entry `name` of directory node `parent`: from the directory itself, or by path for the control tree. */
+  private statChild(parent: number, name: string): InodeStat {
+    return this.view.statAt(parent, name) ?? this.view.stat(this.childOf(parent, name), false);
+  }
+
   private lookup(slot: number, parent: number, name: string): void {
     let st: InodeStat;
     try {
-      st = this.view.stat(this.childOf(parent, name), false);
+      st = this.statChild(parent, name);
     } catch (e) {
       if (!(e instanceof FsError && e.code === "ENOENT") || this.opts.timeouts.negative <= 0) throw e;
       // A negative entry: the kernel remembers the name is missing for the negative timeout.
@@ -652,11 +657,10 @@ export class Handlers {
       this.session.replyDir(slot, size, off, names, d.inos.slice(off, off + max), d.types.slice(off, off + max), false, 0, 0);
       return;
     }
-    const dir = this.pathOf(ino);
-    const stats: (InodeStat | null)[] = names.map((name, i) => {
+    const stats: (InodeStat | null)[] = names.map((name) => {
       if (name === "." || name === "..") return null;
       try {
-        return this.view.stat(dir === "/" ? `/${name}` : `${dir}/${name}`, false);
+        return this.statChild(ino, name);
       } catch {
         return null; // removed since the listing: sent without attributes
       }

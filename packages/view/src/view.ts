@@ -36,6 +36,8 @@ export const SLOT_CONTROL = 1;
 /** First slot handed to a snapshot tree under `/.agentfs/snapshots/`. */
 export const SLOT_FIRST_SNAPSHOT = 2;
 const SLOT_BASE = 2 ** 32;
+/** Core inode number of a tree's root directory. */
+const ROOT_CORE_INO = 1;
 
 /** View inode number of core inode `ino` in tree `slot`: `slot * 2^32 + ino` (a safe integer for slots < 2^21). */
 export function encodeIno(slot: number, ino: number): number {
@@ -245,6 +247,23 @@ export class View {
     const r = this.route(path, follow ? "stat" : "lstat");
     if (r.kind === "control") return this.controlStat(r.node);
     return this.withSlot(this.call("stat", path, () => r.core.stat(r.path, follow)), r.slot);
+  }
+
+  /**
+   * The entry `name` of the directory whose view inode number is `dir`, as
+   * fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW) (`FsCore.statAt`): found from
+   * the directory itself, not by walking a path. Returns undefined where
+   * `stat(path)` must be used instead: the control tree (`/.agentfs` in the
+   * root included), snapshot trees, and an overlay's lower directories.
+   * Errors: ENOENT, ENOTDIR, ENAMETOOLONG, EINVAL.
+   */
+  statAt(dir: number, name: string): InodeStat | undefined {
+    // Only directories of the main tree with an inode number below 2^32 (slot 0): an overlay's lower
+    // (host) directories have numbers from 2^48 (core LOWER_INO_BASE), which this encoding cannot tell
+    // from snapshot slots, and snapshot trees are found by path. Those take `stat(path)`.
+    if (dir >= SLOT_BASE) return undefined;
+    if (name === CONTROL_DIR && dir === ROOT_CORE_INO) return undefined;
+    return this.withSlot(this.call("lstat", name, () => this.main.statAt(dir, name)), SLOT_MAIN);
   }
 
   /** As fstat(2) on a view descriptor. Errors: EBADF. */
