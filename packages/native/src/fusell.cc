@@ -942,6 +942,16 @@ Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
 
 // --- libfuse callbacks ------------------------------------------------------
 
+// Hands request `req` to JS as op `op` with the arguments that follow (napi_values; `env` is in scope for
+// STR/DBL). Every callback below that only forwards is this one line.
+#define FORWARD(op, ...)                    \
+  do {                                      \
+    Session* s = Of(req);                   \
+    Napi::Env env = s->env_;                \
+    s->Dispatch(op, req, {__VA_ARGS__});    \
+  } while (0)
+
+
 void Session::Init(void* userdata, struct fuse_conn_info* conn) {
   Session* s = static_cast<Session*>(userdata);
   unsigned want = conn->want;
@@ -960,9 +970,7 @@ void Session::Init(void* userdata, struct fuse_conn_info* conn) {
 
 void Session::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (RefuseName(req, name, ENOENT)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_LOOKUP, req, {DBL(parent), STR(name)});
+  FORWARD(OP_LOOKUP, DBL(parent), STR(name));
 }
 
 void Session::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -982,85 +990,61 @@ void Session::ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data*
 static double Fh(struct fuse_file_info* fi) { return fi ? static_cast<double>(fi->fh) : -1; }
 
 void Session::Getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_GETATTR, req, {DBL(ino), DBL(Fh(fi))});
+  FORWARD(OP_GETATTR, DBL(ino), DBL(Fh(fi)));
 }
 
 // setattr: (ino, toSet FUSE_SET_ATTR_* bits, fh or -1, mode, uid, gid, size, atime s, atime ns, mtime s, mtime ns)
 void Session::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* a, int to_set, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_SETATTR, req, {DBL(ino), DBL(to_set), DBL(Fh(fi)), DBL(a->st_mode), DBL(a->st_uid), DBL(a->st_gid),
+  FORWARD(OP_SETATTR, DBL(ino), DBL(to_set), DBL(Fh(fi)), DBL(a->st_mode), DBL(a->st_uid), DBL(a->st_gid),
                                 DBL(a->st_size), DBL(a->st_atim.tv_sec), DBL(a->st_atim.tv_nsec), DBL(a->st_mtim.tv_sec),
-                                DBL(a->st_mtim.tv_nsec)});
+                                DBL(a->st_mtim.tv_nsec));
 }
 
 void Session::Readlink(fuse_req_t req, fuse_ino_t ino) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_READLINK, req, {DBL(ino)});
+  FORWARD(OP_READLINK, DBL(ino));
 }
 
 void Session::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   if (RefuseName(req, name, EILSEQ)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_MKNOD, req, {DBL(parent), STR(name), DBL(mode), DBL(rdev)});
+  FORWARD(OP_MKNOD, DBL(parent), STR(name), DBL(mode), DBL(rdev));
 }
 
 void Session::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   if (RefuseName(req, name, EILSEQ)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_MKDIR, req, {DBL(parent), STR(name), DBL(mode)});
+  FORWARD(OP_MKDIR, DBL(parent), STR(name), DBL(mode));
 }
 
 void Session::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (RefuseName(req, name, ENOENT)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_UNLINK, req, {DBL(parent), STR(name)});
+  FORWARD(OP_UNLINK, DBL(parent), STR(name));
 }
 
 void Session::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (RefuseName(req, name, ENOENT)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_RMDIR, req, {DBL(parent), STR(name)});
+  FORWARD(OP_RMDIR, DBL(parent), STR(name));
 }
 
 void Session::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
   if (RefuseName(req, name, EILSEQ) || RefuseName(req, link, EILSEQ)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_SYMLINK, req, {STR(link), DBL(parent), STR(name)});
+  FORWARD(OP_SYMLINK, STR(link), DBL(parent), STR(name));
 }
 
 void Session::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname, unsigned int flags) {
   if (RefuseName(req, name, ENOENT) || RefuseName(req, newname, EILSEQ)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_RENAME, req, {DBL(parent), STR(name), DBL(newparent), STR(newname), DBL(flags)});
+  FORWARD(OP_RENAME, DBL(parent), STR(name), DBL(newparent), STR(newname), DBL(flags));
 }
 
 void Session::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   if (RefuseName(req, newname, EILSEQ)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_LINK, req, {DBL(ino), DBL(newparent), STR(newname)});
+  FORWARD(OP_LINK, DBL(ino), DBL(newparent), STR(newname));
 }
 
 void Session::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_OPEN, req, {DBL(ino), DBL(fi->flags)});
+  FORWARD(OP_OPEN, DBL(ino), DBL(fi->flags));
 }
 
 void Session::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_READ, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size)});
+  FORWARD(OP_READ, DBL(ino), DBL(fi->fh), DBL(off), DBL(size));
 }
 
 // write: (ino, fh, offset, size, payload offset in `recv` or -1, payload Buffer copy when -1, writepage)
@@ -1074,64 +1058,44 @@ void Session::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size
 }
 
 void Session::Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_FLUSH, req, {DBL(ino), DBL(fi->fh)});
+  FORWARD(OP_FLUSH, DBL(ino), DBL(fi->fh));
 }
 
 void Session::Release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_RELEASE, req, {DBL(ino), DBL(fi->fh)});
+  FORWARD(OP_RELEASE, DBL(ino), DBL(fi->fh));
 }
 
 void Session::Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_FSYNC, req, {DBL(ino), DBL(fi->fh), DBL(datasync)});
+  FORWARD(OP_FSYNC, DBL(ino), DBL(fi->fh), DBL(datasync));
 }
 
 void Session::Opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_OPENDIR, req, {DBL(ino), DBL(fi->flags)});
+  FORWARD(OP_OPENDIR, DBL(ino), DBL(fi->flags));
 }
 
 void Session::Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_READDIR, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size)});
+  FORWARD(OP_READDIR, DBL(ino), DBL(fi->fh), DBL(off), DBL(size));
 }
 
 void Session::Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_READDIRPLUS, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size)});
+  FORWARD(OP_READDIRPLUS, DBL(ino), DBL(fi->fh), DBL(off), DBL(size));
 }
 
 void Session::Releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_RELEASEDIR, req, {DBL(ino), DBL(fi->fh)});
+  FORWARD(OP_RELEASEDIR, DBL(ino), DBL(fi->fh));
 }
 
 void Session::Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_FSYNCDIR, req, {DBL(ino), DBL(fi->fh), DBL(datasync)});
+  FORWARD(OP_FSYNCDIR, DBL(ino), DBL(fi->fh), DBL(datasync));
 }
 
 void Session::Statfs(fuse_req_t req, fuse_ino_t ino) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_STATFS, req, {DBL(ino)});
+  FORWARD(OP_STATFS, DBL(ino));
 }
 
 void Session::Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   if (RefuseName(req, name, EILSEQ)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_SETXATTR, req, {DBL(ino), STR(name), Napi::Buffer<char>::Copy(env, value, size), DBL(flags)});
+  FORWARD(OP_SETXATTR, DBL(ino), STR(name), Napi::Buffer<char>::Copy(env, value, size), DBL(flags));
 }
 
 void Session::Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -1147,41 +1111,29 @@ void Session::Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t 
 }
 
 void Session::Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_LISTXATTR, req, {DBL(ino), DBL(size)});
+  FORWARD(OP_LISTXATTR, DBL(ino), DBL(size));
 }
 
 void Session::Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (RefuseName(req, name, ENODATA)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_REMOVEXATTR, req, {DBL(ino), STR(name)});
+  FORWARD(OP_REMOVEXATTR, DBL(ino), STR(name));
 }
 
 void Session::Access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_ACCESS, req, {DBL(ino), DBL(mask)});
+  FORWARD(OP_ACCESS, DBL(ino), DBL(mask));
 }
 
 void Session::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {
   if (RefuseName(req, name, EILSEQ)) return;
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_CREATE, req, {DBL(parent), STR(name), DBL(mode), DBL(fi->flags)});
+  FORWARD(OP_CREATE, DBL(parent), STR(name), DBL(mode), DBL(fi->flags));
 }
 
 void Session::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_FALLOCATE, req, {DBL(ino), DBL(fi->fh), DBL(mode), DBL(offset), DBL(length)});
+  FORWARD(OP_FALLOCATE, DBL(ino), DBL(fi->fh), DBL(mode), DBL(offset), DBL(length));
 }
 
 void Session::Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info* fi) {
-  Session* s = Of(req);
-  Napi::Env env = s->env_;
-  s->Dispatch(OP_LSEEK, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(whence)});
+  FORWARD(OP_LSEEK, DBL(ino), DBL(fi->fh), DBL(off), DBL(whence));
 }
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
