@@ -23,6 +23,8 @@ import { canMount, fuseMountsUnder, teardown } from "./helpers.js";
 const pexec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PKG = join(dirname(fileURLToPath(import.meta.url)), "..");
+/** Temporary directories this run created (for the last check). */
+const roots: string[] = [];
 
 /** Runs `bash -c script` inside `dir` (cd after start: a cwd inside the mount would deadlock libuv's spawn); returns stdout. */
 async function bash(script: string, dir: string, timeout = 60_000): Promise<string> {
@@ -93,6 +95,7 @@ describe.skipIf(!canMount())("FUSE binding: lifecycle and edge cases (real mount
 
   beforeAll(() => {
     root = mkdtempSync("/tmp/agentfs-fuse-binding-");
+    roots.push(root);
     store = Store.open(join(root, "store"), { create: true });
   });
   afterAll(async () => {
@@ -483,9 +486,11 @@ process.exit(0);
   });
 });
 
-// The test file's own hygiene: nothing is left mounted under the temp prefix by this file's runs.
+// The test file's own hygiene: nothing is left mounted under the directories this run made (other runs,
+// e.g. another checkout's suite, may have mounts under the same prefix at the same time).
 describe.skipIf(!canMount())("FUSE binding: no mount left behind", () => {
-  it("no agentfs-fuse-binding mount remains", () => {
-    expect(fuseMountsUnder("/tmp/agentfs-fuse-binding-")).toEqual([]);
+  it("no mount of this run remains", () => {
+    expect(roots.length).toBeGreaterThan(0);
+    for (const r of roots) expect(fuseMountsUnder(r)).toEqual([]);
   });
 });
