@@ -900,6 +900,39 @@ export class FsCore {
   }
 
   /**
+   * `truncate` without holding the event loop for the commit: the size
+   * changes at once (every descriptor of the file sees it), and the file's
+   * pending writes are committed together with it as `flushAsync` does
+   * (chunking off the loop when there is much to commit). Resolves when
+   * committed. Rejects with FsError: ENOENT, EISDIR, EACCES, EINVAL, EFBIG,
+   * EROFS, EIO.
+   */
+  truncateAsync(path: string, len: number): Promise<void> {
+    let o: OpenInode;
+    try {
+      o = this.wr("truncate", path, () => {
+        if (len < 0) throw new StoreError("EINVAL", "negative length");
+        if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
+        const r = this.paths.resolve(path, true);
+        if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+        this.need(r.row, 2);
+        const oi = this.openInode(r.ino);
+        oi.refs++;
+        try {
+          this.truncateOpen(oi, len);
+        } catch (e) {
+          this.release(oi);
+          throw e;
+        }
+        return oi;
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.commits.commit(o, "truncate").finally(() => this.release(o));
+  }
+
+  /**
    * As fsync(2): commits this file's pending writes durably (synchronous=FULL
    * for this commit). Errors: EBADF, EIO.
    */

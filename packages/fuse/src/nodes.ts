@@ -57,15 +57,25 @@ export class NodeTable {
    * reaches the root (all of its names were removed; open handles remain).
    */
   path(id: number): string | null {
+    return this.pathVia(id, new Set());
+  }
+
+  /** `path` with the nodes being resolved in `busy`: a link back into them (a cycle) is skipped. */
+  private pathVia(id: number, busy: Set<number>): string | null {
     if (id === ROOT_ID) return "/";
     const node = this.nodes.get(id);
-    if (!node) return null;
-    for (let i = node.links.length - 1; i >= 0; i--) {
-      const l = node.links[i]!;
-      const dir = l.parent === ROOT_ID ? "" : this.path(l.parent);
-      if (dir !== null) return `${dir}/${l.name}`;
+    if (!node || busy.has(id)) return null;
+    busy.add(id);
+    try {
+      for (let i = node.links.length - 1; i >= 0; i--) {
+        const l = node.links[i]!;
+        const dir = l.parent === ROOT_ID ? "" : this.pathVia(l.parent, busy);
+        if (dir !== null) return `${dir}/${l.name}`;
+      }
+      return null;
+    } finally {
+      busy.delete(id);
     }
-    return null;
   }
 
   /** Path of `name` inside node `parent`, or null when the parent has no path. */
@@ -77,16 +87,21 @@ export class NodeTable {
 
   /**
    * Records an entry reply: node `id` is `name` in `parent`, and the kernel
-   * holds one more reference (FUSE lookup count + 1).
+   * holds one more reference (FUSE lookup count + 1). For a directory (`dir`)
+   * that name replaces any other: a directory has one.
    */
-  looked(id: number, parent: number, name: string): FuseNode {
+  looked(id: number, parent: number, name: string, dir = false): FuseNode {
     let node = this.nodes.get(id);
     if (!node) {
       node = { id, nlookup: 0, links: [], open: 0 };
       this.nodes.set(id, node);
     }
     node.nlookup++;
-    if (id !== ROOT_ID) this.addLink(node, parent, name);
+    if (id !== ROOT_ID) {
+      // A directory has one name: the one it was found under last.
+      if (dir) node.links = [];
+      this.addLink(node, parent, name);
+    }
     return node;
   }
 
@@ -116,9 +131,8 @@ export class NodeTable {
   private addLink(node: FuseNode, parent: number, name: string): void {
     const at = node.links.findIndex((l) => l.parent === parent && l.name === name);
     if (at >= 0) node.links.splice(at, 1);
+    // Every name the kernel may still use is kept (dropping one would make the file unreachable by it).
     node.links.push({ parent, name });
-    // A file with many hard links looked up in many places: keep the table bounded.
-    if (node.links.length > 16) node.links.shift();
   }
 
   /**

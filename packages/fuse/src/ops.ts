@@ -116,6 +116,8 @@ const FALLOC_FL_KEEP_SIZE = 1;
 /** A directory handle: the listing taken at opendir (or at a rewind to offset 0). */
 interface DirHandle {
   ino: number;
+  /** Made by opendir and not read yet: the first read at offset 0 uses it instead of listing again. */
+  fresh: boolean;
   names: string[];
   inos: number[];
   types: number[];
@@ -152,6 +154,7 @@ export class Handlers {
   /** Resolves when the kernel has sent INIT. */
   readonly initialized: Promise<void>;
   private resolveInit!: () => void;
+  private rejectInit!: (e: Error) => void;
 
   constructor(
     readonly view: View,
@@ -159,17 +162,17 @@ export class Handlers {
     readonly stats: OpStats,
     private readonly opts: HandlerOptions,
   ) {
-    this.initialized = new Promise((r) => (this.resolveInit = r));
+    this.initialized = new Promise((res, rej) => {
+      this.resolveInit = res;
+      this.rejectInit = rej;
+    });
     const byName: Record<string, (slot: number, ...a: any[]) => void> = {
       init: (_s, _capable: number, want: number) => {
         this.want = want;
         this.resolveInit();
       },
       lookup: (s, parent: number, name: string) => this.lookup(s, parent, name),
-      forget: (_s, ino: number, n: number) => {
-        this.nodes.forget(ino, n);
-        if (!this.nodes.get(ino)) this.unpin(ino);
-      },
+      forget: (_s, ino: number, n: number) => this.forgetNode(ino, n),
       getattr: (s, ino: number, fh: number) => this.getattr(s, ino, fh),
       setattr: (s, ...a: number[]) => this.setattr(s, a),
       readlink: (s, ino: number) => this.session.replyReadlink(s, this.view.readlink(this.pathOf(ino))),
@@ -220,6 +223,7 @@ export class Handlers {
       exit: () => {
         if (this.exited) return;
         this.exited = true;
+        this.rejectInit(Object.assign(new Error("EIO: the kernel ended the FUSE session before INIT"), { code: "EIO", errno: -5 }));
         this.opts.onExit();
       },
     };
@@ -319,9 +323,16 @@ export class Handlers {
 
   /** Entry reply for `st` as `name` in `parent`: the kernel now holds one more reference. */
   private entry(slot: number, parent: number, name: string, st: InodeStat): void {
-    this.nodes.looked(st.ino, parent, name);
+    this.nodes.looked(st.ino, parent, name, (st.mode & S_IFMT) === S_IFDIR);
     this.fill(0, st);
-    this.session.replyEntry(slot, this.opts.timeouts.entry, this.opts.timeouts.attr);
+    // Not taken (the caller was interrupted): the kernel holds no reference to give back in a FORGET.
+    if (!this.session.replyEntry(slot, this.opts.timeouts.entry, this.opts.timeouts.attr)) this.forgetNode(st.ino, 1);
+  }
+
+  /** Drops `n` lookup references of node `ino`; closes its pin when the node is forgotten. */
+  private forgetNode(ino: number, n: number): void {
+    this.nodes.forget(ino, n);
+    if (!this.nodes.get(ino)) this.unpin(ino);
   }
 
   /** getxattr/listxattr answer: the size when `size` is 0, ERANGE when it does not fit, else the bytes. */
@@ -395,6 +406,11 @@ export class Handlers {
   }
 
   /** setattr: a = [ino, toSet, fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs]. */
+  /**
+   * setattr: a = [ino, toSet, fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs]. A size
+   * change by path (truncate(2), no handle) commits the file's pending writes off the loop and answers
+   * when done; everything else is done and answered at once.
+   */
   private setattr(slot: number, a: number[]): void {
     const [ino, toSet, fhArg, mode, uid, gid, size, aS, aNs, mS, mNs] = a as [number, number, number, number, number, number, number, number, number, number, number];
     const S = this.binding.setAttr;
@@ -412,26 +428,40 @@ export class Handlers {
       if (byFd && fh >= 0) this.view.fchown(fh, u, g);
       else this.view.chown(path!, u, g, false);
     }
-    if (toSet & S.SIZE!) {
-      if (fh >= 0) this.view.ftruncate(fh, size);
-      else this.view.truncate(path!, size);
-      this.killSgid(this.statOf(ino, fh), (m) => (fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false)));
+    const rest = () => {
+      if (toSet & S.SIZE!) this.killSgid(this.statOf(ino, fh), (m) => (fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false)));
+      if (toSet & (S.ATIME! | S.MTIME! | S.ATIME_NOW! | S.MTIME_NOW!)) {
+        const t = (set: number, now: number, s: number, ns: number): TimeSpec => (toSet & now ? "now" : toSet & set ? BigInt(s) * NS + BigInt(ns) : "omit");
+        const at = t(S.ATIME!, S.ATIME_NOW!, aS, aNs);
+        const mt = t(S.MTIME!, S.MTIME_NOW!, mS, mNs);
+        if (byFd && fh >= 0) this.view.futimes(fh, at, mt);
+        else this.view.utimes(path!, at, mt, false);
+      }
+      if ((toSet & ~S.CTIME!) === 0) {
+        // chown(f, -1, -1): the kernel sends a SETATTR with nothing to set (ctime only with a writeback
+        // cache). Only ctime changes, which the trees touch on a no-op chown.
+        if (byFd && fh >= 0) this.view.fchown(fh, -1, -1);
+        else this.view.chown(path!, -1, -1, false);
+      }
+      this.fill(0, this.statOf(ino, fh));
+      this.session.replyAttr(slot, this.opts.timeouts.attr);
+    };
+    if (!(toSet & S.SIZE!)) return rest();
+    if (fh >= 0) {
+      this.view.ftruncate(fh, size);
+      return rest();
     }
-    if (toSet & (S.ATIME! | S.MTIME! | S.ATIME_NOW! | S.MTIME_NOW!)) {
-      const t = (set: number, now: number, s: number, ns: number): TimeSpec => (toSet & now ? "now" : toSet & set ? BigInt(s) * NS + BigInt(ns) : "omit");
-      const at = t(S.ATIME!, S.ATIME_NOW!, aS, aNs);
-      const mt = t(S.MTIME!, S.MTIME_NOW!, mS, mNs);
-      if (byFd && fh >= 0) this.view.futimes(fh, at, mt);
-      else this.view.utimes(path!, at, mt, false);
-    }
-    if ((toSet & ~S.CTIME!) === 0) {
-      // chown(f, -1, -1): the kernel sends a SETATTR with nothing to set (ctime only with a writeback
-      // cache). Only ctime changes, which the trees touch on a no-op chown.
-      if (byFd && fh >= 0) this.view.fchown(fh, -1, -1);
-      else this.view.chown(path!, -1, -1, false);
-    }
-    this.fill(0, this.statOf(ino, fh));
-    this.session.replyAttr(slot, this.opts.timeouts.attr);
+    // truncate(2): other descriptors of the file may hold megabytes of uncommitted writes.
+    this.view.truncateAsync(path!, size).then(
+      () => {
+        try {
+          rest();
+        } catch (e) {
+          this.session.replyErr(slot, this.errno("setattr", e));
+        }
+      },
+      (e) => this.session.replyErr(slot, this.errno("setattr", e)),
+    );
   }
 
   private mknod(slot: number, parent: number, name: string, mode: number): void {
@@ -492,8 +522,13 @@ export class Handlers {
       this.session.replyErr(slot, EEXIST);
       return;
     }
-    if (dst !== undefined && dst !== src) this.pin(dst, to);
-    this.view.rename(from, to);
+    const pinned = dst !== undefined && dst !== src && this.pin(dst, to);
+    try {
+      this.view.rename(from, to);
+    } catch (e) {
+      if (pinned) this.unpin(dst!);
+      throw e;
+    }
     if (src !== undefined && src !== dst) {
       if (dst !== undefined) this.nodes.unlinked(dst, newParent, newName);
       this.nodes.renamed(src, parent, name, newParent, newName);
@@ -504,16 +539,17 @@ export class Handlers {
   /**
    * Opens a pin on node `ino` at `path` when the kernel holds the node and
    * it is a regular file with one link (open handles do not count: they
-   * may be released before the racing open arrives).
+   * may be released before the racing open arrives). True when it did.
    */
-  private pin(ino: number, path: string): void {
-    if (!this.nodes.get(ino) || this.pins.has(ino)) return;
+  private pin(ino: number, path: string): boolean {
+    if (!this.nodes.get(ino) || this.pins.has(ino)) return false;
     try {
       const st = this.view.stat(path, false);
-      if ((st.mode & S_IFMT) !== S_IFREG || st.nlink !== 1) return;
+      if ((st.mode & S_IFMT) !== S_IFREG || st.nlink !== 1) return false;
       this.pins.set(ino, this.view.open(path, C.O_RDONLY));
+      return true;
     } catch {
-      /* not pinned: an open racing the rename may fail with ENOENT, as before */
+      return false; // not pinned: an open racing the rename may fail with ENOENT
     }
   }
 
@@ -569,12 +605,15 @@ export class Handlers {
       throw e;
     }
     this.files.set(fh, st.ino);
-    this.nodes.looked(st.ino, parent, name);
+    this.nodes.looked(st.ino, parent, name, false);
     const node = this.nodes.get(st.ino)!;
     node.open++;
     node.cacheStamp = `${st.mtimeNs}:${st.size}`;
     this.fill(0, st);
-    if (!this.session.replyCreate(slot, this.opts.timeouts.entry, this.opts.timeouts.attr, fh, 0)) this.dropHandle(st.ino, fh, true);
+    if (!this.session.replyCreate(slot, this.opts.timeouts.entry, this.opts.timeouts.attr, fh, 0)) {
+      this.dropHandle(st.ino, fh, true);
+      this.forgetNode(st.ino, 1);
+    }
   }
 
   private read(slot: number, fh: number, off: number, size: number): void {
@@ -633,7 +672,7 @@ export class Handlers {
     const self = this.view.stat(path, false);
     if ((self.mode & S_IFMT) !== S_IFDIR) throw new FsError("ENOTDIR", "opendir", path);
     const up = path === "/" ? self : this.view.stat(path.slice(0, path.lastIndexOf("/")) || "/", false);
-    const d: DirHandle = { ino, names: [".", ".."], inos: [self.ino, up.ino], types: [S_IFDIR, S_IFDIR] };
+    const d: DirHandle = { ino, fresh: true, names: [".", ".."], inos: [self.ino, up.ino], types: [S_IFDIR, S_IFDIR] };
     for (const e of this.view.readdir(path)) {
       d.names.push(e.name);
       d.inos.push(e.ino);
@@ -645,11 +684,12 @@ export class Handlers {
   private readdir(slot: number, ino: number, fh: number, off: number, size: number, plus: boolean): void {
     let d = this.dirs.get(fh);
     if (!d) throw new FsError("EBADF", "readdir");
-    if (off === 0 && d.names.length > 2) {
+    if (off === 0 && !d.fresh) {
       // rewinddir(3): list again, as a local filesystem shows entries made since opendir.
       d = this.listing(ino);
       this.dirs.set(fh, d);
     }
+    d.fresh = false;
     // A dirent takes at least 24 bytes (readdirplus: 152), so no more than this many can fit.
     const max = Math.min(d.names.length - off, Math.ceil(size / (plus ? 152 : 24)), plus ? this.rec.length : Infinity);
     const names = d.names.slice(off, off + max);
@@ -667,7 +707,7 @@ export class Handlers {
     });
     stats.forEach((st, i) => (st ? this.fill(i, st) : this.rec[i]!.fill(0)));
     const n = this.session.replyDir(slot, size, off, names, d.inos.slice(off, off + max), d.types.slice(off, off + max), true, this.opts.timeouts.entry, this.opts.timeouts.attr);
-    for (let i = 0; i < n; i++) if (stats[i]) this.nodes.looked(stats[i]!.ino, ino, names[i]!);
+    for (let i = 0; i < n; i++) if (stats[i]) this.nodes.looked(stats[i]!.ino, ino, names[i]!, (stats[i]!.mode & S_IFMT) === S_IFDIR);
   }
 
   /** Handles still open (files + directories). */

@@ -90,8 +90,8 @@ export interface FuseSession {
   unmount(): void;
   replyErr(slot: number, errno: number): void;
   replyNone(slot: number): void;
-  /** Entry from attr record 0 (ino 0: negative entry cached `entryTimeout` s). Timeouts in seconds. */
-  replyEntry(slot: number, entryTimeout: number, attrTimeout: number): void;
+  /** Entry from attr record 0 (ino 0: negative entry cached `entryTimeout` s). Timeouts in seconds. False when the kernel did not take it (the caller was interrupted: no lookup reference). */
+  replyEntry(slot: number, entryTimeout: number, attrTimeout: number): boolean;
   replyAttr(slot: number, attrTimeout: number): void;
   /** Returns false when the opener was interrupted (the kernel will never release `fh`). */
   replyCreate(slot: number, entryTimeout: number, attrTimeout: number, fh: number, flags: number): boolean;

@@ -707,14 +707,15 @@ Napi::Value Session::ReplyNone(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// replyEntry(slot, entryTimeout s, attrTimeout s) — attributes from attr[0..]; ino 0 = negative entry.
+// replyEntry(slot, entryTimeout s, attrTimeout s) → false when the kernel did not take it (interrupted).
+// Attributes from attr[0..]; ino 0 = negative entry.
 Napi::Value Session::ReplyEntry(const Napi::CallbackInfo& info) {
   fuse_req_t r = TakeReq(info);
-  if (!r) return info.Env().Undefined();
+  if (!r) return Napi::Boolean::New(info.Env(), false);
   struct fuse_entry_param e;
   FillEntry(attr_, NUM(1), NUM(2), &e);
-  fuse_reply_entry(r, &e);
-  return info.Env().Undefined();
+  // -ENOENT: the caller was interrupted and the kernel took no reference (a positive entry must not be counted).
+  return Napi::Boolean::New(info.Env(), fuse_reply_entry(r, &e) != -ENOENT);
 }
 
 // replyAttr(slot, attrTimeout s) — attributes from attr[0..].

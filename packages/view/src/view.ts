@@ -404,6 +404,24 @@ export class View {
     this.call("truncate", path, () => r.core.truncate(r.path, len));
   }
 
+  /**
+   * `truncate` whose commit does not hold the event loop
+   * (`FsCore.truncateAsync`): the size changes at once; resolves when
+   * committed. Rejects with FsError: ENOENT, EISDIR, EROFS, EINVAL, EFBIG, EIO.
+   */
+  truncateAsync(path: string, len: number): Promise<void> {
+    let r;
+    try {
+      r = this.coreRoute(path, "truncate", true);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const c = r.core;
+    return c.truncateAsync(r.path, len).catch((e) => {
+      throw toFsError(e, "truncate", path);
+    });
+  }
+
   // ------------------------------------------------------------ xattrs
 
   /** As lgetxattr(2) (no follow, as FUSE). Errors: ENODATA, ENOENT, ENOTSUP. */
