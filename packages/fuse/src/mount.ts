@@ -221,9 +221,14 @@ export class FuseMount {
   invalidateTree(): Promise<number> {
     const s = this.session;
     if (!s) return Promise.resolve(0);
-    const links = this.handlers.nodes.revalidate((path, id) => {
+    const nodes = this.handlers.nodes;
+    // One directory-entry lookup per cached name (no path walks): the loop stays free even with many.
+    const links = nodes.revalidate((parent, name, id) => {
       try {
-        return this.view.stat(path, false).ino === id;
+        const st = this.view.statAt(parent, name);
+        if (st) return st.ino === id;
+        const path = nodes.childPath(parent, name);
+        return path !== null && this.view.stat(path, false).ino === id;
       } catch {
         return false;
       }

@@ -137,17 +137,14 @@ export class NodeTable {
 
   /**
    * After the tree was changed from outside (a restore): keeps only the
-   * links that still lead to the same node, as `stillThere(path, id)` says,
-   * so that paths built afterwards never reach a different file. Returns
-   * every link there was (for the caller to invalidate in the kernel).
+   * links that still lead to the same node, as `stillThere(parent, name, id)`
+   * says, so that paths built afterwards never reach a different file.
+   * Returns every link there was (for the caller to invalidate in the kernel).
    */
-  revalidate(stillThere: (path: string, id: number) => boolean): { id: number; parent: number; name: string }[] {
+  revalidate(stillThere: (parent: number, name: string, id: number) => boolean): { id: number; parent: number; name: string }[] {
     const all = this.links();
     const ok = new Set<string>();
-    for (const l of all) {
-      const p = this.childPath(l.parent, l.name);
-      if (p !== null && stillThere(p, l.id)) ok.add(`${l.id}/${l.parent}/${l.name}`);
-    }
+    for (const l of all) if (stillThere(l.parent, l.name, l.id)) ok.add(`${l.id}/${l.parent}/${l.name}`);
     for (const n of this.nodes.values()) n.links = n.links.filter((l) => ok.has(`${n.id}/${l.parent}/${l.name}`));
     return all;
   }

@@ -54,7 +54,7 @@ describe("NodeTable", () => {
     t.looked(10, ROOT_ID, "a", true);
     t.looked(11, 10, "f");
     t.looked(12, 10, "g");
-    const all = t.revalidate((path, id) => !(path === "/a/g" && id === 12));
+    const all = t.revalidate((parent, name, id) => !(parent === 10 && name === "g" && id === 12));
     expect(all.length).toBe(3);
     expect(t.path(11)).toBe("/a/f");
     expect(t.path(12)).toBeNull();
