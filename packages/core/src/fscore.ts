@@ -883,15 +883,8 @@ export class FsCore {
   /** As truncate(2): committed at once. Errors: ENOENT, EISDIR, EACCES, EINVAL, EFBIG (over MAX_FILE_SIZE), EROFS. */
   truncate(path: string, len: number): void {
     this.wr("truncate", path, () => {
-      if (len < 0) throw new StoreError("EINVAL", "negative length");
-      if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
-      const r = this.paths.resolve(path, true);
-      if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
-      this.need(r.row, 2);
-      const o = this.openInode(r.ino);
-      o.refs++;
+      const o = this.truncateHeld(path, len);
       try {
-        this.truncateOpen(o, len);
         this.commitContent(o);
       } finally {
         this.release(o);
@@ -910,26 +903,35 @@ export class FsCore {
   truncateAsync(path: string, len: number): Promise<void> {
     let o: OpenInode;
     try {
-      o = this.wr("truncate", path, () => {
-        if (len < 0) throw new StoreError("EINVAL", "negative length");
-        if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
-        const r = this.paths.resolve(path, true);
-        if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
-        this.need(r.row, 2);
-        const oi = this.openInode(r.ino);
-        oi.refs++;
-        try {
-          this.truncateOpen(oi, len);
-        } catch (e) {
-          this.release(oi);
-          throw e;
-        }
-        return oi;
-      });
+      o = this.wr("truncate", path, () => this.truncateHeld(path, len));
     } catch (e) {
       return Promise.reject(e);
     }
     return this.commits.commit(o, "truncate").finally(() => this.release(o));
+  }
+
+  /**
+   * The shared first half of `truncate` and `truncateAsync`, inside their
+   * write transaction: checks, then sets the size of the file at `path` in
+   * its open state, which it returns with one more reference (the caller
+   * commits and releases it). StoreErrors: EINVAL, EFBIG, EISDIR, EACCES,
+   * ENOENT.
+   */
+  private truncateHeld(path: string, len: number): OpenInode {
+    if (len < 0) throw new StoreError("EINVAL", "negative length");
+    if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
+    const r = this.paths.resolve(path, true);
+    if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+    this.need(r.row, 2);
+    const o = this.openInode(r.ino);
+    o.refs++;
+    try {
+      this.truncateOpen(o, len);
+    } catch (e) {
+      this.release(o);
+      throw e;
+    }
+    return o;
   }
 
   /**
