@@ -5,15 +5,14 @@
  * the kernel, and security.capability answered inside the binding. In-process mounts: every child runs asynchronously, because this
  * process serves the mount.
  */
-import { Store } from "@agentfs/core";
 import { View } from "@agentfs/view";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FuseMount, fuseOptionList } from "../src/index.js";
-import { canMount, teardown } from "./helpers.js";
+import { canMount, storeFixture } from "./helpers.js";
 
 const pexec = promisify(execFile);
 
@@ -49,25 +48,12 @@ describe("fuseOptionList: mount options", () => {
 });
 
 describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-process: kernel caches", () => {
-  let root: string;
-  let store: Store;
-  beforeAll(() => {
-    root = mkdtempSync("/tmp/agentfs-fuse-cache-");
-    store = Store.open(join(root, "store"), { create: true });
-  });
-  afterAll(() => {
-    try {
-      teardown(root);
-    } finally {
-      store.close();
-      rmSync(root, { recursive: true, force: true });
-    }
-  });
+  const fx = storeFixture("agentfs-fuse-cache-");
 
   async function withMount(name: string, opts: Parameters<typeof FuseMount.mount>[2], fn: (mnt: string, m: FuseMount) => Promise<void>): Promise<void> {
-    const mnt = join(root, name);
+    const mnt = join(fx.root, name);
     mkdirSync(mnt);
-    const m = await FuseMount.mount(View.open(store), mnt, opts);
+    const m = await FuseMount.mount(View.open(fx.store), mnt, opts);
     try {
       await fn(mnt, m);
     } finally {

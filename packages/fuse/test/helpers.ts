@@ -4,10 +4,12 @@
  * synchronous children are safe), run node:fs calls in a child and collect
  * their errno codes, and tear every mount down no matter what.
  */
+import { Store } from "@agentfs/core";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 
 /** Absolute path of the built CLI entry point. */
 export const MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "cli", "dist", "main.js");
@@ -86,6 +88,29 @@ export function teardown(prefix: string, pids: number[] = []): void {
     }
   }
   for (const mp of fuseMountsUnder(prefix)) spawnSync("fusermount", ["-uz", mp]);
+}
+
+/**
+ * For a describe block of in-process mounts: registers hooks that make a
+ * temporary directory `/tmp/<prefix>XXXXXX` holding a store (`root`,
+ * `store`: set once beforeAll ran), and afterwards unmount whatever is
+ * still mounted below it, close the store and remove the directory.
+ */
+export function storeFixture(prefix: string): { readonly root: string; readonly store: Store } {
+  const fx = { root: "", store: undefined as unknown as Store };
+  beforeAll(() => {
+    fx.root = mkdtempSync(`/tmp/${prefix}`);
+    fx.store = Store.open(join(fx.root, "store"), { create: true });
+  });
+  afterAll(() => {
+    try {
+      teardown(fx.root);
+    } finally {
+      fx.store?.close();
+      rmSync(fx.root, { recursive: true, force: true });
+    }
+  });
+  return fx;
 }
 
 /** Polls `check` every 100 ms until it returns true or `ms` pass; returns the last result. */

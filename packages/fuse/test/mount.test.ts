@@ -3,7 +3,7 @@
  * store, and every operation runs in a child process through the kernel.
  * Every mount is torn down in afterAll (umount, then SIGKILL + fusermount -uz).
  */
-import { AgentFS, Store } from "@agentfs/core";
+import { AgentFS } from "@agentfs/core";
 import { View } from "@agentfs/view";
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_MAX_WRITE, FuseMount } from "../src/index.js";
-import { agentfs, canMount, fsCodes, fuseMountsUnder, ok, sh, teardown, waitFor } from "./helpers.js";
+import { agentfs, canMount, fsCodes, fuseMountsUnder, ok, sh, storeFixture, teardown, waitFor } from "./helpers.js";
 
 const ENABLED = canMount();
 const pexec = promisify(execFile);
@@ -331,25 +331,12 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("agentfs mount: operations
 });
 
 describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: write request sizes", () => {
-  let root: string;
-  let store: Store;
-  beforeAll(() => {
-    root = mkdtempSync("/tmp/agentfs-fuse-wsize-");
-    store = Store.open(join(root, "store"), { create: true });
-  });
-  afterAll(() => {
-    try {
-      teardown(root);
-    } finally {
-      store.close();
-      rmSync(root, { recursive: true, force: true });
-    }
-  });
+  const fx = storeFixture("agentfs-fuse-wsize-");
 
   async function ddInto(maxWrite: number): Promise<{ maxWrite: number; line: string }> {
-    const mnt = join(root, `m${maxWrite}`);
+    const mnt = join(fx.root, `m${maxWrite}`);
     mkdirSync(mnt);
-    const m = await FuseMount.mount(View.open(store), mnt, { maxWrite });
+    const m = await FuseMount.mount(View.open(fx.store), mnt, { maxWrite });
     try {
       // Asynchronous child: this process serves the mount, so it must not block.
       const r = await pexec("dd", ["if=/dev/zero", `of=${mnt}/f${maxWrite}`, "bs=1M", "count=32"]);
@@ -370,7 +357,7 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: wri
     expect(mid.maxWrite).toBe(131072);
     expect(big.maxWrite).toBe(1 << 20);
     process.stdout.write(`dd 32 MiB: 4 KiB writes: ${small.line}\n           128 KiB writes: ${mid.line}\n           1 MiB writes: ${big.line}\n`);
-    expect(store.manifest).toBeDefined();
-    expect(fuseMountsUnder(root)).toEqual([]);
+    expect(fx.store.manifest).toBeDefined();
+    expect(fuseMountsUnder(fx.root)).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { agentfs, fuseMountsUnder, teardown, type Run } from "./helpers.js";
 
 /** Directory holding the helper programs' sources. */
@@ -111,6 +112,15 @@ export class CliMount {
   /** Runs `agentfs fsck` on the store. */
   fsck(): Run {
     return agentfs(["--store", this.store, "fsck"], this.env);
+  }
+
+  /** Unmounts, requires a clean fsck of the store (exit 0, "no problems found"), and with `remount` mounts again. */
+  umountCheckingFsck(remount = true): void {
+    this.umount();
+    const f = this.fsck();
+    expect(f.stdout + f.stderr).toMatch(/no problems found/);
+    expect(f.code).toBe(0);
+    if (remount) this.mount();
   }
 
   /** Path of `rel` inside the mount. */
