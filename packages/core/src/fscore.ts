@@ -129,7 +129,7 @@ export class FsCore {
     this.commits = new AsyncCommitter({
       store,
       wrap: (syscall, fn) => this.wrap(syscall, undefined, fn),
-      write: (syscall, fn) => this.wr(syscall, undefined, fn),
+      write: (syscall, fn) => this.wrNow(syscall, fn),
       visible: (ino) => this.store.manifest.getInode(ino, this.chain) !== undefined,
       commitContent: (o) => this.commitContent(o),
       update: (ino, change) => this.update(ino, change),
@@ -163,28 +163,43 @@ export class FsCore {
     }
   }
 
-  /** Read operation: a consistent read transaction over a fresh chain. */
+  /** Read operation: a consistent read transaction over a fresh chain (the held one, when the store holds transactions). */
   private rd<T>(syscall: string, path: string | undefined, fn: () => T): T {
-    return this.wrap(syscall, path, () => this.store.manifest.read(() => {
+    return this.wrap(syscall, path, () => this.store.manifest.heldRead(() => {
       this.refresh();
       return fn();
     }));
   }
 
-  /** Write operation: one IMMEDIATE transaction; EROFS on a snapshot. */
+  /**
+   * Write operation: one IMMEDIATE transaction, or a savepoint of the held
+   * one when the store holds transactions (`Manifest.holdTransactions`);
+   * EROFS on a snapshot.
+   */
   private wr<T>(syscall: string, path: string | undefined, fn: () => T, dest?: string): T {
+    return this.writeTx(syscall, path, fn, dest, true);
+  }
+
+  /** As `wr`, but committed before it returns even when the store holds transactions (close, flush, fsync). */
+  private wrNow<T>(syscall: string, fn: () => T): T {
+    return this.writeTx(syscall, undefined, fn, undefined, false);
+  }
+
+  private writeTx<T>(syscall: string, path: string | undefined, fn: () => T, dest: string | undefined, hold: boolean): T {
     return this.wrap(syscall, path, () => {
       if (this.readOnly) throw new StoreError("EROFS", "snapshots are read-only");
       let saved: Map<number, string> | undefined;
+      const m = this.store.manifest;
+      const body = (): T => {
+        this.refresh();
+        this.gen++;
+        const out = fn();
+        // Host paths of lower inodes seen so far: persisted with the rows that may reference them.
+        saved = this.chain.lower?.flush();
+        return out;
+      };
       try {
-        return this.store.manifest.write(() => {
-          this.refresh();
-          this.gen++;
-          const out = fn();
-          // Host paths of lower inodes seen so far: persisted with the rows that may reference them.
-          saved = this.chain.lower?.flush();
-          return out;
-        });
+        return hold ? m.heldWrite(body) : m.write(body);
       } catch (e) {
         if (saved) this.chain.lower?.requeue(saved);
         throw e;
@@ -943,9 +958,10 @@ export class FsCore {
     const o = this.open.get(h.ino)!;
     if (this.readOnly || !o.content) return;
     const db = this.store.manifest.db;
+    this.wrap("fsync", undefined, () => this.store.manifest.settle());
     db.pragma("synchronous = FULL");
     try {
-      this.wr("fsync", undefined, () => this.commitContent(o));
+      this.wrNow("fsync", () => this.commitContent(o));
     } finally {
       db.pragma("synchronous = NORMAL");
     }
@@ -964,7 +980,7 @@ export class FsCore {
     const o = this.open.get(h.ino)!;
     if (this.readOnly || !h.writable || !o.content || !(o.content.dirty || o.mtime !== null)) return;
     if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) return; // unlinked while open
-    this.wr("flush", undefined, () => this.commitContent(o));
+    this.wrNow("flush", () => this.commitContent(o));
   }
 
   /** As close(2): commits pending writes, then releases the descriptor. Errors: EBADF, EIO (the fd is released either way). */
@@ -975,7 +991,7 @@ export class FsCore {
       if (h.writable && o.content && (o.content.dirty || o.mtime !== null)) {
         if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) {
           // Unlinked while open: nothing to commit to.
-        } else this.wr("close", undefined, () => this.commitContent(o));
+        } else this.wrNow("close", () => this.commitContent(o));
       }
     } finally {
       this.handles.delete(fd);
@@ -1019,6 +1035,23 @@ export class FsCore {
     if (this.readOnly) return;
     if (o.content) await this.commits.commit(o, "fsync");
     try {
+      this.store.manifest.settle();
+      await syncStoreFiles(this.store.manifest);
+    } catch (e) {
+      throw asFsError(e, "fsync");
+    }
+  }
+
+  /**
+   * As syncfs(2), or fsync(2) on a directory: commits what the store holds
+   * (`Manifest.holdTransactions`), then makes it durable with fsync(2) of
+   * the database and its WAL on the libuv thread pool. Open files' pending
+   * writes are not committed (their own fsync does that). Rejects with
+   * FsError: EIO.
+   */
+  async syncAsync(): Promise<void> {
+    try {
+      this.store.manifest.settle();
       await syncStoreFiles(this.store.manifest);
     } catch (e) {
       throw asFsError(e, "fsync");

@@ -214,6 +214,17 @@ export class Manifest {
    */
   private icache = new Map<string, { row: InodeRow; layer: number } | null>();
   private dcache = new Map<string, { ino: number; type: number; layer: number } | null>();
+  /** Longest a held transaction stays open, in ms; 0 = no holding (`holdTransactions`). */
+  private holdMs = 0;
+  /** The held transaction, when one is open between operations (see `holdTransactions`). */
+  private held: { write: boolean; since: number; serial: number } | null = null;
+  /** Operations (`write`, `heldWrite`, `heldRead`) currently running: 0 between operations. */
+  private depth = 0;
+  /** Counts held transactions begun; `changedByOthers` checks once per held transaction. */
+  private heldSerial = 0;
+  private checkedSerial = -1;
+  /** A failed commit of a held transaction, reported by the next `settle()`. */
+  private settleError: unknown = null;
 
   private constructor(db: Database.Database, file: string) {
     this.db = db;
@@ -315,9 +326,118 @@ export class Manifest {
     }
   }
 
-  /** Closes the database (checkpointing the WAL). */
+  /** Closes the database (checkpointing the WAL), committing a held transaction first. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    try {
+      this.settle();
+    } finally {
+      this.db.close();
+    }
+  }
+
+  /**
+   * Turns on held transactions for `heldRead`/`heldWrite` (a server that
+   * answers many small requests one after another: the FUSE daemon).
+   * Instead of one SQLite transaction per operation, consecutive operations
+   * share one: it stays open between them and is committed by a timer after
+   * `ms`, by the first operation after that, by any `write` that is not
+   * held, and by `settle()`. Each held write runs
+   * in its own savepoint, so a failing operation undoes only itself. What a
+   * held write changed is visible to this connection at once and to other
+   * connections, and durable against a crash of this process, once the
+   * transaction is committed: callers that promise more (close, fsync) use
+   * `write`, which commits before it returns. `ms` = 0 turns holding off
+   * (committing what is held).
+   */
+  holdTransactions(ms: number): void {
+    if (ms <= 0) this.settle();
+    this.holdMs = Math.max(0, ms);
+  }
+
+  /**
+   * Commits the held transaction, if one is open between operations. Errors:
+   * the StoreError (EIO, ENOSPC…) of a commit that failed, here or in an
+   * earlier end-of-turn commit; the held changes are then rolled back.
+   */
+  settle(): void {
+    const h = this.held;
+    if (h && this.depth === 0) {
+      this.held = null;
+      if (this.db.inTransaction) {
+        try {
+          this.tx.commit.run();
+        } catch (e) {
+          this.dropHeld();
+          translateSqliteError(e, this.file);
+        }
+      }
+    }
+    if (this.settleError !== null) {
+      const e = this.settleError;
+      this.settleError = null;
+      throw e;
+    }
+  }
+
+  /** Rolls back what the held transaction kept (after a failed commit) and forgets cached rows. */
+  private dropHeld(): void {
+    this.held = null;
+    this.clearCaches();
+    this.inoNext = this.inoEnd = 0;
+    try {
+      if (this.db.inTransaction) this.tx.rollback.run();
+    } catch {
+      /* the caller reports the commit's error */
+    }
+  }
+
+  /** Opens a held transaction (write: BEGIN IMMEDIATE) and schedules its commit in `holdMs`. */
+  private beginHeld(write: boolean): void {
+    const now = performance.now();
+    const h = this.held;
+    if (h && (now - h.since > this.holdMs || (write && !h.write))) this.settle();
+    if (this.held || this.db.inTransaction) return;
+    try {
+      (write ? this.tx.beginImmediate : this.tx.begin).run();
+    } catch (e) {
+      translateSqliteError(e, this.file);
+    }
+    const held = (this.held = { write, since: now, serial: ++this.heldSerial });
+    setTimeout(() => {
+      if (this.held !== held || !this.db.open) return;
+      try {
+        this.settle();
+      } catch (e) {
+        this.settleError = e;
+      }
+    }, this.holdMs).unref();
+  }
+
+  /**
+   * As `write`, for a server's operation that needs no commit before it
+   * returns: runs `fn` in a savepoint of the held write transaction
+   * (see `holdTransactions`; without holding, exactly `write`). Errors: as
+   * `write`.
+   */
+  heldWrite<T>(fn: () => T): T {
+    return this.writeOp(fn, this.holdMs > 0);
+  }
+
+  /**
+   * As `read`, for a server's operation: runs `fn` in the held transaction
+   * (see `holdTransactions`; without holding, exactly `read`). Errors: as
+   * `read`.
+   */
+  heldRead<T>(fn: () => T): T {
+    if (this.holdMs === 0) return this.read(fn);
+    if (this.depth === 0) this.beginHeld(false);
+    this.depth++;
+    try {
+      return this.read(fn);
+    } finally {
+      this.depth--;
+    }
   }
 
   /**
@@ -327,8 +447,30 @@ export class Manifest {
    * damage maps to EIO.
    */
   write<T>(fn: () => T): T {
+    return this.writeOp(fn, false);
+  }
+
+  /** `write` (hold false: committed before it returns) or `heldWrite` (hold true). */
+  private writeOp<T>(fn: () => T, hold: boolean): T {
+    if (this.depth === 0) {
+      if (hold) this.beginHeld(true);
+      // A held read transaction cannot take writes: end it first.
+      else if (this.held && !this.held.write) this.settle();
+    }
     const nested = this.db.inTransaction;
-    const tx = this.tx;
+    this.depth++;
+    let out: T;
+    try {
+      out = this.runWrite(fn, nested, this.tx);
+    } finally {
+      this.depth--;
+    }
+    // Not held: commit now, together with whatever the held transaction kept.
+    if (!hold && this.depth === 0 && this.held) this.settle();
+    return out;
+  }
+
+  private runWrite<T>(fn: () => T, nested: boolean, tx: Manifest["tx"]): T {
     try {
       (nested ? tx.savepoint : tx.beginImmediate).run();
     } catch (e) {
@@ -351,6 +493,8 @@ export class Manifest {
       } catch {
         /* a damaged file can fail the rollback too; the original error below says why */
       }
+      // SQLite rolls a whole transaction back on some errors (SQLITE_FULL, IOERR, NOMEM): a held one is gone too.
+      if (this.held && !this.db.inTransaction) this.held = null;
       if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
       translateSqliteError(e, this.file);
     }
@@ -388,6 +532,10 @@ export class Manifest {
 
   /** True when another connection committed since the last call (PRAGMA data_version). */
   changedByOthers(): boolean {
+    // Nobody else's commit can show up inside one transaction: check once per held transaction.
+    const h = this.held;
+    if (h && this.checkedSerial === h.serial) return false;
+    this.checkedSerial = h ? h.serial : -1;
     const v = this.tx.dataVersion.get() as number;
     const changed = v !== this.lastDataVersion;
     this.lastDataVersion = v;

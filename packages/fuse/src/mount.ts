@@ -22,6 +22,8 @@ export const DEFAULT_MAX_WRITE = 1 << 20;
 
 /** Default `MountOptions.pollSpinUs`: µs to poll for a next request after serving a burst. */
 export const DEFAULT_POLL_SPIN_US = 25;
+/** Default `MountOptions.holdTransactionsMs`. */
+export const DEFAULT_HOLD_MS = 2;
 
 /** Default read-ahead window (bytes): as large as a request may be. */
 export const DEFAULT_MAX_READAHEAD = 1 << 20;
@@ -75,6 +77,15 @@ export interface MountOptions {
    * polls it stops for a while, so an idle or sparse mount burns nothing.
    */
   pollSpinUs?: number;
+  /**
+   * Consecutive requests share one SQLite transaction of the store, committed
+   * at the end of the event-loop turn or after this many ms (default 2; 0:
+   * one transaction per request). See `Manifest.holdTransactions`: close,
+   * fsync and fsyncdir still commit before they are answered, so only
+   * namespace and attribute changes of the last few ms, never a closed
+   * file's data, can be lost to a SIGKILL of the daemon.
+   */
+  holdTransactionsMs?: number;
   /** Filesystem name shown in /proc/mounts (default "agentfs"). */
   fsname?: string;
   /** Extra raw `-o` mount options (e.g. ["ro"]). */
@@ -185,6 +196,8 @@ export class FuseMount {
     });
     h.attach(session);
     session.mount(mnt);
+    // (requests are served on this loop, so none runs before this line)
+    view.holdTransactions(opts.holdTransactionsMs ?? DEFAULT_HOLD_MS);
     servedHere.add(mnt);
     m.session = session;
     m.handlers = h;
@@ -280,6 +293,7 @@ export class FuseMount {
     this.endedOutside = true;
     try {
       this.view.closeAll();
+      this.view.holdTransactions(0);
     } finally {
       s.unmount();
       this.resolveDone();
@@ -304,6 +318,7 @@ export class FuseMount {
     servedHere.delete(this.mountpoint);
     try {
       this.view.closeAll();
+      this.view.holdTransactions(0);
     } finally {
       s.unmount();
       this.resolveDone();

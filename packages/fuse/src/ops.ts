@@ -196,7 +196,7 @@ export class Handlers {
         this.dirs.delete(fh);
         this.session.replyErr(s, 0);
       },
-      fsyncdir: (s) => this.session.replyErr(s, 0),
+      fsyncdir: (s) => this.later("fsyncdir", s, this.view.syncAsync()),
       statfs: (s) => {
         const v = this.view.statfs();
         this.session.replyStatfs(s, [v.bsize, v.frsize, v.blocks, v.bfree, v.bavail, v.files, v.ffree, v.favail, v.fsid, v.flag, v.namemax]);

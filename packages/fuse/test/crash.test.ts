@@ -3,7 +3,9 @@
  * with SIGKILL in the middle of a write-heavy workload
  * (test/tools/crashwriters.py: 3 writer processes write files, fsync half of
  * them, close them, rename and unlink some, and log each path + sha256 on
- * the host only after close/rename/unlink returned). After each kill the
+ * the host only after close returned, or after rename/unlink and an fsync
+ * of the directory returned: namespace changes are durable once the
+ * directory is fsynced, as POSIX has it). After each kill the
  * mount is stale (ENOTCONN), fsck of the store is clean, the next
  * `agentfs mount` recovers the stale mount, and every file logged before the
  * kill — in this round and in earlier ones — is intact (sha256), every
@@ -179,6 +181,8 @@ describe.skipIf(!canMount() || !hasPython)("crash: SIGKILL of the daemon during 
     ok(alike.map((n) => `echo x > keep/${n}`).join(" && "), m.mnt);
     ok("echo left > orphan/.fuse_hidden00000007000000a1", m.mnt);
     const holder = await holdUnlinked(m.at("orphan"));
+    // The unlink is durable once the directory is fsynced (the daemon holds namespace changes for up to --hold-ms).
+    ok(`python3 -c "import os; fd = os.open('orphan', os.O_RDONLY); os.fsync(fd)"`, m.mnt);
     try {
       process.kill(m.daemonPid(), "SIGKILL");
     } finally {

@@ -597,6 +597,22 @@ export class View {
   }
 
   /**
+   * Lets consecutive operations of this view's store share one SQLite
+   * transaction for up to `ms` ms (`Manifest.holdTransactions`; 0 turns it
+   * off and commits what is held). For servers answering many small
+   * requests (the FUSE daemon). Errors: as `Manifest.settle` when turning
+   * it off.
+   */
+  holdTransactions(ms: number): void {
+    this.main.store.manifest.holdTransactions(ms);
+  }
+
+  /** As syncfs(2) or fsync(2) of a directory (`FsCore.syncAsync`): resolves when the store's committed state is durable. Rejects with FsError: EIO. */
+  async syncAsync(): Promise<void> {
+    await this.main.syncAsync();
+  }
+
+  /**
    * `close` without holding the event loop (`FsCore.closeAsync`): the view
    * descriptor is gone at once; resolves when the pending writes are
    * committed. Rejects with FsError: EBADF, EIO (released either way).

@@ -17,7 +17,7 @@
  */
 import { Store, ensureOverlayBranch, locateStore, type Target } from "@agentfs/core";
 import { fsckInWorker } from "../fsckworker.js";
-import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, DEFAULT_POLL_SPIN_US, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
+import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, DEFAULT_POLL_SPIN_US, DEFAULT_HOLD_MS, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -185,6 +185,7 @@ interface MountCliOptions {
   defaultPermissions?: boolean;
   maxWrite?: string;
   pollSpinUs?: string;
+  holdMs?: string;
   timeout?: string;
 }
 
@@ -207,6 +208,11 @@ export function registerMountCommands(program: Command): void {
     .option("--no-allow-other", "only the mounting user may use the mount")
     .option("--no-default-permissions", "do not let the kernel check mode bits (every caller gets the daemon's rights)")
     .option("--poll-spin-us <us>", "after serving requests, poll this long for the next one before sleeping (adaptive; 0 never)", String(DEFAULT_POLL_SPIN_US))
+    .option(
+      "--hold-ms <ms>",
+      "let consecutive requests share one store transaction for up to this many ms (0: one per request); close, fsync and fsync of a directory still commit before they answer",
+      String(DEFAULT_HOLD_MS),
+    )
     .option("--max-write <bytes>", `largest write request the kernel sends, in bytes (at most 1 MiB); 0 for 4096`, String(DEFAULT_MAX_WRITE))
     .option("--timeout <seconds>", "how long to wait for the background daemon's mount to answer", "30")
     .action(async (storeArg: string, mpArg: string, opts: MountCliOptions, cmd: Command) => {
@@ -240,6 +246,8 @@ export function registerMountCommands(program: Command): void {
       if (!Number.isInteger(maxWrite) || maxWrite < 0) throw new UsageError(`--max-write must be a whole number of bytes, got '${opts.maxWrite}'`);
       const spin = Number(opts.pollSpinUs);
       if (!Number.isInteger(spin) || spin < 0 || spin > 1000) throw new UsageError(`--poll-spin-us must be a whole number of µs from 0 to 1000, got '${opts.pollSpinUs}'`);
+      const hold = Number(opts.holdMs);
+      if (!Number.isInteger(hold) || hold < 0 || hold > 1000) throw new UsageError(`--hold-ms must be a whole number of ms from 0 to 1000, got '${opts.holdMs}'`);
       if (opts.foreground) {
         await serve(storeDir, mnt, g.snapshot !== undefined ? { snapshot: g.snapshot } : g.branch !== undefined ? { branch: g.branch } : undefined, opts, maxWrite);
         return;
@@ -304,7 +312,7 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
   const fd = openSync(log, "w");
   const main = fileURLToPath(new URL("../main.js", import.meta.url));
   const ram = storeDir.startsWith(RAM_PREFIX);
-  const args = [main, "mount", ram ? storeDir.slice(RAM_PREFIX.length) : storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE), "--poll-spin-us", String(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US)];
+  const args = [main, "mount", ram ? storeDir.slice(RAM_PREFIX.length) : storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE), "--poll-spin-us", String(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US), "--hold-ms", String(opts.holdMs ?? DEFAULT_HOLD_MS)];
   if (ram) args.push("--ram");
   if (g.branch !== undefined) args.push("--branch", g.branch);
   if (g.snapshot !== undefined) args.push("--snapshot", g.snapshot);
@@ -370,6 +378,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     defaultPermissions: opts.defaultPermissions !== false,
     maxWrite,
     pollSpinUs: Number(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US),
+    holdTransactionsMs: Number(opts.holdMs ?? DEFAULT_HOLD_MS),
     fsname: `agentfs:${storeDir}`,
   });
   if (other) out(`.fuse_hidden files: not looked for (pid ${other.pid} serves the same branch on ${other.mountpoint})`);

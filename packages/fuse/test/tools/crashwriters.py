@@ -8,8 +8,11 @@
       after close returned is "F <path> <sha256>" appended to LOG (a host
       file outside the mount, one O_APPEND write per line). Some already
       logged files are renamed ("m <old> <new>" before the call, "M <old>
-      <new>" after rename returned) or unlinked ("d <path>", then "D <path>"
-      after unlink returned). Sizes are mostly up to
+      <new>" once rename returned and an fsync(2) of the directory made it
+      durable) or unlinked ("d <path>", then "D <path>" after unlink and the
+      directory's fsync). As on any POSIX filesystem, a rename or unlink is
+      durable only after the directory's fsync: agentfs holds namespace
+      changes for up to a few ms (`agentfs mount --hold-ms`). Sizes are mostly up to
       256 KiB; a few files are 9 MiB, past the daemon's 8 MiB auto-commit.
       Prints {"files": n, "errors": [...]} (the error that ended each
       writer) and exits 0.
@@ -37,6 +40,15 @@ def sha256_file(path):
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def fsync_dir(path):
+    """fsync(2) of the directory holding `path`: makes a rename or unlink in it durable."""
+    fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def writer(d, tag, wid, seed, log_fd, out_fd):
     rng = random.Random(seed * 1000 + wid)
     mine = []  # logged paths this writer may rename or unlink
@@ -52,12 +64,14 @@ def writer(d, tag, wid, seed, log_fd, out_fd):
                 new = old + "r"
                 os.write(log_fd, f"m {old} {new}\n".encode())
                 os.rename(old, new)
+                fsync_dir(new)
                 os.write(log_fd, f"M {old} {new}\n".encode())
                 mine.append(new)
             elif r < 0.16 and mine:
                 victim = mine.pop(rng.randrange(len(mine)))
                 os.write(log_fd, f"d {victim}\n".encode())
                 os.unlink(victim)
+                fsync_dir(victim)
                 os.write(log_fd, f"D {victim}\n".encode())
             else:
                 n += 1

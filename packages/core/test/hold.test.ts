@@ -1,0 +1,149 @@
+/**
+ * Held transactions (`Manifest.holdTransactions`, used by the FUSE daemon):
+ * consecutive operations share one SQLite transaction, committed by a timer,
+ * by the next operation after the hold, by any write that must be durable
+ * at return (close, flush, fsync) and by `settle`/`syncAsync`. Checked with
+ * a second connection to the same real database file (what another process
+ * sees) and with a child process that writes while the holder holds.
+ */
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { constants as C } from "node:fs";
+import { join } from "node:path";
+import { FsCore, Store } from "../src/index.js";
+import { CORE_DIR, ensureDist, tempDir } from "./helpers.js";
+
+beforeAll(() => {
+  ensureDist(); // the child process below runs the built package
+}, 120_000);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+let cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.reverse()) c();
+  cleanups = [];
+});
+
+/** A store with a holding connection `a` and a plain second connection `b` (`seen(path)`: whether `b` sees it). */
+function setup(holdMs: number) {
+  const t = tempDir("agentfs-hold-");
+  const dir = join(t.dir, "store");
+  const sa = Store.open(dir, { create: true });
+  const sb = Store.open(dir);
+  cleanups.push(() => {
+    for (const s of [sa, sb]) {
+      try {
+        s.close();
+      } catch {
+        /* closed */
+      }
+    }
+    t.cleanup();
+  });
+  sa.manifest.holdTransactions(holdMs);
+  const a = new FsCore(sa, { branch: "main" }, { umask: 0o022 });
+  const b = new FsCore(sb, { branch: "main" }, { umask: 0o022 });
+  const seen = (path: string) => {
+    try {
+      b.stat(path);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return false;
+      throw e;
+    }
+  };
+  return { dir, sa, a, b, seen };
+}
+
+describe("held transactions", () => {
+  it("a held change is committed by the timer, without another operation", async () => {
+    const { a, seen } = setup(5);
+    a.mkdir("/d");
+    expect(a.stat("/d").mode & C.S_IFMT).toBe(C.S_IFDIR); // the holder sees its own change at once
+    expect(seen("/d")).toBe(false); // held: not committed yet
+    await sleep(60);
+    expect(seen("/d")).toBe(true);
+  });
+
+  it("close commits at once, together with the held create of the file", () => {
+    const { a, b, seen } = setup(1000);
+    a.mkdir("/dir");
+    const fd = a.openFile("/dir/f", C.O_CREAT | C.O_WRONLY, 0o644);
+    a.write(fd, Buffer.from("hello"), 0, 5, 0);
+    expect(seen("/dir/f")).toBe(false);
+    a.close(fd);
+    expect(seen("/dir")).toBe(true);
+    expect(b.stat("/dir/f").size).toBe(5);
+  });
+
+  it("fsync and flush commit at once as well", () => {
+    const { a, b } = setup(1000);
+    const fd = a.openFile("/f", C.O_CREAT | C.O_RDWR, 0o644);
+    a.write(fd, Buffer.from("one"), 0, 3, 0);
+    a.flush(fd);
+    expect(b.stat("/f").size).toBe(3);
+    a.write(fd, Buffer.from("three"), 0, 5, 0);
+    a.fsync(fd);
+    expect(b.stat("/f").size).toBe(5);
+    a.close(fd);
+  });
+
+  it("a failing operation undoes only itself: the held changes before and after it are committed", () => {
+    const { sa, a, seen } = setup(1000);
+    a.mkdir("/a");
+    expect(() => a.mkdir("/a")).toThrow(expect.objectContaining({ code: "EEXIST" }));
+    expect(() => a.rename("/missing", "/x")).toThrow(expect.objectContaining({ code: "ENOENT" }));
+    a.mkdir("/a/sub");
+    expect(() => a.rmdir("/a")).toThrow(expect.objectContaining({ code: "ENOTEMPTY" }));
+    a.mkdir("/b");
+    expect(seen("/a")).toBe(false);
+    sa.manifest.settle();
+    expect([seen("/a"), seen("/a/sub"), seen("/b"), seen("/x")]).toEqual([true, true, true, false]);
+  });
+
+  it("syncAsync (fsync of a directory) commits what is held", async () => {
+    const { a, seen } = setup(1000);
+    a.mkdir("/d");
+    a.rename("/d", "/e");
+    await a.syncAsync();
+    expect([seen("/d"), seen("/e")]).toEqual([false, true]);
+  });
+
+  it("turning holding off commits what is held", () => {
+    const { sa, a, seen } = setup(1000);
+    a.mkdir("/d");
+    sa.manifest.holdTransactions(0);
+    expect(seen("/d")).toBe(true);
+    a.mkdir("/e"); // not held any more
+    expect(seen("/e")).toBe(true);
+  });
+
+  it("the holder sees another connection's change once its held read transaction ended", async () => {
+    const { a, b } = setup(5);
+    a.stat("/"); // opens a held read transaction
+    b.mkdir("/z");
+    await sleep(60);
+    expect(a.stat("/z").mode & C.S_IFMT).toBe(C.S_IFDIR);
+  });
+
+  it("another process writing while the holder holds a write transaction waits for it, then commits", async () => {
+    const { dir, a, b } = setup(20);
+    a.mkdir("/mine");
+    const script = `
+      const { Store, FsCore } = await import(${JSON.stringify(join(CORE_DIR, "dist/index.js"))});
+      const s = Store.open(${JSON.stringify(dir)});
+      new FsCore(s, { branch: "main" }).mkdir("/theirs");
+      s.close();`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(b.stat("/mine").ino).toBeGreaterThan(0);
+    expect(b.stat("/theirs").ino).toBeGreaterThan(0);
+    await sleep(40);
+    expect(a.stat("/theirs").ino).toBe(b.stat("/theirs").ino);
+  });
+});
