@@ -844,7 +844,7 @@ export class FsCore {
       let n: number;
       if (o.content) n = o.content.read(buf, offset, length, pos);
       else {
-        n = this.store.manifest.read(() => {
+        n = this.store.manifest.heldRead(() => {
           this.refresh();
           const row = this.node(h.ino);
           if (row.rdev === LOWER_DATA && this.chain.lower) return this.chain.lower.read(row.ino, row.size, buf, offset, length, pos);

@@ -223,7 +223,7 @@ export class Manifest {
   /** Counts held transactions begun; `changedByOthers` checks once per held transaction. */
   private heldSerial = 0;
   private checkedSerial = -1;
-  /** A failed commit of a held transaction, reported by the next `settle()`. */
+  /** A failed commit of a held transaction (in its timer), reported by the next `settle()` or durable `write`. */
   private settleError: unknown = null;
 
   private constructor(db: Database.Database, file: string) {
@@ -452,6 +452,12 @@ export class Manifest {
 
   /** `write` (hold false: committed before it returns) or `heldWrite` (hold true). */
   private writeOp<T>(fn: () => T, hold: boolean): T {
+    if (!hold && this.depth === 0 && this.settleError !== null) {
+      // A held commit failed in its timer: the first write that promises durability reports it, instead of its own work.
+      const e = this.settleError;
+      this.settleError = null;
+      throw e;
+    }
     if (this.depth === 0) {
       if (hold) this.beginHeld(true);
       // A held read transaction cannot take writes: end it first.
