@@ -111,6 +111,23 @@ export class FsCore {
   /** Asynchronous commits of open files (asynccommit.ts). */
   private readonly commits: AsyncCommitter;
 
+  /**
+   * Looks whether another connection committed to the store, and returns
+   * `Manifest.otherCommits`: a count that grows by one each time a look
+   * (here, or at the start of any operation's transaction) found such a
+   * commit. Errors: EIO (damaged manifest).
+   */
+  otherCommits(): number {
+    this.rd("sync", undefined, () => {});
+    return this.store.manifest.otherCommits;
+  }
+
+  /** The host directory under an overlay branch (its lower layer), or null for a plain branch or a snapshot. */
+  get lowerRoot(): string | null {
+    this.rd("lower", undefined, () => {});
+    return this.chain.lower?.root ?? null;
+  }
+
   /** Errors: ENOENT when the branch or snapshot does not exist. */
   constructor(store: Store, target: Target, opts: FsCoreOptions = {}) {
     this.store = store;

@@ -223,6 +223,13 @@ export class Manifest {
   /** Counts held transactions begun; `changedByOthers` checks once per held transaction. */
   private heldSerial = 0;
   private checkedSerial = -1;
+  /**
+   * How many times `changedByOthers` found that another connection had
+   * committed since this one last looked (the first look not counted). A
+   * server that lets clients cache (the FUSE daemon) polls it to know when
+   * to drop their caches.
+   */
+  otherCommits = 0;
   /** A failed commit of a held transaction (in its timer), reported by the next `settle()` or durable `write`. */
   private settleError: unknown = null;
 
@@ -544,8 +551,10 @@ export class Manifest {
     this.checkedSerial = h ? h.serial : -1;
     const v = this.tx.dataVersion.get() as number;
     const changed = v !== this.lastDataVersion;
+    const first = this.lastDataVersion === -1;
     this.lastDataVersion = v;
     if (changed) this.clearCaches();
+    if (changed && !first) this.otherCommits++;
     return changed;
   }
 

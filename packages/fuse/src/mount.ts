@@ -24,6 +24,10 @@ export const DEFAULT_MAX_WRITE = 1 << 20;
 export const DEFAULT_POLL_SPIN_US = 25;
 /** Default `MountOptions.holdTransactionsMs`. */
 export const DEFAULT_HOLD_MS = 2;
+/** Default attribute and entry timeout (s) of a mount that is not an overlay: outside commits are noticed by polling instead. */
+export const DEFAULT_CACHE_TIMEOUT = 30;
+/** Default `MountOptions.outsideCheckMs`. */
+export const DEFAULT_OUTSIDE_CHECK_MS = 250;
 
 /** Default read-ahead window (bytes): as large as a request may be. */
 export const DEFAULT_MAX_READAHEAD = 1 << 20;
@@ -43,13 +47,15 @@ export interface MountOptions {
    */
   maxReadahead?: number;
   /**
-   * Seconds the kernel may cache attributes (default 1). Changes made
-   * through the mount are seen at once (every reply carries fresh
-   * attributes; all hard links of a file are one kernel inode). Changes
-   * made by other processes (CLI, SDK) may take this long to show.
+   * Seconds the kernel may cache attributes: default 30, or 1 over an
+   * overlay (the host may change its lower directory at any time). Changes
+   * made through the mount are seen at once (every reply carries fresh
+   * attributes; all hard links of a file are one kernel inode); commits by
+   * other processes (SDK, CLI opening the store directly) drop the kernel's
+   * caches within `outsideCheckMs`.
    */
   attrTimeout?: number;
-  /** Seconds the kernel may cache name lookups (default 1): a file removed or renamed by another process may stay visible that long. */
+  /** Seconds the kernel may cache name lookups: default 30, or 1 over an overlay (as `attrTimeout`). */
   entryTimeout?: number;
   /** Seconds the kernel may remember that a name does not exist (default 1): a file created by another process may stay invisible that long. */
   negativeTimeout?: number;
@@ -86,6 +92,14 @@ export interface MountOptions {
    * file's data, can be lost to a SIGKILL of the daemon.
    */
   holdTransactionsMs?: number;
+  /**
+   * Every this many ms (default 250; 0 never) the daemon looks whether
+   * another process committed to the store, and if so drops every name,
+   * attribute and cached page the kernel holds (`invalidateTree`), so such
+   * changes show through the mount within about this long even though the
+   * kernel may cache for `attrTimeout`/`entryTimeout` seconds.
+   */
+  outsideCheckMs?: number;
   /** Filesystem name shown in /proc/mounts (default "agentfs"). */
   fsname?: string;
   /** Extra raw `-o` mount options (e.g. ["ro"]). */
@@ -140,7 +154,34 @@ export class FuseMount {
   /** Number of `.fuse_hidden…` files of an earlier libfuse 2 daemon that `mount` removed before serving (`MountOptions.removeHidden`). */
   removedHidden = 0;
 
+  /** Times `outsideCheckMs` polling found commits by another process and dropped the kernel's caches. */
+  outsideInvalidations = 0;
+  private outsideWatch: NodeJS.Timeout | null = null;
+  private seenOtherCommits = 0;
+  private invalidatingOutside = false;
+
   private constructor(readonly view: View, readonly mountpoint: string, readonly options: string[]) {}
+
+  /** `outsideCheckMs` polling: drops the kernel's caches once another process has committed to the store. */
+  private checkOutside(): void {
+    if (!this.session || this.invalidatingOutside) return;
+    let n: number;
+    try {
+      n = this.view.otherCommits();
+    } catch {
+      return; // a damaged store shows up in the requests themselves
+    }
+    if (n === this.seenOtherCommits) return;
+    this.seenOtherCommits = n;
+    this.outsideInvalidations++;
+    this.invalidatingOutside = true;
+    void this.invalidateTree().finally(() => (this.invalidatingOutside = false));
+  }
+
+  private stopOutsideWatch(): void {
+    if (this.outsideWatch) clearInterval(this.outsideWatch);
+    this.outsideWatch = null;
+  }
 
   /**
    * Mounts `view` on the directory `mountpoint` (absolute or relative to the
@@ -175,9 +216,11 @@ export class FuseMount {
     const binding = loadFuseBinding();
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
     if (opts.removeHidden ?? true) m.removedHidden = removeFuseHiddenNames(view);
+    // The host may change an overlay's lower directory behind the store's back: keep the kernel's caches short there.
+    const cacheTimeout = view.lowerRoot === null ? DEFAULT_CACHE_TIMEOUT : 1;
     const report = opts.onInternalError ?? ((op: string, e: unknown) => process.stderr.write(`agentfs fuse: ${op}: ${e instanceof Error ? e.stack : String(e)}\n`));
     const h = new Handlers(view, binding, m.stats, {
-      timeouts: { attr: opts.attrTimeout ?? 1, entry: opts.entryTimeout ?? 1, negative: opts.negativeTimeout ?? 1 },
+      timeouts: { attr: opts.attrTimeout ?? cacheTimeout, entry: opts.entryTimeout ?? cacheTimeout, negative: opts.negativeTimeout ?? 1 },
       fileCapabilities: !!opts.fileCapabilities,
       pageCache: opts.pageCache ?? "auto",
       onInternalError: report,
@@ -202,6 +245,11 @@ export class FuseMount {
     m.session = session;
     m.handlers = h;
     await h.initialized;
+    const every = opts.outsideCheckMs ?? DEFAULT_OUTSIDE_CHECK_MS;
+    if (every > 0) {
+      m.seenOtherCommits = view.otherCommits();
+      m.outsideWatch = setInterval(() => m.checkOutside(), every).unref();
+    }
     const ra = opts.maxReadahead ?? DEFAULT_MAX_READAHEAD;
     if (setReadAhead(mnt, ra >> 10)) m.readAheadKb = ra >> 10;
     return m;
@@ -288,6 +336,7 @@ export class FuseMount {
     const s = this.session;
     if (!s) return;
     this.session = null;
+    this.stopOutsideWatch();
     this.recordSpins(s);
     servedHere.delete(this.mountpoint);
     this.endedOutside = true;
@@ -314,6 +363,7 @@ export class FuseMount {
     const s = this.session;
     if (!s) return;
     this.session = null;
+    this.stopOutsideWatch();
     this.recordSpins(s);
     servedHere.delete(this.mountpoint);
     try {

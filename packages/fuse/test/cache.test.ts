@@ -7,6 +7,7 @@
  */
 import { View } from "@agentfs/view";
 import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -89,6 +90,48 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     };
     expect(await stats({})).toBeLessThan(5);
     expect(await stats({ attrTimeout: 0, entryTimeout: 0, negativeTimeout: 0 })).toBeGreaterThanOrEqual(20);
+  });
+
+  // The kernel may cache names and attributes for 30 s (DEFAULT_CACHE_TIMEOUT); a commit by another process
+  // (the SDK on the same store) must still show within about outsideCheckMs, because the daemon polls for
+  // such commits and then drops the kernel's caches. Without the poll the kernel keeps answering from cache.
+  it("a commit by another process shows within about outsideCheckMs although the kernel caches for 30 s; without the poll it does not", async () => {
+    const core = createRequire(import.meta.url).resolve("@agentfs/core");
+    const outside = (base: string) => `
+      const { Store, FsCore } = await import(${JSON.stringify(core)});
+      const s = Store.open(${JSON.stringify(join(fx.root, "store"))});
+      const c = new FsCore(s, { branch: "main" });
+      const base = ${JSON.stringify(base)};
+      const fd = c.openFile(base + "/f", 0o1001, 0o644); // O_WRONLY | O_TRUNC
+      c.write(fd, Buffer.from("longer content"), 0, 14, 0);
+      c.close(fd);
+      c.unlink(base + "/d/gone");
+      c.mkdir(base + "/d/new");
+      s.close();`;
+    for (const [name, every] of [["poll", 100], ["nopoll", 0]] as const) {
+      // Both mounts serve the same branch: each works in its own directory of it.
+      await withMount(name, { outsideCheckMs: every }, async (mnt, m) => {
+        // stat(2) of f and a path walk through d/gone: both answered from the kernel's caches while they last
+        // (coreutils stat asks for the birth time, which the kernel does not cache: python's os.stat does not).
+        const look = `cd ${name} && python3 -c "import os; print(os.stat('f').st_size, os.path.exists('d/gone'))"`;
+        await bash(`mkdir ${name} && cd ${name} && printf one > f && mkdir d && printf x > d/gone`, mnt);
+        expect(await bash(look, mnt)).toBe("3 True\n");
+        await pexec(process.execPath, ["--input-type=module", "-e", outside("/" + name)], { cwd: "/" });
+        let got = "";
+        for (let i = 0; i < 20 && got !== "14 False\n"; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          got = await bash(look, mnt);
+        }
+        if (every > 0) {
+          expect(got).toBe("14 False\n");
+          expect(m.outsideInvalidations).toBeGreaterThanOrEqual(1);
+          expect(await bash(`cd ${name} && cat f && ls d`, mnt)).toBe("longer contentnew\n");
+        } else {
+          expect(got).toBe("3 True\n"); // 2 s later, still what the kernel cached
+          expect(m.outsideInvalidations).toBe(0);
+        }
+      });
+    }
   });
 
   it("sequential reads arrive as 1 MiB requests (read-ahead raised to 1 MiB); closing a read-only descriptor sends no FLUSH", async () => {

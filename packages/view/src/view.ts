@@ -597,6 +597,22 @@ export class View {
   }
 
   /**
+   * A count that grows whenever another connection (an SDK or CLI process
+   * opening the store directly) committed to the store; looks for such
+   * commits first (`FsCore.otherCommits`). A front end that lets the kernel
+   * cache names and attributes compares it with the last value it saw, and
+   * drops those caches when it grew. Errors: EIO.
+   */
+  otherCommits(): number {
+    return this.main.otherCommits();
+  }
+
+  /** The host directory under the served overlay branch, or null (`FsCore.lowerRoot`). */
+  get lowerRoot(): string | null {
+    return this.main.lowerRoot;
+  }
+
+  /**
    * Lets consecutive operations of this view's store share one SQLite
    * transaction for up to `ms` ms (`Manifest.holdTransactions`; 0 turns it
    * off and commits what is held). For servers answering many small
