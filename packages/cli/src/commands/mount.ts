@@ -17,7 +17,7 @@
  */
 import { Store, ensureOverlayBranch, locateStore, type Target } from "@agentfs/core";
 import { fsckInWorker } from "../fsckworker.js";
-import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, DEFAULT_POLL_SPIN_US, DEFAULT_HOLD_MS, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
+import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, DEFAULT_POLL_SPIN_US, DEFAULT_HOLD_MS, DEFAULT_CACHE_TIMEOUT, DEFAULT_OUTSIDE_CHECK_MS, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -186,6 +186,8 @@ interface MountCliOptions {
   maxWrite?: string;
   pollSpinUs?: string;
   holdMs?: string;
+  cacheTimeout?: string;
+  outsideCheckMs?: string;
   timeout?: string;
 }
 
@@ -212,6 +214,12 @@ export function registerMountCommands(program: Command): void {
       "--hold-ms <ms>",
       "let consecutive requests share one store transaction for up to this many ms (0: one per request); close, fsync and fsync of a directory still commit before they answer",
       String(DEFAULT_HOLD_MS),
+    )
+    .option("--cache-timeout <s>", `seconds the kernel may cache names and attributes (default ${DEFAULT_CACHE_TIMEOUT}, 1 over an overlay; 0 asks the daemon every time)`)
+    .option(
+      "--outside-check-ms <ms>",
+      "how often the daemon looks for commits by other processes to the store, and then drops the kernel's caches (0: never; they show when the cache timeout runs out)",
+      String(DEFAULT_OUTSIDE_CHECK_MS),
     )
     .option("--max-write <bytes>", `largest write request the kernel sends, in bytes (at most 1 MiB); 0 for 4096`, String(DEFAULT_MAX_WRITE))
     .option("--timeout <seconds>", "how long to wait for the background daemon's mount to answer", "30")
@@ -246,6 +254,9 @@ export function registerMountCommands(program: Command): void {
       if (!Number.isInteger(maxWrite) || maxWrite < 0) throw new UsageError(`--max-write must be a whole number of bytes, got '${opts.maxWrite}'`);
       const spin = Number(opts.pollSpinUs);
       if (!Number.isInteger(spin) || spin < 0 || spin > 1000) throw new UsageError(`--poll-spin-us must be a whole number of µs from 0 to 1000, got '${opts.pollSpinUs}'`);
+      if (opts.cacheTimeout !== undefined && !(Number(opts.cacheTimeout) >= 0 && Number(opts.cacheTimeout) <= 86400)) throw new UsageError(`--cache-timeout must be a number of seconds from 0 to 86400, got '${opts.cacheTimeout}'`);
+      const every = Number(opts.outsideCheckMs);
+      if (!Number.isInteger(every) || every < 0 || every > 3_600_000) throw new UsageError(`--outside-check-ms must be a whole number of ms from 0 to 3600000, got '${opts.outsideCheckMs}'`);
       const hold = Number(opts.holdMs);
       if (!Number.isInteger(hold) || hold < 0 || hold > 1000) throw new UsageError(`--hold-ms must be a whole number of ms from 0 to 1000, got '${opts.holdMs}'`);
       if (opts.foreground) {
@@ -312,7 +323,8 @@ async function startDaemon(storeDir: string, mnt: string, cmd: Command, opts: Mo
   const fd = openSync(log, "w");
   const main = fileURLToPath(new URL("../main.js", import.meta.url));
   const ram = storeDir.startsWith(RAM_PREFIX);
-  const args = [main, "mount", ram ? storeDir.slice(RAM_PREFIX.length) : storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE), "--poll-spin-us", String(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US), "--hold-ms", String(opts.holdMs ?? DEFAULT_HOLD_MS)];
+  const args = [main, "mount", ram ? storeDir.slice(RAM_PREFIX.length) : storeDir, mnt, "--foreground", "--max-write", String(opts.maxWrite ?? DEFAULT_MAX_WRITE), "--poll-spin-us", String(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US), "--hold-ms", String(opts.holdMs ?? DEFAULT_HOLD_MS), "--outside-check-ms", String(opts.outsideCheckMs ?? DEFAULT_OUTSIDE_CHECK_MS)];
+  if (opts.cacheTimeout !== undefined) args.push("--cache-timeout", opts.cacheTimeout);
   if (ram) args.push("--ram");
   if (g.branch !== undefined) args.push("--branch", g.branch);
   if (g.snapshot !== undefined) args.push("--snapshot", g.snapshot);
@@ -379,6 +391,8 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
     maxWrite,
     pollSpinUs: Number(opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US),
     holdTransactionsMs: Number(opts.holdMs ?? DEFAULT_HOLD_MS),
+    outsideCheckMs: Number(opts.outsideCheckMs ?? DEFAULT_OUTSIDE_CHECK_MS),
+    ...(opts.cacheTimeout !== undefined ? { attrTimeout: Number(opts.cacheTimeout), entryTimeout: Number(opts.cacheTimeout) } : {}),
     fsname: `agentfs:${storeDir}`,
   });
   if (other) out(`.fuse_hidden files: not looked for (pid ${other.pid} serves the same branch on ${other.mountpoint})`);
@@ -442,7 +456,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
         await lazyUnmount(mnt);
       }
       // Per-operation counts and loop-hold times (ms) go to the daemon's log.
-      out(`unmounted after ${why}; requests: ${JSON.stringify(m.stats)}`);
+      out(`unmounted after ${why}; requests: ${JSON.stringify({ ...m.stats, outsideInvalidations: m.outsideInvalidations })}`);
       try {
         const cur = readRecord(mnt);
         if (cur?.pid === process.pid) rmSync(file, { force: true });
