@@ -253,7 +253,11 @@ function render(
   L.push("", "## agentfs daemon: per-operation stats (whole run, from the daemon's log at unmount)", "");
   if (!stats) L.push("No stats line found in the daemon's log.");
   else {
-    L.push(`FUSE writes served: ${stats.writes}, largest write request: ${stats.maxWrite} bytes, internal errors (EIO): ${stats.internalErrors}.`, "");
+    L.push(
+      `FUSE writes served: ${stats.writes}, largest write request: ${stats.maxWrite} bytes, internal errors (EIO): ${stats.internalErrors}, ` +
+        `kernel caches dropped for commits by other processes: ${stats.outsideInvalidations ?? "n/a"}.`,
+      "",
+    );
     L.push("Sorted by total time the handler held the daemon's event loop (every other request waits meanwhile):", "");
     L.push("| op | requests | total | mean | max |", "| --- | ---: | ---: | ---: | ---: |");
     for (const o of stats.ops.slice(0, 15) as OpStat[])

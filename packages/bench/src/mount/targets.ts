@@ -124,7 +124,7 @@ export interface OpStat {
 }
 
 /** Parses the `requests: {...}` line the daemon logs at unmount. */
-export function parseDaemonStats(log: string): { ops: OpStat[]; writes?: number; maxWrite?: number; internalErrors?: number } | undefined {
+export function parseDaemonStats(log: string): { ops: OpStat[]; writes?: number; maxWrite?: number; internalErrors?: number; outsideInvalidations?: number } | undefined {
   const line = log.split("\n").find((l) => l.includes("requests: {"));
   if (!line) return undefined;
   try {
@@ -133,10 +133,11 @@ export function parseDaemonStats(log: string): { ops: OpStat[]; writes?: number;
       writes: number;
       maxWrite: number;
       internalErrors: number;
+      outsideInvalidations?: number;
     };
     const ops = Object.entries(j.ops).map(([op, s]) => ({ op, ...s }));
     ops.sort((a, b) => b.totalMs - a.totalMs);
-    return { ops, writes: j.writes, maxWrite: j.maxWrite, internalErrors: j.internalErrors };
+    return { ops, writes: j.writes, maxWrite: j.maxWrite, internalErrors: j.internalErrors, outsideInvalidations: j.outsideInvalidations };
   } catch {
     return undefined;
   }
