@@ -108,6 +108,9 @@ export interface ObjectBackend {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Chunks up to this size (bytes) that `put` stores are also kept in the verified-chunk cache: 16 KiB, the smallest chunk FastCDC cuts before a file's end. */
+const CACHE_ON_WRITE_MAX = 16 * 1024;
+
 /** Result of `ObjectStore.put`: whether the chunk was new, and bytes as stored. */
 export interface PutResult {
   added: boolean;
@@ -137,11 +140,16 @@ export class ObjectStore {
   }
 
   /**
-   * Stores `data` under `hash` (its SHA-256, which the caller computed) unless
+   * Stores `data` under `hash` (its SHA-256, which the caller computed:
+   * chunks up to 16 KiB are also cached as verified under it) unless
    * present. Must run inside the manifest's write transaction so the object
    * and the inode that references it commit together.
    */
   put(hash: Buffer, data: Uint8Array): PutResult {
+    // Small chunks (whole small files, mostly) go into the cache of verified chunks as well: their bytes
+    // are the ones just hashed, so a read soon after the write (a build reading what it wrote) need not
+    // fetch, decompress and hash them again. Larger ones would only push read chunks out.
+    if (data.length <= CACHE_ON_WRITE_MAX) this.cache.set(hash.toString("hex"), Buffer.from(data));
     if (this.has(hash)) return { added: false, stored: 0 };
     const { codec, body } = encodeChunk(data, this.level);
     return this.putEncoded(hash, data.length, codec, body);
