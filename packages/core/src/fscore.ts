@@ -113,13 +113,14 @@ export class FsCore {
 
   /**
    * Looks whether another connection committed to the store, and returns
-   * `Manifest.otherCommits`: a count that grows by one each time a look
-   * (here, or at the start of any operation's transaction) found such a
-   * commit. Errors: EIO (damaged manifest).
+   * `Manifest.cacheEpoch`: a count that grows whenever cached names,
+   * attributes or data of this store may be wrong (another connection
+   * committed; a held transaction was rolled back after its operations
+   * were answered). Errors: EIO (damaged manifest).
    */
-  otherCommits(): number {
+  cacheEpoch(): number {
     this.rd("sync", undefined, () => {});
-    return this.store.manifest.otherCommits;
+    return this.store.manifest.cacheEpoch;
   }
 
   /** The host directory under an overlay branch (its lower layer), or null for a plain branch or a snapshot. */

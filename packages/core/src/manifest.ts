@@ -224,12 +224,14 @@ export class Manifest {
   private heldSerial = 0;
   private checkedSerial = -1;
   /**
-   * How many times `changedByOthers` found that another connection had
-   * committed since this one last looked (the first look not counted). A
-   * server that lets clients cache (the FUSE daemon) polls it to know when
-   * to drop their caches.
+   * Grows by one whenever what clients of this connection may have cached
+   * can be wrong: `changedByOthers` found that another connection had
+   * committed (the first look not counted), or a held transaction whose
+   * operations were already answered was rolled back (its commit failed).
+   * A server that lets clients cache (the FUSE daemon's kernel caches)
+   * polls it to know when to drop those caches.
    */
-  otherCommits = 0;
+  cacheEpoch = 0;
   /** A failed commit of a held transaction (in its timer), reported by the next `settle()` or durable `write`. */
   private settleError: unknown = null;
 
@@ -390,6 +392,7 @@ export class Manifest {
   /** Rolls back what the held transaction kept (after a failed commit) and forgets cached rows. */
   private dropHeld(): void {
     this.held = null;
+    this.cacheEpoch++; // answered changes are gone
     this.clearCaches();
     this.inoNext = this.inoEnd = 0;
     try {
@@ -554,7 +557,7 @@ export class Manifest {
     const first = this.lastDataVersion === -1;
     this.lastDataVersion = v;
     if (changed) this.clearCaches();
-    if (changed && !first) this.otherCommits++;
+    if (changed && !first) this.cacheEpoch++;
     return changed;
   }
 

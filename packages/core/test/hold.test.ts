@@ -180,8 +180,11 @@ describe("held transactions", () => {
     store.manifest.holdTransactions(60_000);
     const name = (i: number) => `/d${i}-${"x".repeat(200)}`;
     for (let i = 0; i < 2000; i++) a.mkdir(name(i)); // all held: no page reaches the WAL before the commit
-    // The commit fails with ENOSPC, once, and rolls the held changes back.
+    // The commit fails with ENOSPC, once, and rolls the held changes back; cacheEpoch tells front ends
+    // that what they answered (and clients cached) is gone.
+    const epoch = store.manifest.cacheEpoch;
     expect(() => store.manifest.settle()).toThrow(expect.objectContaining({ code: "ENOSPC" }));
+    expect(store.manifest.cacheEpoch).toBe(epoch + 1);
     expect(() => store.manifest.settle()).not.toThrow();
     expect(() => a.stat(name(0))).toThrow(expect.objectContaining({ code: "ENOENT" }));
     // The same when the timer commits: the changes are rolled back, and the next close reports ENOSPC.

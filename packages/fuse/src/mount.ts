@@ -94,7 +94,8 @@ export interface MountOptions {
   holdTransactionsMs?: number;
   /**
    * Every this many ms (default 250; 0 never) the daemon looks whether
-   * another process committed to the store, and if so drops every name,
+   * another process committed to the store (or a held transaction's commit
+   * failed and its answered changes were rolled back), and if so drops every name,
    * attribute and cached page the kernel holds (`invalidateTree`), so such
    * changes show through the mount within about this long even though the
    * kernel may cache for `attrTimeout`/`entryTimeout` seconds.
@@ -154,25 +155,25 @@ export class FuseMount {
   /** Number of `.fuse_hidden…` files of an earlier libfuse 2 daemon that `mount` removed before serving (`MountOptions.removeHidden`). */
   removedHidden = 0;
 
-  /** Times `outsideCheckMs` polling found commits by another process and dropped the kernel's caches. */
+  /** Times `outsideCheckMs` polling found the kernel's caches possibly wrong (`View.cacheEpoch`: another process committed, or held changes were rolled back) and dropped them. */
   outsideInvalidations = 0;
   private outsideWatch: NodeJS.Timeout | null = null;
-  private seenOtherCommits = 0;
+  private seenEpoch = 0;
   private invalidatingOutside = false;
 
   private constructor(readonly view: View, readonly mountpoint: string, readonly options: string[]) {}
 
-  /** `outsideCheckMs` polling: drops the kernel's caches once another process has committed to the store. */
+  /** `outsideCheckMs` polling: drops the kernel's caches once another process has committed to the store, or held changes were rolled back. */
   private checkOutside(): void {
     if (!this.session || this.invalidatingOutside) return;
     let n: number;
     try {
-      n = this.view.otherCommits();
+      n = this.view.cacheEpoch();
     } catch {
       return; // a damaged store shows up in the requests themselves
     }
-    if (n === this.seenOtherCommits) return;
-    this.seenOtherCommits = n;
+    if (n === this.seenEpoch) return;
+    this.seenEpoch = n;
     this.outsideInvalidations++;
     this.invalidatingOutside = true;
     void this.invalidateTree().finally(() => (this.invalidatingOutside = false));
@@ -247,7 +248,7 @@ export class FuseMount {
     await h.initialized;
     const every = opts.outsideCheckMs ?? DEFAULT_OUTSIDE_CHECK_MS;
     if (every > 0) {
-      m.seenOtherCommits = view.otherCommits();
+      m.seenEpoch = view.cacheEpoch();
       m.outsideWatch = setInterval(() => m.checkOutside(), every).unref();
     }
     const ra = opts.maxReadahead ?? DEFAULT_MAX_READAHEAD;

@@ -597,14 +597,16 @@ export class View {
   }
 
   /**
-   * A count that grows whenever another connection (an SDK or CLI process
-   * opening the store directly) committed to the store; looks for such
-   * commits first (`FsCore.otherCommits`). A front end that lets the kernel
-   * cache names and attributes compares it with the last value it saw, and
-   * drops those caches when it grew. Errors: EIO.
+   * A count that grows whenever what a client may have cached of this
+   * view can be wrong: another connection (an SDK or CLI process opening
+   * the store directly) committed, or a held transaction was rolled back
+   * after its operations were answered (`FsCore.cacheEpoch`, which looks
+   * for other connections' commits first). A front end that lets the
+   * kernel cache names and attributes compares it with the last value it
+   * saw, and drops those caches when it grew. Errors: EIO.
    */
-  otherCommits(): number {
-    return this.main.otherCommits();
+  cacheEpoch(): number {
+    return this.main.cacheEpoch();
   }
 
   /** The host directory under the served overlay branch, or null (`FsCore.lowerRoot`). */
