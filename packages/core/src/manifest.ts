@@ -400,6 +400,18 @@ export class Manifest {
     } catch {
       /* the caller reports the commit's error */
     }
+    for (const f of this.heldRollbackHooks) f();
+  }
+
+  private readonly heldRollbackHooks: (() => void)[] = [];
+
+  /**
+   * Calls `fn` whenever a held transaction is rolled back after its
+   * operations returned (its commit failed): for state kept outside the
+   * database that believes those operations' rows were written.
+   */
+  onHeldRollback(fn: () => void): void {
+    this.heldRollbackHooks.push(fn);
   }
 
   /** Opens a held transaction (write: BEGIN IMMEDIATE) and schedules its commit in `holdMs`. */

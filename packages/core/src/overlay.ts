@@ -284,6 +284,15 @@ export class Lower {
     return out;
   }
 
+  /**
+   * Queues every host path this object knows to be persisted again (after
+   * a held transaction that had persisted some of them was rolled back:
+   * which ones is not known here). The next write transaction writes them.
+   */
+  resaveAll(): void {
+    for (const [ino, p] of this.paths) if (isLowerIno(ino)) this.unsaved.set(ino, p);
+  }
+
   /** Re-queues paths whose persisting transaction rolled back. */
   requeue(paths: Map<number, string>): void {
     for (const [ino, p] of paths) this.unsaved.set(ino, p);

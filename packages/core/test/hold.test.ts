@@ -183,8 +183,10 @@ describe("held transactions", () => {
     // The commit fails with ENOSPC, once, and rolls the held changes back; cacheEpoch tells front ends
     // that what they answered (and clients cached) is gone.
     const epoch = store.manifest.cacheEpoch;
+    let hooks = 0;
+    store.manifest.onHeldRollback(() => hooks++);
     expect(() => store.manifest.settle()).toThrow(expect.objectContaining({ code: "ENOSPC" }));
-    expect(store.manifest.cacheEpoch).toBe(epoch + 1);
+    expect([store.manifest.cacheEpoch, hooks]).toEqual([epoch + 1, 1]);
     expect(() => store.manifest.settle()).not.toThrow();
     expect(() => a.stat(name(0))).toThrow(expect.objectContaining({ code: "ENOENT" }));
     // The same when the timer commits: the changes are rolled back, and the next close reports ENOSPC.
