@@ -11,7 +11,6 @@
  */
 import { Worker } from "node:worker_threads";
 import { existsSync, statSync } from "node:fs";
-import { open } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Extent, FrozenCommit } from "./content.js";
@@ -367,28 +366,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   return { extents, inserted, newStoredBytes };
 }
 
-/**
- * Makes every transaction `manifest` has committed so far durable, as
- * `synchronous=FULL` would at commit time: fsync(2) of the database file and
- * of its WAL, run on the libuv thread pool so the event loop is not held.
- * (SQLite only resets the WAL after a checkpoint that synced the database
- * file, so the two together cover every committed transaction.) A no-op for
- * in-memory manifests. Errors: EIO (as fsync reports it).
- */
-export async function syncStoreFiles(manifest: Manifest): Promise<void> {
-  if (manifest.db.memory) return;
-  for (const f of [manifest.file + "-wal", manifest.file]) {
-    let fh;
-    try {
-      fh = await open(f, "r");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
-      throw e;
-    }
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  }
+/** `manifest.syncFiles()`: fsync(2) of the database file and its WAL on the thread pool (see there). Errors: EIO. */
+export function syncStoreFiles(manifest: Manifest): Promise<void> {
+  return manifest.syncFiles();
 }

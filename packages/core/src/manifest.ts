@@ -12,7 +12,7 @@
  * forking a branch gives it a fresh head over a frozen layer. Both are O(1).
  */
 import Database from "better-sqlite3";
-import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, fsync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "./errors.js";
 import type { Lower } from "./overlay.js";
@@ -342,7 +342,59 @@ export class Manifest {
       this.settle();
     } finally {
       this.db.close();
+      this.closeSyncFds();
     }
+  }
+
+  /** Descriptors `syncFiles` keeps open: file → fd. */
+  private readonly syncFds = new Map<string, number>();
+  /** `syncFiles` calls in flight (their descriptors must stay open until they finish). */
+  private syncing = 0;
+
+  /**
+   * Makes every transaction committed so far durable, as `synchronous=FULL`
+   * would at commit time: fsync(2) of the database file and of its WAL, both
+   * at once on the libuv thread pool, so the event loop is not held.
+   * (SQLite resets the WAL only after a checkpoint that synced the database
+   * file, so the two together cover every committed transaction.) The
+   * descriptors stay open for the next call and are closed with the
+   * manifest. A no-op in memory. Errors: the fsync's (EIO).
+   */
+  async syncFiles(): Promise<void> {
+    if (this.db.memory) return;
+    this.syncing++;
+    try {
+      await Promise.all([this.file + "-wal", this.file].map((f) => this.fsyncFile(f)));
+    } finally {
+      if (--this.syncing === 0 && !this.db.open) this.closeSyncFds();
+    }
+  }
+
+  private fsyncFile(file: string): Promise<void> {
+    let fd = this.syncFds.get(file);
+    if (fd === undefined) {
+      try {
+        fd = openSync(file, "r");
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return Promise.resolve(); // no WAL yet
+        throw e;
+      }
+      this.syncFds.set(file, fd);
+    }
+    const d = fd;
+    return new Promise((resolve, reject) => fsync(d, (e) => (e ? reject(e) : resolve())));
+  }
+
+  private closeSyncFds(): void {
+    if (this.syncing > 0) return; // the last syncFiles closes them
+    for (const fd of this.syncFds.values()) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* already gone */
+      }
+    }
+    this.syncFds.clear();
   }
 
   /**
