@@ -474,6 +474,27 @@ export class FsCore {
     });
   }
 
+  /**
+   * `statAt` for many names of one directory in one read transaction (a
+   * listing with attributes: FUSE readdirplus): entry i is the lstat of
+   * `names[i]` in directory inode `dir`, or null when that name is missing
+   * or invalid. Errors: ENOENT (no inode `dir`), ENOTDIR.
+   */
+  statManyAt(dir: number, names: readonly string[]): (InodeStat | null)[] {
+    return this.rd("lstat", undefined, () => {
+      if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+      return names.map((name) => {
+        try {
+          checkName(name);
+        } catch {
+          return null; // ".", "..", or a name no entry can have
+        }
+        const e = this.store.manifest.lookup(dir, name, this.chain);
+        return e ? this.statOf(this.node(e.ino)) : null;
+      });
+    });
+  }
+
   /** As fstat(2). Errors: EBADF. */
   fstat(fd: number): InodeStat {
     return this.rd("fstat", undefined, () => this.statOf(this.node(this.handle(fd).ino)));

@@ -697,12 +697,15 @@ export class Handlers {
       this.session.replyDir(slot, size, off, names, d.inos.slice(off, off + max), d.types.slice(off, off + max), false, 0, 0);
       return;
     }
-    const stats: (InodeStat | null)[] = names.map((name) => {
+    // One read of the store for the whole batch where the view can (entries removed since the listing: null, sent without attributes).
+    const many = this.view.statManyAt(ino, names);
+    const stats: (InodeStat | null)[] = names.map((name, i) => {
       if (name === "." || name === "..") return null;
+      if (many) return many[i]!;
       try {
         return this.statChild(ino, name);
       } catch {
-        return null; // removed since the listing: sent without attributes
+        return null;
       }
     });
     stats.forEach((st, i) => (st ? this.fill(i, st) : this.rec[i]!.fill(0)));

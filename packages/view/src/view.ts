@@ -266,6 +266,18 @@ export class View {
     return this.withSlot(this.call("lstat", name, () => this.main.statAt(dir, name)), SLOT_MAIN);
   }
 
+  /**
+   * `statAt` for many names of directory `dir` at once (`FsCore.statManyAt`):
+   * entry i is the stat of `names[i]` or null when it is missing; undefined
+   * (look each up by path instead) where `statAt` would be. Errors: ENOENT,
+   * ENOTDIR.
+   */
+  statManyAt(dir: number, names: readonly string[]): (InodeStat | null)[] | undefined {
+    if (dir >= SLOT_BASE) return undefined;
+    if (dir === ROOT_CORE_INO && names.includes(CONTROL_DIR)) return undefined;
+    return this.call("lstat", undefined, () => this.main.statManyAt(dir, names)).map((st) => (st ? this.withSlot(st, SLOT_MAIN) : null));
+  }
+
   /** As fstat(2) on a view descriptor. Errors: EBADF. */
   fstat(fd: number): InodeStat {
     const f = this.file(fd, "fstat");
