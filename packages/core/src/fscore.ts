@@ -466,12 +466,36 @@ export class FsCore {
    */
   statAt(dir: number, name: string): InodeStat {
     return this.rd("lstat", name, () => {
-      checkName(name);
-      if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-      const e = this.store.manifest.lookup(dir, name, this.chain);
-      if (!e) throw new StoreError("ENOENT", "no such file or directory");
-      return this.statOf(this.node(e.ino));
+      const st = this.entryAt(dir, name);
+      if (!st) throw new StoreError("ENOENT", "no such file or directory");
+      return st;
     });
+  }
+
+  /**
+   * As `statAt`, with null instead of ENOENT for a missing entry (a FUSE
+   * lookup that misses is routine: no exception on that path). Errors:
+   * ENOENT (no inode `dir`), ENOTDIR, ENAMETOOLONG, EINVAL.
+   */
+  lookupAt(dir: number, name: string): InodeStat | null {
+    return this.rd("lstat", name, () => this.entryAt(dir, name));
+  }
+
+  /**
+   * As fstat(2) by inode number: the inode `ino` of this view, linked or
+   * open (unlinked while open). Errors: ENOENT when the view has no such
+   * inode.
+   */
+  statInode(ino: number): InodeStat {
+    return this.rd("fstat", undefined, () => this.statOf(this.node(ino)));
+  }
+
+  /** Entry `name` of directory `dir` (inside a read): its stat, or null when missing. */
+  private entryAt(dir: number, name: string): InodeStat | null {
+    checkName(name);
+    if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+    const e = this.store.manifest.lookup(dir, name, this.chain);
+    return e ? this.statOf(this.node(e.ino)) : null;
   }
 
   /**

@@ -1,14 +1,16 @@
 /**
- * `FsCore.statManyAt` (readdirplus' batch): for every name the same stat
- * as `lstat` of the path, null for a missing or impossible name, and the
- * errors of the directory itself.
+ * The lookups the FUSE front end makes by directory and inode number
+ * instead of by path: `statManyAt` (readdirplus' batch: per name the same
+ * stat as `lstat` of the path, null for a missing or impossible name),
+ * `lookupAt` (null instead of ENOENT) and `statInode` (also an inode
+ * unlinked while open).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { FsCore, Store } from "../src/index.js";
 import { tempDir } from "./helpers.js";
 
-describe("FsCore.statManyAt", () => {
+describe("FsCore.statManyAt, lookupAt, statInode", () => {
   const t = tempDir("agentfs-statmany-");
   const store = Store.open(join(t.dir, "store"), { create: true });
   afterAll(() => {
@@ -34,5 +36,26 @@ describe("FsCore.statManyAt", () => {
   it("fails with ENOTDIR for a file and ENOENT for an inode that does not exist", () => {
     expect(() => c.statManyAt(c.stat("/d/f").ino, ["x"])).toThrow(expect.objectContaining({ code: "ENOTDIR" }));
     expect(() => c.statManyAt(987654, ["x"])).toThrow(expect.objectContaining({ code: "ENOENT" }));
+  });
+
+  it("lookupAt: the stat of statAt, or null where statAt fails with ENOENT; other errors as statAt", () => {
+    const dir = c.stat("/d").ino;
+    expect(c.lookupAt(dir, "f")).toEqual(c.statAt(dir, "f"));
+    expect(c.lookupAt(dir, "missing")).toBeNull();
+    expect(() => c.statAt(dir, "missing")).toThrow(expect.objectContaining({ code: "ENOENT" }));
+    expect(() => c.lookupAt(c.stat("/d/f").ino, "x")).toThrow(expect.objectContaining({ code: "ENOTDIR" }));
+    expect(() => c.lookupAt(dir, "x".repeat(256))).toThrow(expect.objectContaining({ code: "ENAMETOOLONG" }));
+  });
+
+  it("statInode: a linked inode as lstat shows it, an inode unlinked while open, ENOENT once it is gone", () => {
+    expect(c.statInode(c.stat("/d/sub").ino)).toEqual(c.stat("/d/sub", false));
+    const fd = c.openFile("/d/held", 0o102, 0o600); // O_RDWR | O_CREAT
+    c.write(fd, Buffer.from("abc"), 0, 3, 0);
+    const ino = c.fstat(fd).ino;
+    c.unlink("/d/held");
+    expect(c.statInode(ino)).toMatchObject({ ino, size: 3, nlink: 0 });
+    c.close(fd);
+    expect(() => c.statInode(ino)).toThrow(expect.objectContaining({ code: "ENOENT" }));
+    expect(() => c.statInode(987654)).toThrow(expect.objectContaining({ code: "ENOENT" }));
   });
 });

@@ -294,6 +294,13 @@ export class Handlers {
   /** Stat of node `ino`: by handle `fh` when given, else by path, else by any open handle. */
   private statOf(ino: number, fh = -1): InodeStat {
     if (fh >= 0 && this.files.has(fh)) return this.view.fstat(fh);
+    // By inode number where the view can (no path to build and resolve); else by a name, then by a handle.
+    try {
+      const st = this.view.statInode(ino);
+      if (st) return st;
+    } catch (e) {
+      if (!(e instanceof FsError && e.code === "ENOENT")) throw e;
+    }
     const p = this.nodes.path(ino);
     if (p !== null) return this.view.stat(p, false);
     const h = this.pins.get(ino) ?? this.handleOf(ino);
@@ -387,17 +394,20 @@ export class Handlers {
   }
 
   private lookup(slot: number, parent: number, name: string): void {
-    let st: InodeStat;
+    let st: InodeStat | null;
     try {
-      st = this.statChild(parent, name);
+      // Misses are routine (every create looks its name up first): lookupAt answers them without an exception.
+      const at = this.view.lookupAt(parent, name);
+      st = at === undefined ? this.statChild(parent, name) : at;
     } catch (e) {
-      if (!(e instanceof FsError && e.code === "ENOENT") || this.opts.timeouts.negative <= 0) throw e;
-      // A negative entry: the kernel remembers the name is missing for the negative timeout.
-      this.rec[0]!.fill(0);
-      this.session.replyEntry(slot, this.opts.timeouts.negative, 0);
-      return;
+      if (!(e instanceof FsError && e.code === "ENOENT")) throw e;
+      st = null;
     }
-    this.entry(slot, parent, name, st);
+    if (st) return this.entry(slot, parent, name, st);
+    if (this.opts.timeouts.negative <= 0) throw new FsError("ENOENT", "lookup", name);
+    // A negative entry: the kernel remembers the name is missing for the negative timeout.
+    this.rec[0]!.fill(0);
+    this.session.replyEntry(slot, this.opts.timeouts.negative, 0);
   }
 
   private getattr(slot: number, ino: number, fh: number): void {

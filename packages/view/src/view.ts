@@ -267,6 +267,28 @@ export class View {
   }
 
   /**
+   * As `statAt`, with null instead of ENOENT when the entry is missing
+   * (`FsCore.lookupAt`); undefined where `statAt` is. Errors: as `statAt`.
+   */
+  lookupAt(dir: number, name: string): InodeStat | null | undefined {
+    if (dir >= SLOT_BASE) return undefined;
+    if (name === CONTROL_DIR && dir === ROOT_CORE_INO) return undefined;
+    const st = this.call("lstat", name, () => this.main.lookupAt(dir, name));
+    return st && this.withSlot(st, SLOT_MAIN);
+  }
+
+  /**
+   * As fstat(2) by view inode number, for inodes of the main tree below
+   * 2^32 (`FsCore.statInode`: linked, or open after unlink); undefined for
+   * the others (control tree, snapshot trees, an overlay's lower inodes),
+   * which are found by path. Errors: ENOENT.
+   */
+  statInode(ino: number): InodeStat | undefined {
+    if (ino >= SLOT_BASE) return undefined;
+    return this.withSlot(this.call("fstat", undefined, () => this.main.statInode(ino)), SLOT_MAIN);
+  }
+
+  /**
    * `statAt` for many names of directory `dir` at once (`FsCore.statManyAt`):
    * entry i is the stat of `names[i]` or null when it is missing; undefined
    * (look each up by path instead) where `statAt` would be. Errors: ENOENT,
