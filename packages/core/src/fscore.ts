@@ -519,6 +519,27 @@ export class FsCore {
     });
   }
 
+  /**
+   * The inode numbers entries `names` of directory inode `dir` lead to, in
+   * one read transaction (null for a missing or impossible name): what
+   * `statManyAt` finds, without building stats. Errors: ENOENT (no inode
+   * `dir`), ENOTDIR.
+   */
+  inosAt(dir: number, names: readonly string[]): (number | null)[] {
+    return this.rd("lookup", undefined, () => {
+      if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+      return names.map((name) => {
+        try {
+          checkName(name);
+        } catch {
+          return null;
+        }
+        const e = this.store.manifest.lookup(dir, name, this.chain);
+        return e ? e.ino : null;
+      });
+    });
+  }
+
   /** As fstat(2). Errors: EBADF. */
   fstat(fd: number): InodeStat {
     return this.rd("fstat", undefined, () => this.statOf(this.node(this.handle(fd).ino)));

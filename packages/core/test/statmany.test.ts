@@ -2,7 +2,8 @@
  * The lookups the FUSE front end makes by directory and inode number
  * instead of by path: `statManyAt` (readdirplus' batch: per name the same
  * stat as `lstat` of the path, null for a missing or impossible name),
- * `lookupAt` (null instead of ENOENT) and `statInode` (also an inode
+ * `lookupAt` (null instead of ENOENT), `inosAt` (inode numbers only, for
+ * revalidating the kernel's cached names) and `statInode` (also an inode
  * unlinked while open).
  */
 import { afterAll, describe, expect, it } from "vitest";
@@ -57,5 +58,12 @@ describe("FsCore.statManyAt, lookupAt, statInode", () => {
     c.close(fd);
     expect(() => c.statInode(ino)).toThrow(expect.objectContaining({ code: "ENOENT" }));
     expect(() => c.statInode(987654)).toThrow(expect.objectContaining({ code: "ENOENT" }));
+  });
+
+  it("inosAt: the inode numbers statManyAt finds, null where it finds nothing; ENOTDIR for a file", () => {
+    const dir = c.stat("/d").ino;
+    const names = ["f", "missing", "sub", ".", "x".repeat(256), "link"];
+    expect(c.inosAt(dir, names)).toEqual(c.statManyAt(dir, names).map((st) => (st ? st.ino : null)));
+    expect(() => c.inosAt(c.stat("/d/f").ino, ["x"])).toThrow(expect.objectContaining({ code: "ENOTDIR" }));
   });
 });

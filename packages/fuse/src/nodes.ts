@@ -143,9 +143,12 @@ export class NodeTable {
    */
   revalidate(stillThere: (parent: number, name: string, id: number) => boolean): { id: number; parent: number; name: string }[] {
     const all = this.links();
-    const ok = new Set<string>();
-    for (const l of all) if (stillThere(l.parent, l.name, l.id)) ok.add(`${l.id}/${l.parent}/${l.name}`);
-    for (const n of this.nodes.values()) n.links = n.links.filter((l) => ok.has(`${n.id}/${l.parent}/${l.name}`));
+    for (const n of this.nodes.values()) {
+      const ls = n.links;
+      let i = 0;
+      while (i < ls.length && stillThere(ls[i]!.parent, ls[i]!.name, n.id)) i++;
+      if (i < ls.length) n.links = ls.filter((l, k) => k < i || (k > i && stillThere(l.parent, l.name, n.id)));
+    }
     return all;
   }
 

@@ -300,6 +300,17 @@ export class View {
     return this.call("lstat", undefined, () => this.main.statManyAt(dir, names)).map((st) => (st ? this.withSlot(st, SLOT_MAIN) : null));
   }
 
+  /**
+   * The view inode numbers entries `names` of directory `dir` lead to, null
+   * for a missing one (`FsCore.inosAt`: one read, no stats built); undefined
+   * where `statAt` would be. Errors: ENOENT, ENOTDIR.
+   */
+  inosAt(dir: number, names: readonly string[]): (number | null)[] | undefined {
+    if (dir >= SLOT_BASE) return undefined;
+    if (dir === ROOT_CORE_INO && names.includes(CONTROL_DIR)) return undefined;
+    return this.call("lookup", undefined, () => this.main.inosAt(dir, names)).map((ino) => (ino === null ? null : encodeIno(SLOT_MAIN, ino)));
+  }
+
   /** As fstat(2) on a view descriptor. Errors: EBADF. */
   fstat(fd: number): InodeStat {
     const f = this.file(fd, "fstat");
