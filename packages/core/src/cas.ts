@@ -73,6 +73,12 @@ class ChunkCache {
   }
   set(key: string, v: Buffer): void {
     if (v.length > this.limit / 4) return;
+    const old = this.map.get(key);
+    if (old) {
+      // Same key, same bytes (content-addressed): refresh its place, count it once.
+      this.map.delete(key);
+      this.bytes -= old.length;
+    }
     this.map.set(key, v);
     this.bytes += v.length;
     while (this.bytes > this.limit) {

@@ -232,7 +232,7 @@ export class Manifest {
    * polls it to know when to drop those caches.
    */
   cacheEpoch = 0;
-  /** A failed commit of a held transaction (in its timer), reported by the next `settle()` or durable `write`. */
+  /** Why held changes that were already answered were rolled back: reported once, by the next `settle()` or durable `write`. */
   private settleError: unknown = null;
 
   private constructor(db: Database.Database, file: string) {
@@ -362,27 +362,29 @@ export class Manifest {
    */
   async syncFiles(): Promise<void> {
     if (this.db.memory) return;
+    // Both descriptors first (an open that fails then starts no fsync), then both fsyncs at once.
+    const fds = [this.syncFd(this.file + "-wal"), this.syncFd(this.file)].filter((fd): fd is number => fd !== null);
     this.syncing++;
     try {
-      await Promise.all([this.file + "-wal", this.file].map((f) => this.fsyncFile(f)));
+      await Promise.all(fds.map((fd) => new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())))));
     } finally {
       if (--this.syncing === 0 && !this.db.open) this.closeSyncFds();
     }
   }
 
-  private fsyncFile(file: string): Promise<void> {
+  /** The kept descriptor of `file`, opened on first use; null when the file does not exist (no WAL yet). */
+  private syncFd(file: string): number | null {
     let fd = this.syncFds.get(file);
     if (fd === undefined) {
       try {
         fd = openSync(file, "r");
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return Promise.resolve(); // no WAL yet
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
         throw e;
       }
       this.syncFds.set(file, fd);
     }
-    const d = fd;
-    return new Promise((resolve, reject) => fsync(d, (e) => (e ? reject(e) : resolve())));
+    return fd;
   }
 
   private closeSyncFds(): void {
@@ -417,40 +419,68 @@ export class Manifest {
   }
 
   /**
-   * Commits the held transaction, if one is open between operations. Errors:
-   * the StoreError (EIO, ENOSPC…) of a commit that failed, here or in an
-   * earlier end-of-turn commit; the held changes are then rolled back.
+   * Commits the held transaction, if one is open between operations.
+   * Errors: the StoreError (EIO, ENOSPC…) of held changes that were rolled
+   * back after they were answered — by this commit, or earlier by the
+   * timer, by the operation that happened to start the next transaction,
+   * or by SQLite itself on an error — reported once.
    */
   settle(): void {
+    this.commitHeld();
+    this.throwLostHeld();
+  }
+
+  /**
+   * Commits the held transaction if one is open between operations. A
+   * failed commit rolls it back (`loseHeld`) and is kept for the next
+   * `settle()` or durable `write` to report: the operation that happened to
+   * trigger the commit is not the one that promised the changes.
+   */
+  private commitHeld(): void {
     const h = this.held;
-    if (h && this.depth === 0) {
-      this.held = null;
-      if (this.db.inTransaction) {
-        try {
-          this.tx.commit.run();
-        } catch (e) {
-          this.dropHeld();
-          translateSqliteError(e, this.file);
-        }
-      }
-    }
-    if (this.settleError !== null) {
-      const e = this.settleError;
-      this.settleError = null;
-      throw e;
+    if (!h || this.depth > 0) return;
+    this.held = null;
+    if (!this.db.inTransaction) return;
+    try {
+      this.tx.commit.run();
+    } catch (e) {
+      this.loseHeld(e);
     }
   }
 
-  /** Rolls back what the held transaction kept (after a failed commit) and forgets cached rows. */
-  private dropHeld(): void {
+  /** Throws (once) the error of held changes that were rolled back after they were answered, if any. */
+  private throwLostHeld(): void {
+    if (this.settleError === null) return;
+    const e = this.settleError;
+    this.settleError = null;
+    throw e;
+  }
+
+  /**
+   * Held changes that were already answered are gone (a failed commit, or
+   * SQLite rolled the whole transaction back on an error): rolls back what
+   * is left, forgets cached rows and reserved inode numbers, bumps
+   * `cacheEpoch`, calls the `onHeldRollback` hooks, and keeps `cause` (as a
+   * StoreError) for the next `settle()` or durable `write` to report.
+   */
+  private loseHeld(cause: unknown): void {
     this.held = null;
-    this.cacheEpoch++; // answered changes are gone
+    this.cacheEpoch++;
     this.clearCaches();
     this.inoNext = this.inoEnd = 0;
     try {
       if (this.db.inTransaction) this.tx.rollback.run();
     } catch {
-      /* the caller reports the commit's error */
+      /* the cause below says what went wrong */
+    }
+    if (this.settleError === null) {
+      try {
+        if (cause instanceof StoreError) throw cause;
+        translateSqliteError(cause, this.file);
+        throw new StoreError("EIO", `held changes to ${this.file} were rolled back: ${String(cause)}`);
+      } catch (e) {
+        this.settleError = e;
+      }
     }
     for (const f of this.heldRollbackHooks) f();
   }
@@ -470,7 +500,7 @@ export class Manifest {
   private beginHeld(write: boolean): void {
     const now = performance.now();
     const h = this.held;
-    if (h && (now - h.since > this.holdMs || (write && !h.write))) this.settle();
+    if (h && (now - h.since > this.holdMs || (write && !h.write))) this.commitHeld();
     if (this.held || this.db.inTransaction) return;
     try {
       (write ? this.tx.beginImmediate : this.tx.begin).run();
@@ -479,12 +509,7 @@ export class Manifest {
     }
     const held = (this.held = { write, since: now, serial: ++this.heldSerial });
     setTimeout(() => {
-      if (this.held !== held || !this.db.open) return;
-      try {
-        this.settle();
-      } catch (e) {
-        this.settleError = e;
-      }
+      if (this.held === held && this.db.open) this.commitHeld();
     }, this.holdMs).unref();
   }
 
@@ -509,6 +534,9 @@ export class Manifest {
     this.depth++;
     try {
       return this.read(fn);
+    } catch (e) {
+      if (this.held && !this.db.inTransaction) this.loseHeld(e);
+      throw e;
     } finally {
       this.depth--;
     }
@@ -526,16 +554,11 @@ export class Manifest {
 
   /** `write` (hold false: committed before it returns) or `heldWrite` (hold true). */
   private writeOp<T>(fn: () => T, hold: boolean): T {
-    if (!hold && this.depth === 0 && this.settleError !== null) {
-      // A held commit failed in its timer: the first write that promises durability reports it, instead of its own work.
-      const e = this.settleError;
-      this.settleError = null;
-      throw e;
-    }
+    const durable = !hold && this.depth === 0;
     if (this.depth === 0) {
       if (hold) this.beginHeld(true);
       // A held read transaction cannot take writes: end it first.
-      else if (this.held && !this.held.write) this.settle();
+      else if (this.held && !this.held.write) this.commitHeld();
     }
     const nested = this.db.inTransaction;
     this.depth++;
@@ -545,8 +568,12 @@ export class Manifest {
     } finally {
       this.depth--;
     }
-    // Not held: commit now, together with whatever the held transaction kept.
-    if (!hold && this.depth === 0 && this.held) this.settle();
+    if (durable) {
+      // Committed now, together with whatever the held transaction kept; then the loss of held changes
+      // answered earlier (a failed commit) is reported here, after this write's own work is safe.
+      this.commitHeld();
+      this.throwLostHeld();
+    }
     return out;
   }
 
@@ -574,7 +601,7 @@ export class Manifest {
         /* a damaged file can fail the rollback too; the original error below says why */
       }
       // SQLite rolls a whole transaction back on some errors (SQLITE_FULL, IOERR, NOMEM): a held one is gone too.
-      if (this.held && !this.db.inTransaction) this.held = null;
+      if (this.held && !this.db.inTransaction) this.loseHeld(e);
       if (e instanceof StoreError || (e as { code?: string })?.code?.startsWith?.("SQLITE") !== true) throw e;
       translateSqliteError(e, this.file);
     }

@@ -81,8 +81,10 @@ export class Store {
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
-    // Host paths of overlay inodes persisted inside a held transaction that was then rolled back: write them again.
+    // Held changes were rolled back after they were answered: views rebuild their chains and drop decoded
+    // extents (gen), and host paths of overlay inodes persisted in that transaction are written again.
     manifest.onHeldRollback(() => {
+      this.gen++;
       for (const l of this.lowers.values()) l?.resaveAll();
     });
   }

@@ -8,7 +8,10 @@
 import { describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
-import { CODEC_GZIP, CODEC_RAW, encodeChunk, looksIncompressible } from "../src/cas.js";
+import { join } from "node:path";
+import { CODEC_GZIP, CODEC_RAW, encodeChunk, looksIncompressible, sha256 } from "../src/cas.js";
+import { Store } from "../src/index.js";
+import { tempDir } from "./helpers.js";
 
 /** Deterministic pseudo-random bytes (SHA-256 of a counter). */
 function random(n: number): Uint8Array {
@@ -46,5 +49,28 @@ describe("looksIncompressible and encodeChunk", () => {
       expect(Buffer.from(gunzipSync(e.body)).equals(Buffer.from(d))).toBe(true);
     }
     expect(looksIncompressible(random(1023))).toBe(false);
+  });
+
+  // put() caches small chunks as verified. Storing the same chunk again must not count its bytes twice:
+  // the count would creep up to the limit and the cache would then keep nothing. Seen from outside: a
+  // chunk stored 40,000 times (more than 32 MiB counted twice over) is still served from the cache
+  // after its stored bytes are damaged, where a miss would fetch them and fail with EIO.
+  it("a small chunk stored many times stays cached once (the cache's byte count does not creep)", () => {
+    const t = tempDir("agentfs-cas-");
+    const store = Store.open(join(t.dir, "store"), { create: true });
+    try {
+      const data = text(1000);
+      const hash = sha256(data);
+      store.manifest.write(() => {
+        for (let i = 0; i < 40_000; i++) store.cas.put(hash, data);
+      });
+      store.manifest.db.prepare("UPDATE objects SET data = zeroblob(length(data)) WHERE hash = ?").run(hash);
+      expect(Buffer.from(store.cas.get(hash)).equals(Buffer.from(data))).toBe(true);
+      store.cas.clearCache();
+      expect(() => store.cas.get(hash)).toThrow(expect.objectContaining({ code: "EIO" }));
+    } finally {
+      store.close();
+      t.cleanup();
+    }
   });
 });

@@ -181,7 +181,9 @@ export class FuseMount {
     this.invalidatingOutside = true;
     // Sliced: the kernel's caches were already stale since the other process committed, so a few ms more
     // of serving from names not yet checked changes nothing, and the loop is never held long.
-    void this.invalidateTree({ sliced: true }).finally(() => (this.invalidatingOutside = false));
+    void this.invalidateTree({ sliced: true })
+      .catch(() => 0) // the kernel's caches then expire with their timeouts
+      .finally(() => (this.invalidatingOutside = false));
   }
 
   private stopOutsideWatch(): void {
@@ -296,10 +298,12 @@ export class FuseMount {
     // The cached names of each directory are checked in one read of the store (inode numbers only, no
     // path walks); with `sliced`, a few ms at a time.
     const byParent = new Map<number, string[]>();
+    const held = new Set<string>(); // "id/parent/name" of every link when the check began
     for (const l of nodes.links()) {
       const names = byParent.get(l.parent);
       if (names) names.push(l.name);
       else byParent.set(l.parent, [l.name]);
+      if (opts.sliced) held.add(`${l.id}/${l.parent}/${l.name}`);
     }
     // parent -> name -> the inode it leads to now (-1: no entry); null: the directory itself is gone
     const found = new Map<number, Map<string, number> | null>();
@@ -337,8 +341,10 @@ export class FuseMount {
         });
       }
     }
-    // A name cached after the check began (sliced) is kept: its own lookup saw the new tree.
+    // A link made after the check began (sliced: a lookup, or a name replaced through the mount) is
+    // kept: it was made from the new tree.
     const links = nodes.revalidate((parent, name, id) => {
+      if (opts.sliced && !held.has(`${id}/${parent}/${name}`)) return true;
       const here = found.get(parent);
       if (here === undefined) return true;
       if (here === null) return false;

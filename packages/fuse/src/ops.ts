@@ -708,7 +708,12 @@ export class Handlers {
       return;
     }
     // One read of the store for the whole batch where the view can (entries removed since the listing: null, sent without attributes).
-    const many = this.view.statManyAt(ino, names);
+    let many: (InodeStat | null)[] | undefined;
+    try {
+      many = this.view.statManyAt(ino, names);
+    } catch {
+      many = names.map(() => null); // the directory was removed since opendir: entries without attributes
+    }
     const stats: (InodeStat | null)[] = names.map((name, i) => {
       if (name === "." || name === "..") return null;
       if (many) return many[i]!;
