@@ -116,6 +116,8 @@ const FALLOC_FL_KEEP_SIZE = 1;
 /** A directory handle: the listing taken at opendir (or at a rewind to offset 0). */
 interface DirHandle {
   ino: number;
+  /** The directory's stat at opendir: what fstat of the open directory shows once it is removed (nlink 0). */
+  self: InodeStat;
   /** Made by opendir and not read yet: the first read at offset 0 uses it instead of listing again. */
   fresh: boolean;
   names: string[];
@@ -305,6 +307,8 @@ export class Handlers {
     if (p !== null) return this.view.stat(p, false);
     const h = this.pins.get(ino) ?? this.handleOf(ino);
     if (h !== undefined) return this.view.fstat(h);
+    // A directory removed while a program holds it open: as on local filesystems, it still has a stat.
+    for (const d of this.dirs.values()) if (d.ino === ino) return { ...d.self, nlink: 0 };
     throw new FsError("ENOENT", "getattr");
   }
 
@@ -682,7 +686,7 @@ export class Handlers {
     const self = this.view.stat(path, false);
     if ((self.mode & S_IFMT) !== S_IFDIR) throw new FsError("ENOTDIR", "opendir", path);
     const up = path === "/" ? self : this.view.stat(path.slice(0, path.lastIndexOf("/")) || "/", false);
-    const d: DirHandle = { ino, fresh: true, names: [".", ".."], inos: [self.ino, up.ino], types: [S_IFDIR, S_IFDIR] };
+    const d: DirHandle = { ino, self, fresh: true, names: [".", ".."], inos: [self.ino, up.ino], types: [S_IFDIR, S_IFDIR] };
     for (const e of this.view.readdir(path)) {
       d.names.push(e.name);
       d.inos.push(e.ino);

@@ -134,6 +134,13 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     }
   });
 
+  it("a directory removed while open: fstat of its descriptor works (nlink 0) and listing it gives no entries, as on tmpfs", async () => {
+    await withMount("gonedir", {}, async (mnt) => {
+      const py = `import os; fd = os.open('x', os.O_RDONLY | os.O_DIRECTORY); os.rmdir('x'); print(os.fstat(fd).st_nlink, os.listdir(fd))`;
+      expect(await bash(`mkdir x && python3 -c "${py}"`, mnt)).toBe("0 []\n");
+    });
+  });
+
   it("sequential reads arrive as 1 MiB requests (read-ahead raised to 1 MiB); closing a read-only descriptor sends no FLUSH", async () => {
     await withMount("ra", {}, async (mnt, m) => {
       expect(m.readAheadKb).toBe(1024);
