@@ -1323,6 +1323,23 @@ export class FsCore {
   }
 
   /**
+   * As fgetxattr(2) by inode number: the value of extended attribute `name`
+   * of inode `ino`, linked or open after unlink. Errors: ENODATA, ENOENT (no
+   * such inode), ENOTSUP, ERANGE (name).
+   */
+  getxattrOf(ino: number, name: string): Buffer {
+    return this.rd("getxattr", undefined, () => {
+      checkXattrName(name);
+      return xattrValue(this.cred, this.node(ino), name);
+    });
+  }
+
+  /** As flistxattr(2) by inode number (`getxattrOf`): names, sorted. Errors: ENOENT. */
+  listxattrOf(ino: number): string[] {
+    return this.rd("listxattr", undefined, () => xattrNames(this.cred, this.node(ino)));
+  }
+
+  /**
    * As setxattr(2)/lsetxattr(2); `flags` 0, XATTR_CREATE (1) or XATTR_REPLACE (2).
    * Errors: EEXIST, ENODATA, E2BIG (value over 64 KiB), ERANGE, ENOTSUP, EPERM, EROFS.
    */

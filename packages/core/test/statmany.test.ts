@@ -3,8 +3,8 @@
  * instead of by path: `statManyAt` (readdirplus' batch: per name the same
  * stat as `lstat` of the path, null for a missing or impossible name),
  * `lookupAt` (null instead of ENOENT), `inosAt` (inode numbers only, for
- * revalidating the kernel's cached names) and `statInode` (also an inode
- * unlinked while open).
+ * revalidating the kernel's cached names), and `statInode`,
+ * `getxattrOf`/`listxattrOf` (also an inode unlinked while open).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
@@ -65,5 +65,17 @@ describe("FsCore.statManyAt, lookupAt, statInode", () => {
     const names = ["f", "missing", "sub", ".", "x".repeat(256), "link"];
     expect(c.inosAt(dir, names)).toEqual(c.statManyAt(dir, names).map((st) => (st ? st.ino : null)));
     expect(() => c.inosAt(c.stat("/d/f").ino, ["x"])).toThrow(expect.objectContaining({ code: "ENOTDIR" }));
+  });
+
+  it("getxattrOf/listxattrOf: an inode's extended attributes by number, also after unlink while open", () => {
+    const fd = c.openFile("/d/x", 0o102, 0o600); // O_RDWR | O_CREAT
+    c.setxattr("/d/x", "user.k", Buffer.from("val"));
+    const ino = c.fstat(fd).ino;
+    c.unlink("/d/x");
+    expect(c.getxattrOf(ino, "user.k").toString()).toBe("val");
+    expect(c.listxattrOf(ino)).toEqual(["user.k"]);
+    expect(() => c.getxattrOf(ino, "user.none")).toThrow(expect.objectContaining({ code: "ENODATA" }));
+    c.close(fd);
+    expect(() => c.getxattrOf(ino, "user.k")).toThrow(expect.objectContaining({ code: "ENOENT" }));
   });
 });

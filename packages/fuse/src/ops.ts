@@ -208,8 +208,10 @@ export class Handlers {
         this.view.setxattr(this.pathOf(ino), name, value, flags);
         this.session.replyErr(s, 0);
       },
-      getxattr: (s, ino: number, name: string, size: number) => this.sized(s, size, this.view.getxattr(this.pathOf(ino), name)),
-      listxattr: (s, ino: number, size: number) => this.sized(s, size, Buffer.from(this.view.listxattr(this.pathOf(ino)).map((n) => n + "\0").join(""))),
+      // By inode number where the view can (no path walk; also a file unlinked while open), else by a name.
+      getxattr: (s, ino: number, name: string, size: number) => this.sized(s, size, this.view.getxattrOf(ino, name) ?? this.view.getxattr(this.pathOf(ino), name)),
+      listxattr: (s, ino: number, size: number) =>
+        this.sized(s, size, Buffer.from((this.view.listxattrOf(ino) ?? this.view.listxattr(this.pathOf(ino))).map((n) => n + "\0").join(""))),
       removexattr: (s, ino: number, name: string) => {
         this.view.removexattr(this.pathOf(ino), name);
         this.session.replyErr(s, 0);

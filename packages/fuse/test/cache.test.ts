@@ -141,6 +141,13 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     });
   });
 
+  it("extended attributes of a file unlinked while open stay readable through its descriptor (by inode, not by name)", async () => {
+    await withMount("xunlinked", {}, async (mnt) => {
+      const out = await bash("exec 3>f; setfattr -n user.k -v val f && rm f && getfattr --only-values -n user.k /proc/$$/fd/3 && echo && getfattr -d /proc/$$/fd/3 | grep user.k", mnt);
+      expect(out).toBe('val\nuser.k="val"\n');
+    });
+  });
+
   it("sequential reads arrive as 1 MiB requests (read-ahead raised to 1 MiB); closing a read-only descriptor sends no FLUSH", async () => {
     await withMount("ra", {}, async (mnt, m) => {
       expect(m.readAheadKb).toBe(1024);

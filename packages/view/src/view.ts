@@ -469,6 +469,22 @@ export class View {
 
   // ------------------------------------------------------------ xattrs
 
+  /**
+   * As fgetxattr(2) by view inode number, for inodes of the main tree below
+   * 2^32 (`FsCore.getxattrOf`: linked, or open after unlink); undefined for
+   * the others, which are found by path. Errors: ENODATA, ENOENT, ENOTSUP.
+   */
+  getxattrOf(ino: number, name: string): Buffer | undefined {
+    if (ino >= SLOT_BASE) return undefined;
+    return this.call("getxattr", undefined, () => this.main.getxattrOf(ino, name));
+  }
+
+  /** As flistxattr(2) by view inode number (see `getxattrOf`); undefined where a path is needed. Errors: ENOENT. */
+  listxattrOf(ino: number): string[] | undefined {
+    if (ino >= SLOT_BASE) return undefined;
+    return this.call("listxattr", undefined, () => this.main.listxattrOf(ino));
+  }
+
   /** As lgetxattr(2) (no follow, as FUSE). Errors: ENODATA, ENOENT, ENOTSUP. */
   getxattr(path: string, name: string): Buffer {
     const r = this.route(path, "getxattr");
