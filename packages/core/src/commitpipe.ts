@@ -6,7 +6,7 @@
  * SQLite transactions, yielding to the event loop between slices so that no
  * single step holds the loop for more than a few milliseconds. The caller
  * (`FsCore.flushAsync` and friends) then writes the inode in one small
- * transaction. `syncStoreFiles` makes committed transactions durable with
+ * transaction. `Manifest.syncFiles` makes committed transactions durable with
  * fsync(2) on the libuv thread pool instead of `synchronous=FULL` on the loop.
  */
 import { Worker } from "node:worker_threads";
@@ -366,7 +366,3 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   return { extents, inserted, newStoredBytes };
 }
 
-/** `manifest.syncFiles()`: fsync(2) of the database file and its WAL on the thread pool (see there). Errors: EIO. */
-export function syncStoreFiles(manifest: Manifest): Promise<void> {
-  return manifest.syncFiles();
-}

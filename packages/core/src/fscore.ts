@@ -13,7 +13,6 @@ import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
-import { syncStoreFiles } from "./commitpipe.js";
 import { AsyncCommitter } from "./asynccommit.js";
 import { newOpenInode, type Handle, type OpenInode } from "./openfile.js";
 import { checkXattrName } from "./xattr.js";
@@ -493,9 +492,28 @@ export class FsCore {
   /** Entry `name` of directory `dir` (inside a read): its stat, or null when missing. */
   private entryAt(dir: number, name: string): InodeStat | null {
     checkName(name);
-    if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+    this.needDir(dir);
     const e = this.store.manifest.lookup(dir, name, this.chain);
     return e ? this.statOf(this.node(e.ino)) : null;
+  }
+
+  /** Errors: ENOENT (no inode `dir`), ENOTDIR (not a directory). Inside a transaction. */
+  private needDir(dir: number): void {
+    if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+  }
+
+  /** The inodes entries `names` of directory `dir` lead to (inside a read): null for a missing or impossible name. Errors: ENOENT, ENOTDIR. */
+  private inosOf(dir: number, names: readonly string[]): (number | null)[] {
+    this.needDir(dir);
+    return names.map((name) => {
+      try {
+        checkName(name);
+      } catch {
+        return null; // ".", "..", or a name no entry can have
+      }
+      const e = this.store.manifest.lookup(dir, name, this.chain);
+      return e ? e.ino : null;
+    });
   }
 
   /**
@@ -505,18 +523,7 @@ export class FsCore {
    * or invalid. Errors: ENOENT (no inode `dir`), ENOTDIR.
    */
   statManyAt(dir: number, names: readonly string[]): (InodeStat | null)[] {
-    return this.rd("lstat", undefined, () => {
-      if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-      return names.map((name) => {
-        try {
-          checkName(name);
-        } catch {
-          return null; // ".", "..", or a name no entry can have
-        }
-        const e = this.store.manifest.lookup(dir, name, this.chain);
-        return e ? this.statOf(this.node(e.ino)) : null;
-      });
-    });
+    return this.rd("lstat", undefined, () => this.inosOf(dir, names).map((ino) => (ino === null ? null : this.statOf(this.node(ino)))));
   }
 
   /**
@@ -526,18 +533,7 @@ export class FsCore {
    * `dir`), ENOTDIR.
    */
   inosAt(dir: number, names: readonly string[]): (number | null)[] {
-    return this.rd("lookup", undefined, () => {
-      if ((this.node(dir).mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
-      return names.map((name) => {
-        try {
-          checkName(name);
-        } catch {
-          return null;
-        }
-        const e = this.store.manifest.lookup(dir, name, this.chain);
-        return e ? e.ino : null;
-      });
-    });
+    return this.rd("lookup", undefined, () => this.inosOf(dir, names));
   }
 
   /** As fstat(2). Errors: EBADF. */
@@ -1120,7 +1116,7 @@ export class FsCore {
     if (o.content) await this.commits.commit(o, "fsync");
     try {
       this.store.manifest.settle();
-      await syncStoreFiles(this.store.manifest);
+      await this.store.manifest.syncFiles();
     } catch (e) {
       throw asFsError(e, "fsync");
     }
@@ -1136,7 +1132,7 @@ export class FsCore {
   async syncAsync(): Promise<void> {
     try {
       this.store.manifest.settle();
-      await syncStoreFiles(this.store.manifest);
+      await this.store.manifest.syncFiles();
     } catch (e) {
       throw asFsError(e, "fsync");
     }

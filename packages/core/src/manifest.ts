@@ -217,12 +217,11 @@ export class Manifest {
   /** Longest a held transaction stays open, in ms; 0 = no holding (`holdTransactions`). */
   private holdMs = 0;
   /** The held transaction, when one is open between operations (see `holdTransactions`). */
-  private held: { write: boolean; since: number; serial: number } | null = null;
+  private held: { write: boolean; since: number } | null = null;
   /** Operations (`write`, `heldWrite`, `heldRead`) currently running: 0 between operations. */
   private depth = 0;
-  /** Counts held transactions begun; `changedByOthers` checks once per held transaction. */
-  private heldSerial = 0;
-  private checkedSerial = -1;
+  /** The held transaction `changedByOthers` has already checked (it checks once per held transaction). */
+  private checkedIn: { write: boolean; since: number } | null = null;
   /**
    * Grows by one whenever what clients of this connection may have cached
    * can be wrong: `changedByOthers` found that another connection had
@@ -507,7 +506,7 @@ export class Manifest {
     } catch (e) {
       translateSqliteError(e, this.file);
     }
-    const held = (this.held = { write, since: now, serial: ++this.heldSerial });
+    const held = (this.held = { write, since: now });
     setTimeout(() => {
       if (this.held === held && this.db.open) this.commitHeld();
     }, this.holdMs).unref();
@@ -641,8 +640,8 @@ export class Manifest {
   changedByOthers(): boolean {
     // Nobody else's commit can show up inside one transaction: check once per held transaction.
     const h = this.held;
-    if (h && this.checkedSerial === h.serial) return false;
-    this.checkedSerial = h ? h.serial : -1;
+    if (h && this.checkedIn === h) return false;
+    this.checkedIn = h;
     const v = this.tx.dataVersion.get() as number;
     const changed = v !== this.lastDataVersion;
     const first = this.lastDataVersion === -1;

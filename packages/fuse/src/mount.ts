@@ -398,11 +398,16 @@ export class FuseMount {
   private endOutside(): void {
     const s = this.session;
     if (!s) return;
+    this.endedOutside = true;
+    this.end(s);
+  }
+
+  /** Ends session `s` (the current one): stops polling, commits every open file and what the store holds, unmounts. */
+  private end(s: FuseSession): void {
     this.session = null;
     this.stopOutsideWatch();
     this.recordSpins(s);
     servedHere.delete(this.mountpoint);
-    this.endedOutside = true;
     try {
       this.view.closeAll();
       this.view.holdTransactions(0);
@@ -424,18 +429,7 @@ export class FuseMount {
     // A notification may wait for a kernel lock held by a process that waits for a reply: keep serving until it is through.
     await this.settled();
     const s = this.session;
-    if (!s) return;
-    this.session = null;
-    this.stopOutsideWatch();
-    this.recordSpins(s);
-    servedHere.delete(this.mountpoint);
-    try {
-      this.view.closeAll();
-      this.view.holdTransactions(0);
-    } finally {
-      s.unmount();
-      this.resolveDone();
-    }
+    if (s) this.end(s);
   }
 }
 
