@@ -2,7 +2,7 @@
  * Output helpers shared by the commands: human-readable sizes, ls-style mode
  * strings, times, and JSON that can carry bigints.
  */
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "@agentfs/core";
+import { kindOf, type EntryKind } from "@agentfs/core";
 
 /**
  * Formats a byte count with IEC units (B, KiB, MiB, GiB, TiB): `1536` →
@@ -21,19 +21,22 @@ export function humanBytes(n: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
-/** Kind name of a mode's file type bits: "file", "dir", "symlink" or "other". */
-export function typeName(mode: number): "file" | "dir" | "symlink" | "other" {
-  const t = mode & S_IFMT;
-  return t === S_IFREG ? "file" : t === S_IFDIR ? "dir" : t === S_IFLNK ? "symlink" : "other";
+/** Kind name of a mode's file type bits: "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev" or "other". */
+export function typeName(mode: number): EntryKind {
+  return kindOf(mode);
 }
+
+/** `ls -l` type letters by kind. */
+const TYPE_CHARS: Record<EntryKind, string> = {
+  file: "-", dir: "d", symlink: "l", fifo: "p", socket: "s", chardev: "c", blockdev: "b", other: "?",
+};
 
 /**
  * `ls -l` mode string of a full st_mode, e.g. `0o100644` → `"-rw-r--r--"`,
  * with setuid/setgid/sticky shown as s/S and t/T.
  */
 export function modeString(mode: number): string {
-  const t = mode & S_IFMT;
-  const typeChar = t === S_IFDIR ? "d" : t === S_IFLNK ? "l" : t === S_IFREG ? "-" : "?";
+  const typeChar = TYPE_CHARS[kindOf(mode)];
   const rwx = (bits: number, special: boolean, specialChar: string) => {
     const x = bits & 1;
     let xc = x ? "x" : "-";

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { AgentFS, S_IFCHR, S_IFIFO, S_IFSOCK } from "@agentfs/core";
 import { agentfs, agentfsJson, cleanup, initStore } from "./helpers.js";
 
 describe("file commands", () => {
@@ -60,6 +62,24 @@ describe("file commands", () => {
     expect(typeof v.mode).toBe("number");
     expect(typeof v.mtimeNs).toBe("string");
     expect(new Date(v.mtime).getTime()).toBeGreaterThan(0);
+  });
+
+  it("ls -l and stat name special files (made by mknod through the SDK or a mount)", async () => {
+    const afs = await AgentFS.open(join(dir, ".agentfs"));
+    try {
+      afs.core.mkdir("/sp");
+      afs.core.mknod("/sp/fifo", S_IFIFO | 0o644);
+      afs.core.mknod("/sp/null", S_IFCHR | 0o644, (1 << 8) | 3);
+      afs.core.mknod("/sp/sock", S_IFSOCK | 0o644);
+    } finally {
+      await afs.close();
+    }
+    const long = run(["ls", "-l", "/sp"]).stdout.trim().split("\n");
+    expect(long.map((l) => l[0] + " " + l.split(" ").pop())).toEqual(["p fifo", "c null", "s sock"]);
+    expect(run(["stat", "/sp/null"]).stdout).toMatch(/Type: character special file/);
+    expect(json(["stat", "--json", "/sp/fifo"]).type).toBe("fifo");
+    const cat = run(["cat", "/sp/fifo"]);
+    expect([cat.code, cat.stderr]).toEqual([1, expect.stringMatching(/^agentfs: ENXIO/)]);
   });
 
   it("ln -s and ln create symlinks and hard links; stat shows them", () => {

@@ -5,7 +5,7 @@ export type ErrnoName =
   | "EPERM" | "ENOENT" | "EIO" | "EBADF" | "EACCES" | "EBUSY" | "EEXIST" | "EXDEV"
   | "ENOTDIR" | "EISDIR" | "EINVAL" | "EFBIG" | "ENOSPC" | "EROFS" | "EMLINK"
   | "ENAMETOOLONG" | "ENOTEMPTY" | "ELOOP" | "ENODATA" | "ENOTSUP" | "ERANGE"
-  | "E2BIG" | "EMFILE" | "ENOSYS" | "EAGAIN" | "ESTALE";
+  | "E2BIG" | "EMFILE" | "ENOSYS" | "EAGAIN" | "ESTALE" | "ENXIO";
 
 const DESCRIPTIONS: Record<ErrnoName, string> = {
   EPERM: "operation not permitted",
@@ -34,6 +34,7 @@ const DESCRIPTIONS: Record<ErrnoName, string> = {
   ENOSYS: "function not implemented",
   EAGAIN: "resource temporarily unavailable",
   ESTALE: "stale file handle",
+  ENXIO: "no such device or address",
 };
 
 /** Positive errno number for `code` on this platform (e.g. errnoNumber("ENOENT") === 2 on Linux). */

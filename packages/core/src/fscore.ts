@@ -17,11 +17,11 @@ import { AsyncCommitter } from "./asynccommit.js";
 import { newOpenInode, type Handle, type OpenInode } from "./openfile.js";
 import { checkXattrName } from "./xattr.js";
 import { checkXattrValue, xattrNames, xattrValue, xattrsWithRemoved, xattrsWithSet } from "./xattrops.js";
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID } from "./modes.js";
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, isSpecial } from "./modes.js";
 import { checkChown, checkSetTimes, checkSticky, chmodBits, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
 import { PathResolver } from "./resolve.js";
 
-export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } from "./modes.js";
+export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK, isSpecial } from "./modes.js";
 export type { Credentials } from "./access.js";
 
 /** Largest file size in bytes (2^47), as a cap against runaway writes. */
@@ -807,6 +807,38 @@ export class FsCore {
     }, path);
   }
 
+  /**
+   * As mknod(2): creates a special file at `path` — a FIFO (S_IFIFO), a
+   * socket (S_IFSOCK), or a character or block device (S_IFCHR, S_IFBLK;
+   * `rdev` its device number, as makedev(3)) — with the permission bits of
+   * `mode` less the umask; S_IFREG or no type bits creates an empty regular
+   * file. Special files hold no data: the store keeps their type, owner,
+   * times, xattrs and `rdev`, and a kernel front end (FUSE) serves their I/O
+   * itself; `openFile` on one answers ENXIO. Returns the inode number.
+   * Errors: EEXIST (anything at `path`, a dangling symlink too), EPERM
+   * (S_IFDIR, or a device by a caller other than root), EINVAL (unknown type
+   * bits), ENOENT, ENOTDIR, EACCES, ENAMETOOLONG, EROFS.
+   */
+  mknod(path: string, mode: number, rdev = 0): number {
+    return this.wr("mknod", path, () => {
+      let type = mode & S_IFMT;
+      if (type === 0) type = S_IFREG;
+      if (type === S_IFDIR) throw new StoreError("EPERM", "mknod cannot make directories (use mkdir)");
+      if (type !== S_IFREG && !isSpecial(type)) throw new StoreError("EINVAL", `unknown file type 0${(type >>> 12).toString(8)} in mode`);
+      if ((type === S_IFCHR || type === S_IFBLK) && this.cred.uid !== 0) throw new StoreError("EPERM", "only root may make device nodes");
+      const p = this.paths.resolveParent(path, "mknod");
+      if (p.trailingSlash) throw new StoreError(this.store.manifest.lookup(p.dir, p.name, this.chain) ? "EEXIST" : "ENOENT", "a trailing slash names a directory");
+      if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
+      this.need(p.dirRow, 3);
+      const ino = this.store.manifest.allocIno();
+      const row = this.newRow(ino, type | (mode & 0o7777 & ~this.umask), p.dirRow);
+      if (type === S_IFCHR || type === S_IFBLK) row.rdev = rdev;
+      this.store.manifest.putInode(this.head, row);
+      this.addEntry(p.dir, p.name, ino, type);
+      return ino;
+    }, path);
+  }
+
   // ---------------------------------------------------------------- files
 
   /**
@@ -847,6 +879,7 @@ export class FsCore {
       const type = r.row.mode & S_IFMT;
       const isDir = type === S_IFDIR;
       if (flags & C.O_DIRECTORY && !isDir) throw new StoreError("ENOTDIR", "not a directory");
+      if (isSpecial(type)) throw new StoreError("ENXIO", "a special file (FIFO, socket or device): open it through a mount, whose kernel serves it");
       if (isDir && (acc !== C.O_RDONLY || flags & C.O_TRUNC)) throw new StoreError("EISDIR", "is a directory");
       if (!created) {
         const want = (acc === C.O_RDONLY ? 4 : acc === C.O_WRONLY ? 2 : 6) | (flags & C.O_TRUNC ? 2 : 0);
@@ -1017,6 +1050,7 @@ export class FsCore {
     if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
     const r = this.paths.resolve(path, true);
     if ((r.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EISDIR", "is a directory");
+    if ((r.row.mode & S_IFMT) !== S_IFREG) throw new StoreError("EINVAL", "not a regular file"); // as vfs_truncate: before the permission check
     this.need(r.row, 2);
     const o = this.openInode(r.ino);
     o.refs++;

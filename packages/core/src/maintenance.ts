@@ -8,17 +8,22 @@ import { CODEC_GZIP, sha256 } from "./cas.js";
 import { decodeExtents, readExtents } from "./content.js";
 import { gunzipSync } from "node:zlib";
 import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./fscore.js";
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "./fscore.js";
 import type { Store, Target } from "./store.js";
 import { StoreError } from "./errors.js";
 import { LOWER_DATA, lowerMetaKey, type Lower } from "./overlay.js";
 
-/** Kinds of tree entries in reports. */
-export type EntryKind = "file" | "dir" | "symlink" | "other";
+/** Kinds of tree entries in reports ("fifo", "socket", "chardev", "blockdev": special files made by mknod). */
+export type EntryKind = "file" | "dir" | "symlink" | "fifo" | "socket" | "chardev" | "blockdev" | "other";
 
-function kindOf(mode: number): EntryKind {
-  const t = mode & S_IFMT;
-  return t === S_IFREG ? "file" : t === S_IFDIR ? "dir" : t === S_IFLNK ? "symlink" : "other";
+const KINDS = new Map<number, EntryKind>([
+  [S_IFREG, "file"], [S_IFDIR, "dir"], [S_IFLNK, "symlink"],
+  [S_IFIFO, "fifo"], [S_IFSOCK, "socket"], [S_IFCHR, "chardev"], [S_IFBLK, "blockdev"],
+]);
+
+/** The kind name of st_mode `mode`'s file type bits, as reports (diff, `ls --json`) print it. */
+export function kindOf(mode: number): EntryKind {
+  return KINDS.get(mode & S_IFMT) ?? "other";
 }
 
 function childPath(dir: string, name: string): string {
@@ -36,7 +41,7 @@ export interface DiffEntry {
   kindBefore?: EntryKind;
   sizeBefore?: number;
   sizeAfter?: number;
-  /** For "modified": which aspects differ ("content", "mode", "owner", "target", "xattrs"). */
+  /** For "modified": which aspects differ ("content", "mode", "owner", "target", "rdev" of a device node, "xattrs"). */
   what?: string[];
 }
 
@@ -176,6 +181,7 @@ function compareRows(store: Store, a: InodeRow, b: InodeRow, lower?: Lower): str
   if ((a.mode & 0o7777) !== (b.mode & 0o7777)) what.push("mode");
   if (a.uid !== b.uid || a.gid !== b.gid) what.push("owner");
   if (type === S_IFLNK && a.target !== b.target) what.push("target");
+  if ((type === S_IFCHR || type === S_IFBLK) && a.rdev !== b.rdev) what.push("rdev");
   if (!bufEq(a.xattrs, b.xattrs)) what.push("xattrs");
   return what;
 }

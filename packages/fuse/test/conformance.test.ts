@@ -44,15 +44,6 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     agentfs: "EFBIG",
     reason: "agentfs files are limited to 2^47 bytes (core MAX_FILE_SIZE); tmpfs accepts sparse sizes up to 2^63-1.",
   },
-  ...[
-    ["mkfifo", "ok fifo 0644 n1 0:0 sz0"],
-    ["mknod(S_IFSOCK)", "ok sock 0640 n1 0:0 sz0"],
-  ].map(([key, t]) => ({
-    key: key!,
-    tmpfs: t!,
-    agentfs: "EPERM ENOENT",
-    reason: "the store holds regular files, directories and symlinks only: mknod of a FIFO, socket or device is EPERM (see mount.test.ts).",
-  })),
   {
     key: "open(O_TMPFILE)",
     tmpfs: "ok []",

@@ -425,6 +425,19 @@ export class View {
     this.call("symlink", path, () => r.core.symlink(target, r.path));
   }
 
+  /**
+   * As mknod(2): a FIFO, socket or device node (or an empty regular file) at
+   * `path`; see `FsCore.mknod`. Errors: EEXIST, EPERM, EINVAL, ENOENT,
+   * ENOTDIR, EACCES, EROFS, ENAMETOOLONG.
+   */
+  mknod(path: string, mode: number, rdev = 0): void {
+    const r = this.route(path, "mknod", true);
+    if (r.kind === "control") throw new FsError("EEXIST", "mknod", path);
+    if (r.readOnly) throw new FsError("EROFS", "mknod", path);
+    if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EEXIST", "mknod", path);
+    this.call("mknod", path, () => r.core.mknod(r.path, mode, rdev));
+  }
+
   /** As lchmod/chmod(2) (`follow`). Errors: ENOENT, EPERM, EROFS. */
   chmod(path: string, mode: number, follow = true): void {
     const r = this.coreRoute(path, "chmod", true);

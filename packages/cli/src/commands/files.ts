@@ -3,7 +3,7 @@
  * `chmod`, `ln`, `stat`. Paths are store paths ("/a/b"; relative paths are
  * taken from the root).
  */
-import { FsError, S_IFDIR, S_IFLNK, S_IFMT, isErrno, type FsCore, type InodeStat } from "@agentfs/core";
+import { FsError, S_IFDIR, S_IFLNK, S_IFMT, isErrno, type EntryKind, type FsCore, type InodeStat } from "@agentfs/core";
 import { constants as C } from "node:fs";
 import { posix } from "node:path";
 import type { Command } from "commander";
@@ -13,11 +13,17 @@ import { applyMode } from "../modes.js";
 
 const IO_CHUNK = 1 << 20;
 
+/** `stat` "Type:" names by kind, as coreutils stat(1) prints them. */
+const STAT_TYPE_NAMES: Record<EntryKind, string> = {
+  file: "regular file", dir: "directory", symlink: "symbolic link", fifo: "fifo", socket: "socket",
+  chardev: "character special file", blockdev: "block special file", other: "other",
+};
+
 /** One entry as `ls --json` and `stat --json` print it. Sizes in bytes; times ISO-8601 UTC plus exact ns as decimal strings. */
 export interface EntryJson {
   name: string;
   path: string;
-  type: "file" | "dir" | "symlink" | "other";
+  type: EntryKind;
   mode: number;
   perm: string;
   modeString: string;
@@ -403,7 +409,7 @@ export function registerFileCommands(program: Command): void {
         if (opts.json) return printJson(all.length === 1 ? all[0] : all);
         all.forEach((e, i) => {
           if (i > 0) out();
-          const tname = e.type === "file" ? "regular file" : e.type === "dir" ? "directory" : e.type === "symlink" ? "symbolic link" : "other";
+          const tname = STAT_TYPE_NAMES[e.type];
           out(`  File: ${e.path}${e.target !== undefined ? ` -> ${e.target}` : ""}`);
           out(`  Size: ${e.size}\tBlocks: ${e.blocks}\tType: ${tname}`);
           out(` Inode: ${e.ino}\tLinks: ${e.nlink}`);

@@ -86,6 +86,8 @@ def desc_st(st, path=None):
     s = "%s %04o n%d %d:%d" % (kind, st.st_mode & 0o7777, st.st_nlink, st.st_uid, st.st_gid)
     if kind != "dir":
         s += " sz%d" % st.st_size
+    if kind in ("chr", "blk"):
+        s += " dev%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
     if kind == "lnk" and path is not None:
         try:
             s += " ->" + os.readlink(path)
@@ -157,6 +159,13 @@ def make(kind, path):
         os.symlink(os.path.basename(path) + ".nowhere", path)
     elif kind == "loop":
         os.symlink(os.path.basename(path), path)
+    elif kind == "fifo":
+        os.mkfifo(path, 0o644)
+    elif kind == "sock":
+        os.mknod(path, stat.S_IFSOCK | 0o644)
+    elif kind == "chr":
+        # (a device needs CAP_MKNOD: as another user the same name is a FIFO on both sides)
+        os.mknod(path, (stat.S_IFCHR if os.geteuid() == 0 else stat.S_IFIFO) | 0o644, os.makedev(1, 3))
     else:
         raise ValueError(kind)
 
@@ -380,8 +389,8 @@ def mkdir_matrix():
 
 # ================================================================= rename
 
-RSRC = ["file", "dir", "ndir", "slf", "sld", "sln", "missing"]
-RDST = ["missing", "file", "empty", "dir", "ndir", "slf", "sld", "sln"]
+RSRC = ["file", "dir", "ndir", "slf", "sld", "sln", "missing", "fifo", "sock"]
+RDST = ["missing", "file", "empty", "dir", "ndir", "slf", "sld", "sln", "fifo"]
 
 
 def rename_state(d):
@@ -411,7 +420,7 @@ def rename_matrix():
                 for slash in ("", "src/", "dst/", "both/"):
                     if slash and t in ("subdir", "parent", "missing/x", "file/x", "dot", "dotdot", "hardlink"):
                         continue
-                    if t == "hardlink" and s not in ("file", "slf"):
+                    if t == "hardlink" and s not in ("file", "slf", "fifo"):
                         continue
                     d = fresh("rename")
                     os.mkdir(d + "/a")
@@ -486,8 +495,9 @@ def rename_matrix():
 def link_matrix():
     """link(2) and unlink(2): every kind of source and destination, nlink counts, inode identity."""
     srcs = [("file", "file", "x"), ("dir", "dir", "x"), ("slf", "slf", "x"), ("sld", "sld", "x"), ("sln", "sln", "x"),
+            ("fifo", "fifo", "x"), ("sock", "sock", "x"), ("chr", "chr", "x"), ("fifo/", "fifo", "x/"),
             ("missing", "missing", "x"), ("file/", "file", "x/"), ("file/x", "file", "x/y"), ("dir/", "dir", "x/")]
-    dsts = [("missing", "missing", "y"), ("file", "file", "y"), ("dir", "dir", "y"), ("sln", "sln", "y"),
+    dsts = [("missing", "missing", "y"), ("file", "file", "y"), ("dir", "dir", "y"), ("sln", "sln", "y"), ("fifo", "fifo", "y"),
             ("missing/y", None, "nope/y"), ("file/y", "file", "y/z"), ("missing/", "missing", "y/"), ("same", None, "x"),
             ("dir/y", "dir", "y/y")]
     for sname, skind, srel in srcs:
@@ -522,7 +532,8 @@ def link_matrix():
     ukinds = [("file", "file", "x"), ("empty", "empty", "x"), ("dir", "dir", "x"), ("ndir", "ndir", "x"), ("slf", "slf", "x"),
               ("sld", "sld", "x"), ("sln", "sln", "x"), ("loop", "loop", "x"), ("missing", "missing", "x"),
               ("file/", "file", "x/"), ("dir/", "dir", "x/"), ("slf/", "slf", "x/"), ("sld/", "sld", "x/"),
-              ("file/x", "file", "x/y"), ("missing/x", "missing", "x/y"), ("dir/.", "dir", "x/."), ("dir/..", "dir", "x/..")]
+              ("file/x", "file", "x/y"), ("missing/x", "missing", "x/y"), ("dir/.", "dir", "x/."), ("dir/..", "dir", "x/.."),
+              ("fifo", "fifo", "x"), ("sock", "sock", "x"), ("chr", "chr", "x"), ("fifo/", "fifo", "x/")]
     for name, kind, rel in ukinds:
         d = fresh("unlink")
         make(kind, d + "/x")
@@ -602,6 +613,10 @@ def chmod_matrix():
     os.chmod(d + "/d", 0o755)
     for mode in (0o600, 0o4755, 0o1777):
         rec("chmod.via-symlink(%04o)" % mode, attempt(os.chmod, d + "/l", mode) + " " + desc(d + "/f", content=False) + " " + desc(d + "/l", content=False))
+    for kind in ("fifo", "sock", "chr"):
+        make(kind, d + "/" + kind)
+        for mode in (0o000, 0o600, 0o4755, 0o2755, 0o1777, 0o7777):
+            rec("chmod.%s(%04o)" % (kind, mode), attempt(os.chmod, d + "/" + kind, mode) + " " + desc(d + "/" + kind))
     rec("chmod(missing)", attempt(os.chmod, d + "/nope", 0o644))
     rec("chmod(f/)", attempt(os.chmod, d + "/f/", 0o644))
     rec("chmod(f/x)", attempt(os.chmod, d + "/f/x", 0o644))
@@ -611,7 +626,7 @@ def chown_matrix():
     """chown(2)/lchown(2) by root: ids, -1, set-user-ID/set-group-ID clearing on files but not directories."""
     modes = [0o6755, 0o6745, 0o4755, 0o2755, 0o2745, 0o0755, 0o6777, 0o6000, 0o7755]
     changes = [(1000, -1), (-1, 1000), (1000, 1000), (-1, -1), (0, 0), (0, -1), (-1, 0), (65534, 65534)]
-    for kind in ("file", "dir"):
+    for kind in ("file", "dir", "fifo", "chr"):
         for mode in modes:
             for (u, g) in changes:
                 d = fresh("chown")
@@ -1191,6 +1206,78 @@ def perm_misc():
 
 # ================================================================= readdir / misc
 
+def mknod_matrix():
+    """mknod(2)/mkfifo(3): every file type onto every kind of name, umask, times, I/O through FIFOs and sockets, rights of non-root callers."""
+    types = [("fifo", stat.S_IFIFO, 0), ("sock", stat.S_IFSOCK, 0), ("chr", stat.S_IFCHR, os.makedev(1, 3)),
+             ("blk", stat.S_IFBLK, os.makedev(7, 200)), ("reg", stat.S_IFREG, 0), ("none", 0, 0), ("dir", stat.S_IFDIR, 0),
+             ("bad", 0o170000, 0), ("chr-big", stat.S_IFCHR, os.makedev(300, 70000))]
+    places = [("new", None, "x"), ("file", "file", "x"), ("dir", "dir", "x"), ("fifo", "fifo", "x"), ("sln", "sln", "x"),
+              ("slf", "slf", "x"), ("missing/x", None, "nope/x"), ("file/x", "file", "x/y"), ("new/", None, "x/")]
+    for tname, tbits, dev in types:
+        for pname, kind, rel in places:
+            for perm in (0o644, 0o7777):
+                d = fresh("mknod")
+                if kind:
+                    make(kind, d + "/x")
+                key = "mknod.%s(%s,%04o)" % (tname, pname, perm)
+                rec(key, attempt(os.mknod, d + "/" + rel, tbits | perm, dev))
+                rec(key + ".state", desc(d + "/x") + " [" + listing(d) + "]")
+    # the parent's times change; the node's own times are its creation time
+    d = fresh("mknod-times")
+    before = tstate(d)
+    tick()
+    os.mkfifo(d + "/p", 0o600)
+    rec("mknod.parent-times", tdiff(before, tstate(d)))
+    # FIFO I/O is the kernel's: non-blocking opens, a writer and a reader through the name
+    d = fresh("fifo-io")
+    os.mkfifo(d + "/p", 0o666)
+    rec("fifo.open-wr-noreader", attempt(os.open, d + "/p", os.O_WRONLY | os.O_NONBLOCK))
+    r = os.open(d + "/p", os.O_RDONLY | os.O_NONBLOCK)
+    w = os.open(d + "/p", os.O_WRONLY | os.O_NONBLOCK)
+    os.write(w, b"through the pipe")
+    rec("fifo.read", os.read(r, 100))
+    rec("fifo.fstat", desc_st(os.fstat(r)))
+    rec("fifo.lseek", attempt(os.lseek, r, 0, os.SEEK_SET))
+    os.close(w)
+    os.close(r)
+    rec("fifo.truncate", attempt(os.truncate, d + "/p", 0))
+    rec("fifo.after", desc(d + "/p"))
+    # unix socket bound to a name, then reached through it
+    import socket
+    d = fresh("sock-io")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(d + "/s")
+    srv.listen(1)
+    cli = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    rec("sock.connect", attempt(cli.connect, d + "/s"))
+    conn, _ = srv.accept()
+    cli.sendall(b"over a socket")
+    rec("sock.recv", conn.recv(100))
+    rec("sock.open", attempt(os.open, d + "/s", os.O_RDONLY))
+    rec("sock.bind-again", attempt(socket.socket(socket.AF_UNIX).bind, d + "/s"))
+    for x in (conn, cli, srv):
+        x.close()
+    rec("sock.after", desc(d + "/s"))
+    rec("sock.unlink", attempt(os.unlink, d + "/s") + " [" + listing(d) + "]")
+    # non-root callers: FIFOs and sockets where they may write, never devices; the new node is theirs
+    d = fresh("mknod-user")
+    os.mkdir(d + "/open")
+    os.chmod(d + "/open", 0o777)
+    os.mkdir(d + "/closed")
+    os.chmod(d + "/closed", 0o755)
+
+    def user_mknods():
+        out = {}
+        for tname, tbits, dev in types[:5]:
+            for where in ("open", "closed"):
+                p = "%s/%s/%s" % (d, where, tname)
+                out["%s.%s" % (tname, where)] = attempt(os.mknod, p, tbits | 0o640, dev) + " " + desc(p)
+        return out
+
+    for k, v in sorted(as_user(65534, 65534, user_mknods).items()):
+        rec("mknod.as-nobody." + k, v)
+
+
 def readdir_matrix():
     """Directory listings after many creations and deletions; "." and ".." present; d_type matches lstat."""
     d = fresh("readdir")
@@ -1201,14 +1288,17 @@ def readdir_matrix():
     for i in range(0, 60, 2):
         os.mkdir("%s/d%03d" % (d, i))
     os.symlink("e001", d + "/sym")
+    for kind in ("fifo", "sock", "chr"):
+        make(kind, d + "/" + kind)
     names = sorted(os.listdir(d))
     rec("readdir.count", len(names))
     rec("readdir.names", ",".join(names[:5]) + "..." + ",".join(names[-5:]))
     types = []
     with os.scandir(d) as it:
         for e in it:
-            types.append("%s:%s" % (e.name, "d" if e.is_dir(follow_symlinks=False) else "l" if e.is_symlink() else "f"))
-    rec("readdir.types", ",".join(sorted(types)) == ",".join(sorted("%s:%s" % (n, "d" if stat.S_ISDIR(os.lstat(d + "/" + n).st_mode) else "l" if stat.S_ISLNK(os.lstat(d + "/" + n).st_mode) else "f") for n in names)))
+            types.append("%s:%s" % (e.name, "d" if e.is_dir(follow_symlinks=False) else "l" if e.is_symlink() else "f" if e.is_file(follow_symlinks=False) else "o"))
+    rec("readdir.types", ",".join(sorted(types)) == ",".join(sorted("%s:%s" % (n, {"dir": "d", "lnk": "l", "reg": "f"}.get(KIND.get(stat.S_IFMT(os.lstat(d + "/" + n).st_mode)), "o")) for n in names)))
+    rec("readdir.special", ",".join(sorted("%s:%s" % (n, KIND.get(stat.S_IFMT(os.lstat(d + "/" + n).st_mode))) for n in ("fifo", "sock", "chr"))))
     rec("readdir.nlink", desc(d))
     fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
     rec("readdir.fd-read", attempt(os.read, fd, 10))
@@ -1445,6 +1535,7 @@ def seed_case(c):
     os.link(c + "/h1", c + "/h2")
     write_file(c + "/xa", b"A", 0o644)
     os.setxattr(c + "/xa", "user.k", b"v")
+    os.mkfifo(c + "/p", 0o640)
 
 
 def describe_tree(c, xattrs=False):
@@ -1563,10 +1654,13 @@ SEEDED_OPS = [
     ("file-times-write", lambda c: (lambda before: (_w(c + "/f", b"w"), tdiff(before, tstate(c + "/f")))[1])(tstate(c + "/f"))),
     ("file-times-chmod", lambda c: (lambda before: (os.chmod(c + "/f", 0o600), tdiff(before, tstate(c + "/f")))[1])(tstate(c + "/f"))),
     ("file-times-read", lambda c: (lambda before: (_rd(c + "/f"), tdiff(before, tstate(c + "/f")))[1])(tstate(c + "/f"))),
+    ("fifo-io", lambda c: (lambda r: (lambda w: (os.write(w, b"lower fifo"), os.close(w), os.read(r, 64), os.close(r))[2])(
+        os.open(c + "/p", os.O_WRONLY | os.O_NONBLOCK)))(os.open(c + "/p", os.O_RDONLY | os.O_NONBLOCK))),
+    ("mkfifo-in-dir", lambda c: _seq(("m", os.mkfifo, c + "/d/q", 0o600), ("again", os.mkfifo, c + "/d/q"), ("r", os.rename, c + "/d/q", c + "/q2"))),
     ("readdir-after-changes", lambda c: (os.unlink(c + "/d/child"), write_file(c + "/d/zz", b""), os.rename(c + "/e", c + "/d/e"), listing(c + "/d"))[3]),
 ]
 
-SEED_ENTRIES = ["f", "e", "x", "d", "de", "l", "ld", "ln", "h1", "xa", "d/child", "d/sub"]
+SEED_ENTRIES = ["f", "e", "x", "d", "de", "l", "ld", "ln", "h1", "xa", "p", "d/child", "d/sub"]
 
 
 def _append(p):
@@ -1586,6 +1680,8 @@ for _src in SEED_ENTRIES:
     for _dst in SEED_ENTRIES + ["new", "d/new", "d/sub/new"]:
         SEEDED_OPS.append(("rename(%s->%s)" % (_src, _dst), lambda c, a=_src, b=_dst: _seq(("r", os.rename, c + "/" + a, c + "/" + b))))
     for _name, _fn in SEED_ENTRY_OPS:
+        if _src == "p" and _name in ("append", "read"):
+            continue  # a blocking open of a FIFO with nobody at the other end waits forever (fifo-io covers its I/O)
         SEEDED_OPS.append(("%s(%s)" % (_name, _src), lambda c, a=_src, fn=_fn: _seq(("op", fn, c + "/" + a))))
 
 
@@ -1619,7 +1715,7 @@ def main():
     mode = sys.argv[2] if len(sys.argv) == 3 else ""
     fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
             truncate_matrix, utimens_matrix, times_matrix, name_lengths, perm_dirs, perm_files, perm_owner_ops, perm_sticky,
-            perm_misc, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra]
+            perm_misc, mknod_matrix, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra]
     if mode == "--as-user":
         # everything as uid/gid 1000 (DIR must be theirs): every node is created by a caller that is not the daemon
         os.chown(".", OTHER, OTHER)
