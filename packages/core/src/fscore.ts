@@ -1391,6 +1391,27 @@ export class FsCore {
     });
   }
 
+  /**
+   * As fsetxattr(2) by inode number (`getxattrOf`): works on a file unlinked
+   * while open. Errors: as `setxattr`, and ENOENT when the view has no inode
+   * `ino`.
+   */
+  setxattrOf(ino: number, name: string, value: Uint8Array, flags = 0): void {
+    this.wr("setxattr", undefined, () => {
+      checkXattrName(name);
+      checkXattrValue(value);
+      this.putXattrs(ino, xattrsWithSet(this.cred, this.node(ino), name, value, flags));
+    });
+  }
+
+  /** As fremovexattr(2) by inode number (`getxattrOf`). Errors: as `removexattr`, ENOENT (no inode `ino`). */
+  removexattrOf(ino: number, name: string): void {
+    this.wr("removexattr", undefined, () => {
+      checkXattrName(name);
+      this.putXattrs(ino, xattrsWithRemoved(this.cred, this.node(ino), name));
+    });
+  }
+
   /** Stores `ino`'s encoded attribute map (null: none) in the head layer; ctime becomes now. */
   private putXattrs(ino: number, enc: Buffer | null): void {
     const t = this.now();

@@ -205,15 +205,15 @@ export class Handlers {
       },
       setxattr: (s, ino: number, name: string, value: Buffer, flags: number) => {
         if (name === "security.capability" && !this.opts.fileCapabilities) throw new FsError("ENOTSUP", "setxattr", undefined, undefined, "file capabilities are off on this mount");
-        this.view.setxattr(this.pathOf(ino), name, value, flags);
+        if (!this.view.setxattrOf(ino, name, value, flags)) this.view.setxattr(this.pathOf(ino), name, value, flags);
         this.session.replyErr(s, 0);
       },
-      // By inode number where the view can (no path walk; also a file unlinked while open), else by a name.
+      // xattrs by inode number where the view can (no path walk; also a file unlinked while open), else by a name.
       getxattr: (s, ino: number, name: string, size: number) => this.sized(s, size, this.view.getxattrOf(ino, name) ?? this.view.getxattr(this.pathOf(ino), name)),
       listxattr: (s, ino: number, size: number) =>
         this.sized(s, size, Buffer.from((this.view.listxattrOf(ino) ?? this.view.listxattr(this.pathOf(ino))).map((n) => n + "\0").join(""))),
       removexattr: (s, ino: number, name: string) => {
-        this.view.removexattr(this.pathOf(ino), name);
+        if (!this.view.removexattrOf(ino, name)) this.view.removexattr(this.pathOf(ino), name);
         this.session.replyErr(s, 0);
       },
       access: (s, ino: number, mask: number) => {

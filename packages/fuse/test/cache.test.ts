@@ -8,7 +8,7 @@
 import { View } from "@agentfs/view";
 import { execFile } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -141,10 +141,21 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     });
   });
 
-  it("extended attributes of a file unlinked while open stay readable through its descriptor (by inode, not by name)", async () => {
+  it("extended attributes of a file unlinked while open stay readable and writable through its descriptor (by inode, not by name), as on tmpfs", async () => {
     await withMount("xunlinked", {}, async (mnt) => {
       const out = await bash("exec 3>f; setfattr -n user.k -v val f && rm f && getfattr --only-values -n user.k /proc/$$/fd/3 && echo && getfattr -d /proc/$$/fd/3 | grep user.k", mnt);
       expect(out).toBe('val\nuser.k="val"\n');
+      // fsetxattr/fremovexattr on the descriptor of an unlinked file (they were ENOENT: no name to reach it by)
+      const py = [
+        "import os",
+        "fd = os.open('g', os.O_CREAT | os.O_RDWR, 0o644); os.setxattr(fd, 'user.a', b'1'); os.unlink('g')",
+        "os.setxattr(fd, 'user.b', b'2'); os.removexattr(fd, 'user.a')",
+        "print(sorted(os.listxattr(fd)), os.getxattr(fd, 'user.b'), os.fstat(fd).st_nlink)",
+      ].join("\n");
+      const ref = mkdtempSync("/dev/shm/agentfs-xattr-");
+      const want = await bash(`python3 -c "${py}"`, ref).finally(() => rmSync(ref, { recursive: true, force: true }));
+      expect(want).toBe("['user.b'] b'2' 0\n");
+      expect(await bash(`python3 -c "${py}"`, mnt)).toBe(want);
     });
   });
 

@@ -512,6 +512,23 @@ export class View {
     return this.call("listxattr", path, () => r.core.listxattr(r.path, false));
   }
 
+  /**
+   * As fsetxattr(2) by view inode number (see `getxattrOf`); false where a
+   * path is needed (nothing done). Errors: as `setxattr`, ENOENT.
+   */
+  setxattrOf(ino: number, name: string, value: Uint8Array, flags = 0): boolean {
+    if (ino >= SLOT_BASE) return false;
+    this.call("setxattr", undefined, () => this.main.setxattrOf(ino, name, value, flags));
+    return true;
+  }
+
+  /** As fremovexattr(2) by view inode number (see `getxattrOf`); false where a path is needed (nothing done). Errors: ENODATA, ENOENT, EPERM, EROFS. */
+  removexattrOf(ino: number, name: string): boolean {
+    if (ino >= SLOT_BASE) return false;
+    this.call("removexattr", undefined, () => this.main.removexattrOf(ino, name));
+    return true;
+  }
+
   /** As lsetxattr(2); `flags` XATTR_CREATE (1) / XATTR_REPLACE (2). Errors: EEXIST, ENODATA, ENOTSUP, E2BIG, ERANGE, EROFS. */
   setxattr(path: string, name: string, value: Uint8Array, flags = 0): void {
     const r = this.coreRoute(path, "setxattr", true);
