@@ -769,6 +769,54 @@ export class FsCore {
     }, to);
   }
 
+  /**
+   * As renameat2(2) with RENAME_EXCHANGE: atomically swaps the entries `a`
+   * and `b` (both must exist; any types, within or across directories). Two
+   * names of one inode: nothing changes. Errors: ENOENT (either missing),
+   * EINVAL (a directory and its own descendant), ENOTDIR (a trailing slash on
+   * a non-directory), EACCES, EPERM (sticky directory), EROFS.
+   */
+  exchange(a: string, b: string): void {
+    this.wr("rename", a, () => {
+      const m = this.store.manifest;
+      const ap = this.paths.resolveParent(a, "rename");
+      const bp = this.paths.resolveParent(b, "rename");
+      const x = m.lookup(ap.dir, ap.name, this.chain);
+      const y = m.lookup(bp.dir, bp.name, this.chain);
+      if (!x || !y) throw new StoreError("ENOENT", "no such file or directory");
+      const xrow = this.node(x.ino);
+      const yrow = this.node(y.ino);
+      const xIsDir = (xrow.mode & S_IFMT) === S_IFDIR;
+      const yIsDir = (yrow.mode & S_IFMT) === S_IFDIR;
+      if ((!xIsDir && ap.trailingSlash) || (!yIsDir && bp.trailingSlash)) throw new StoreError("ENOTDIR", "not a directory");
+      this.need(ap.dirRow, 3);
+      this.need(bp.dirRow, 3);
+      checkSticky(this.cred, ap.dirRow, xrow);
+      checkSticky(this.cred, bp.dirRow, yrow);
+      if (x.ino === y.ino) return; // two names of one file: as Linux, nothing to do
+      // As Linux (do_renameat2): either one inside the other is EINVAL for an exchange.
+      if (xIsDir && (bp.ancestors.includes(x.ino) || bp.dir === x.ino)) throw new StoreError("EINVAL", "cannot exchange a directory with its own descendant");
+      if (yIsDir && (ap.ancestors.includes(y.ino) || ap.dir === y.ino)) throw new StoreError("EINVAL", "cannot exchange a directory with its own descendant");
+      m.putDentry(this.head, ap.dir, ap.name, y.ino, yrow.mode & S_IFMT);
+      m.putDentry(this.head, bp.dir, bp.name, x.ino, xrow.mode & S_IFMT);
+      const now = this.now();
+      // A directory moving to another parent takes its ".." link along.
+      const delta = ap.dir === bp.dir ? 0 : (yIsDir ? 1 : 0) - (xIsDir ? 1 : 0);
+      for (const [dir, d] of ap.dir === bp.dir ? [[ap.dir, 0]] : [[ap.dir, delta], [bp.dir, -delta]]) {
+        this.update(dir, (r) => {
+          r.mtime = now;
+          r.ctime = now;
+          r.nlink += d;
+        });
+      }
+      for (const ino of [x.ino, y.ino]) {
+        this.update(ino, (r) => {
+          r.ctime = now;
+        });
+      }
+    }, b);
+  }
+
   /** As link(2). Errors: EEXIST, EPERM (directory), ENOENT, EMLINK, EACCES, EROFS. */
   link(existing: string, path: string): void {
     this.wr("link", existing, () => {

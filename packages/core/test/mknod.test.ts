@@ -1,8 +1,8 @@
 /**
- * Special files (FsCore.mknod): FIFOs, sockets and device nodes on a real
- * SQLite store — what they store, the errors mknod(2) gives, how the rest of
+ * On a real SQLite store: special files (FsCore.mknod: FIFOs, sockets and
+ * device nodes) — what they store, the errors mknod(2) gives, how the rest of
  * the tree treats them (link, rename, unlink, snapshots, diff, fsck, export),
- * and that they survive a reopen.
+ * and that they survive a reopen — and RENAME_EXCHANGE (FsCore.exchange).
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { constants as C, readdirSync } from "node:fs";
@@ -168,5 +168,47 @@ describe("mknod", () => {
     } finally {
       t.cleanup();
     }
+  });
+});
+
+describe("exchange (renameat2 RENAME_EXCHANGE)", () => {
+  it("swaps two names atomically, moving a directory's '..' link between parents; errors leave both names alone", async () => {
+    core.mkdir("/a");
+    core.mkdir("/b");
+    core.mkdir("/a/d");
+    core.mkdir("/a/d/sub");
+    const fd = core.openFile("/b/f", C.O_CREAT | C.O_WRONLY, 0o644);
+    core.write(fd, Buffer.from("file"), 0, 4, 0);
+    core.close(fd);
+    await afs.snapshot("before");
+    const d = core.stat("/a/d", false).ino;
+    const f = core.stat("/b/f", false).ino;
+    const nlinks = () => [core.stat("/a", false).nlink, core.stat("/b", false).nlink];
+    expect(nlinks()).toEqual([3, 2]);
+    core.exchange("/a/d", "/b/f");
+    expect([core.stat("/a/d", false).ino, core.stat("/b/f", false).ino]).toEqual([f, d]);
+    expect(core.readdir("/b/f").map((e) => e.name)).toEqual(["sub"]);
+    expect(nlinks()).toEqual([2, 3]);
+    const code = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code;
+      }
+      return "ok";
+    };
+    expect(code(() => core.exchange("/b/f", "/b/f/sub"))).toBe("EINVAL");
+    expect(code(() => core.exchange("/b/f/sub", "/b"))).toBe("EINVAL");
+    expect(code(() => core.exchange("/a/d", "/a/nope"))).toBe("ENOENT");
+    expect(code(() => core.exchange("/a/d/", "/b/f"))).toBe("ENOTDIR");
+    expect([core.stat("/a/d", false).ino, core.stat("/b/f", false).ino]).toEqual([f, d]);
+    // the snapshot still has the old names; fsck agrees with the new counts
+    const old = new FsCore(afs.store, { snapshot: "before" });
+    try {
+      expect([old.stat("/a/d", false).ino, old.stat("/b/f", false).ino]).toEqual([d, f]);
+    } finally {
+      old.closeAll();
+    }
+    expect((await afs.fsck()).ok).toBe(true);
   });
 });

@@ -111,6 +111,7 @@ const ENODATA = 61;
 const EOPNOTSUPP = 95;
 const EEXIST = 17;
 const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
 const FALLOC_FL_KEEP_SIZE = 1;
 
 /** A directory handle: the listing taken at opendir (or at a rewind to offset 0). */
@@ -527,8 +528,20 @@ export class Handlers {
   private rename(slot: number, parent: number, name: string, newParent: number, newName: string, flags: number): void {
     const from = this.childOf(parent, name);
     const to = this.childOf(newParent, newName);
+    if (flags === RENAME_EXCHANGE) {
+      // Both names stay taken, so no node loses its last name (no pin); each node's link moves to the other name.
+      const a = this.inoAt(from);
+      const b = this.inoAt(to);
+      this.view.exchange(from, to);
+      if (a !== undefined && b !== undefined && a !== b) {
+        this.nodes.renamed(a, parent, name, newParent, newName);
+        this.nodes.renamed(b, newParent, newName, parent, name);
+      }
+      this.session.replyErr(slot, 0);
+      return;
+    }
     if (flags & ~RENAME_NOREPLACE) {
-      // RENAME_EXCHANGE and RENAME_WHITEOUT need support in the trees; refuse rather than half-do them.
+      // RENAME_WHITEOUT (overlayfs's) needs whiteouts the kernel can see; the kernel refuses EXCHANGE|NOREPLACE itself.
       this.session.replyErr(slot, EINVAL);
       return;
     }

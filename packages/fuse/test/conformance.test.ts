@@ -50,12 +50,6 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     agentfs: "ENOTSUP []",
     reason: "libfuse 3.14 (Debian 12) has no tmpfile operation (FUSE_TMPFILE arrived with libfuse 3.17), so the kernel answers O_TMPFILE with EOPNOTSUPP.",
   },
-  {
-    key: "renameat2(EXCHANGE)",
-    tmpfs: "ok reg 0644 n1 0:0 sz1 =b'B' reg 0644 n1 0:0 sz1 =b'A' ENOENT",
-    agentfs: "EINVAL reg 0644 n1 0:0 sz1 =b'A' reg 0644 n1 0:0 sz1 =b'B' ENOENT",
-    reason: "the trees have no atomic exchange of two names, so RENAME_EXCHANGE is refused with EINVAL rather than done in two steps (RENAME_NOREPLACE works).",
-  },
 ];
 
 /**

@@ -409,6 +409,14 @@ export class View {
     this.call("rename", from, () => a.core.rename(a.path, b.path));
   }
 
+  /** As renameat2(2) with RENAME_EXCHANGE within one tree (`FsCore.exchange`). Errors: EXDEV, EROFS, ENOENT, EINVAL, ENOTDIR, EACCES, EPERM. */
+  exchange(a: string, b: string): void {
+    const x = this.coreRoute(a, "rename", true);
+    const y = this.coreRoute(b, "rename", true);
+    if (x.core !== y.core) throw new FsError("EXDEV", "rename", a, b);
+    this.call("rename", a, () => x.core.exchange(x.path, y.path));
+  }
+
   /** As link(2) within one tree. Errors: EXDEV, EROFS, EEXIST, ENOENT, EPERM (directory). */
   link(existing: string, path: string): void {
     const a = this.coreRoute(existing, "link", true);

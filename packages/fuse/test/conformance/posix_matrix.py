@@ -492,6 +492,65 @@ def rename_matrix():
 
 # ================================================================= link / unlink / symlink
 
+def exchange_matrix():
+    """renameat2(2) with RENAME_EXCHANGE: every pair of kinds, within and across directories, nlink of the parents, times, and its errors."""
+    renameat2 = _libc.renameat2
+
+    def xchg(a, b, flags=2):
+        if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), flags) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+    kinds = ["file", "empty", "dir", "ndir", "slf", "sld", "sln", "fifo", "missing"]
+    for place in ("same", "across"):
+        for s in kinds:
+            for t in kinds:
+                for slash in ("", "src/", "dst/"):
+                    d = fresh("exchange")
+                    os.mkdir(d + "/a")
+                    os.mkdir(d + "/b")
+                    src, dst = d + "/a/s", d + ("/a/t" if place == "same" else "/b/t")
+                    make(s, src)
+                    make(t, dst)
+                    before = (tstate(d + "/a"), tstate(d + "/b"), tstate(src), tstate(dst))
+                    tick()
+                    key = "exchange.%s(%s<->%s%s)" % (place, s, t, "," + slash if slash else "")
+                    out = attempt(xchg, src + ("/" if slash == "src/" else ""), dst + ("/" if slash == "dst/" else ""))
+                    rec(key, out)
+                    rec(key + ".state", desc(src) + " | " + desc(dst) + " | a:" + desc(d + "/a") + " [" + listing(d + "/a") + "] b:" + desc(d + "/b") + " [" + listing(d + "/b") + "]")
+                    # each node compared with itself: after an exchange the old source is at dst
+                    now = (tstate(d + "/a"), tstate(d + "/b")) + ((tstate(dst), tstate(src)) if out == "ok" else (tstate(src), tstate(dst)))
+                    rec(key + ".times", " ".join(tdiff(x, y) for x, y in zip(before, now)))
+                    if s in ("dir", "ndir") and t in ("dir", "ndir"):
+                        rec(key + ".walk", listing(dst) + " / " + listing(src) + " / " + desc(dst + "/..") + " / " + desc(src + "/.."))
+    d = fresh("exchange-edges")
+    os.makedirs(d + "/p/q/r")
+    write_file(d + "/h1", b"H")
+    os.link(d + "/h1", d + "/h2")
+    write_file(d + "/f", b"F")
+    for name, a, b, flags in (("into-own-subdir", "p", "p/q/r", 2), ("with-own-parent", "p/q", "p", 2), ("hardlinks", "h1", "h2", 2),
+                              ("self", "f", "f", 2), ("exchange|noreplace", "f", "h1", 3), ("dot", "p/q/.", "f", 2), ("parent-missing", "f", "nope/x", 2)):
+        rec("exchange.%s" % name, attempt(xchg, d + "/" + a, d + "/" + b, flags) + " " + desc(d + "/p") + " " + desc(d + "/h1") + " [" + listing(d) + "]")
+    # non-root callers: write access to both directories, and the sticky rule on both sides
+    d = fresh("exchange-perm")
+    for sub, mode in (("open", 0o777), ("closed", 0o755), ("sticky", 0o1777)):
+        os.mkdir(d + "/" + sub)
+        os.chmod(d + "/" + sub, mode)
+        write_file(d + "/" + sub + "/root", b"r")
+    os.chmod(d + "/open/root", 0o666)
+
+    def user_exchanges():
+        write_file(d + "/open/mine", b"m")
+        write_file(d + "/sticky/mine", b"m")
+        out = {}
+        for name, a, b in (("open<->open", "open/mine", "open/root"), ("open<->closed", "open/mine", "closed/root"),
+                           ("sticky-other", "sticky/root", "open/mine"), ("sticky-own", "sticky/mine", "open/root")):
+            out[name] = attempt(xchg, d + "/" + a, d + "/" + b) + " " + desc(d + "/" + a) + " " + desc(d + "/" + b)
+        return out
+
+    for k, v in sorted(as_user(65534, 65534, user_exchanges).items()):
+        rec("exchange.as-nobody." + k, v)
+
+
 def link_matrix():
     """link(2) and unlink(2): every kind of source and destination, nlink counts, inode identity."""
     srcs = [("file", "file", "x"), ("dir", "dir", "x"), ("slf", "slf", "x"), ("sld", "sld", "x"), ("sln", "sln", "x"),
@@ -1713,7 +1772,7 @@ def main():
     os.chdir(sys.argv[1])
     os.umask(0o022)
     mode = sys.argv[2] if len(sys.argv) == 3 else ""
-    fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
+    fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, exchange_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
             truncate_matrix, utimens_matrix, times_matrix, name_lengths, perm_dirs, perm_files, perm_owner_ops, perm_sticky,
             perm_misc, mknod_matrix, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra]
     if mode == "--as-user":
