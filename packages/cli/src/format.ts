@@ -21,11 +21,6 @@ export function humanBytes(n: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
-/** Kind name of a mode's file type bits: "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev" or "other". */
-export function typeName(mode: number): EntryKind {
-  return kindOf(mode);
-}
-
 /** `ls -l` type letters by kind. */
 const TYPE_CHARS: Record<EntryKind, string> = {
   file: "-", dir: "d", symlink: "l", fifo: "p", socket: "s", chardev: "c", blockdev: "b", other: "?",

@@ -315,11 +315,15 @@ export class FsCore {
   /** Adds entry `name` → `ino` to directory `dir` in the head layer, touching the directory. */
   private addEntry(dir: number, name: string, ino: number, type: number, dirNlinkDelta = 0): void {
     this.store.manifest.putDentry(this.head, dir, name, ino, type);
-    const t = this.now();
+    this.touchDir(dir, dirNlinkDelta);
+  }
+
+  /** A directory's entries changed: its mtime and ctime become `t`, its nlink grows by `nlinkDelta` (subdirectories' ".." links). */
+  private touchDir(dir: number, nlinkDelta: number, t = this.now()): void {
     this.update(dir, (r) => {
       r.mtime = t;
       r.ctime = t;
-      r.nlink += dirNlinkDelta;
+      r.nlink += nlinkDelta;
     });
   }
 
@@ -328,12 +332,7 @@ export class FsCore {
     const m = this.store.manifest;
     m.deleteDentryRow(this.head, dir, name);
     if (m.lookup(dir, name, this.chain, true)) m.putDentry(this.head, dir, name, 0, 0);
-    const t = this.now();
-    this.update(dir, (r) => {
-      r.mtime = t;
-      r.ctime = t;
-      r.nlink += dirNlinkDelta;
-    });
+    this.touchDir(dir, dirNlinkDelta);
   }
 
   /** Drops one link of `ino`; deletes its head version when no links and no open fds remain. */
@@ -757,12 +756,7 @@ export class FsCore {
       const tIsDir = trow ? (trow.mode & S_IFMT) === S_IFDIR : false;
       m.putDentry(this.head, tp.dir, tp.name, s.ino, srow.mode & S_IFMT);
       const now = this.now();
-      this.update(tp.dir, (r) => {
-        r.mtime = now;
-        r.ctime = now;
-        if (sIsDir && !sameDir) r.nlink += 1;
-        if (tIsDir) r.nlink -= 1;
-      });
+      this.touchDir(tp.dir, (sIsDir && !sameDir ? 1 : 0) - (tIsDir ? 1 : 0), now);
       this.update(s.ino, (r) => {
         r.ctime = now;
       });
@@ -802,13 +796,8 @@ export class FsCore {
       const now = this.now();
       // A directory moving to another parent takes its ".." link along.
       const delta = ap.dir === bp.dir ? 0 : (yIsDir ? 1 : 0) - (xIsDir ? 1 : 0);
-      for (const [dir, d] of ap.dir === bp.dir ? [[ap.dir, 0]] : [[ap.dir, delta], [bp.dir, -delta]]) {
-        this.update(dir, (r) => {
-          r.mtime = now;
-          r.ctime = now;
-          r.nlink += d;
-        });
-      }
+      this.touchDir(ap.dir, delta, now);
+      if (bp.dir !== ap.dir) this.touchDir(bp.dir, -delta, now);
       for (const ino of [x.ino, y.ino]) {
         this.update(ino, (r) => {
           r.ctime = now;
@@ -875,8 +864,8 @@ export class FsCore {
       if (type !== S_IFREG && !isSpecial(type)) throw new StoreError("EINVAL", `unknown file type 0${(type >>> 12).toString(8)} in mode`);
       if ((type === S_IFCHR || type === S_IFBLK) && this.cred.uid !== 0) throw new StoreError("EPERM", "only root may make device nodes");
       const p = this.paths.resolveParent(path, "mknod");
-      if (p.trailingSlash) throw new StoreError(this.store.manifest.lookup(p.dir, p.name, this.chain) ? "EEXIST" : "ENOENT", "a trailing slash names a directory");
       if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
+      if (p.trailingSlash) throw new StoreError("ENOENT", "a trailing slash names a directory");
       this.need(p.dirRow, 3);
       const ino = this.store.manifest.allocIno();
       const row = this.newRow(ino, type | (mode & 0o7777 & ~this.umask), p.dirRow);

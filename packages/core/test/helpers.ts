@@ -65,6 +65,16 @@ export async function errOf(p: Promise<unknown> | (() => unknown)): Promise<any>
   throw new Error("expected an error, but the call succeeded");
 }
 
+/** Runs `fn` and returns the errno name (`code`) it throws, or "ok" when it returns. */
+export function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+  return "ok";
+}
+
 /** Absolute path of packages/core. */
 export const CORE_DIR = fileURLToPath(new URL("..", import.meta.url));
 

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { constants as C, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { AgentFS, FsCore, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, exportTree } from "../src/index.js";
-import { errOf, freshStore, tempDir } from "./helpers.js";
+import { codeOf, errOf, freshStore, tempDir } from "./helpers.js";
 
 let afs: AgentFS;
 let core: FsCore;
@@ -58,23 +58,15 @@ describe("mknod", () => {
     const fd = core.openFile("/f", C.O_CREAT | C.O_WRONLY, 0o644);
     core.close(fd);
     const before = core.readdir("/").map((e) => e.name).sort();
-    const code = (fn: () => unknown) => {
-      try {
-        fn();
-      } catch (e) {
-        return (e as NodeJS.ErrnoException).code;
-      }
-      return "ok";
-    };
-    expect(code(() => core.mknod("/p", S_IFIFO | 0o644))).toBe("EEXIST");
-    expect(code(() => core.mknod("/dangling", S_IFIFO | 0o644))).toBe("EEXIST"); // not followed
-    expect(code(() => core.mknod("/d", 0o040755))).toBe("EPERM"); // directories: mkdir
-    expect(code(() => core.mknod("/x", 0o170644))).toBe("EINVAL"); // no such type
-    expect(code(() => core.mknod("/no/x", S_IFIFO | 0o644))).toBe("ENOENT");
-    expect(code(() => core.mknod("/f/x", S_IFIFO | 0o644))).toBe("ENOTDIR");
-    expect(code(() => core.mknod("/y/", S_IFIFO | 0o644))).toBe("ENOENT");
-    expect(code(() => core.mknod("/" + "n".repeat(256), S_IFIFO | 0o644))).toBe("ENAMETOOLONG");
-    expect(code(() => core.mknod("/z\0", S_IFIFO | 0o644))).not.toBe("ok");
+    expect(codeOf(() => core.mknod("/p", S_IFIFO | 0o644))).toBe("EEXIST");
+    expect(codeOf(() => core.mknod("/dangling", S_IFIFO | 0o644))).toBe("EEXIST"); // not followed
+    expect(codeOf(() => core.mknod("/d", 0o040755))).toBe("EPERM"); // directories: mkdir
+    expect(codeOf(() => core.mknod("/x", 0o170644))).toBe("EINVAL"); // no such type
+    expect(codeOf(() => core.mknod("/no/x", S_IFIFO | 0o644))).toBe("ENOENT");
+    expect(codeOf(() => core.mknod("/f/x", S_IFIFO | 0o644))).toBe("ENOTDIR");
+    expect(codeOf(() => core.mknod("/y/", S_IFIFO | 0o644))).toBe("ENOENT");
+    expect(codeOf(() => core.mknod("/" + "n".repeat(256), S_IFIFO | 0o644))).toBe("ENAMETOOLONG");
+    expect(codeOf(() => core.mknod("/z\0", S_IFIFO | 0o644))).not.toBe("ok");
     expect(core.readdir("/").map((e) => e.name).sort()).toEqual(before);
   });
 
@@ -84,18 +76,10 @@ describe("mknod", () => {
     core.mkdir("/closed", 0o755);
     const user = new FsCore(afs.store, { branch: "main" }, { cred: { uid: 1000, gid: 1000, groups: [] }, umask: 0 });
     try {
-      const code = (fn: () => unknown) => {
-        try {
-          fn();
-        } catch (e) {
-          return (e as NodeJS.ErrnoException).code;
-        }
-        return "ok";
-      };
-      expect(code(() => user.mknod("/open/c", S_IFCHR | 0o600, makedev(1, 3)))).toBe("EPERM");
-      expect(code(() => user.mknod("/open/b", S_IFBLK | 0o600, makedev(7, 0)))).toBe("EPERM");
-      expect(code(() => user.mknod("/closed/p", S_IFIFO | 0o600))).toBe("EACCES");
-      expect(code(() => user.mknod("/open/p", S_IFIFO | 0o600))).toBe("ok");
+      expect(codeOf(() => user.mknod("/open/c", S_IFCHR | 0o600, makedev(1, 3)))).toBe("EPERM");
+      expect(codeOf(() => user.mknod("/open/b", S_IFBLK | 0o600, makedev(7, 0)))).toBe("EPERM");
+      expect(codeOf(() => user.mknod("/closed/p", S_IFIFO | 0o600))).toBe("EACCES");
+      expect(codeOf(() => user.mknod("/open/p", S_IFIFO | 0o600))).toBe("ok");
       const st = user.stat("/open/p", false);
       expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([1000, 1000, 0o600]);
     } finally {
@@ -189,18 +173,10 @@ describe("exchange (renameat2 RENAME_EXCHANGE)", () => {
     expect([core.stat("/a/d", false).ino, core.stat("/b/f", false).ino]).toEqual([f, d]);
     expect(core.readdir("/b/f").map((e) => e.name)).toEqual(["sub"]);
     expect(nlinks()).toEqual([2, 3]);
-    const code = (fn: () => unknown) => {
-      try {
-        fn();
-      } catch (e) {
-        return (e as NodeJS.ErrnoException).code;
-      }
-      return "ok";
-    };
-    expect(code(() => core.exchange("/b/f", "/b/f/sub"))).toBe("EINVAL");
-    expect(code(() => core.exchange("/b/f/sub", "/b"))).toBe("EINVAL");
-    expect(code(() => core.exchange("/a/d", "/a/nope"))).toBe("ENOENT");
-    expect(code(() => core.exchange("/a/d/", "/b/f"))).toBe("ENOTDIR");
+    expect(codeOf(() => core.exchange("/b/f", "/b/f/sub"))).toBe("EINVAL");
+    expect(codeOf(() => core.exchange("/b/f/sub", "/b"))).toBe("EINVAL");
+    expect(codeOf(() => core.exchange("/a/d", "/a/nope"))).toBe("ENOENT");
+    expect(codeOf(() => core.exchange("/a/d/", "/b/f"))).toBe("ENOTDIR");
     expect([core.stat("/a/d", false).ino, core.stat("/b/f", false).ino]).toEqual([f, d]);
     // the snapshot still has the old names; fsck agrees with the new counts
     const old = new FsCore(afs.store, { snapshot: "before" });

@@ -258,12 +258,21 @@ export class View {
    * Errors: ENOENT, ENOTDIR, ENAMETOOLONG, EINVAL.
    */
   statAt(dir: number, name: string): InodeStat | undefined {
-    // Only directories of the main tree with an inode number below 2^32 (slot 0): an overlay's lower
-    // (host) directories have numbers from 2^48 (core LOWER_INO_BASE), which this encoding cannot tell
-    // from snapshot slots, and snapshot trees are found by path. Those take `stat(path)`.
-    if (dir >= SLOT_BASE) return undefined;
-    if (name === CONTROL_DIR && dir === ROOT_CORE_INO) return undefined;
+    if (!this.byInode(dir, [name])) return undefined;
     return this.withSlot(this.call("lstat", name, () => this.main.statAt(dir, name)), SLOT_MAIN);
+  }
+
+  /**
+   * Whether entries `names` of the directory with view inode number `dir`
+   * can be found from the directory itself (the main tree's `FsCore.*At`).
+   * Only directories of the main tree with an inode number below 2^32
+   * (slot 0) can: an overlay's lower (host) directories have numbers from
+   * 2^48 (core LOWER_INO_BASE), which this encoding cannot tell from
+   * snapshot slots, snapshot trees are found by path, and `/.agentfs` in the
+   * root is the control tree. Those take `stat(path)`.
+   */
+  private byInode(dir: number, names: readonly string[]): boolean {
+    return dir < SLOT_BASE && !(dir === ROOT_CORE_INO && names.includes(CONTROL_DIR));
   }
 
   /**
@@ -271,8 +280,7 @@ export class View {
    * (`FsCore.lookupAt`); undefined where `statAt` is. Errors: as `statAt`.
    */
   lookupAt(dir: number, name: string): InodeStat | null | undefined {
-    if (dir >= SLOT_BASE) return undefined;
-    if (name === CONTROL_DIR && dir === ROOT_CORE_INO) return undefined;
+    if (!this.byInode(dir, [name])) return undefined;
     const st = this.call("lstat", name, () => this.main.lookupAt(dir, name));
     return st && this.withSlot(st, SLOT_MAIN);
   }
@@ -295,8 +303,7 @@ export class View {
    * ENOTDIR.
    */
   statManyAt(dir: number, names: readonly string[]): (InodeStat | null)[] | undefined {
-    if (dir >= SLOT_BASE) return undefined;
-    if (dir === ROOT_CORE_INO && names.includes(CONTROL_DIR)) return undefined;
+    if (!this.byInode(dir, names)) return undefined;
     return this.call("lstat", undefined, () => this.main.statManyAt(dir, names)).map((st) => (st ? this.withSlot(st, SLOT_MAIN) : null));
   }
 
@@ -306,8 +313,7 @@ export class View {
    * where `statAt` would be. Errors: ENOENT, ENOTDIR.
    */
   inosAt(dir: number, names: readonly string[]): (number | null)[] | undefined {
-    if (dir >= SLOT_BASE) return undefined;
-    if (dir === ROOT_CORE_INO && names.includes(CONTROL_DIR)) return undefined;
+    if (!this.byInode(dir, names)) return undefined;
     return this.call("lookup", undefined, () => this.main.inosAt(dir, names)).map((ino) => (ino === null ? null : encodeIno(SLOT_MAIN, ino)));
   }
 

@@ -3,12 +3,12 @@
  * `chmod`, `ln`, `stat`. Paths are store paths ("/a/b"; relative paths are
  * taken from the root).
  */
-import { FsError, S_IFDIR, S_IFLNK, S_IFMT, isErrno, type EntryKind, type FsCore, type InodeStat } from "@agentfs/core";
+import { FsError, S_IFDIR, S_IFLNK, S_IFMT, isErrno, kindOf, type EntryKind, type FsCore, type InodeStat } from "@agentfs/core";
 import { constants as C } from "node:fs";
 import { posix } from "node:path";
 import type { Command } from "commander";
 import { CliError, UsageError, out, printJson, withFs } from "../context.js";
-import { isoFromNs, modeString, octalPerm, shortTime, typeName } from "../format.js";
+import { isoFromNs, modeString, octalPerm, shortTime } from "../format.js";
 import { applyMode } from "../modes.js";
 
 const IO_CHUNK = 1 << 20;
@@ -53,7 +53,7 @@ function entryJson(core: FsCore, path: string, st: InodeStat, withXattrs = false
   const e: EntryJson = {
     name: path === "/" ? "/" : posix.basename(path),
     path,
-    type: typeName(st.mode),
+    type: kindOf(st.mode),
     mode: st.mode,
     perm: octalPerm(st.mode),
     modeString: modeString(st.mode),

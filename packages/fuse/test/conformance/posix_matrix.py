@@ -38,6 +38,7 @@ import ctypes.util
 import errno
 import json
 import os
+import socket
 import stat
 import sys
 import time
@@ -1302,7 +1303,6 @@ def mknod_matrix():
     rec("fifo.truncate", attempt(os.truncate, d + "/p", 0))
     rec("fifo.after", desc(d + "/p"))
     # unix socket bound to a name, then reached through it
-    import socket
     d = fresh("sock-io")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(d + "/s")
