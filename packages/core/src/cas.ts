@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { gzipSync, gunzipSync, constants as zc } from "node:zlib";
 import type Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
+import type { FetchPool } from "./fetchpool.js";
 
 /** Object codec in `objects.codec`: bytes stored as they are. */
 export const CODEC_RAW = 0;
@@ -63,6 +64,9 @@ class ChunkCache {
   private map = new Map<string, Buffer>();
   private bytes = 0;
   constructor(private readonly limit: number) {}
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
   get(key: string): Buffer | undefined {
     const v = this.map.get(key);
     if (v) {
@@ -131,6 +135,10 @@ export class ObjectStore {
   private readonly stHas: Database.Statement;
   private readonly stPut: Database.Statement;
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
+  /** Read-ahead: the database file the fetch workers read, and the pool (null: read-ahead off). */
+  private ahead: { file: string; pool: FetchPool } | null = null;
+  /** Objects being fetched by the pool (hex hash → settles when cached or given up on). */
+  private readonly inflight = new Map<string, Promise<void>>();
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
@@ -235,6 +243,63 @@ export class ObjectStore {
       }
     }
     return n;
+  }
+
+  /**
+   * Lets `prefetch` verify objects in `pool`'s workers, which read them from
+   * SQLite database `file` (this store's manifest; objects kept in
+   * `objects.data`, not in a backend). Without it `prefetch` does nothing.
+   */
+  enableReadAhead(file: string, pool: FetchPool): void {
+    if (!this.backend) this.ahead = { file, pool };
+  }
+
+  /** Closes the fetch workers' connections to this store's database (at store close). */
+  disableReadAhead(): void {
+    this.ahead?.pool.forget(this.ahead.file);
+    this.ahead = null;
+  }
+
+  /**
+   * Read-ahead: starts fetching, decompressing and SHA-256-verifying the
+   * objects `hashes` off the event loop unless they are cached or already
+   * on their way; verified bytes land in the cache, where `get` finds them.
+   * Returns a promise that settles (never rejects) once every one of them
+   * is cached or was given up on (missing or corrupt: `get` then reports the
+   * EIO), or null when all are cached already or read-ahead is off.
+   */
+  prefetch(hashes: Buffer[]): Promise<void> | null {
+    if (!this.ahead) return null;
+    const waits: Promise<void>[] = [];
+    const todo: Buffer[] = [];
+    const keys: string[] = [];
+    for (const h of hashes) {
+      const key = h.toString("hex");
+      if (this.cache.has(key)) continue;
+      const p = this.inflight.get(key);
+      if (p) waits.push(p);
+      else if (!keys.includes(key)) {
+        todo.push(h);
+        keys.push(key);
+      }
+    }
+    if (todo.length > 0) {
+      const p = new Promise<void>((resolve) =>
+        this.ahead!.pool.fetch(
+          this.ahead!.file,
+          todo,
+          (i, bytes) => this.cache.set(keys[i], bytes),
+          () => {
+            for (const k of keys) this.inflight.delete(k);
+            resolve();
+          },
+        ),
+      );
+      for (const k of keys) this.inflight.set(k, p);
+      waits.push(p);
+    }
+    if (waits.length === 0) return null;
+    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => {});
   }
 
   /** Drops cached chunks (after gc or when another process may have changed objects). */

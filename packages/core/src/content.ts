@@ -82,6 +82,20 @@ function findExtent(exts: Extent[], pos: number): number {
 }
 
 /**
+ * Hashes of the data extents of `exts` (a file of `size` bytes) that hold
+ * any of the bytes `[pos, pos+len)`, in file order; holes have none.
+ */
+export function hashesIn(exts: Extent[], size: number, pos: number, len: number): Buffer[] {
+  const end = Math.min(size, pos + len);
+  const out: Buffer[] = [];
+  for (let i = findExtent(exts, pos); i < exts.length && exts[i].off < end; i++) {
+    const h = exts[i].hash;
+    if (h) out.push(h);
+  }
+  return out;
+}
+
+/**
  * Copies file bytes `[pos, pos+len)` (clipped to `size`) from committed
  * extents into `dst[dstOff…]`; holes and bytes past the extents read as zero.
  * Returns bytes copied. Errors: EIO from the CAS.

@@ -6,8 +6,9 @@
 import { AgentFS } from "@agentfs/core";
 import { View } from "@agentfs/view";
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { constants as C, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_MAX_WRITE, FuseMount } from "../src/index.js";
@@ -351,6 +352,53 @@ print(a.recv(100).decode(), stat.S_ISSOCK(os.lstat('sp/sock').st_mode))"`,
     const again = agentfs(["umount", mnt], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/EINVAL/);
+  });
+});
+
+describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: sequential reads verified ahead in the fetch workers", () => {
+  const fx = storeFixture("agentfs-fuse-ra-");
+
+  it("a 24 MiB file reads back intact; a corrupt chunk in its middle is EIO for the reads that reach it, and only for them", async () => {
+    const MiB = 1 << 20;
+    const data = randomBytes(24 * MiB);
+    const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    const v = View.open(fx.store);
+    const fd = v.open("/big", C.O_CREAT | C.O_WRONLY, 0o644);
+    v.write(fd, data, 0, data.length, 0);
+    await v.closeAsync(fd);
+    // Corrupt the raw chunk that starts 12 MiB or more into the file (random data: its first 64 bytes occur once).
+    const db = fx.store.manifest.db;
+    const rows = db.prepare("SELECT hash, data FROM objects WHERE codec = 0").all() as { hash: Buffer; data: Buffer }[];
+    const bad = rows.map((r) => ({ ...r, off: data.indexOf(r.data.subarray(0, 64)) })).filter((r) => r.off >= 12 * MiB).sort((a, b) => a.off - b.off)[0];
+    const flipped = Buffer.from(bad.data);
+    flipped[flipped.length >> 1] ^= 1;
+    expect(db.prepare("UPDATE objects SET data = ? WHERE hash = ?").run(flipped, bad.hash).changes).toBe(1);
+    fx.store.cas.clearCache();
+
+    const mnt = join(fx.root, "mnt");
+    mkdirSync(mnt);
+    const m = await FuseMount.mount(v, mnt, {});
+    try {
+      // Asynchronous children, and no cwd in the mount (spawn waits for the child's chdir and exec): this
+      // process serves the mount, so it must not block.
+      const big = join(mnt, "big");
+      const head = await pexec("sh", ["-c", `dd if=${big} bs=1M count=8 status=none | sha256sum`]);
+      expect(head.stdout.split(" ")[0]).toBe(sha(data.subarray(0, 8 * MiB)));
+      const tail = await pexec("sh", ["-c", `dd if=${big} bs=1M skip=16 status=none | sha256sum`]);
+      expect(tail.stdout.split(" ")[0]).toBe(sha(data.subarray(16 * MiB)));
+      const whole = await pexec("cat", [big], { encoding: "buffer", maxBuffer: 64 * MiB }).then(
+        () => "read it all",
+        (e: { stderr: Buffer; stdout: Buffer }) => ({ stderr: e.stderr.toString(), got: e.stdout.length }),
+      );
+      expect(whole).toMatchObject({ stderr: expect.stringContaining("Input/output error") });
+      const got = (whole as { got: number }).got;
+      expect(got).toBeLessThanOrEqual(bad.off);
+      expect(got).toBeGreaterThanOrEqual(bad.off - 2 * MiB); // everything before the bad chunk's read request arrived
+      // The first 1 MiB request found its chunks on their way (cold cache) and was answered when they arrived.
+      expect(m.stats.ops["read (after read-ahead)"]?.count).toBeGreaterThanOrEqual(1);
+    } finally {
+      await m.unmount();
+    }
   });
 });
 
