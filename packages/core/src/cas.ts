@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { gzipSync, gunzipSync, constants as zc } from "node:zlib";
 import type Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
-import type { FetchPool } from "./fetchpool.js";
+import { ReadAheadCache, type FetchPool, type FetchItem } from "./fetchpool.js";
 
 /** Object codec in `objects.codec`: bytes stored as they are. */
 export const CODEC_RAW = 0;
@@ -122,6 +122,8 @@ const EMPTY = Buffer.alloc(0);
 
 /** Chunks up to this size (bytes) that `put` stores are also kept in the verified-chunk cache: 16 KiB, the smallest chunk FastCDC cuts before a file's end. */
 const CACHE_ON_WRITE_MAX = 16 * 1024;
+/** Bytes of verified objects a store keeps read ahead (`ReadAheadCache`, made at the first read-ahead): 32 MiB. */
+const READ_AHEAD_BYTES = 32 * 1024 * 1024;
 
 /** Result of `ObjectStore.put`: whether the chunk was new, and bytes as stored. */
 export interface PutResult {
@@ -135,10 +137,10 @@ export class ObjectStore {
   private readonly stHas: Database.Statement;
   private readonly stPut: Database.Statement;
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
-  /** Read-ahead: the database file the fetch workers read, and the pool (null: read-ahead off). */
-  private ahead: { file: string; pool: FetchPool } | null = null;
+  /** Read-ahead: the database file the fetch workers read, the pool, and the cache they fill (made at first use). */
+  private ahead: { file: string; pool: FetchPool; cache: ReadAheadCache | null } | null = null;
   /** Objects being fetched by the pool (hex hash → settles when cached or given up on). */
-  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly inflight = new Map<string, Promise<void> | null>();
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
@@ -198,6 +200,8 @@ export class ObjectStore {
     const key = hash.toString("hex");
     const hit = this.cache.get(key);
     if (hit) return hit;
+    const ahead = this.ahead?.cache?.get(key);
+    if (ahead) return Buffer.from(ahead); // a copy: the read-ahead cache lends its buffers out again
     const row = this.stGet.get(hash) as { size: number; codec: number; data: Buffer } | undefined;
     if (!row) throw new StoreError("EIO", `object ${key} is missing from the store`);
     const body = this.bodyOf(hash, row.data);
@@ -251,48 +255,53 @@ export class ObjectStore {
    * `objects.data`, not in a backend). Without it `prefetch` does nothing.
    */
   enableReadAhead(file: string, pool: FetchPool): void {
-    if (!this.backend) this.ahead = { file, pool };
+    if (!this.backend) this.ahead = { file, pool, cache: null };
   }
 
   /** Closes the fetch workers' connections to this store's database (at store close). */
   disableReadAhead(): void {
-    this.ahead?.pool.forget(this.ahead.file);
+    if (this.ahead?.cache) this.ahead.pool.forget(this.ahead.file);
     this.ahead = null;
   }
 
   /**
    * Read-ahead: starts fetching, decompressing and SHA-256-verifying the
-   * objects `hashes` off the event loop unless they are cached or already
-   * on their way; verified bytes land in the cache, where `get` finds them.
-   * Returns a promise that settles (never rejects) once every one of them
-   * is cached or was given up on (missing or corrupt: `get` then reports the
-   * EIO), or null when all are cached already or read-ahead is off.
+   * objects `items` (hash and size in bytes each) off the event loop unless
+   * they are cached or already on their way; verified bytes land in a
+   * `ReadAheadCache` (32 MiB) where `get` and `copyOut` find them. Returns
+   * a promise that settles (never rejects) once every one of them is cached
+   * or was given up on (missing or corrupt: `get` then reports the EIO), or
+   * null when all are cached already or read-ahead is off.
    */
-  prefetch(hashes: Buffer[]): Promise<void> | null {
+  prefetch(items: { hash: Buffer; len: number }[]): Promise<void> | null {
     if (!this.ahead) return null;
+    const ahead = (this.ahead.cache ??= new ReadAheadCache(READ_AHEAD_BYTES));
     const waits: Promise<void>[] = [];
-    const todo: Buffer[] = [];
+    const todo: FetchItem[] = [];
     const keys: string[] = [];
-    for (const h of hashes) {
-      const key = h.toString("hex");
-      if (this.cache.has(key)) continue;
-      const p = this.inflight.get(key);
-      if (p) waits.push(p);
-      else if (!keys.includes(key)) {
-        todo.push(h);
-        keys.push(key);
+    for (const { hash, len } of items) {
+      const key = hash.toString("hex");
+      if (ahead.has(key) || this.cache.has(key) || len <= 0 || len > READ_AHEAD_BYTES / 4) continue;
+      if (this.inflight.has(key)) {
+        const p = this.inflight.get(key);
+        if (p) waits.push(p); // else asked twice in this call: once is enough
+        continue;
       }
+      todo.push({ hash, len, buf: ahead.lend(len) });
+      keys.push(key);
+      this.inflight.set(key, null);
     }
     if (todo.length > 0) {
       const p = new Promise<void>((resolve) =>
         this.ahead!.pool.fetch(
           this.ahead!.file,
           todo,
-          (i, bytes) => this.cache.set(keys[i], bytes),
-          () => {
-            for (const k of keys) this.inflight.delete(k);
-            resolve();
+          (i, buf, ok) => {
+            this.inflight.delete(keys[i]);
+            if (buf && ok) ahead.keep(keys[i], buf, todo[i].len);
+            else if (buf) ahead.release(buf);
           },
+          resolve,
         ),
       );
       for (const k of keys) this.inflight.set(k, p);
@@ -302,8 +311,19 @@ export class ObjectStore {
     return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => {});
   }
 
+  /**
+   * Copies bytes `[from, from + n)` of object `hash` into `dst[at…]` (as
+   * `get`, without allocating when the object was read ahead).
+   * Errors: EIO as `get`.
+   */
+  copyOut(hash: Buffer, from: number, dst: Uint8Array, at: number, n: number): void {
+    const data = this.ahead?.cache?.get(hash.toString("hex")) ?? this.get(hash);
+    dst.set(data.subarray(from, from + n), at);
+  }
+
   /** Drops cached chunks (after gc or when another process may have changed objects). */
   clearCache(): void {
     this.cache.clear();
+    this.ahead?.cache?.clear();
   }
 }

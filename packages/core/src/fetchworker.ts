@@ -2,10 +2,12 @@
  * Fetch worker (a `worker_threads` entry point, started by `FetchPool`): the
  * read half of the CAS off the main thread. For a batch of object hashes it
  * selects each stored body from the manifest database on a read-only
- * connection of its own, decompresses it and checks its SHA-256, and sends
- * back the verified bytes (transferred, not copied). An object that is
- * missing, cannot be decompressed or fails its check is answered as not
- * fetched: the main thread then reads it itself and reports the EIO.
+ * connection of its own, decompresses it, checks its SHA-256 and copies the
+ * verified bytes into a buffer the main thread lent it (`ReadAheadCache`
+ * reuses them, so reading ahead allocates no memory per chunk and makes no
+ * garbage for V8 to collect). An object that is missing, cannot be
+ * decompressed, fails its check or is not the expected size is answered as
+ * not fetched: the main thread then reads it itself and reports the EIO.
  */
 import { parentPort } from "node:worker_threads";
 import { createRequire } from "node:module";
@@ -14,17 +16,20 @@ import type BetterSqlite3 from "better-sqlite3";
 import { sha256, CODEC_GZIP } from "./cas.js";
 
 /**
- * Messages to a fetch worker. `fetch`: verify the objects whose 32-byte
- * hashes are packed in `hashes`, from SQLite database `file`. `forget`:
- * close the connection to `file` (its store was closed).
+ * Messages to a fetch worker.
+ * - `fetch`: verify the objects whose 32-byte hashes are packed in
+ *   `hashes`, from SQLite database `file`, and copy the i-th one's bytes to
+ *   the start of `bufs[i]` (transferred here and back, so that buffers are
+ *   reused instead of allocated per chunk); an object whose size is not
+ *   `lens[i]` is not fetched.
+ * - `forget`: close the connection to `file` (its store was closed).
  */
-export type FetchIn = { t: "fetch"; id: number; file: string; hashes: Uint8Array } | { t: "forget"; file: string };
+export type FetchIn =
+  | { t: "fetch"; id: number; file: string; hashes: Uint8Array; lens: number[]; bufs: ArrayBuffer[] }
+  | { t: "forget"; file: string };
 
-/**
- * The answer to `fetch` `id`: `ok[i]` is 1 when the i-th hash asked was
- * fetched and verified; `data` holds those objects' bytes, in order.
- */
-export type FetchOut = { t: "fetched"; id: number; ok: Uint8Array; data: Uint8Array[] };
+/** The answer to `fetch` `id`: `ok[i]` is 1 when the i-th object asked is verified and in `bufs[i]` (the buffers sent, given back). */
+export type FetchOut = { t: "fetched"; id: number; ok: Uint8Array; bufs: ArrayBuffer[] };
 
 const Database = createRequire(import.meta.url)("better-sqlite3") as typeof BetterSqlite3;
 const conns = new Map<string, BetterSqlite3.Statement>();
@@ -33,7 +38,7 @@ function statementFor(file: string): BetterSqlite3.Statement {
   let st = conns.get(file);
   if (!st) {
     const db = new Database(file, { readonly: true, fileMustExist: true });
-    db.pragma("mmap_size = 268435456");
+    db.pragma("mmap_size = 1073741824"); // read through the page cache's mapping, without a pread per 4 KiB page
     st = db.prepare("SELECT size, codec, data FROM objects WHERE hash = ?");
     conns.set(file, st);
   }
@@ -41,7 +46,7 @@ function statementFor(file: string): BetterSqlite3.Statement {
 }
 
 /** The verified bytes of object `hash`, or null (missing, undecodable, or a SHA-256 mismatch). */
-function fetchOne(st: BetterSqlite3.Statement, hash: Buffer): Uint8Array | null {
+function fetchOne(st: BetterSqlite3.Statement, hash: Buffer): Buffer | null {
   const row = st.get(hash) as { size: number; codec: number; data: Buffer } | undefined;
   if (!row) return null;
   let data: Buffer;
@@ -50,9 +55,7 @@ function fetchOne(st: BetterSqlite3.Statement, hash: Buffer): Uint8Array | null 
   } catch {
     return null;
   }
-  if (data.length !== row.size || !sha256(data).equals(hash)) return null;
-  // Transferable only when the bytes own their whole ArrayBuffer (small buffers share Node's pool).
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+  return data.length === row.size && sha256(data).equals(hash) ? data : null;
 }
 
 function handle(m: FetchIn): void {
@@ -61,9 +64,8 @@ function handle(m: FetchIn): void {
     conns.delete(m.file);
     return;
   }
-  const n = m.hashes.length / 32;
+  const n = m.lens.length;
   const ok = new Uint8Array(n);
-  const data: Uint8Array[] = [];
   let st: BetterSqlite3.Statement | null = null;
   try {
     st = statementFor(m.file);
@@ -71,19 +73,18 @@ function handle(m: FetchIn): void {
     /* cannot open: nothing fetched, the main thread reads them itself */
   }
   for (let i = 0; st && i < n; i++) {
-    let d: Uint8Array | null = null;
     try {
-      d = fetchOne(st, Buffer.from(m.hashes.buffer, m.hashes.byteOffset + i * 32, 32));
+      const d = fetchOne(st, Buffer.from(m.hashes.buffer, m.hashes.byteOffset + i * 32, 32));
+      if (d && d.length === m.lens[i] && d.length <= m.bufs[i].byteLength) {
+        new Uint8Array(m.bufs[i]).set(d);
+        ok[i] = 1;
+      }
     } catch {
-      d = null; // SQLITE_BUSY, a damaged page …: the main thread's own read reports it
-    }
-    if (d) {
-      ok[i] = 1;
-      data.push(d);
+      /* SQLITE_BUSY, a damaged page …: the main thread's own read reports it */
     }
   }
-  const out: FetchOut = { t: "fetched", id: m.id, ok, data };
-  parentPort!.postMessage(out, data.map((d) => d.buffer as ArrayBuffer));
+  const out: FetchOut = { t: "fetched", id: m.id, ok, bufs: m.bufs };
+  parentPort!.postMessage(out, m.bufs);
 }
 
 if (parentPort) parentPort.on("message", handle);

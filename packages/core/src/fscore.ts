@@ -8,7 +8,7 @@
 import { constants as C } from "node:fs";
 import { FsError, StoreError, rewrappingStoreErrors } from "./errors.js";
 import { asFsError, fsErrorOf } from "./errwrap.js";
-import { decodeExtents, encodeExtents, readExtents, hashesIn, dataBytes, OpenContent, type Extent } from "./content.js";
+import { decodeExtents, encodeExtents, readExtents, objectsIn, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
@@ -1027,8 +1027,8 @@ export class FsCore {
         const row = this.node(h.ino);
         if (row.rdev === LOWER_DATA) return null;
         const exts = this.extentsOf(o, row);
-        const now = this.store.cas.prefetch(hashesIn(exts, row.size, position, length));
-        if (ahead > 0) this.store.cas.prefetch(hashesIn(exts, row.size, position + length, ahead));
+        const now = this.store.cas.prefetch(objectsIn(exts, row.size, position, length));
+        if (ahead > 0) this.store.cas.prefetch(objectsIn(exts, row.size, position + length, ahead));
         return now;
       });
     } catch {
