@@ -9,7 +9,6 @@ import { createHash } from "node:crypto";
 import { gzipSync, gunzipSync, constants as zc } from "node:zlib";
 import type Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
-import { ReadAheadCache, type FetchPool, type FetchItem } from "./fetchpool.js";
 
 /** Object codec in `objects.codec`: bytes stored as they are. */
 export const CODEC_RAW = 0;
@@ -64,9 +63,6 @@ class ChunkCache {
   private map = new Map<string, Buffer>();
   private bytes = 0;
   constructor(private readonly limit: number) {}
-  has(key: string): boolean {
-    return this.map.has(key);
-  }
   get(key: string): Buffer | undefined {
     const v = this.map.get(key);
     if (v) {
@@ -122,8 +118,6 @@ const EMPTY = Buffer.alloc(0);
 
 /** Chunks up to this size (bytes) that `put` stores are also kept in the verified-chunk cache: 16 KiB, the smallest chunk FastCDC cuts before a file's end. */
 const CACHE_ON_WRITE_MAX = 16 * 1024;
-/** Bytes of verified objects a store keeps read ahead (`ReadAheadCache`, made at the first read-ahead): 32 MiB. */
-const READ_AHEAD_BYTES = 32 * 1024 * 1024;
 
 /** Result of `ObjectStore.put`: whether the chunk was new, and bytes as stored. */
 export interface PutResult {
@@ -137,10 +131,6 @@ export class ObjectStore {
   private readonly stHas: Database.Statement;
   private readonly stPut: Database.Statement;
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
-  /** Read-ahead: the database file the fetch workers read, the pool, and the cache they fill (made at first use). */
-  private ahead: { file: string; pool: FetchPool; cache: ReadAheadCache | null } | null = null;
-  /** Objects being fetched by the pool (hex hash → settles when cached or given up on). */
-  private readonly inflight = new Map<string, Promise<void> | null>();
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
@@ -200,8 +190,6 @@ export class ObjectStore {
     const key = hash.toString("hex");
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const ahead = this.ahead?.cache?.get(key);
-    if (ahead) return Buffer.from(ahead); // a copy: the read-ahead cache lends its buffers out again
     const row = this.stGet.get(hash) as { size: number; codec: number; data: Buffer } | undefined;
     if (!row) throw new StoreError("EIO", `object ${key} is missing from the store`);
     const body = this.bodyOf(hash, row.data);
@@ -249,81 +237,8 @@ export class ObjectStore {
     return n;
   }
 
-  /**
-   * Lets `prefetch` verify objects in `pool`'s workers, which read them from
-   * SQLite database `file` (this store's manifest; objects kept in
-   * `objects.data`, not in a backend). Without it `prefetch` does nothing.
-   */
-  enableReadAhead(file: string, pool: FetchPool): void {
-    if (!this.backend) this.ahead = { file, pool, cache: null };
-  }
-
-  /** Closes the fetch workers' connections to this store's database (at store close). */
-  disableReadAhead(): void {
-    if (this.ahead?.cache) this.ahead.pool.forget(this.ahead.file);
-    this.ahead = null;
-  }
-
-  /**
-   * Read-ahead: starts fetching, decompressing and SHA-256-verifying the
-   * objects `items` (hash and size in bytes each) off the event loop unless
-   * they are cached or already on their way; verified bytes land in a
-   * `ReadAheadCache` (32 MiB) where `get` and `copyOut` find them. Returns
-   * a promise that settles (never rejects) once every one of them is cached
-   * or was given up on (missing or corrupt: `get` then reports the EIO), or
-   * null when all are cached already or read-ahead is off.
-   */
-  prefetch(items: { hash: Buffer; len: number }[]): Promise<void> | null {
-    if (!this.ahead) return null;
-    const ahead = (this.ahead.cache ??= new ReadAheadCache(READ_AHEAD_BYTES));
-    const waits: Promise<void>[] = [];
-    const todo: FetchItem[] = [];
-    const keys: string[] = [];
-    for (const { hash, len } of items) {
-      const key = hash.toString("hex");
-      if (ahead.has(key) || this.cache.has(key) || len <= 0 || len > READ_AHEAD_BYTES / 4) continue;
-      if (this.inflight.has(key)) {
-        const p = this.inflight.get(key);
-        if (p) waits.push(p); // else asked twice in this call: once is enough
-        continue;
-      }
-      todo.push({ hash, len, buf: ahead.lend(len) });
-      keys.push(key);
-      this.inflight.set(key, null);
-    }
-    if (todo.length > 0) {
-      const p = new Promise<void>((resolve) =>
-        this.ahead!.pool.fetch(
-          this.ahead!.file,
-          todo,
-          (i, buf, ok) => {
-            this.inflight.delete(keys[i]);
-            if (buf && ok) ahead.keep(keys[i], buf, todo[i].len);
-            else if (buf) ahead.release(buf);
-          },
-          resolve,
-        ),
-      );
-      for (const k of keys) this.inflight.set(k, p);
-      waits.push(p);
-    }
-    if (waits.length === 0) return null;
-    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => {});
-  }
-
-  /**
-   * Copies bytes `[from, from + n)` of object `hash` into `dst[at…]` (as
-   * `get`, without allocating when the object was read ahead).
-   * Errors: EIO as `get`.
-   */
-  copyOut(hash: Buffer, from: number, dst: Uint8Array, at: number, n: number): void {
-    const data = this.ahead?.cache?.get(hash.toString("hex")) ?? this.get(hash);
-    dst.set(data.subarray(from, from + n), at);
-  }
-
   /** Drops cached chunks (after gc or when another process may have changed objects). */
   clearCache(): void {
     this.cache.clear();
-    this.ahead?.cache?.clear();
   }
 }

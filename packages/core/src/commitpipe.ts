@@ -10,9 +10,9 @@
  * fsync(2) on the libuv thread pool instead of `synchronous=FULL` on the loop.
  */
 import { Worker } from "node:worker_threads";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { workerUrl } from "./workerurl.js";
+import { fileURLToPath } from "node:url";
 import type { Extent, FrozenCommit } from "./content.js";
 import type { ChunkParams } from "./chunker.js";
 import type { ObjectStore } from "./cas.js";
@@ -30,6 +30,13 @@ const PIECE = 1 << 20;
 /** Resolves on the next turn of the event loop (after pending I/O callbacks). */
 export function nextTurn(): Promise<void> {
   return new Promise((r) => setImmediate(r));
+}
+
+function workerUrl(): URL {
+  const here = new URL("./commitworker.js", import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  // Running from TypeScript sources (tests): use the built worker.
+  return new URL("../dist/commitworker.js", import.meta.url);
 }
 
 type Listener = (m: WorkerOut) => void;
@@ -66,7 +73,7 @@ export class CommitPool {
   }
 
   private spawn(): { w: Worker; jobs: number } {
-    const w = new Worker(workerUrl("commitworker.js"));
+    const w = new Worker(workerUrl());
     const slot = { w, jobs: 0 };
     w.on("message", (m: WorkerOut) => this.listeners.get(m.id)?.(m));
     // A dead worker fails its jobs; a new one is started for later jobs.

@@ -82,21 +82,6 @@ function findExtent(exts: Extent[], pos: number): number {
 }
 
 /**
- * The objects (hash, and extent length in bytes) of the data extents of
- * `exts` (a file of `size` bytes) that hold any of the bytes
- * `[pos, pos+len)`, in file order; holes have none.
- */
-export function objectsIn(exts: Extent[], size: number, pos: number, len: number): { hash: Buffer; len: number }[] {
-  const end = Math.min(size, pos + len);
-  const out: { hash: Buffer; len: number }[] = [];
-  for (let i = findExtent(exts, pos); i < exts.length && exts[i].off < end; i++) {
-    const h = exts[i].hash;
-    if (h) out.push({ hash: h, len: exts[i].len });
-  }
-  return out;
-}
-
-/**
  * Copies file bytes `[pos, pos+len)` (clipped to `size`) from committed
  * extents into `dst[dstOff…]`; holes and bytes past the extents read as zero.
  * Returns bytes copied. Errors: EIO from the CAS.
@@ -115,7 +100,9 @@ export function readExtents(cas: ObjectStore, exts: Extent[], size: number, dst:
     const e = exts[i];
     const n = Math.min(e.off + e.len, end) - p;
     if (e.hash) {
-      cas.copyOut(e.hash, p - e.off, dst, at, n);
+      const data = cas.get(e.hash);
+      const from = p - e.off;
+      dst.set(data.subarray(from, from + n), at);
     } else {
       dst.fill(0, at, at + n);
     }

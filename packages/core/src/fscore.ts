@@ -8,7 +8,7 @@
 import { constants as C } from "node:fs";
 import { FsError, StoreError, rewrappingStoreErrors } from "./errors.js";
 import { asFsError, fsErrorOf } from "./errwrap.js";
-import { decodeExtents, encodeExtents, readExtents, objectsIn, dataBytes, OpenContent, type Extent } from "./content.js";
+import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
@@ -1004,36 +1004,6 @@ export class FsCore {
       if (position === null) h.pos = pos + n;
       return n;
     });
-  }
-
-  /**
-   * Read-ahead for a sequential reader of `fd`, advisory as readahead(2):
-   * starts fetching and SHA-256-verifying, off the event loop, the chunks
-   * holding the committed bytes `[position, position + length + ahead)`
-   * (bytes). Returns a promise that settles (never rejects) once the chunks
-   * of `[position, position + length)` are cached, so that a `read` of that
-   * range does no fetching or hashing; null when they are cached already,
-   * or the file has changes open in this process, lives in the lower layer,
-   * or the store has no read-ahead (RAM stores). Never throws: errors
-   * (EBADF, EIO …) are the following `read`'s to report.
-   */
-  readAhead(fd: number, position: number, length: number, ahead: number): Promise<void> | null {
-    const h = this.handles.get(fd);
-    const o = h && this.open.get(h.ino);
-    if (!h || !o || o.content || h.isDir || !h.readable) return null;
-    try {
-      return this.store.manifest.heldRead(() => {
-        this.refresh();
-        const row = this.node(h.ino);
-        if (row.rdev === LOWER_DATA) return null;
-        const exts = this.extentsOf(o, row);
-        const now = this.store.cas.prefetch(objectsIn(exts, row.size, position, length));
-        if (ahead > 0) this.store.cas.prefetch(objectsIn(exts, row.size, position + length, ahead));
-        return now;
-      });
-    } catch {
-      return null;
-    }
   }
 
   /**

@@ -16,4 +16,3 @@ export * from "./hosttree.js";
 export * from "./overlay.js";
 export * from "./lowerapply.js";
 export * from "./commitpipe.js";
-export * from "./fetchpool.js";

@@ -6,7 +6,6 @@
  */
 import { MemoryBackstore, type Backstore } from "./backstore.js";
 import { ObjectStore, type ObjectBackend } from "./cas.js";
-import { FetchPool } from "./fetchpool.js";
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from "./chunker.js";
 import { StoreError } from "./errors.js";
 import { Manifest, ROOT_INO, makeChain, nowNs, type Chain } from "./manifest.js";
@@ -79,7 +78,6 @@ export class Store {
     this.manifest = manifest;
     const level = opts.compressionLevel ?? Number(manifest.getMeta("compression_level") ?? 1);
     this.cas = new ObjectStore(manifest.db, level, opts.objectBackend);
-    if (!opts.inMemory) this.cas.enableReadAhead(manifest.file, FetchPool.shared());
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
@@ -115,7 +113,6 @@ export class Store {
 
   /** Closes the database. */
   close(): void {
-    this.cas.disableReadAhead();
     this.manifest.close();
   }
 

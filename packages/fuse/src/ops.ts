@@ -98,10 +98,6 @@ export function removeFuseHiddenNames(view: View): number {
   return view.removeNames(FUSE_HIDDEN_PREFIX, (name) => FUSE_HIDDEN_NAME.test(name));
 }
 
-/** How far (bytes) past a sequential read its chunks are fetched ahead: 8 MiB (the CAS cache holds 32). */
-const READ_AHEAD = 8 << 20;
-/** A read request at least this large (bytes) reads ahead even when it does not continue the last one: 512 KiB. */
-const READ_AHEAD_MIN = 512 << 10;
 const NS = 1_000_000_000n;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -147,8 +143,6 @@ export class Handlers {
   private readonly pins = new Map<number, number>();
   /** fh of files whose first write went through the set-group-ID check (writes are hot). */
   private readonly sgidChecked = new Set<number>();
-  /** File handle → where its last read request ended (bytes): tells sequential readers. */
-  private readonly readEnds = new Map<number, number>();
   private readonly dirs = new Map<number, DirHandle>();
   private nextDir = 1;
   private session!: FuseSession;
@@ -255,16 +249,13 @@ export class Handlers {
     } catch (err) {
       if (slot >= 0) this.session.replyErr(slot, this.errno(this.binding.opNames[op]!, err));
     }
-    this.account(this.binding.opNames[op]!, performance.now() - t0);
-  };
-
-  /** Counts one request of `op` that held the loop `dt` ms in `stats.ops`. */
-  private account(op: string, dt: number): void {
-    const o = (this.stats.ops[op] ??= { count: 0, maxMs: 0, totalMs: 0 });
+    const dt = performance.now() - t0;
+    const name = this.binding.opNames[op]!;
+    const o = (this.stats.ops[name] ??= { count: 0, maxMs: 0, totalMs: 0 });
     o.count++;
     o.totalMs += dt;
     if (dt > o.maxMs) o.maxMs = dt;
-  }
+  };
 
   /** Positive errno for `e`; reports what is not an FsError. */
   private errno(op: string, e: unknown): number {
@@ -656,26 +647,6 @@ export class Handlers {
 
   private read(slot: number, fh: number, off: number, size: number): void {
     if (size > this.stats.maxRead) this.stats.maxRead = size;
-    // A reader that goes on where its last read ended, or asks for a large block at once, reads on:
-    // its next chunks are fetched and verified in the fetch workers, and a read whose own chunks are
-    // still on their way is answered when they arrive, instead of fetching them on the loop.
-    const seq = this.readEnds.get(fh) === off || size >= READ_AHEAD_MIN;
-    this.readEnds.set(fh, off + size);
-    const wait = seq ? this.view.readAhead(fh, off, size, READ_AHEAD) : null;
-    if (!wait) return this.readNow(slot, fh, off, size);
-    wait.then(() => {
-      const t0 = performance.now();
-      try {
-        this.readNow(slot, fh, off, size);
-      } catch (err) {
-        this.session.replyErr(slot, this.errno("read", err));
-      }
-      this.account("read (after read-ahead)", performance.now() - t0);
-    });
-  }
-
-  /** Answers read request `slot` from the view (chunks not cached are fetched and verified here). */
-  private readNow(slot: number, fh: number, off: number, size: number): void {
     if (this.readBuf.length < size) this.readBuf = Buffer.allocUnsafe(Math.max(size, 128 << 10));
     const n = this.view.read(fh, this.readBuf, 0, size, off);
     this.session.replyBuf(slot, this.readBuf, 0, n);
@@ -701,7 +672,6 @@ export class Handlers {
   private dropHandle(ino: number, fh: number, close: boolean): void {
     this.files.delete(fh);
     this.sgidChecked.delete(fh);
-    this.readEnds.delete(fh);
     const node = this.nodes.get(ino);
     if (node && node.open > 0) node.open--;
     if (close) this.view.closeAsync(fh).catch(() => {});

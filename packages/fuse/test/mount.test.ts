@@ -355,8 +355,8 @@ print(a.recv(100).decode(), stat.S_ISSOCK(os.lstat('sp/sock').st_mode))"`,
   });
 });
 
-describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: sequential reads verified ahead in the fetch workers", () => {
-  const fx = storeFixture("agentfs-fuse-ra-");
+describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: a corrupt chunk in a large file", () => {
+  const fx = storeFixture("agentfs-fuse-eio-");
 
   it("a 24 MiB file reads back intact; a corrupt chunk in its middle is EIO for the reads that reach it, and only for them", async () => {
     const MiB = 1 << 20;
@@ -394,8 +394,6 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: seq
       const got = (whole as { got: number }).got;
       expect(got).toBeLessThanOrEqual(bad.off);
       expect(got).toBeGreaterThanOrEqual(bad.off - 2 * MiB); // everything before the bad chunk's read request arrived
-      // The first 1 MiB request found its chunks on their way (cold cache) and was answered when they arrived.
-      expect(m.stats.ops["read (after read-ahead)"]?.count).toBeGreaterThanOrEqual(1);
     } finally {
       await m.unmount();
     }

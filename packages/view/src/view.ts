@@ -623,20 +623,6 @@ export class View {
     return this.call("read", undefined, () => f.core.read(f.fd, buf, offset, length, position));
   }
 
-  /**
-   * Read-ahead for a sequential reader of `fd` (advisory, as readahead(2);
-   * `FsCore.readAhead`): a promise that settles once the bytes
-   * `[position, position + length)` can be read without fetching or
-   * verifying chunks on the event loop, with `ahead` more bytes on their
-   * way; null when no waiting is needed (or possible: virtual files). Never
-   * throws; the `read` that follows reports errors.
-   */
-  readAhead(fd: number, position: number, length: number, ahead: number): Promise<void> | null {
-    const f = this.files.get(fd);
-    if (!f || !("core" in f)) return null;
-    return f.core.readAhead(f.fd, position, length, ahead);
-  }
-
   /** As pwrite(2) (appends when opened O_APPEND); returns bytes written. Errors: EBADF, EFBIG, EIO. */
   write(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     const f = this.coreFile(fd, "write");
