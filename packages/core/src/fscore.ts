@@ -19,7 +19,7 @@ import { checkXattrName } from "./xattr.js";
 import { checkXattrValue, xattrNames, xattrValue, xattrsWithRemoved, xattrsWithSet } from "./xattrops.js";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, isSpecial } from "./modes.js";
 import { checkChown, checkSetTimes, checkSticky, chmodBits, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
-import { PathResolver } from "./resolve.js";
+import { PathResolver, isWithin } from "./resolve.js";
 
 export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK, isSpecial } from "./modes.js";
 export type { Credentials } from "./access.js";
@@ -737,23 +737,21 @@ export class FsCore {
       this.need(tp.dirRow, 3);
       checkSticky(this.cred, sp.dirRow, srow);
       if (t && t.ino === s.ino) return; // same file: POSIX says do nothing
-      if (sIsDir && (tp.ancestors.includes(s.ino) || tp.dir === s.ino)) throw new StoreError("EINVAL", "cannot move a directory into itself");
+      if (sIsDir && isWithin(tp, s.ino)) throw new StoreError("EINVAL", "cannot move a directory into itself");
       // As Linux: a target that is an ancestor of the source fails before any type check.
       if (t && sp.ancestors.includes(t.ino)) throw new StoreError("ENOTEMPTY", "directory not empty");
-      let trow: InodeRow | undefined;
-      if (t) {
-        trow = this.node(t.ino);
-        const tIsDir = (trow.mode & S_IFMT) === S_IFDIR;
+      const trow = t ? this.node(t.ino) : undefined;
+      const tIsDir = trow ? (trow.mode & S_IFMT) === S_IFDIR : false;
+      if (trow) {
         if (sIsDir && !tIsDir) throw new StoreError("ENOTDIR", "not a directory");
         if (!sIsDir && tIsDir) throw new StoreError("EISDIR", "is a directory");
-        if (tIsDir && m.list(t.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
+        if (tIsDir && m.list(t!.ino, this.chain).size > 0) throw new StoreError("ENOTEMPTY", "directory not empty");
         checkSticky(this.cred, tp.dirRow, trow);
       }
       const sameDir = sp.dir === tp.dir;
       // Remove the source entry, then place it (replacing any target).
       this.removeEntry(sp.dir, sp.name, sIsDir && !sameDir ? -1 : 0);
       if (trow) this.dropLink(t!.ino);
-      const tIsDir = trow ? (trow.mode & S_IFMT) === S_IFDIR : false;
       m.putDentry(this.head, tp.dir, tp.name, s.ino, srow.mode & S_IFMT);
       const now = this.now();
       this.touchDir(tp.dir, (sIsDir && !sameDir ? 1 : 0) - (tIsDir ? 1 : 0), now);
@@ -789,8 +787,7 @@ export class FsCore {
       checkSticky(this.cred, bp.dirRow, yrow);
       if (x.ino === y.ino) return; // two names of one file: as Linux, nothing to do
       // As Linux (do_renameat2): either one inside the other is EINVAL for an exchange.
-      if (xIsDir && (bp.ancestors.includes(x.ino) || bp.dir === x.ino)) throw new StoreError("EINVAL", "cannot exchange a directory with its own descendant");
-      if (yIsDir && (ap.ancestors.includes(y.ino) || ap.dir === y.ino)) throw new StoreError("EINVAL", "cannot exchange a directory with its own descendant");
+      if ((xIsDir && isWithin(bp, x.ino)) || (yIsDir && isWithin(ap, y.ino))) throw new StoreError("EINVAL", "cannot exchange a directory with its own descendant");
       m.putDentry(this.head, ap.dir, ap.name, y.ino, yrow.mode & S_IFMT);
       m.putDentry(this.head, bp.dir, bp.name, x.ino, xrow.mode & S_IFMT);
       const now = this.now();
@@ -1185,12 +1182,7 @@ export class FsCore {
     const o = this.open.get(h.ino)!;
     if (this.readOnly) return;
     if (o.content) await this.commits.commit(o, "fsync");
-    try {
-      this.store.manifest.settle();
-      await this.store.manifest.syncFiles();
-    } catch (e) {
-      throw asFsError(e, "fsync");
-    }
+    await this.syncAsync();
   }
 
   /**

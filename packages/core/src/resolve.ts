@@ -62,6 +62,11 @@ export interface ParentRef {
   trailingSlash: boolean;
 }
 
+/** Whether the parent directory `p` is directory inode `ino` or lies inside it (moving `ino` there would put it into itself). */
+export function isWithin(p: ParentRef, ino: number): boolean {
+  return p.dir === ino || p.ancestors.includes(ino);
+}
+
 /** The target of a creating open: where the new file goes, or the existing entry it opens. */
 export interface CreateTarget {
   /** Parent directory of the final entry. */

@@ -422,7 +422,6 @@ export class Handlers {
     this.session.replyAttr(slot, this.opts.timeouts.attr);
   }
 
-  /** setattr: a = [ino, toSet, fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs]. */
   /**
    * setattr: a = [ino, toSet, fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs]. A size
    * change by path (truncate(2), no handle) commits the file's pending writes off the loop and answers

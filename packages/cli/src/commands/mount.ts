@@ -176,6 +176,18 @@ async function openServedStore(storeDir: string): Promise<{ store: Store; close:
   return { store: ram.afs.store, close: () => ram.close() };
 }
 
+/**
+ * Option `flag`'s value `raw` as a whole number from 0 to `max` (no upper
+ * bound without it), in `unit`. Errors: UsageError naming the flag.
+ */
+function wholeNumber(flag: string, raw: string | undefined, unit: string, max?: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || (max !== undefined && n > max)) {
+    throw new UsageError(`${flag} must be a whole number of ${unit}${max === undefined ? "" : ` from 0 to ${max}`}, got '${raw}'`);
+  }
+  return n;
+}
+
 interface MountCliOptions {
   ram?: boolean;
   lower?: string;
@@ -250,15 +262,11 @@ export function registerMountCommands(program: Command): void {
       }
       if (!st.isDirectory()) throw new CliError("ENOTDIR", `mount point '${mpArg}' is not a directory`);
       if (isFuseMounted(mnt)) throw new CliError("EBUSY", `'${mnt}' is already mounted`);
-      const maxWrite = Number(opts.maxWrite);
-      if (!Number.isInteger(maxWrite) || maxWrite < 0) throw new UsageError(`--max-write must be a whole number of bytes, got '${opts.maxWrite}'`);
-      const spin = Number(opts.pollSpinUs);
-      if (!Number.isInteger(spin) || spin < 0 || spin > 1000) throw new UsageError(`--poll-spin-us must be a whole number of µs from 0 to 1000, got '${opts.pollSpinUs}'`);
+      const maxWrite = wholeNumber("--max-write", opts.maxWrite, "bytes");
+      wholeNumber("--poll-spin-us", opts.pollSpinUs, "µs", 1000);
       if (opts.cacheTimeout !== undefined && !(Number(opts.cacheTimeout) >= 0 && Number(opts.cacheTimeout) <= 86400)) throw new UsageError(`--cache-timeout must be a number of seconds from 0 to 86400, got '${opts.cacheTimeout}'`);
-      const every = Number(opts.outsideCheckMs);
-      if (!Number.isInteger(every) || every < 0 || every > 3_600_000) throw new UsageError(`--outside-check-ms must be a whole number of ms from 0 to 3600000, got '${opts.outsideCheckMs}'`);
-      const hold = Number(opts.holdMs);
-      if (!Number.isInteger(hold) || hold < 0 || hold > 1000) throw new UsageError(`--hold-ms must be a whole number of ms from 0 to 1000, got '${opts.holdMs}'`);
+      wholeNumber("--outside-check-ms", opts.outsideCheckMs, "ms", 3_600_000);
+      wholeNumber("--hold-ms", opts.holdMs, "ms", 1000);
       if (opts.foreground) {
         await serve(storeDir, mnt, g.snapshot !== undefined ? { snapshot: g.snapshot } : g.branch !== undefined ? { branch: g.branch } : undefined, opts, maxWrite);
         return;
