@@ -64,9 +64,13 @@ export interface MountOptions {
   negativeTimeout?: number;
   /**
    * Page cache across opens. "auto" (default): an open keeps the cached
-   * data of a file whose mtime and size are unchanged since it was last
-   * opened, and the kernel drops cached data whenever it sees the mtime or
-   * size change (FUSE_CAP_AUTO_INVAL_DATA). "never": every open drops it.
+   * data of a file that nothing but this kernel changed since it was last
+   * opened (its mtime and size are as the last open, write or setattr
+   * through the mount left them); a commit by another process drops it
+   * (`outsideCheckMs`). Over an overlay the kernel also drops a file's
+   * pages whenever it sees its mtime or size change
+   * (FUSE_CAP_AUTO_INVAL_DATA), since the host may change the lower
+   * directory. "never": every open drops it.
    */
   pageCache?: "auto" | "never";
   /**
@@ -225,7 +229,8 @@ export class FuseMount {
     const m = new FuseMount(view, mnt, fuseOptionList(opts, view.readOnly));
     if (opts.removeHidden ?? true) m.removedHidden = removeFuseHiddenNames(view);
     // The host may change an overlay's lower directory behind the store's back: keep the kernel's caches short there.
-    const cacheTimeout = view.lowerRoot === null ? DEFAULT_CACHE_TIMEOUT : 1;
+    const overlay = view.lowerRoot !== null;
+    const cacheTimeout = overlay ? 1 : DEFAULT_CACHE_TIMEOUT;
     const report = opts.onInternalError ?? ((op: string, e: unknown) => process.stderr.write(`agentfs fuse: ${op}: ${e instanceof Error ? e.stack : String(e)}\n`));
     const h = new Handlers(view, binding, m.stats, {
       timeouts: { attr: opts.attrTimeout ?? cacheTimeout, entry: opts.entryTimeout ?? cacheTimeout, negative: opts.negativeTimeout ?? 1 },
@@ -238,10 +243,15 @@ export class FuseMount {
     const session = new binding.FuseSession(["agentfs", "-o", m.options.join(",")], h.dispatch, {
       maxWrite: opts.maxWrite === 0 ? 4096 : opts.maxWrite ?? DEFAULT_MAX_WRITE,
       maxReadahead: opts.maxReadahead ?? DEFAULT_MAX_READAHEAD,
-      wantSet: C.AUTO_INVAL_DATA! | C.CACHE_SYMLINKS! | C.PARALLEL_DIROPS! | C.ASYNC_READ!,
+      // AUTO_INVAL_DATA (drop a file's pages whenever a GETATTR shows a new mtime) only over an overlay, whose
+      // host directory may change behind the store's back. Elsewhere every change either comes through this
+      // kernel, which updates its pages itself, or is invalidated explicitly (invalidateTree); with it, the
+      // first stat after a write dropped every page the write had just filled (the daemon's mtime is not the
+      // kernel's), and every read after a write asked for attributes first.
+      wantSet: (overlay ? C.AUTO_INVAL_DATA! : 0) | C.CACHE_SYMLINKS! | C.PARALLEL_DIROPS! | C.ASYNC_READ!,
       // O_TRUNC as a setattr first, and privileges cleared by the kernel (it sends the chmod), as local filesystems do;
       // no writeback cache: every write reaches the store at once, so a SIGKILLed daemon loses only unflushed bytes.
-      wantClear: C.ATOMIC_O_TRUNC! | C.HANDLE_KILLPRIV! | C.WRITEBACK_CACHE! | C.POSIX_ACL! | C.EXPORT_SUPPORT! | C.DONT_MASK!,
+      wantClear: (overlay ? 0 : C.AUTO_INVAL_DATA!) | C.ATOMIC_O_TRUNC! | C.HANDLE_KILLPRIV! | C.WRITEBACK_CACHE! | C.POSIX_ACL! | C.EXPORT_SUPPORT! | C.DONT_MASK!,
       fileCapabilities: !!opts.fileCapabilities,
       spinUs: opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US,
     });

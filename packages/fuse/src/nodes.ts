@@ -30,7 +30,7 @@ export interface FuseNode {
   links: NodeLink[];
   /** Open handles on it (file handles, not directories). */
   open: number;
-  /** `mtimeNs:size` when it was last opened: an open with the same stamp keeps the kernel's page cache. */
+  /** `mtimeNs:size` as the kernel last saw it: at the last open, or after a write or setattr through the kernel that found it current. An open with the same stamp keeps the kernel's page cache. */
   cacheStamp?: string;
 }
 

@@ -11,7 +11,7 @@ import type { FuseBinding, FuseSession } from "@agentfs/native";
 import { OpenReplyFlag } from "@agentfs/native";
 import { toFsError, type View } from "@agentfs/view";
 import { constants as C, readFileSync } from "node:fs";
-import { NodeTable, ROOT_ID } from "./nodes.js";
+import { NodeTable, ROOT_ID, type FuseNode } from "./nodes.js";
 
 /** Counters a mount keeps for diagnostics and tests. */
 export interface OpStats {
@@ -99,6 +99,11 @@ export function removeFuseHiddenNames(view: View): number {
 }
 
 const NS = 1_000_000_000n;
+
+/** A file's page-cache stamp, `mtimeNs:size`: an open that finds the node's stamp unchanged keeps the kernel's cached pages. */
+function cacheStamp(st: InodeStat): string {
+  return `${st.mtimeNs}:${st.size}`;
+}
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -434,6 +439,8 @@ export class Handlers {
     const fh = fhArg >= 0 && this.files.has(fhArg) ? fhArg : path === null ? this.handleOf(ino) ?? -1 : -1;
     if (path === null && fh < 0) throw new FsError("ENOENT", "setattr");
     const byFd = path === null || (fh >= 0 && fhArg === fh);
+    // Only a new size or new times move the stamp; the kernel truncates its own page cache on a new size.
+    const node = toSet & (S.SIZE! | S.MTIME! | S.MTIME_NOW!) ? this.stampedNode(ino, fh) : undefined;
     if (toSet & S.MODE!) {
       if (byFd && fh >= 0) this.view.fchmod(fh, mode & 0o7777);
       else this.view.chmod(path!, mode & 0o7777, false);
@@ -459,7 +466,9 @@ export class Handlers {
         if (byFd && fh >= 0) this.view.fchown(fh, -1, -1);
         else this.view.chown(path!, -1, -1, false);
       }
-      this.fill(0, this.statOf(ino, fh));
+      const st = this.statOf(ino, fh);
+      this.keptThroughKernel(node, st);
+      this.fill(0, st);
       this.session.replyAttr(slot, this.opts.timeouts.attr);
     };
     if (!(toSet & S.SIZE!)) return rest();
@@ -596,11 +605,30 @@ export class Handlers {
     if (!node) return 0;
     node.open++;
     if (this.opts.pageCache === "never") return 0;
-    const st = this.view.fstat(fh);
-    const stamp = `${st.mtimeNs}:${st.size}`;
+    const stamp = cacheStamp(this.view.fstat(fh));
     const keep = node.cacheStamp === stamp;
     node.cacheStamp = stamp;
     return keep ? OpenReplyFlag.keepCache : 0;
+  }
+
+  /**
+   * Before a write or setattr of node `ino` that arrives from the kernel:
+   * the node when its cache stamp is still the file's (nothing but this
+   * kernel changed the file since its last open), else undefined. The kernel
+   * applies such a change to its own page cache as well (write-through, no
+   * writeback cache), so `keptThroughKernel` may move the stamp on and the
+   * next open keeps those pages, as a read after write on ext4 would.
+   */
+  private stampedNode(ino: number | undefined, fh: number): FuseNode | undefined {
+    if (ino === undefined || this.opts.pageCache === "never") return undefined;
+    const node = this.nodes.get(ino);
+    if (node?.cacheStamp === undefined) return undefined;
+    return node.cacheStamp === cacheStamp(this.statOf(ino, fh)) ? node : undefined;
+  }
+
+  /** After the change `stampedNode` was asked about succeeded: the stamp of its result `st`. */
+  private keptThroughKernel(node: FuseNode | undefined, st: InodeStat): void {
+    if (node) node.cacheStamp = cacheStamp(st);
   }
 
   private open(slot: number, ino: number, flags: number): void {
@@ -636,7 +664,7 @@ export class Handlers {
     this.nodes.looked(st.ino, parent, name, false);
     const node = this.nodes.get(st.ino)!;
     node.open++;
-    node.cacheStamp = `${st.mtimeNs}:${st.size}`;
+    node.cacheStamp = cacheStamp(st);
     this.fill(0, st);
     if (!this.session.replyCreate(slot, this.opts.timeouts.entry, this.opts.timeouts.attr, fh, 0)) {
       this.dropHandle(st.ino, fh, true);
@@ -658,7 +686,10 @@ export class Handlers {
       if (size > 0) this.killSgid(this.view.fstat(fh), (m) => this.view.fchmod(fh, m));
     }
     const data = copy ?? this.session.recv;
+    const ino = this.files.get(fh);
+    const node = this.stampedNode(ino, fh);
     const n = this.view.write(fh, data, copy ? 0 : at, size, off);
+    if (node) this.keptThroughKernel(node, this.view.fstat(fh));
     this.session.replyWrite(slot, n);
   }
 

@@ -215,6 +215,33 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     });
   });
 
+  it("page cache: what was written through the mount is read back from the kernel's pages after reopening, also after a stat and a utimens through the mount", async () => {
+    await withMount("written", {}, async (mnt, m) => {
+      const reads = () => m.stats.ops.read?.count ?? 0;
+      // 1 MiB, a whole number of pages: every page the writes fill is complete, so none needs a READ.
+      await bash("head -c 1048576 /dev/urandom > ../src.bin", mnt);
+      const before = reads();
+      const sums = await bash("mkdir -p written && cp ../src.bin written/w && stat -c %s written/w && md5sum < written/w && md5sum < ../src.bin", mnt);
+      const [size, got, want] = sums.trim().split("\n");
+      expect(size).toBe("1048576");
+      expect(got).toBe(want);
+      // with the pages dropped at the open (or by a GETATTR that saw the daemon's mtime), md5sum read 1 MiB from the daemon
+      expect(reads()).toBe(before);
+      expect(await bash("touch -d '2001-02-03 04:05:06' written/w && md5sum < written/w", mnt)).toBe(`${want}\n`);
+      expect(reads()).toBe(before);
+      // (a truncate to a new size drops the kernel's pages itself: only the bytes are checked)
+      const cut = await bash("truncate -s 524288 written/w && md5sum < written/w && head -c 524288 ../src.bin | md5sum", mnt);
+      const [a, b] = cut.trim().split("\n");
+      expect(a).toBe(b);
+      // a change the kernel did not make still drops the pages at the next open
+      const fd = m.view.open("/written/w", 1);
+      m.view.write(fd, Buffer.from("CHANGED"), 0, 7, 0);
+      m.view.close(fd);
+      expect(await bash("head -c 7 written/w", mnt)).toBe("CHANGED");
+      expect(reads()).toBeGreaterThan(before);
+    });
+  });
+
   it("security.capability: ENODATA from the binding and not settable by default; served with fileCapabilities", async () => {
     // A valid VFS_CAP_REVISION_2 value granting nothing (the kernel checks the format before the daemon sees it).
     const cap = "0x0000000200000000000000000000000000000000";
