@@ -99,11 +99,6 @@ export function removeFuseHiddenNames(view: View): number {
 }
 
 const NS = 1_000_000_000n;
-
-/** A file's page-cache stamp, `mtimeNs:size`: an open that finds the node's stamp unchanged keeps the kernel's cached pages. */
-function cacheStamp(st: InodeStat): string {
-  return `${st.mtimeNs}:${st.size}`;
-}
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -118,6 +113,11 @@ const EEXIST = 17;
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 const FALLOC_FL_KEEP_SIZE = 1;
+
+/** A file's page-cache stamp, `mtimeNs:size`: an open that finds the node's stamp unchanged keeps the kernel's cached pages. */
+function cacheStamp(st: InodeStat): string {
+  return `${st.mtimeNs}:${st.size}`;
+}
 
 /** A directory handle: the listing taken at opendir (or at a rewind to offset 0). */
 interface DirHandle {
