@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
+import { hostTimeSec } from "@agentfs/core";
 import { humanBytes } from "./format.js";
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), "main.js");
@@ -204,7 +205,7 @@ function copyTree(src: string, dst: string): void {
         dirs.push([dp, st]);
       } else if (st.isSymbolicLink()) {
         fs.symlinkSync(fs.readlinkSync(sp), dp);
-        fs.lutimesSync(dp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+        fs.lutimesSync(dp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1n ? links.get(key) : undefined;
@@ -215,14 +216,14 @@ function copyTree(src: string, dst: string): void {
         if (st.nlink > 1n) links.set(key, dp);
         fs.copyFileSync(sp, dp);
         fs.chmodSync(dp, Number(st.mode) & 0o7777);
-        fs.utimesSync(dp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+        fs.utimesSync(dp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
       }
     }
   };
   walk(src, dst);
   for (const [dp, st] of dirs) {
     fs.chmodSync(dp, Number(st.mode) & 0o7777);
-    fs.utimesSync(dp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+    fs.utimesSync(dp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
   }
 }
 

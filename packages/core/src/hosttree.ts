@@ -10,6 +10,7 @@ import { listAttributesSync, getAttributeSync, setAttributeSync } from "@napi-rs
 import { constants as C } from "node:fs";
 import { FsError, isErrno } from "./errors.js";
 import { FsCore, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./fscore.js";
+import { hostTimeSec } from "./promises.js";
 
 /** Progress of an import or export: counts so far and totals from the first pass (entries; bytes). */
 export interface TreeProgress {
@@ -223,8 +224,8 @@ export function exportTree(core: FsCore, src: string, hostDir: string, opts: Tre
       }
     }
     if (isRoot) fs.lchownSync(host, st.uid, st.gid);
-    const at = Number(st.atimeNs) / 1e9;
-    const mt = Number(st.mtimeNs) / 1e9;
+    const at = hostTimeSec(st.atimeNs);
+    const mt = hostTimeSec(st.mtimeNs);
     if (isLink) fs.lutimesSync(host, at, mt);
     else fs.utimesSync(host, at, mt);
   };

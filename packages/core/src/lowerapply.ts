@@ -19,6 +19,7 @@ import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttribute
 import { StoreError, type ErrnoName } from "./errors.js";
 import { FsCore, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type InodeStat } from "./fscore.js";
 import { diffLower, type DiffEntry } from "./maintenance.js";
+import { hostTimeSec } from "./promises.js";
 import type { Store } from "./store.js";
 
 /** What `applyToLower` did. Paths are tree paths ("/a/b"); `skipped` says why an aspect was not applied. */
@@ -76,7 +77,7 @@ export function applyToLower(store: Store, branch: string, opts: { reset?: boole
     if (isRoot) (type === S_IFLNK ? lchownSync : chownSync)(host(p), st.uid, st.gid);
     if (type !== S_IFLNK) chmodSync(host(p), st.mode & 0o7777);
     if (type === S_IFDIR) dirTimes.push({ path: p, st });
-    else (type === S_IFLNK ? lutimesSync : utimesSync)(host(p), Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+    else (type === S_IFLNK ? lutimesSync : utimesSync)(host(p), hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
   };
 
   /** The branch's xattrs of each entry to write, read in phase 1 (as `stats`): user.* name → value, and whether it has others. */
@@ -135,12 +136,12 @@ export function applyToLower(store: Store, branch: string, opts: { reset?: boole
       }
       if (isRoot) chownSync(tmp, st.uid, st.gid);
       chmodSync(tmp, st.mode & 0o7777);
-      utimesSync(tmp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+      utimesSync(tmp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
     } else if (type === S_IFLNK) {
       symlinkSync(core.readlink(p), tmp);
       writeXattrs(p, tmp, true); // (reports attributes a symlink cannot have on the host)
       if (isRoot) lchownSync(tmp, st.uid, st.gid);
-      lutimesSync(tmp, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+      lutimesSync(tmp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
     } else return;
     staged.set(p, tmp);
   };
@@ -191,7 +192,7 @@ export function applyToLower(store: Store, branch: string, opts: { reset?: boole
     rmSync(stage, { recursive: true, force: true });
   }
   // Directory times last, deepest first: creating their children changed them.
-  for (const d of dirTimes.reverse()) utimesSync(host(d.path), Number(d.st.atimeNs) / 1e9, Number(d.st.mtimeNs) / 1e9);
+  for (const d of dirTimes.reverse()) utimesSync(host(d.path), hostTimeSec(d.st.atimeNs), hostTimeSec(d.st.mtimeNs));
   core.closeAll();
   if (opts.reset) store.resetOverlay(branch);
   return { applied, skipped, reset: !!opts.reset };

@@ -70,6 +70,20 @@ export function toTimeNs(t: TimeLike): bigint {
   return BigInt(whole) * 1_000_000_000n + BigInt(Math.round((sec - whole) * 1e9));
 }
 
+/**
+ * Seconds since the epoch for `ns` (ns since the epoch), as Node's
+ * fs.utimes/lutimes take them, so that the host file gets exactly the whole
+ * microseconds of `ns`: libuv truncates the seconds it is given to whole µs,
+ * and a double near 2^31 s is only good to ~240 ns, so `Number(ns) / 1e9`
+ * could land just below a microsecond and lose it. This returns the middle
+ * of that microsecond. Times before 1970 are converted as `Number(ns) / 1e9`.
+ */
+export function hostTimeSec(ns: bigint): number {
+  if (ns < 0n) return Number(ns) / 1e9;
+  const us = ns / 1000n;
+  return Number(us / 1_000_000n) + (Number(us % 1_000_000n) + 0.5) / 1e6;
+}
+
 /** Reads descriptor `fd` from its position to EOF into one Buffer. */
 function readAll(core: FsCore, fd: number): Buffer {
   const size = core.fstat(fd).size;
