@@ -58,11 +58,12 @@ function setup(holdMs: number) {
 
 describe("held transactions", () => {
   it("a held change is committed by the timer, without another operation", async () => {
-    const { a, seen } = setup(5);
+    // 200 ms: long enough that a loaded machine does not fire the timer before the first check (5 ms did, in a full run).
+    const { a, seen } = setup(200);
     a.mkdir("/d");
     expect(a.stat("/d").mode & C.S_IFMT).toBe(C.S_IFDIR); // the holder sees its own change at once
     expect(seen("/d")).toBe(false); // held: not committed yet
-    await sleep(60);
+    await sleep(600);
     expect(seen("/d")).toBe(true);
   });
 
