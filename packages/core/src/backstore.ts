@@ -27,6 +27,14 @@ export interface WorkingBuffer {
    * always a safe answer.
    */
   hasData(position: number, length: number): boolean;
+  /**
+   * Optional: makes `[position, position+length)` (whole pages of the
+   * buffer, within the size) read as zero and frees their memory, so that
+   * `hasData` reports them as a hole again, as fallocate(2)
+   * FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE. Without it, callers write
+   * zeros instead.
+   */
+  punchHole?(position: number, length: number): void;
   /** Releases the memory or descriptor behind the buffer; later calls are invalid. */
   dispose(): void;
 }
@@ -122,6 +130,20 @@ export class MemoryBuffer implements WorkingBuffer {
     return false;
   }
 
+  /** Frees the pages wholly inside `[position, position+length)` and zero-fills the partial ones at its ends. */
+  punchHole(position: number, length: number): void {
+    const end = Math.min(this._size, position + length);
+    for (let pos = position; pos < end; ) {
+      const pi = Math.floor(pos / MEMORY_PAGE_SIZE);
+      const po = pos - pi * MEMORY_PAGE_SIZE;
+      const n = Math.min(MEMORY_PAGE_SIZE - po, end - pos);
+      const page = this.pages.get(pi);
+      if (page && po === 0 && n === MEMORY_PAGE_SIZE) this.pages.delete(pi);
+      else if (page) page.fill(0, Math.min(po, page.length), Math.min(po + n, page.length));
+      pos += n;
+    }
+  }
+
   dispose(): void {
     this.pages.clear();
     this._size = 0;
@@ -138,6 +160,7 @@ export class MemoryBackstore implements Backstore {
 
 /** Granularity of `FdBuffer` hole tracking: 64 KiB (as `MemoryBuffer` pages). */
 export const TRACK_PAGE = 64 * 1024;
+const TRACK_ZERO = new Uint8Array(TRACK_PAGE);
 
 /**
  * A working buffer over an open file descriptor whose file behaves like a
@@ -220,6 +243,24 @@ export class FdBuffer implements WorkingBuffer {
     }
     for (let p = first; p <= last; p++) if (this.written.has(p)) return true;
     return false;
+  }
+
+  /**
+   * Writes zeros over the written pages of `[position, position+length)`
+   * (never-written ones read as zero already; Node has no fallocate, so the
+   * file's space stays allocated) and forgets the pages wholly inside, which
+   * `hasData` then reports as a hole. Errors: EIO.
+   */
+  punchHole(position: number, length: number): void {
+    const end = Math.min(this._size, position + length);
+    for (let p = Math.floor(position / TRACK_PAGE); p * TRACK_PAGE < end; p++) {
+      if (!this.written.has(p)) continue;
+      const lo = Math.max(position, p * TRACK_PAGE);
+      const hi = Math.min(end, (p + 1) * TRACK_PAGE);
+      let done = 0;
+      while (done < hi - lo) done += fs.writeSync(this.fd, TRACK_ZERO, 0, hi - lo - done, lo + done);
+      if (lo === p * TRACK_PAGE && hi === (p + 1) * TRACK_PAGE) this.written.delete(p);
+    }
   }
 
   /** Closes the fd (freeing a memfd's or unlinked file's pages) and runs `onDispose`. Idempotent. */

@@ -67,6 +67,16 @@ export function dataBytes(exts: Extent[]): number {
   return n;
 }
 
+/** True when `exts` leave a hole below `size`: a hole extent, or bytes past the last extent. */
+function hasHole(exts: Extent[], size: number): boolean {
+  let end = 0;
+  for (const e of exts) {
+    if (!e.hash && e.len > 0) return true;
+    end = e.off + e.len;
+  }
+  return end < size;
+}
+
 /** Index of the extent containing `pos`, or exts.length when pos is past the last one. */
 function findExtent(exts: Extent[], pos: number): number {
   let lo = 0;
@@ -79,6 +89,27 @@ function findExtent(exts: Extent[], pos: number): number {
     else return mid;
   }
   return exts.length;
+}
+
+/**
+ * As lseek(2) SEEK_DATA (`data` true) or SEEK_HOLE (`data` false) over the
+ * committed extents of a file of `size` bytes, from byte `pos` (0 <= pos <
+ * size): the first offset >= `pos` inside a data extent, or inside a hole
+ * (a hole extent, bytes past the last extent, or the end of the file, since
+ * every file ends in an implicit hole). Returns -1 when SEEK_DATA finds no
+ * data at or after `pos` (the caller's ENXIO).
+ */
+export function seekExtents(exts: Extent[], size: number, pos: number, data: boolean): number {
+  let p = pos;
+  let i = findExtent(exts, p);
+  while (p < size) {
+    if (i >= exts.length) return data ? -1 : p;
+    const e = exts[i];
+    if ((e.hash !== null) === data) return p;
+    p = e.off + e.len;
+    i++;
+  }
+  return data ? -1 : size;
 }
 
 /**
@@ -149,10 +180,18 @@ export class OpenContent {
   private dirtyHi = -1;
   /** The asynchronous commit in flight (frozen region), if any. */
   private job: FrozenCommit | null = null;
+  /**
+   * False while the file certainly has no hole: every byte below the size
+   * was written or is committed data (a file written front to back), so
+   * `dataBytes` is the size without a scan. Set by a hole in the base, a
+   * write past the end, a truncate that grows, and `punch`.
+   */
+  private sparse: boolean;
 
   constructor(private readonly cas: ObjectStore, backstore: Backstore, base: Extent[], size: number) {
     this.base = base;
     this.baseVisible = size;
+    this.sparse = hasHole(base, size);
     this.buf = backstore.createBuffer();
     this.buf.truncate(size);
   }
@@ -221,6 +260,7 @@ export class OpenContent {
     if (pos % PAGE !== 0) this.loadPage(firstPage);
     if (end % PAGE !== 0 && end < this.baseVisible) this.loadPage(lastPage);
     for (let pi = firstPage; pi <= lastPage; pi++) this.loaded.add(pi);
+    if (pos > this.size) this.sparse = true;
     this.job?.beforeModify(pos, end);
     this.buf.write(src, srcOff, len, pos);
     if (pos < this.dirtyLo) this.dirtyLo = pos;
@@ -234,7 +274,7 @@ export class OpenContent {
     if (size < old) {
       if (size % PAGE !== 0) this.loadPage(Math.floor(size / PAGE));
       if (size < this.baseVisible) this.baseVisible = size;
-    }
+    } else this.sparse = true;
     if (this.job) {
       this.job.beforeModify(Math.min(size, old), Math.max(size, old));
       if (size < this.job.minTrunc) this.job.minTrunc = size;
@@ -256,23 +296,115 @@ export class OpenContent {
     return this.zeroRunEnd(pos, this.size);
   }
 
-  /** End of the run of bytes from `pos` known to be zero without reading them (`pos` itself when none). */
+  /**
+   * As lseek(2) SEEK_DATA (`data` true) or SEEK_HOLE over the working state,
+   * from byte `pos` (0 <= pos < size): holes are the runs `holeEnd` knows to
+   * be zero (64 KiB pages never written and without committed data), so a
+   * range of written zeros counts as data until it is committed. Returns -1
+   * when SEEK_DATA finds no data at or after `pos` (the caller's ENXIO); the
+   * end of the file is always a hole.
+   */
+  seek(pos: number, data: boolean): number {
+    const size = this.size;
+    let p = pos;
+    while (p < size) {
+      const z = this.zeroRunEnd(p, size);
+      if (z > p) {
+        if (!data) return p;
+        p = z;
+      } else {
+        if (data) return p;
+        p = (Math.floor(p / PAGE) + 1) * PAGE;
+      }
+    }
+    return data ? -1 : size;
+  }
+
+  /**
+   * Bytes of the file that may hold data (the size less the holes `seek`
+   * sees): st_blocks × 512 of an open file, before rounding. Without a scan
+   * while the file never had a hole.
+   */
+  dataBytes(): number {
+    const size = this.size;
+    if (!this.sparse) return size;
+    let n = 0;
+    for (let p = this.seek(0, true); p >= 0 && p < size; ) {
+      const h = this.seek(p, false);
+      n += h - p;
+      p = h < size ? this.seek(h, true) : -1;
+    }
+    return n;
+  }
+
+  /**
+   * Makes bytes `[pos, pos + len)` (clipped to the size) read as zero without
+   * changing the size, as fallocate(2) with FALLOC_FL_PUNCH_HOLE |
+   * FALLOC_FL_KEEP_SIZE: whole 64 KiB pages in the range become holes (their
+   * committed bytes are no longer read and the working buffer frees them
+   * where it can); the partial pages at either end are zero-filled. The
+   * next commit stores the holes as hole extents.
+   */
+  punch(pos: number, len: number): void {
+    const end = Math.min(this.size, pos + len);
+    if (end <= pos) return;
+    this.job?.beforeModify(pos, end);
+    this.sparse = true;
+    const fullLo = Math.ceil(pos / PAGE);
+    const fullHi = Math.floor(end / PAGE); // pages [fullLo, fullHi) lie wholly inside
+    if (fullLo >= fullHi) {
+      this.zeroFill(pos, end);
+    } else {
+      if (pos < fullLo * PAGE) this.zeroFill(pos, fullLo * PAGE);
+      if (end > fullHi * PAGE) this.zeroFill(fullHi * PAGE, end);
+      for (let pi = fullLo; pi < fullHi; pi++) this.loaded.add(pi);
+      const lo = fullLo * PAGE;
+      const hi = fullHi * PAGE;
+      if (this.buf.punchHole) this.buf.punchHole(lo, hi - lo);
+      else for (let p = lo; p < hi; p += ZERO.length) this.buf.write(ZERO, 0, Math.min(ZERO.length, hi - p), p);
+    }
+    if (pos < this.dirtyLo) this.dirtyLo = pos;
+    if (end > this.dirtyHi) this.dirtyHi = end;
+  }
+
+  /** Writes zeros over `[lo, hi)`, which lies within one 64 KiB page (loaded first: the rest of the page keeps its bytes). */
+  private zeroFill(lo: number, hi: number): void {
+    const pi = Math.floor(lo / PAGE);
+    this.loadPage(pi);
+    this.buf.write(ZERO, 0, hi - lo, lo);
+  }
+
+  /**
+   * End of the run of bytes from `pos` known to be zero without reading them
+   * (`pos` itself when none): bytes the working buffer never got, over a hole
+   * of the committed version, past its visible end, or in a page already
+   * loaded. Jumps a whole hole extent at once when the buffer has nothing in
+   * it, else goes page by page.
+   */
   private zeroRunEnd(pos: number, size: number): number {
     let p = pos;
     while (p < size) {
-      const n = Math.min(PAGE - (p % PAGE), size - p);
-      if (this.buf.hasData(p, n)) break;
-      const pi = Math.floor(p / PAGE);
-      if (!this.loaded.has(pi) && p < this.baseVisible) {
-        // Unloaded base bytes: zero only if the base has a hole over the whole page.
-        const i = findExtent(this.base, p);
-        const e = this.base[i];
-        if (!e || e.hash || e.off + e.len < Math.min(p + n, this.baseVisible)) break;
+      // [p, q): where the committed version reads as zero (q = -1: committed data at p).
+      let q = -1;
+      if (p >= this.baseVisible) q = size;
+      else {
+        const e = this.base[findExtent(this.base, p)];
+        if (!e) q = this.baseVisible;
+        else if (!e.hash) q = Math.min(e.off + e.len, this.baseVisible);
       }
+      if (q > p && !this.buf.hasData(p, Math.min(q, size) - p)) {
+        p = Math.min(q, size);
+        continue;
+      }
+      // A page at most, and never past the zero span (committed data may follow it within the page).
+      const n = Math.min(PAGE - (p % PAGE), size - p, q > p ? q - p : Infinity);
+      if (this.buf.hasData(p, n)) break;
+      if (q < 0 && !this.loaded.has(Math.floor(p / PAGE))) break; // committed data not loaded yet
       p += n;
     }
     return p;
   }
+
 
   /**
    * Chunks, hashes and stores what changed since the last commit; returns the
@@ -341,6 +473,7 @@ export class OpenContent {
     // Normalise: re-number offsets (reused base extents keep theirs; they are consistent by construction).
     this.base = out;
     this.baseVisible = size;
+    if (hasHole(out, size)) this.sparse = true;
     this.dirtyLo = Infinity;
     this.dirtyHi = -1;
     return { extents: out, size, newChunks, newStoredBytes };
@@ -436,6 +569,7 @@ export class OpenContent {
     this.job = null;
     this.base = extents;
     this.baseVisible = Math.min(job.size, job.minTrunc);
+    if (hasHole(extents, job.size)) this.sparse = true;
     job.release();
   }
 

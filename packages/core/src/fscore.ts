@@ -8,7 +8,7 @@
 import { constants as C } from "node:fs";
 import { FsError, StoreError, rewrappingStoreErrors } from "./errors.js";
 import { asFsError, fsErrorOf } from "./errwrap.js";
-import { decodeExtents, encodeExtents, readExtents, dataBytes, OpenContent, type Extent } from "./content.js";
+import { decodeExtents, encodeExtents, readExtents, dataBytes, seekExtents, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
@@ -26,6 +26,11 @@ export type { Credentials } from "./access.js";
 
 /** Largest file size in bytes (2^47), as a cap against runaway writes. */
 export const MAX_FILE_SIZE = 2 ** 47;
+
+/** fallocate(2) mode bit: do not change the file size (linux/falloc.h). */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+/** fallocate(2) mode bit: deallocate the range, which then reads as zero (with FALLOC_FL_KEEP_SIZE only). */
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
 
 /** Options for an `FsCore` view. */
 export interface FsCoreOptions {
@@ -273,7 +278,7 @@ export class FsCore {
         mtime = o.mtime;
         ctime = o.mtime > ctime ? o.mtime : ctime;
       }
-      blocks = Math.ceil(size / 4096) * 8;
+      blocks = Math.ceil(o.content.dataBytes() / 4096) * 8;
     } else if (row.rdev === LOWER_DATA) {
       blocks = Math.ceil(row.size / 4096) * 8;
     } else if ((row.mode & S_IFMT) === S_IFREG) {
@@ -1039,6 +1044,69 @@ export class FsCore {
         this.refresh();
         this.truncateOpen(o, len);
       });
+    });
+  }
+
+  /**
+   * As fallocate(2) on descriptor `fd`, for `len` bytes at `off` (bytes).
+   * `mode` 0 grows the file to `off + len` when it is shorter (a store
+   * reserves no space ahead, so a later write can still fail with ENOSPC);
+   * FALLOC_FL_KEEP_SIZE alone changes no bytes; FALLOC_FL_PUNCH_HOLE |
+   * FALLOC_FL_KEEP_SIZE makes the range read as zero and stores it as a hole
+   * at the next commit. Every success sets mtime and ctime, as on tmpfs.
+   * Committed on close or fsync. Errors: EINVAL (`off` < 0 or `len` <= 0),
+   * ENOTSUP (any other mode: zero, collapse or insert range, or punching
+   * without FALLOC_FL_KEEP_SIZE, as tmpfs), EBADF (not open for writing),
+   * EISDIR, EFBIG (`off + len` over MAX_FILE_SIZE).
+   */
+  fallocate(fd: number, mode: number, off: number, len: number): void {
+    this.wrap("fallocate", undefined, () => {
+      if (off < 0 || len <= 0) throw new StoreError("EINVAL", "negative offset or length not above zero");
+      const punch = mode === (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+      if (mode !== 0 && mode !== FALLOC_FL_KEEP_SIZE && !punch) throw new StoreError("ENOTSUP", `fallocate mode ${mode} is not supported`);
+      const h = this.handle(fd);
+      if (!h.writable) throw new StoreError("EBADF", "file not open for writing");
+      if (h.isDir) throw new StoreError("EISDIR", "is a directory");
+      if (off + len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
+      const o = this.open.get(h.ino)!;
+      this.store.manifest.read(() => {
+        this.refresh();
+        const c = this.contentOf(o);
+        if (punch) c.punch(off, len);
+        else if (mode === 0 && off + len > c.size) c.truncate(off + len);
+        o.mtime = this.now();
+      });
+    });
+  }
+
+  /**
+   * As lseek(2) with SEEK_DATA (`data` true) or SEEK_HOLE on descriptor
+   * `fd`: the first offset >= `pos` (bytes) that holds data, or that lies in
+   * a hole (the end of the file always counts as one). Holes are known per
+   * 64 KiB page in a file being written (zeros written count as data until
+   * committed) and per chunk once committed; a file of an overlay's lower
+   * layer that was not copied up is all data. Errors: EBADF, EINVAL (a
+   * directory), ENXIO (`pos` negative or not below the size, or, for
+   * SEEK_DATA, no data at or after it).
+   */
+  seekData(fd: number, pos: number, data: boolean): number {
+    return this.wrap("lseek", undefined, () => {
+      const h = this.handle(fd);
+      if (h.isDir) throw new StoreError("EINVAL", "SEEK_DATA/SEEK_HOLE on a directory");
+      const o = this.open.get(h.ino)!;
+      const r = this.store.manifest.heldRead(() => {
+        this.refresh();
+        if (o.content) {
+          if (pos < 0 || pos >= o.content.size) return -1;
+          return o.content.seek(pos, data);
+        }
+        const row = this.node(h.ino);
+        if (pos < 0 || pos >= row.size) return -1;
+        if (row.rdev === LOWER_DATA) return data ? pos : row.size;
+        return seekExtents(this.extentsOf(o, row), row.size, pos, data);
+      });
+      if (r < 0) throw new StoreError("ENXIO", "no data at or after the offset, or offset past the end of the file");
+      return r;
     });
   }
 

@@ -11,6 +11,8 @@ import { StoreError } from "./errors.js";
 import { Manifest, ROOT_INO, makeChain, nowNs, type Chain } from "./manifest.js";
 import { Lower, OVERLAY_SCHEMA, lowerMetaKey } from "./overlay.js";
 import { resolve as resolvePath } from "node:path";
+import { statfsSync, type StatsFs } from "node:fs";
+import { freemem, totalmem } from "node:os";
 
 /** Options for opening a store. */
 export interface StoreOptions {
@@ -63,6 +65,18 @@ export function checkRefName(kind: string, name: string): void {
   if (Buffer.byteLength(name) > 255) throw new StoreError("ENAMETOOLONG", `${kind} name is longer than 255 bytes`);
 }
 
+/** Capacity of the filesystem a store lives on, as statvfs(3) reports it: block counts in `bsize`-byte units, inode counts. */
+export interface StoreCapacity {
+  /** Block size in bytes. */
+  bsize: number;
+  blocks: number;
+  bfree: number;
+  /** Free blocks an unprivileged caller may use. */
+  bavail: number;
+  files: number;
+  ffree: number;
+}
+
 /** An open store. Not safe to share across threads; any number of processes may open one store. */
 export class Store {
   readonly dir: string;
@@ -109,6 +123,31 @@ export class Store {
       m.close();
       throw e;
     }
+  }
+
+  /**
+   * Capacity as statvfs(3) reports it for the store's own filesystem: for a
+   * store on disk, that of the host filesystem holding its directory (as
+   * overlayfs reports its upper layer's), so `df` on a mount shows the room
+   * really left; for a RAM store (`inMemory`), the machine's memory — total,
+   * and available as free — in 4 KiB blocks, with as many inodes as blocks.
+   * Errors: those of statfs(2) as StoreError (EACCES, ENOENT, EIO).
+   */
+  capacity(): StoreCapacity {
+    if (this.manifest.db.memory) {
+      const bsize = 4096;
+      const blocks = Math.floor(totalmem() / bsize);
+      const bfree = Math.min(blocks, Math.floor(freemem() / bsize));
+      return { bsize, blocks, bfree, bavail: bfree, files: blocks, ffree: bfree };
+    }
+    let s: StatsFs;
+    try {
+      s = statfsSync(this.dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new StoreError(code === "EACCES" || code === "ENOENT" ? code : "EIO", `statfs of ${this.dir}: ${(e as Error).message}`);
+    }
+    return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
   }
 
   /** Closes the database. */

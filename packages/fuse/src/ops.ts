@@ -108,11 +108,11 @@ const EINVAL = 22;
 const ERANGE = 34;
 const ENOSYS = 38;
 const ENODATA = 61;
-const EOPNOTSUPP = 95;
 const EEXIST = 17;
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
-const FALLOC_FL_KEEP_SIZE = 1;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
 
 /** A file's page-cache stamp, `mtimeNs:size`: an open that finds the node's stamp unchanged keeps the kernel's cached pages. */
 function cacheStamp(st: InodeStat): string {
@@ -229,7 +229,7 @@ export class Handlers {
       create: (s, parent: number, name: string, mode: number, flags: number) => this.create(s, parent, name, mode, flags),
       fallocate: (s, _ino: number, fh: number, mode: number, off: number, len: number) => this.fallocate(s, fh, mode, off, len),
       // Not implemented here: the kernel then serves SEEK_DATA/SEEK_HOLE itself (all data, hole at EOF).
-      lseek: (s) => this.session.replyErr(s, ENOSYS),
+      lseek: (s, _ino: number, fh: number, off: number, whence: number) => this.lseek(s, fh, off, whence),
       exit: () => {
         if (this.exited) return;
         this.exited = true;
@@ -707,15 +707,25 @@ export class Handlers {
     if (close) this.view.closeAsync(fh).catch(() => {});
   }
 
+  /**
+   * As fallocate(2) (`View.fallocate`: modes 0, KEEP_SIZE and
+   * PUNCH_HOLE|KEEP_SIZE; the kernel refuses other modes before asking).
+   * The kernel updates its page cache itself (it drops a punched range), so
+   * the pages it holds stay valid: the cache stamp moves on as for a write.
+   */
   private fallocate(slot: number, fh: number, mode: number, off: number, len: number): void {
-    if (mode & ~FALLOC_FL_KEEP_SIZE) {
-      this.session.replyErr(slot, EOPNOTSUPP); // hole punching, zero/collapse/insert range
-      return;
-    }
-    // Space is not reserved ahead in a store; a plain fallocate grows the size as posix_fallocate(3) promises.
-    if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > this.view.fstat(fh).size) this.view.ftruncate(fh, off + len);
+    const node = this.stampedNode(this.files.get(fh), fh);
+    this.view.fallocate(fh, mode, off, len);
+    if (node) this.keptThroughKernel(node, this.view.fstat(fh));
     this.session.replyErr(slot, 0);
   }
+
+  /** lseek(2) SEEK_DATA/SEEK_HOLE (`View.seekData`); the kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself. */
+  private lseek(slot: number, fh: number, off: number, whence: number): void {
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError("EINVAL", "lseek");
+    this.session.replyLseek(slot, this.view.seekData(fh, off, whence === SEEK_DATA));
+  }
+
 
   // ---------------------------------------------------------------- directories
 

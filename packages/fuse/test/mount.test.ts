@@ -214,6 +214,31 @@ print(a.recv(100).decode(), stat.S_ISSOCK(os.lstat('sp/sock').st_mode))"`,
     expect(ok("cd repo && git log --oneline | wc -l && git status --porcelain", mnt).trim()).toBe("2");
   });
 
+  it("space and sparse files: df shows the store's host filesystem; du, cp --sparse, fallocate -p/-d and SEEK_HOLE see holes", () => {
+    // statfs: the mount reports the filesystem holding the store (not a made-up capacity).
+    const fsStat = (dir: string) => ok(`stat -f -c '%S %b' ${JSON.stringify(dir)}`, "/").trim();
+    expect(fsStat(mnt)).toBe(fsStat(store));
+    // A 1 GiB file with 1 MiB of data in its middle: no space for the rest, and a sparse copy out stays sparse.
+    ok("truncate -s 1G sp && head -c 1048576 /dev/urandom | dd of=sp bs=1M seek=500 conv=notrunc status=none", mnt);
+    const kib = (dir: string, name: string) => Number(ok(`du -k ${name} | cut -f1`, dir).trim());
+    expect(kib(mnt, "sp")).toBeLessThan(2048);
+    ok(`cp --sparse=always sp ${root}/sp.copy && cmp sp ${root}/sp.copy`, mnt);
+    expect(kib(root, "sp.copy")).toBeLessThan(2048);
+    const [data, hole] = ok(`python3 -c "import os; f=os.open('sp', os.O_RDONLY); print(os.lseek(f, 0, os.SEEK_DATA), os.lseek(f, 500 << 20, os.SEEK_HOLE))"`, mnt).trim().split(" ").map(Number);
+    expect(data).toBe(500 << 20);
+    // Committed holes are known per chunk: the last data chunk (at most 256 KiB) may run into the zeros.
+    expect(hole).toBeGreaterThanOrEqual(501 << 20);
+    expect(hole).toBeLessThanOrEqual((501 << 20) + (256 << 10));
+    // fallocate(1): punch a hole (KEEP_SIZE), then dig the zeros of a dense file into holes.
+    ok("head -c 4194304 /dev/urandom > p && fallocate -p -o 1048576 -l 2097152 p", mnt);
+    expect(ok("stat -c %s p && cmp -n 1048576 -i 1048576 p /dev/zero && echo zeros", mnt)).toBe("4194304\nzeros\n");
+    expect(kib(mnt, "p")).toBeLessThan(3 * 1024);
+    ok("head -c 1048576 /dev/urandom > z && head -c 8388608 /dev/zero >> z && sha256sum z > z.sum && fallocate -d z && sha256sum -c z.sum", mnt);
+    expect(kib(mnt, "z")).toBeLessThan(2 * 1024);
+    expect(sh("fallocate -z -o 0 -l 4096 p", mnt).stderr).toMatch(/not supported/);
+    ok("rm sp p z z.sum", mnt);
+  });
+
   it("tar x of a tarball reproduces every file (sha256)", () => {
     const src = join(root, "tarsrc");
     mkdirSync(join(src, "a", "b"), { recursive: true });

@@ -374,12 +374,18 @@ export class View {
     return this.call("readlink", path, () => r.core.readlink(r.path));
   }
 
-  /** As statvfs(3) for the whole view: 4 KiB blocks, NAME_MAX 255, ST_RDONLY (1) in `flag` when read-only. */
+  /**
+   * As statvfs(3) for the whole view: the capacity of the filesystem the
+   * store lives on (`Store.capacity`: the host filesystem of a disk store,
+   * memory for a RAM store), NAME_MAX 255, ST_RDONLY (1) in `flag` when
+   * read-only. Errors: EACCES, ENOENT, EIO (statfs(2) of the store's
+   * directory failed).
+   */
   statfs(): ViewStatfs {
-    const big = 2 ** 31; // agentfs has no fixed capacity; report ample room (fits 32-bit statfs fields too)
+    const c = this.call("statfs", undefined, () => this.store.capacity());
     return {
-      bsize: 4096, frsize: 4096, blocks: big, bfree: big, bavail: big,
-      files: big, ffree: big, favail: big, fsid: this.main.dev, flag: this.readOnly ? 1 : 0, namemax: 255,
+      bsize: c.bsize, frsize: c.bsize, blocks: c.blocks, bfree: c.bfree, bavail: c.bavail,
+      files: c.files, ffree: c.ffree, favail: c.ffree, fsid: this.main.dev, flag: this.readOnly ? 1 : 0, namemax: 255,
     };
   }
 
@@ -666,6 +672,18 @@ export class View {
   ftruncate(fd: number, len: number): void {
     const f = this.coreFile(fd, "ftruncate");
     this.call("ftruncate", undefined, () => f.core.ftruncate(f.fd, len));
+  }
+
+  /** As fallocate(2) on a view descriptor (see `FsCore.fallocate`: modes 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE). Errors: EBADF, EINVAL, ENOTSUP, EISDIR, EFBIG, EROFS. */
+  fallocate(fd: number, mode: number, off: number, len: number): void {
+    const f = this.coreFile(fd, "fallocate");
+    this.call("fallocate", undefined, () => f.core.fallocate(f.fd, mode, off, len));
+  }
+
+  /** As lseek(2) with SEEK_DATA (`data` true) or SEEK_HOLE on a view descriptor (see `FsCore.seekData`). Errors: EBADF, EINVAL, ENXIO. */
+  seekData(fd: number, pos: number, data: boolean): number {
+    const f = this.coreFile(fd, "lseek");
+    return this.call("lseek", undefined, () => f.core.seekData(f.fd, pos, data));
   }
 
   /** Commits pending writes of `fd` (what close makes visible) without releasing it; FUSE `flush`. Errors: EBADF, EIO. */

@@ -1489,6 +1489,89 @@ def fd_ops():
     os.close(pfd)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+
+
+def fallocate(fd, mode, off, length):
+    """fallocate(2) through libc (Python's os has only posix_fallocate). Raises OSError."""
+    if _libc.fallocate(fd, mode, off, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def zeros_between(fd, lo, hi):
+    """True when bytes [lo, hi) of fd read as zero."""
+    return os.pread(fd, hi - lo, lo) == bytes(hi - lo) if hi > lo else True
+
+
+def sparse_matrix():
+    """fallocate(2) modes and errors, hole punching, SEEK_DATA/SEEK_HOLE before and after close on 1 MiB-aligned layouts (hole
+    granularity is the filesystem's own, so a SEEK_HOLE result is recorded as "at or after the data, zeros up to it")."""
+    MiB = 1 << 20
+    KEEP, PUNCH, ZERO, COLLAPSE = 0x01, 0x02, 0x10, 0x08
+    d = fresh("sparse")
+    write_file(d + "/f", b"a" * 300000)
+    fd = os.open(d + "/f", os.O_RDWR)
+    for name, mode, off, length in [("extend", 0, 0, 400000), ("inside", 0, 0, 100), ("keep-beyond", KEEP, 0, 900000),
+                                    ("punch", KEEP | PUNCH, 4096, 8192), ("punch-past-eof", KEEP | PUNCH, 390000, 100000),
+                                    ("punch-nokeep", PUNCH, 0, 4096), ("zero-range", ZERO, 0, 4096), ("zero-range-keep", ZERO | KEEP, 0, 4096),
+                                    ("collapse", COLLAPSE, 0, 4096), ("negative-offset", 0, -1, 10), ("zero-length", 0, 0, 0)]:
+        before = tstate(d + "/f")
+        tick()
+        r = attempt(fallocate, fd, mode, off, length)
+        st = os.fstat(fd)
+        rec("sparse.fallocate-" + name, r + " size=%d %s" % (st.st_size, tdiff(before, tstate(d + "/f"))))
+    rec("sparse.punched-bytes", str(zeros_between(fd, 4096, 4096 + 8192)) + " " + repr(os.pread(fd, 4, 4092)) + repr(os.pread(fd, 4, 12288)))
+    rec("sparse.grown-bytes", zeros_between(fd, 300000, 400000))
+    ro = os.open(d + "/f", os.O_RDONLY)
+    rec("sparse.fallocate-rdonly", attempt(fallocate, ro, 0, 0, 10))
+    os.close(ro)
+    os.close(fd)
+    rec("sparse.after-close", desc(d + "/f", content=False) + " " + str(os.stat(d + "/f").st_size))
+    # layout: 4 MiB, data in [1 MiB, 2 MiB) and [3 MiB, 3 MiB + 10)
+    fd = os.open(d + "/s", os.O_RDWR | os.O_CREAT, 0o644)
+    os.ftruncate(fd, 4 * MiB)
+    os.pwrite(fd, os.urandom(MiB), MiB)
+    os.pwrite(fd, b"x" * 10, 3 * MiB)
+
+    def seeks(tag, fd):
+        def hole_after(pos, data_end):
+            h = os.lseek(fd, pos, os.SEEK_HOLE)
+            return "hole>=%d zeros-to-it=%s" % (data_end, h >= data_end and zeros_between(fd, data_end, h))
+        rec(tag + ".data-from-0", attempt(os.lseek, fd, 0, os.SEEK_DATA))
+        rec(tag + ".data-from-2.5M", attempt(os.lseek, fd, 2 * MiB + MiB // 2, os.SEEK_DATA))
+        rec(tag + ".hole-from-0", attempt(os.lseek, fd, 0, os.SEEK_HOLE))
+        rec(tag + ".hole-in-data", hole_after(MiB, 2 * MiB))
+        rec(tag + ".hole-in-tail", hole_after(3 * MiB, 3 * MiB + 10))
+        rec(tag + ".data-after-last", attempt(os.lseek, fd, 3 * MiB + MiB // 2, os.SEEK_DATA))
+        rec(tag + ".data-at-eof", attempt(os.lseek, fd, 4 * MiB, os.SEEK_DATA))
+        rec(tag + ".hole-at-eof", attempt(os.lseek, fd, 4 * MiB, os.SEEK_HOLE))
+        rec(tag + ".hole-last-byte", attempt(os.lseek, fd, 4 * MiB - 1, os.SEEK_HOLE))
+        rec(tag + ".data-negative", attempt(os.lseek, fd, -1, os.SEEK_DATA))
+        rec(tag + ".blocks-below-size", os.fstat(fd).st_blocks * 512 < os.fstat(fd).st_size)
+    seeks("sparse.open", fd)
+    # punch the first data MiB away again, then look before and after close
+    rec("sparse.punch-data", attempt(fallocate, fd, KEEP | PUNCH, MiB, MiB))
+    rec("sparse.punched-data-from-0", attempt(os.lseek, fd, 0, os.SEEK_DATA))
+    os.close(fd)
+    fd = os.open(d + "/s", os.O_RDONLY)
+    rec("sparse.closed-punched-data-from-0", attempt(os.lseek, fd, 0, os.SEEK_DATA))
+    rec("sparse.closed-contents", zeros_between(fd, 0, 3 * MiB) and os.pread(fd, 11, 3 * MiB) == b"x" * 10 + b"\0")
+    os.close(fd)
+    fd = os.open(d + "/t", os.O_RDWR | os.O_CREAT, 0o644)
+    os.ftruncate(fd, 4 * MiB)
+    os.pwrite(fd, os.urandom(MiB), MiB)
+    os.pwrite(fd, b"x" * 10, 3 * MiB)
+    os.close(fd)
+    fd = os.open(d + "/t", os.O_RDONLY)
+    seeks("sparse.closed", fd)
+    os.close(fd)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    rec("sparse.dir-fallocate", attempt(fallocate, dfd, 0, 0, 10))
+    os.close(dfd)
+
+
 def perm_extra():
     """More rules for uid 65534: supplementary groups, moving a directory to another parent needs write permission on it, fd-based calls by non-owners, access(2) uses the real ids."""
     # a supplementary group (100) selects the group class
@@ -1774,7 +1857,7 @@ def main():
     mode = sys.argv[2] if len(sys.argv) == 3 else ""
     fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, exchange_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
             truncate_matrix, utimens_matrix, times_matrix, name_lengths, perm_dirs, perm_files, perm_owner_ops, perm_sticky,
-            perm_misc, mknod_matrix, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra]
+            perm_misc, mknod_matrix, readdir_matrix, xattr_matrix, fuse_limits, fd_ops, perm_extra, sparse_matrix]
     if mode == "--as-user":
         # everything as uid/gid 1000 (DIR must be theirs): every node is created by a caller that is not the daemon
         os.chown(".", OTHER, OTHER)
@@ -1782,7 +1865,7 @@ def main():
         os.setgid(OTHER)
         os.setuid(OTHER)
         fams = [open_matrix, open_modes, mkdir_matrix, rename_matrix, link_matrix, symlink_matrix, chmod_matrix, chown_matrix,
-                truncate_matrix, utimens_matrix, times_matrix, name_lengths, readdir_matrix, xattr_matrix, fd_ops]
+                truncate_matrix, utimens_matrix, times_matrix, name_lengths, readdir_matrix, xattr_matrix, fd_ops, sparse_matrix]
     if mode == "--seed":
         seed(".")
         return
