@@ -392,9 +392,23 @@ export class OpenContent {
         if (!e) q = this.baseVisible;
         else if (!e.hash) q = Math.min(e.off + e.len, this.baseVisible);
       }
-      if (q > p && !this.buf.hasData(p, Math.min(q, size) - p)) {
-        p = Math.min(q, size);
-        continue;
+      if (q > p) {
+        const end = Math.min(q, size);
+        // Data right at p (the common case in a commit of written bytes): one page lookup, no span scan.
+        if (this.buf.hasData(p, Math.min(PAGE - (p % PAGE), end - p))) break;
+        if (!this.buf.hasData(p, end - p)) {
+          p = end;
+          continue;
+        }
+        // The buffer holds data somewhere in [p, end): halve towards its first page, so a huge hole
+        // with a little data beyond it costs a few hasData calls, not one per 64 KiB page.
+        let hi = end;
+        for (;;) {
+          const mid = Math.floor((p + hi) / 2 / PAGE) * PAGE;
+          if (mid <= p) break;
+          if (this.buf.hasData(p, mid - p)) hi = mid;
+          else p = mid;
+        }
       }
       // A page at most, and never past the zero span (committed data may follow it within the page).
       const n = Math.min(PAGE - (p % PAGE), size - p, q > p ? q - p : Infinity);

@@ -278,7 +278,7 @@ export class FsCore {
         mtime = o.mtime;
         ctime = o.mtime > ctime ? o.mtime : ctime;
       }
-      blocks = Math.ceil(o.content.dataBytes() / 4096) * 8;
+      blocks = -1; // counted on first read below: a sparse file's count scans its pages
     } else if (row.rdev === LOWER_DATA) {
       blocks = Math.ceil(row.size / 4096) * 8;
     } else if ((row.mode & S_IFMT) === S_IFREG) {
@@ -286,7 +286,7 @@ export class FsCore {
     } else {
       blocks = (row.mode & S_IFMT) === S_IFDIR ? 8 : 0;
     }
-    return {
+    const st: InodeStat = {
       dev: this.dev,
       ino: row.ino,
       mode: row.mode,
@@ -302,6 +302,14 @@ export class FsCore {
       ctimeNs: ctime,
       birthtimeNs: row.btime,
     };
+    if (blocks < 0) {
+      // Open and written: st_blocks of the working state, computed only if asked for (a caller that
+      // wants size and times, such as the FUSE write path's cache stamp, does not pay for the scan).
+      const c = o!.content!;
+      let n = -1;
+      Object.defineProperty(st, "blocks", { enumerable: true, get: () => (n >= 0 ? n : (n = Math.ceil(c.dataBytes() / 4096) * 8)) });
+    }
+    return st;
   }
 
   private newRow(ino: number, mode: number, dir: InodeRow): InodeRow {
