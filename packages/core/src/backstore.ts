@@ -28,13 +28,12 @@ export interface WorkingBuffer {
    */
   hasData(position: number, length: number): boolean;
   /**
-   * Optional: makes `[position, position+length)` (whole pages of the
-   * buffer, within the size) read as zero and frees their memory, so that
-   * `hasData` reports them as a hole again, as fallocate(2)
-   * FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE. Without it, callers write
-   * zeros instead.
+   * Makes `[position, position+length)` (clipped to the size) read as zero,
+   * freeing the memory of whole pages where it can, so that `hasData`
+   * reports those pages as a hole again, as fallocate(2)
+   * FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE. Errors: EIO.
    */
-  punchHole?(position: number, length: number): void;
+  punchHole(position: number, length: number): void;
   /** Releases the memory or descriptor behind the buffer; later calls are invalid. */
   dispose(): void;
 }

@@ -358,10 +358,7 @@ export class OpenContent {
       if (pos < fullLo * PAGE) this.zeroFill(pos, fullLo * PAGE);
       if (end > fullHi * PAGE) this.zeroFill(fullHi * PAGE, end);
       for (let pi = fullLo; pi < fullHi; pi++) this.loaded.add(pi);
-      const lo = fullLo * PAGE;
-      const hi = fullHi * PAGE;
-      if (this.buf.punchHole) this.buf.punchHole(lo, hi - lo);
-      else for (let p = lo; p < hi; p += ZERO.length) this.buf.write(ZERO, 0, Math.min(ZERO.length, hi - p), p);
+      this.buf.punchHole(fullLo * PAGE, (fullHi - fullLo) * PAGE);
     }
     if (pos < this.dirtyLo) this.dirtyLo = pos;
     if (end > this.dirtyHi) this.dirtyHi = end;

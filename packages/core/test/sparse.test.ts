@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { constants as C, statfsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { AgentFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_FILE_SIZE, type FsCore } from "../src/index.js";
-import { errOf, freshStore, prng } from "./helpers.js";
+import { codeOf, freshStore, prng } from "./helpers.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -32,16 +32,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await cleanup();
 });
-
-/** errno name of a synchronous call's error, or "ok". */
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-    return "ok";
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
-}
 
 /** Seek result as lseek(2) would return it: the offset, or the errno name. */
 function seek(fd: number, pos: number, data: boolean): number | string {
