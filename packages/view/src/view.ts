@@ -213,6 +213,19 @@ export class View {
     return r;
   }
 
+  /**
+   * The core route of a call that makes a new node at `path` (mkdir, mknod).
+   * Errors: EEXIST (the control tree, or the control directory's own name in
+   * the main tree), EROFS (a read-only tree).
+   */
+  private newNodeRoute(path: string, syscall: string): Extract<Route, { kind: "core" }> {
+    const r = this.route(path, syscall, true);
+    if (r.kind === "control") throw new FsError("EEXIST", syscall, path);
+    if (r.readOnly) throw new FsError("EROFS", syscall, path);
+    if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EEXIST", syscall, path);
+    return r;
+  }
+
   /** Runs a core call, turning stray StoreErrors into FsErrors. */
   private call<T>(syscall: string, path: string | undefined, fn: () => T): T {
     try {
@@ -393,10 +406,7 @@ export class View {
 
   /** As mkdir(2). Errors: EEXIST, ENOENT, ENOTDIR, EROFS, ENAMETOOLONG. */
   mkdir(path: string, mode = 0o777): void {
-    const r = this.route(path, "mkdir", true);
-    if (r.kind === "control") throw new FsError("EEXIST", "mkdir", path);
-    if (r.readOnly) throw new FsError("EROFS", "mkdir", path);
-    if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EEXIST", "mkdir", path);
+    const r = this.newNodeRoute(path, "mkdir");
     this.call("mkdir", path, () => r.core.mkdir(r.path, mode));
   }
 
@@ -451,10 +461,7 @@ export class View {
    * ENOTDIR, EACCES, EROFS, ENAMETOOLONG.
    */
   mknod(path: string, mode: number, rdev = 0): void {
-    const r = this.route(path, "mknod", true);
-    if (r.kind === "control") throw new FsError("EEXIST", "mknod", path);
-    if (r.readOnly) throw new FsError("EROFS", "mknod", path);
-    if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EEXIST", "mknod", path);
+    const r = this.newNodeRoute(path, "mknod");
     this.call("mknod", path, () => r.core.mknod(r.path, mode, rdev));
   }
 
