@@ -726,7 +726,6 @@ export class Handlers {
     this.session.replyLseek(slot, this.view.seekData(fh, off, whence === SEEK_DATA));
   }
 
-
   // ---------------------------------------------------------------- directories
 
   private opendir(slot: number, ino: number): void {
