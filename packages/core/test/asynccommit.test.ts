@@ -118,6 +118,41 @@ describe("asynchronous commit", () => {
     }
   });
 
+  it("a small change in place in a large file commits at once and re-chunks only the old chunks it overlaps", async () => {
+    const x = open();
+    try {
+      const data = Buffer.concat([text(2 * MiB, 3), prng(2 * MiB, 4)]);
+      const fd = x.core.openFile("/db", C.O_CREAT | C.O_RDWR);
+      x.core.write(fd, data, 0, data.length, 0);
+      await x.core.fsyncAsync(fd);
+      const before = extentsOf(x.dir, "/db");
+      const objects = () => x.store.manifest.db.prepare(`SELECT count(*) FROM objects`).pluck().get() as number;
+      const n0 = objects();
+      // A 20 KiB overwrite in place, as a sqlite3 WAL frame batch: in the text half, then in the random half.
+      for (const at of [MiB + 5000, 3 * MiB + 77]) {
+        const patch = prng(20_600, at);
+        x.core.write(fd, patch, 0, patch.length, at);
+        patch.copy(data, at);
+        const p = x.core.fsyncAsync(fd);
+        // Committed before the promise is awaited: the synchronous path, no worker round trip.
+        expect(sha(committed(x.dir, "/db"))).toBe(sha(data));
+        await p;
+      }
+      const after = extentsOf(x.dir, "/db");
+      const offOf = (e: string) => Number(e.split("+")[0]);
+      const endOf = (e: string) => offOf(e) + Number(e.split("+")[1].split(":")[0]);
+      // Every old chunk that ends before the first change or starts after the last one is kept as it was.
+      const kept = before.filter((e) => endOf(e) <= MiB + 5000 || (offOf(e) >= MiB + 25_600 && endOf(e) <= 3 * MiB + 77) || offOf(e) >= 3 * MiB + 77 + 20_600);
+      for (const e of kept) expect(after).toContain(e);
+      // Two changes, each within at most two old chunks: a handful of new objects, not a re-chunked tail.
+      expect(objects() - n0).toBeLessThanOrEqual(8);
+      x.core.close(fd);
+      expect(fsck(x.store).ok).toBe(true);
+    } finally {
+      x.cleanup();
+    }
+  });
+
   it("writes and truncates during a commit in flight do not disturb it; reads see the latest bytes", async () => {
     const x = open();
     try {
