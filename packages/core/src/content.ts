@@ -67,6 +67,27 @@ export function dataBytes(exts: Extent[]): number {
   return n;
 }
 
+/**
+ * `dataBytes(decodeExtents(buf))` without decoding: read from the encoding
+ * itself, so a stat(2) of a regular file allocates no extent objects.
+ * Errors: EIO when the encoding is damaged (as `decodeExtents`).
+ */
+export function encodedDataBytes(buf: Buffer | null): number {
+  if (!buf) return 0;
+  let n = 0;
+  let p = 0;
+  while (p < buf.length) {
+    const kind = buf[p];
+    if (p + 7 > buf.length || (kind !== KIND_DATA && kind !== KIND_HOLE)) throw new StoreError("EIO", "manifest damaged: bad extent list");
+    if (kind === KIND_DATA) {
+      if (p + 39 > buf.length) throw new StoreError("EIO", "manifest damaged: truncated extent list");
+      n += buf.readUIntLE(p + 1, 6);
+      p += 39;
+    } else p += 7;
+  }
+  return n;
+}
+
 /** True when `exts` leave a hole below `size`: a hole extent, or bytes past the last extent. */
 function hasHole(exts: Extent[], size: number): boolean {
   let end = 0;

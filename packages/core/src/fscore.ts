@@ -8,7 +8,7 @@
 import { constants as C } from "node:fs";
 import { FsError, StoreError, rewrappingStoreErrors } from "./errors.js";
 import { asFsError, fsErrorOf } from "./errwrap.js";
-import { decodeExtents, encodeExtents, readExtents, dataBytes, seekExtents, OpenContent, type Extent } from "./content.js";
+import { decodeExtents, encodeExtents, readExtents, encodedDataBytes, seekExtents, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
@@ -282,7 +282,7 @@ export class FsCore {
     } else if (row.rdev === LOWER_DATA) {
       blocks = Math.ceil(row.size / 4096) * 8;
     } else if ((row.mode & S_IFMT) === S_IFREG) {
-      blocks = Math.ceil(dataBytes(decodeExtents(row.extents)) / 4096) * 8;
+      blocks = Math.ceil(encodedDataBytes(row.extents) / 4096) * 8;
     } else {
       blocks = (row.mode & S_IFMT) === S_IFDIR ? 8 : 0;
     }

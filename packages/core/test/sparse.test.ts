@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { constants as C, statfsSync } from "node:fs";
 import { totalmem } from "node:os";
-import { AgentFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_FILE_SIZE, type FsCore } from "../src/index.js";
+import { AgentFS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAX_FILE_SIZE, dataBytes, decodeExtents, encodeExtents, encodedDataBytes, type Extent, type FsCore } from "../src/index.js";
 import { codeOf, freshStore, prng } from "./helpers.js";
 
 const KiB = 1024;
@@ -284,5 +284,32 @@ describe("Store.capacity (statfs)", () => {
     } finally {
       ram.closeSync();
     }
+  });
+});
+
+describe("encodedDataBytes (st_blocks of a committed file)", () => {
+  it("equals dataBytes of the decoded extents, and a damaged encoding is EIO", () => {
+    const ext = fc.record({ len: fc.integer({ min: 1, max: 2 ** 40 }), data: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(ext, { maxLength: 40 }), fc.nat(), (xs, cut) => {
+        let off = 0;
+        const exts: Extent[] = xs.map(({ len, data }) => {
+          const e = { off, len, hash: data ? prng(32, len) : null };
+          off += len;
+          return e;
+        });
+        const enc = encodeExtents(exts);
+        expect(encodedDataBytes(enc)).toBe(dataBytes(decodeExtents(enc)));
+        // Cut anywhere inside: the same error as decodeExtents, never a wrong count.
+        if (enc.length > 0) {
+          const bad = enc.subarray(0, cut % enc.length);
+          const want = codeOf(() => decodeExtents(bad));
+          expect(codeOf(() => encodedDataBytes(bad))).toBe(want);
+        }
+      }),
+      { numRuns: 300 },
+    );
+    expect(encodedDataBytes(null)).toBe(0);
+    expect(codeOf(() => encodedDataBytes(Buffer.from([7, 0, 0, 0, 0, 0, 0])))).toBe("EIO");
   });
 });

@@ -249,8 +249,11 @@ export class View {
     };
   }
 
+  /** `st` (a fresh object from a tree's FsCore) with its view inode number and device, changed in place: no copy, and a lazily counted st_blocks stays lazy. */
   private withSlot(st: InodeStat, slot: number): InodeStat {
-    return { ...st, ino: encodeIno(slot, st.ino), dev: this.main.dev };
+    st.ino = encodeIno(slot, st.ino);
+    st.dev = this.main.dev;
+    return st;
   }
 
   // ------------------------------------------------------------ metadata
