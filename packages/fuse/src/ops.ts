@@ -388,14 +388,29 @@ export class Handlers {
    * (fs/fuse/dir.c), while local filesystems also clear a group-exec-less
    * S_ISGID when the caller is not in the file's group
    * (setattr_should_drop_sgid). Clears it for such a caller (uid not 0;
-   * groups read from /proc/<pid>/status only when the bit is set).
+   * groups read from /proc/<pid>/status only when the bit is set). True
+   * when it changed the mode: a request whose reply carries no attributes
+   * (write, fallocate) must then drop the kernel's cached ones
+   * (`replyAfterAttrsDropped`), or stat(2) shows the old mode until the
+   * attribute timeout.
    */
-  private killSgid(st: InodeStat, chmod: (mode: number) => void): void {
+  private killSgid(st: InodeStat, chmod: (mode: number) => void): boolean {
     const [uid, gid, pid] = this.session.ctx as unknown as [number, number, number];
-    if (uid === 0) return;
-    if ((st.mode & S_IFMT) !== S_IFREG || (st.mode & 0o2010) !== 0o2000 || st.gid === gid) return;
-    if (callerGroups(pid).includes(st.gid)) return;
+    if (uid === 0) return false;
+    if ((st.mode & S_IFMT) !== S_IFREG || (st.mode & 0o2010) !== 0o2000 || st.gid === gid) return false;
+    if (callerGroups(pid).includes(st.gid)) return false;
     chmod(st.mode & 0o5777);
+    return true;
+  }
+
+  /**
+   * Calls `reply` once the kernel has dropped its cached attributes of node
+   * `ino` (an attributes-only invalidation on a pool thread), so that no
+   * stat(2) after the reply sees a mode the daemon changed on its own.
+   * Calls it at once when the session no longer serves.
+   */
+  private replyAfterAttrsDropped(ino: number, reply: () => void): void {
+    if (!this.session.notifyAsync([], [ino], reply, true)) reply();
   }
 
   // ---------------------------------------------------------------- namespace
@@ -681,16 +696,18 @@ export class Handlers {
   private write(slot: number, fh: number, off: number, size: number, at: number, copy: Buffer | null): void {
     this.stats.writes++;
     if (size > this.stats.maxWrite) this.stats.maxWrite = size;
+    let killed = false;
     if (!this.sgidChecked.has(fh) && this.files.has(fh)) {
       this.sgidChecked.add(fh);
-      if (size > 0) this.killSgid(this.view.fstat(fh), (m) => this.view.fchmod(fh, m));
+      if (size > 0) killed = this.killSgid(this.view.fstat(fh), (m) => this.view.fchmod(fh, m));
     }
     const data = copy ?? this.session.recv;
     const ino = this.files.get(fh);
     const node = this.stampedNode(ino, fh);
     const n = this.view.write(fh, data, copy ? 0 : at, size, off);
     if (node) this.keptThroughKernel(node, this.view.fstat(fh));
-    this.session.replyWrite(slot, n);
+    if (killed && ino !== undefined) this.replyAfterAttrsDropped(ino, () => this.session.replyWrite(slot, n));
+    else this.session.replyWrite(slot, n);
   }
 
   private release(slot: number, ino: number, fh: number): void {
@@ -714,10 +731,15 @@ export class Handlers {
    * the pages it holds stay valid: the cache stamp moves on as for a write.
    */
   private fallocate(slot: number, fh: number, mode: number, off: number, len: number): void {
-    const node = this.stampedNode(this.files.get(fh), fh);
+    const ino = this.files.get(fh);
+    const node = this.stampedNode(ino, fh);
     this.view.fallocate(fh, mode, off, len);
+    // As a write: a caller outside the file's group clears a set-group-ID without group execute (tmpfs
+    // does, through file_modified); the kernel cleared set-user-ID itself before asking.
+    const killed = ino !== undefined && this.killSgid(this.view.fstat(fh), (m) => this.view.fchmod(fh, m));
     if (node) this.keptThroughKernel(node, this.view.fstat(fh));
-    this.session.replyErr(slot, 0);
+    if (killed) this.replyAfterAttrsDropped(ino!, () => this.session.replyErr(slot, 0));
+    else this.session.replyErr(slot, 0);
   }
 
   /** lseek(2) SEEK_DATA/SEEK_HOLE (`View.seekData`); the kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself. */

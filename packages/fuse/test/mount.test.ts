@@ -333,6 +333,16 @@ print(a.recv(100).decode(), stat.S_ISSOCK(os.lstat('sp/sock').st_mode))"`,
     expect(ok("stat -c '%X %Y' f", join(mnt, "shared")).trim()).toBe(`${Date.UTC(2011, 0, 1) / 1000} ${Date.UTC(2001, 1, 3, 4, 5, 6) / 1000}`);
     ok("touch -m -d '2012-01-01 00:00:00' f", join(mnt, "shared"));
     expect(ok("stat -c '%X %Y' f", join(mnt, "shared")).trim()).toBe(`${Date.UTC(2011, 0, 1) / 1000} ${Date.UTC(2012, 0, 1) / 1000}`);
+    // A write or fallocate by a caller outside the file's group drops a set-group-ID without group execute
+    // (the half the daemon does itself), and `stat -c %a` shows it at once: that statx asks for the mode
+    // only, which the kernel answers from its cache unless the daemon dropped the cached attributes.
+    for (const op of ["printf J | dd of=k conv=notrunc status=none", "fallocate -l 65536 k", "fallocate -p -o 0 -l 4096 k"]) {
+      ok("rm -f k && echo hello > k && chown 1000:1000 k && chmod 2766 k", join(mnt, "shared"));
+      expect(ok("stat -c %a k", join(mnt, "shared")).trim()).toBe("2766");
+      const r = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups bash -c ${JSON.stringify(op)}`, join(mnt, "shared"));
+      expect(r.stderr, op).toBe("");
+      expect(ok("stat -c %a k", join(mnt, "shared")).trim(), op).toBe("766");
+    }
     ok("rm -r shared", mnt);
     umount();
     mount();

@@ -112,14 +112,15 @@ export interface FuseSession {
   replyDir(slot: number, size: number, firstOffset: number, names: string[], inos: number[], types: number[] | null, plus: boolean, entryTimeout: number, attrTimeout: number): number;
   /**
    * Drops the kernel's dentries (`entries`: [parent, name]) and the
-   * attributes and cached data of `inodes`, on a libuv pool thread (a
+   * attributes and cached data of `inodes` (with `attrsOnly`, only their
+   * attributes: the page cache stays), on a libuv pool thread (a
    * notification waits for kernel locks that a process may hold while it
    * waits for a reply from the loop, so it must never run on the loop).
    * Calls `done` with the number of notifications the kernel took (a name
    * or inode it did not cache counts as taken). Returns false, and never
    * calls `done`, when the session is not serving.
    */
-  notifyAsync(entries: [number, string][], inodes: number[], done: (taken: number) => void): boolean;
+  notifyAsync(entries: [number, string][], inodes: number[], done: (taken: number) => void, attrsOnly?: boolean): boolean;
   /** Requests dispatched and not answered yet. */
   pending(): number;
   /** [polls after a burst, polls that found a request] (`spinUs`). */

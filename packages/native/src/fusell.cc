@@ -884,15 +884,16 @@ struct NotifyBatch {
   struct fuse_session* se;
   std::vector<std::pair<uint64_t, std::string>> entries;
   std::vector<uint64_t> inodes;
+  bool attrsOnly = false;  // inodes: drop attributes only, keep cached pages (offset -1)
   int done = 0;
   Napi::FunctionReference cb;
   Napi::ObjectReference self;
 };
 
-// notifyAsync(entries: [parent, name][], inodes: number[], cb: (sent: number) => void): boolean
-// Drops the kernel's dentries `name` in `parent` and the attributes and cached data of `inodes`, off the loop;
-// calls `cb` with how many notifications the kernel took (ENOENT, not cached, counts as taken).
-// False (and no callback) when the session is not serving.
+// notifyAsync(entries: [parent, name][], inodes: number[], cb: (sent: number) => void, attrsOnly?: boolean): boolean
+// Drops the kernel's dentries `name` in `parent` and the attributes and cached data of `inodes` (only their
+// attributes with `attrsOnly`), off the loop; calls `cb` with how many notifications the kernel took
+// (ENOENT, not cached, counts as taken). False (and no callback) when the session is not serving.
 Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!se_ || exited_ || !mounted_) return Napi::Boolean::New(env, false);
@@ -907,6 +908,7 @@ Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
   Napi::Array inos = info[1].As<Napi::Array>();
   for (uint32_t i = 0; i < inos.Length(); i++) b->inodes.push_back(static_cast<uint64_t>(inos.Get(i).As<Napi::Number>().DoubleValue()));
   b->cb = Napi::Persistent(info[2].As<Napi::Function>());
+  b->attrsOnly = info.Length() > 3 && info[3].ToBoolean().Value();
   b->self = Napi::Persistent(info.This().As<Napi::Object>());
   b->work.data = b;
   uv_loop_t* loop = nullptr;
@@ -921,7 +923,7 @@ Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
           if (r == 0 || r == -ENOENT) b->done++;
         }
         for (uint64_t ino : b->inodes) {
-          int r = fuse_lowlevel_notify_inval_inode(b->se, ino, 0, 0);
+          int r = fuse_lowlevel_notify_inval_inode(b->se, ino, b->attrsOnly ? -1 : 0, 0);
           if (r == 0 || r == -ENOENT) b->done++;
         }
       },

@@ -1112,7 +1112,7 @@ def perm_owner_ops():
     # writes and truncates by non-root clear set-user-ID (and set-group-ID with group exec)
     for mode in (0o6777, 0o4777, 0o2777, 0o2767, 0o6766, 0o0777):
         for owner in ((NOBODY, NOBODY), (OTHER, OTHER)):
-            for op in ("write", "truncate", "ftruncate", "write-0", "open-trunc"):
+            for op in ("write", "truncate", "ftruncate", "write-0", "open-trunc", "fallocate", "fallocate-keep", "punch"):
                 d = fresh("perm-killpriv")
                 write_file(d + "/f", b"hello", mode)
                 os.chown(d + "/f", *owner)
@@ -1128,12 +1128,14 @@ def perm_owner_ops():
                         return attempt(os.truncate, f, 2)
                     if op == "ftruncate":
                         return attempt(lambda: (lambda fd: (os.ftruncate(fd, 2), os.close(fd)))(os.open(f, os.O_WRONLY)) and None)
+                    if op in FALLOCATE_OPS:
+                        return attempt(lambda: (lambda fd: (fallocate(fd, *FALLOCATE_OPS[op]), os.close(fd)))(os.open(f, os.O_WRONLY)) and None)
                     return attempt(lambda: os.close(os.open(f, os.O_WRONLY | os.O_TRUNC)))
                 r = as_user(NOBODY, NOBODY, body)
                 rec("perm.killpriv[%04o owner=%d](%s)" % (mode, owner[0], op), r + " " + desc(d + "/f", content=False))
     # a writer in the file's group (supplementary) keeps a set-group-ID without group execute
     for mode in (0o2767, 0o2777, 0o6766):
-        for op in ("write", "truncate"):
+        for op in ("write", "truncate", "fallocate"):
             d = fresh("perm-killpriv-grp")
             write_file(d + "/f", b"hello", mode)
             os.chown(d + "/f", OTHER, OTHER)
@@ -1143,6 +1145,8 @@ def perm_owner_ops():
                 f = d + "/f"
                 if op == "write":
                     return attempt(lambda: (lambda fd: (os.write(fd, b"J"), os.close(fd)))(os.open(f, os.O_WRONLY)) and None)
+                if op in FALLOCATE_OPS:
+                    return attempt(lambda: (lambda fd: (fallocate(fd, *FALLOCATE_OPS[op]), os.close(fd)))(os.open(f, os.O_WRONLY)) and None)
                 return attempt(os.truncate, f, 2)
             r = as_user(NOBODY, NOBODY, body, groups=[OTHER])
             rec("perm.killpriv-in-group[%04o](%s)" % (mode, op), r + " " + desc(d + "/f", content=False))
@@ -1491,6 +1495,10 @@ def fd_ops():
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+
+
+# fallocate(2) calls of the killpriv checks: (mode, offset, length); 0x1 = FALLOC_FL_KEEP_SIZE, 0x3 = PUNCH_HOLE|KEEP_SIZE.
+FALLOCATE_OPS = {"fallocate": (0, 0, 65536), "fallocate-keep": (0x1, 0, 65536), "punch": (0x3, 0, 2)}
 
 
 def fallocate(fd, mode, off, length):
