@@ -13,6 +13,7 @@
  * (`ServedTree`) to keep the tree it serves consistent.
  */
 import { applyToLower, diff, diffLower, fsck, gc, stats, type DiffEntry, type FsckReport, type GcReport, type StoreStats, type Store, type Target } from "@agentfs/core";
+import { mknod } from "@agentfs/native";
 import { CliError, UsageError, resolveRef } from "./context.js";
 import { isoFromNs, toJson } from "./format.js";
 
@@ -257,7 +258,7 @@ export const STORE_OPS: Record<string, StoreOp> = {
     const dryRun = args.dryRun === true;
     const live = serves(served, branch);
     if (live) served.flush();
-    const rep = dryRun ? { applied: diffLower(store, { branch }), skipped: [], reset: false } : applyToLower(store, branch, { reset: args.reset !== false });
+    const rep = dryRun ? { applied: diffLower(store, { branch }), skipped: [], reset: false } : applyToLower(store, branch, { reset: args.reset !== false, mknod });
     if (live && rep.reset) served.moved();
     return { branch, lower, changes: rep.applied, skipped: rep.skipped, reset: rep.reset, dryRun };
   },

@@ -2,7 +2,8 @@
  * `agentfs branch create NAME --lower DIR` and `agentfs commit-lower`: an
  * overlay branch reads a host directory, never writes it until commit-lower.
  */
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentfs, agentfsJson, cleanup, initStore } from "./helpers.js";
@@ -41,6 +42,27 @@ describe("overlay branches in the CLI", () => {
     expect(existsSync(join(lower, "gone.txt"))).toBe(false);
     expect(agentfsJson(["commit-lower", "--dry-run", "--json"], { cwd: dir }).changes).toEqual([]);
     expect(run(["cat", "/new.txt"]).stdout).toBe("new\n");
+  });
+
+  it("commit-lower makes FIFOs and device nodes on the host (mknod in staging, renamed into place)", () => {
+    const sp = join(dir, "specials");
+    mkdirSync(sp);
+    expect(spawnSync("mkfifo", ["-m", "620", join(sp, "p")]).status).toBe(0);
+    const root = process.getuid?.() === 0;
+    if (root) expect(spawnSync("mknod", ["-m", "600", join(sp, "n"), "c", "1", "3"]).status).toBe(0);
+    expect(run(["import", sp, "/nodes"]).code).toBe(0);
+    const r = agentfsJson(["commit-lower", "--json"], { cwd: dir });
+    expect(r.skipped).toEqual([]);
+    const p = lstatSync(join(lower, "nodes", "p"));
+    expect(p.isFIFO()).toBe(true);
+    expect(p.mode & 0o7777).toBe(0o620);
+    if (root) {
+      const n = lstatSync(join(lower, "nodes", "n"));
+      expect(n.isCharacterDevice()).toBe(true);
+      expect(n.rdev).toBe(lstatSync("/dev/null").rdev);
+    }
+    expect(readdirSync(lower).filter((x) => x.startsWith(".agentfs-stage"))).toEqual([]);
+    expect(agentfsJson(["commit-lower", "--dry-run", "--json"], { cwd: dir }).changes).toEqual([]);
   });
 
   it("commit-lower on an ordinary branch is EINVAL", () => {

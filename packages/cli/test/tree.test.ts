@@ -1,4 +1,5 @@
 import { getAttributeSync, listAttributesSync, setAttributeSync } from "@napi-rs/xattr";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -121,6 +122,33 @@ describe("import / export round trip", () => {
     }
     expect(b.get("sub/hardlink.txt")!.ino).toBe(b.get("plain.txt")!.ino);
     expect(b.get("plain.txt")!.ino).not.toBe(b.get("private")!.ino);
+  });
+
+  it("FIFOs and device nodes are imported and exported as such (mknod on the host)", () => {
+    const sp = join(host, "special");
+    fs.mkdirSync(sp);
+    expect(spawnSync("mkfifo", ["-m", "640", join(sp, "fifo")]).status).toBe(0);
+    const root = process.getuid?.() === 0;
+    if (root) expect(spawnSync("mknod", ["-m", "604", join(sp, "null"), "c", "1", "3"]).status).toBe(0);
+    const n = root ? 2 : 1;
+    const rep = agentfsJson(["import", sp, "/special", "--json"], { cwd: dir });
+    expect(rep).toMatchObject({ files: 0, specials: n, skipped: [] });
+    expect(run(["import", sp, "/special2"]).stdout).toContain(`0 hard links, ${n} FIFOs/sockets/devices,`);
+    expect(agentfsJson(["stat", "--json", "/special/fifo"], { cwd: dir })).toMatchObject({ type: "fifo", perm: "0640" });
+    const out = join(host, "special-out");
+    expect(agentfsJson(["export", "/special", out, "--json"], { cwd: dir })).toMatchObject({ specials: n, skipped: [] });
+    const f = fs.lstatSync(join(out, "fifo"));
+    expect(f.isFIFO()).toBe(true);
+    expect(f.mode & 0o7777).toBe(0o640);
+    // times reach the host as whole µs (hostTimeSec)
+    const want = fs.lstatSync(join(sp, "fifo"), { bigint: true }).mtimeNs;
+    expect(fs.lstatSync(join(out, "fifo"), { bigint: true }).mtimeNs).toBe(want - (want % 1000n));
+    if (root) {
+      const d = fs.lstatSync(join(out, "null"));
+      expect(d.isCharacterDevice()).toBe(true);
+      expect(d.rdev).toBe(fs.statSync("/dev/null").rdev);
+      expect(d.mode & 0o7777).toBe(0o604);
+    }
   });
 
   it("export refuses a non-empty directory unless --overwrite; exports a snapshot", () => {

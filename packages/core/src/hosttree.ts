@@ -1,15 +1,17 @@
 /**
  * Import of a host directory tree into a view, and export of a view's tree
  * to a host directory, preserving contents, modes, owners (as root), times
- * (ns), symlinks, hard links and user xattrs. Sockets, FIFOs and devices are
- * skipped and counted.
+ * (ns), symlinks, hard links and user xattrs. FIFOs, sockets and device
+ * nodes are imported as such (`FsCore.mknod`; devices only as root); an
+ * export creates them on the host through the `mknod` option (Node has no
+ * mknod(2)), and skips and counts them without it.
  */
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { listAttributesSync, getAttributeSync, setAttributeSync } from "@napi-rs/xattr";
 import { constants as C } from "node:fs";
 import { FsError, isErrno } from "./errors.js";
-import { FsCore, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./fscore.js";
+import { FsCore, S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "./fscore.js";
 import { hostTimeSec } from "./promises.js";
 
 /** Progress of an import or export: counts so far and totals from the first pass (entries; bytes). */
@@ -27,15 +29,28 @@ export interface TreeReport {
   dirs: number;
   symlinks: number;
   hardlinks: number;
+  /** FIFOs, sockets and device nodes made. */
+  specials: number;
   skipped: string[];
   bytes: number;
 }
+
+/**
+ * Creates a special file on the host, as mknod(2): `mode` is the S_IFMT
+ * type (S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK) with permission bits, `rdev`
+ * the device number of a device node. Core makes no system calls Node lacks:
+ * front ends pass `@agentfs/native`'s `mknod`. Throws the host's errno as a
+ * Node error (EPERM for a device node without CAP_MKNOD).
+ */
+export type HostMknod = (path: string, mode: number, rdev: number) => void;
 
 /** Options of importTree/exportTree. */
 export interface TreeOptions {
   onProgress?: (p: TreeProgress) => void;
   /** Entries per write transaction on import (default 256). */
   batch?: number;
+  /** Export only: how to create FIFOs, sockets and device nodes on the host; without it they are skipped (listed in `skipped`). */
+  mknod?: HostMknod;
 }
 
 const IO_CHUNK = 1 << 20;
@@ -87,7 +102,7 @@ export function importTree(core: FsCore, hostDir: string, dest = "/", opts: Tree
   const totals = { entries: 0, bytes: 0 };
   scanHost(hostDir, totals);
   const prog: TreeProgress = { phase: "copy", entries: 0, bytes: 0, totalEntries: totals.entries, totalBytes: totals.bytes };
-  const rep: TreeReport = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: [], bytes: 0 };
+  const rep: TreeReport = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, specials: 0, skipped: [], bytes: 0 };
   const links = new Map<string, string>();
   const buf = Buffer.allocUnsafe(IO_CHUNK);
   const batch = Math.max(1, opts.batch ?? 256);
@@ -162,6 +177,11 @@ export function importTree(core: FsCore, hostDir: string, dest = "/", opts: Tree
         core.symlink(fs.readlinkSync(host), p);
         setMeta(p, s, host, false);
         rep.symlinks++;
+      } else if (isRoot || (type !== S_IFCHR && type !== S_IFBLK)) {
+        // A FIFO, socket or device node: the node itself (a socket's listener does not come along, as with cp -a).
+        core.mknod(p, type | 0o600, Number(s.rdev));
+        setMeta(p, s, host, false);
+        rep.specials++;
       } else {
         rep.skipped.push(host);
       }
@@ -182,12 +202,25 @@ export function importTree(core: FsCore, hostDir: string, dest = "/", opts: Tree
   return rep;
 }
 
+/** Makes special file `host` (replacing what is there) with `mknod`; false when the host refuses a device node (EPERM: no CAP_MKNOD). */
+function tryMknod(mknod: HostMknod, host: string, type: number, rdev: number): boolean {
+  fs.rmSync(host, { force: true });
+  try {
+    mknod(host, type | 0o600, rdev);
+    return true;
+  } catch (e) {
+    if ((type === S_IFCHR || type === S_IFBLK) && (e as NodeJS.ErrnoException).code === "EPERM") return false;
+    throw e;
+  }
+}
+
 /**
  * Copies the view's tree at `src` into host directory `hostDir` (created if
  * missing; with `overwrite` false it must be empty, else EEXIST). Preserves
- * contents, modes, owners (as root), times, symlinks, hard links and xattrs.
- * Times reach the host through Node's utimes, which takes seconds as a double:
- * about 1 µs precision, not the store's ns.
+ * contents, modes, owners (as root), times, symlinks, hard links and xattrs;
+ * FIFOs, sockets and device nodes are made with `opts.mknod` (skipped and
+ * listed without it). Times reach the host as whole microseconds
+ * (`hostTimeSec`), not the store's ns.
  */
 export function exportTree(core: FsCore, src: string, hostDir: string, opts: TreeOptions & { overwrite?: boolean } = {}): TreeReport {
   const s0 = core.stat(src, true);
@@ -207,7 +240,7 @@ export function exportTree(core: FsCore, src: string, hostDir: string, opts: Tre
   };
   scan(src);
   const prog: TreeProgress = { phase: "copy", entries: 0, bytes: 0, totalEntries: totals.entries, totalBytes: totals.bytes };
-  const rep: TreeReport = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: [], bytes: 0 };
+  const rep: TreeReport = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, specials: 0, skipped: [], bytes: 0 };
   const links = new Map<number, string>();
   const buf = Buffer.allocUnsafe(IO_CHUNK);
   const report = throttled(prog, opts.onProgress);
@@ -273,6 +306,9 @@ export function exportTree(core: FsCore, src: string, hostDir: string, opts: Tre
         }
         setMeta(sp, host, false);
         rep.files++;
+      } else if (opts.mknod && tryMknod(opts.mknod, host, e.type, core.stat(sp, false).rdev)) {
+        setMeta(sp, host, false);
+        rep.specials++;
       } else {
         rep.skipped.push(sp);
       }

@@ -21,6 +21,7 @@ import { FsCore, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type InodeStat } from "./fsc
 import { diffLower, type DiffEntry } from "./maintenance.js";
 import { hostTimeSec } from "./promises.js";
 import type { Store } from "./store.js";
+import type { HostMknod } from "./hosttree.js";
 
 /** What `applyToLower` did. Paths are tree paths ("/a/b"); `skipped` says why an aspect was not applied. */
 export interface ApplyReport {
@@ -30,7 +31,8 @@ export interface ApplyReport {
    * Aspects that cannot be written to the host: "xattrs" for extended
    * attributes outside the user.* namespace (trusted.*, security.*), or
    * user.* ones on a host filesystem without support for them (ENOTSUP);
-   * "owner" when not root; "other" file types.
+   * "owner" when not root; "other" for FIFOs, sockets and device nodes
+   * when no `mknod` was given.
    */
   skipped: Array<{ path: string; reason: string }>;
   /** True when the branch was reset to read the host directory afresh (`reset` option). */
@@ -49,7 +51,10 @@ export interface ApplyReport {
  * Hard links made in the branch become separate files on the host. With
  * `reset`, the branch is then pointed at a new empty layer over its overlay
  * root (O(1)), so it reads the updated host directory and its `diffLower`
- * is empty; snapshots keep their layers.
+ * is empty; snapshots keep their layers. FIFOs, sockets and device nodes
+ * are made in staging with `opts.mknod` (`HostMknod`: Node has no
+ * mknod(2)) and renamed into place like files; without it they are
+ * reported as skipped ("other").
  *
  * Mirrors nothing in POSIX; host syscalls used: unlink/rmdir (rm -r),
  * mkdir, open(O_CREAT|O_EXCL)/write/fsync/rename, symlink, chmod, chown,
@@ -59,7 +64,7 @@ export interface ApplyReport {
  * operation that failed (a StoreError with the errno name for the xattr
  * calls).
  */
-export function applyToLower(store: Store, branch: string, opts: { reset?: boolean } = {}): ApplyReport {
+export function applyToLower(store: Store, branch: string, opts: { reset?: boolean; mknod?: HostMknod } = {}): ApplyReport {
   const lower = store.chainOf({ branch }).lower;
   if (!lower) throw new StoreError("EINVAL", `branch '${branch}' is not an overlay (it has no lower directory)`);
   const changes = diffLower(store, { branch });
@@ -142,6 +147,12 @@ export function applyToLower(store: Store, branch: string, opts: { reset?: boole
       writeXattrs(p, tmp, true); // (reports attributes a symlink cannot have on the host)
       if (isRoot) lchownSync(tmp, st.uid, st.gid);
       lutimesSync(tmp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
+    } else if (type !== S_IFDIR && opts.mknod) {
+      // A FIFO, socket or device node, made in staging like a file and renamed into place.
+      opts.mknod(tmp, type | 0o600, st.rdev);
+      if (isRoot) chownSync(tmp, st.uid, st.gid);
+      chmodSync(tmp, st.mode & 0o7777);
+      utimesSync(tmp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
     } else return;
     staged.set(p, tmp);
   };

@@ -1397,6 +1397,23 @@ Napi::Value Statfs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// mknod(path: string, mode: number, rdev: number): void — mknod(2): a FIFO, socket, character or block
+// device node (mode carries the S_IFMT type and the permission bits; the umask applies, as in mknod(2)).
+Napi::Value Mknod(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  int64_t mode = 0, rdev = 0;
+  if (!ArgString(info, 0, &path, "path") || !ArgInt(info, 1, &mode, "mode") || !ArgInt(info, 2, &rdev, "rdev")) return Napi::Value();
+  if (mknod(path.c_str(), static_cast<mode_t>(mode), static_cast<dev_t>(rdev)) < 0) {
+    Napi::Error e = MakeErrno(env, errno, "mknod");
+    e.Set("path", Napi::String::New(env, path));
+    e.Set("message", Napi::String::New(env, e.Message() + " '" + path + "'"));
+    e.ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  return env.Undefined();
+}
+
 // ---------------------------------------------------------------- module
 
 Napi::Object Constants(Napi::Env env) {
@@ -1487,6 +1504,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("recvFds", RecvFds);
   EXPORT("getPeerCred", GetPeerCred);
   EXPORT("statfs", Statfs);
+  EXPORT("mknod", Mknod);
 #undef EXPORT
   exports.Set("constants", Constants(env));
   exports.Set("platform",

@@ -60,6 +60,7 @@ interface Binding {
   recvFds(socketFd: number, maxData: number, maxFds: number, flags: number): RecvResult;
   getPeerCred(socketFd: number): PeerCred;
   statfs(path: string): StatfsResult;
+  mknod(path: string, mode: number, rdev: number): void;
 }
 
 function loadBinding(): Binding {
@@ -682,6 +683,21 @@ for (const [name, magic] of Object.entries(FS_MAGIC)) if (!MAGIC_NAMES.has(magic
  */
 export function fsTypeName(type: number): string | undefined {
   return MAGIC_NAMES.get(type >>> 0);
+}
+
+/**
+ * As mknod(2): creates a FIFO, socket, character or block device node at
+ * `path`. `mode` holds the S_IFMT type (S_IFIFO, S_IFSOCK, S_IFCHR,
+ * S_IFBLK) and the permission bits (the process umask applies); `rdev` is
+ * the device number of a device node (`makedev(major, minor)`, as in
+ * `fs.Stats.rdev`), ignored otherwise. Device nodes need CAP_MKNOD.
+ *
+ * Errors: EEXIST, ENOENT, ENOTDIR, EACCES, EPERM (a device node without
+ * CAP_MKNOD), EINVAL (a type mknod(2) does not create), EROFS, ENOSPC;
+ * the error carries `path`.
+ */
+export function mknod(path: string, mode: number, rdev: number): void {
+  binding.mknod(path, mode, rdev);
 }
 
 /**

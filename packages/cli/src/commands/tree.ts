@@ -4,6 +4,7 @@
  * user xattrs (core's importTree/exportTree do the copying).
  */
 import { exportTree, importTree, type TreeReport } from "@agentfs/core";
+import { mknod } from "@agentfs/native";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { out, printJson, targetLabel, withFs } from "../context.js";
@@ -27,8 +28,9 @@ export interface TreeCommandReport extends TreeReport {
 
 function summary(r: TreeCommandReport): string {
   const verb = r.operation === "import" ? `imported ${r.host} into ${r.target}:${r.path}` : `exported ${r.target}:${r.path} to ${r.host}`;
-  const skipped = r.skipped.length ? `; skipped ${r.skipped.length} (sockets, FIFOs, devices or unsupported xattrs)` : "";
-  return `${verb}: ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links, ${humanBytes(r.bytes)} in ${seconds(r.ms)}${skipped}`;
+  const skipped = r.skipped.length ? `; skipped ${r.skipped.length} (device nodes without root, or unsupported xattrs)` : "";
+  const specials = r.specials ? `, ${r.specials} FIFOs/sockets/devices` : "";
+  return `${verb}: ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links${specials}, ${humanBytes(r.bytes)} in ${seconds(r.ms)}${skipped}`;
 }
 
 /** Registers `import` and `export` on `program`. */
@@ -76,7 +78,7 @@ export function registerTreeCommands(program: Command): void {
         const t0 = Date.now();
         let rep: TreeReport;
         try {
-          rep = exportTree(afs.core, src, host, { overwrite: opts.overwrite, onProgress: (p) => bar.update(p) });
+          rep = exportTree(afs.core, src, host, { overwrite: opts.overwrite, mknod, onProgress: (p) => bar.update(p) });
         } finally {
           bar.stop();
         }
