@@ -37,10 +37,12 @@ export function encodeExtents(exts: Extent[]): Buffer {
   return out;
 }
 
-/** Decodes `encodeExtents` output. Errors: EIO when the encoding is damaged. */
-export function decodeExtents(buf: Buffer | null): Extent[] {
-  const out: Extent[] = [];
-  if (!buf) return out;
+/**
+ * Walks an `encodeExtents` encoding without building extents: calls `fn(off, len,
+ * hashAt)` for each extent, `hashAt` being where its 32-byte hash starts in
+ * `buf`, or -1 for a hole. Errors: EIO when the encoding is damaged.
+ */
+function walkExtents(buf: Buffer, fn: (off: number, len: number, hashAt: number) => void): void {
   let p = 0;
   let off = 0;
   while (p < buf.length) {
@@ -48,15 +50,21 @@ export function decodeExtents(buf: Buffer | null): Extent[] {
     if (p + 7 > buf.length || (kind !== KIND_DATA && kind !== KIND_HOLE)) throw new StoreError("EIO", "manifest damaged: bad extent list");
     const len = buf.readUIntLE(p + 1, 6);
     p += 7;
-    let hash: Buffer | null = null;
+    let hashAt = -1;
     if (kind === KIND_DATA) {
       if (p + 32 > buf.length) throw new StoreError("EIO", "manifest damaged: truncated extent list");
-      hash = buf.subarray(p, p + 32);
+      hashAt = p;
       p += 32;
     }
-    out.push({ off, len, hash });
+    fn(off, len, hashAt);
     off += len;
   }
+}
+
+/** Decodes `encodeExtents` output. Errors: EIO when the encoding is damaged. */
+export function decodeExtents(buf: Buffer | null): Extent[] {
+  const out: Extent[] = [];
+  if (buf) walkExtents(buf, (off, len, h) => out.push({ off, len, hash: h < 0 ? null : buf.subarray(h, h + 32) }));
   return out;
 }
 
@@ -73,18 +81,10 @@ export function dataBytes(exts: Extent[]): number {
  * Errors: EIO when the encoding is damaged (as `decodeExtents`).
  */
 export function encodedDataBytes(buf: Buffer | null): number {
-  if (!buf) return 0;
   let n = 0;
-  let p = 0;
-  while (p < buf.length) {
-    const kind = buf[p];
-    if (p + 7 > buf.length || (kind !== KIND_DATA && kind !== KIND_HOLE)) throw new StoreError("EIO", "manifest damaged: bad extent list");
-    if (kind === KIND_DATA) {
-      if (p + 39 > buf.length) throw new StoreError("EIO", "manifest damaged: truncated extent list");
-      n += buf.readUIntLE(p + 1, 6);
-      p += 39;
-    } else p += 7;
-  }
+  if (buf) walkExtents(buf, (_off, len, h) => {
+    if (h >= 0) n += len;
+  });
   return n;
 }
 
@@ -436,7 +436,6 @@ export class OpenContent {
     }
     return p;
   }
-
 
   /**
    * Chunks, hashes and stores what changed since the last commit (the
