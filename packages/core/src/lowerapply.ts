@@ -76,13 +76,14 @@ export function applyToLower(store: Store, branch: string, opts: { reset?: boole
   const dirTimes: Array<{ path: string; st: InodeStat }> = [];
   const applied: DiffEntry[] = [];
 
-  const setMeta = (p: string, st: InodeStat) => {
+  /** Owner (as root), mode and times of tree entry `p` onto host path `to` (default its own place; a staged copy in phase 1); a directory's times are set last. */
+  const setMeta = (p: string, st: InodeStat, to = host(p)) => {
     const type = st.mode & S_IFMT;
     // chown before chmod: chown clears set-user-ID/set-group-ID bits.
-    if (isRoot) (type === S_IFLNK ? lchownSync : chownSync)(host(p), st.uid, st.gid);
-    if (type !== S_IFLNK) chmodSync(host(p), st.mode & 0o7777);
+    if (isRoot) (type === S_IFLNK ? lchownSync : chownSync)(to, st.uid, st.gid);
+    if (type !== S_IFLNK) chmodSync(to, st.mode & 0o7777);
     if (type === S_IFDIR) dirTimes.push({ path: p, st });
-    else (type === S_IFLNK ? lutimesSync : utimesSync)(host(p), hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
+    else (type === S_IFLNK ? lutimesSync : utimesSync)(to, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
   };
 
   /** The branch's xattrs of each entry to write, read in phase 1 (as `stats`): user.* name → value, and whether it has others. */
@@ -139,21 +140,14 @@ export function applyToLower(store: Store, branch: string, opts: { reset?: boole
       } finally {
         closeSync(fd);
       }
-      if (isRoot) chownSync(tmp, st.uid, st.gid);
-      chmodSync(tmp, st.mode & 0o7777);
-      utimesSync(tmp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
     } else if (type === S_IFLNK) {
       symlinkSync(core.readlink(p), tmp);
       writeXattrs(p, tmp, true); // (reports attributes a symlink cannot have on the host)
-      if (isRoot) lchownSync(tmp, st.uid, st.gid);
-      lutimesSync(tmp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
     } else if (type !== S_IFDIR && opts.mknod) {
       // A FIFO, socket or device node, made in staging like a file and renamed into place.
       opts.mknod(tmp, type | 0o600, st.rdev);
-      if (isRoot) chownSync(tmp, st.uid, st.gid);
-      chmodSync(tmp, st.mode & 0o7777);
-      utimesSync(tmp, hostTimeSec(st.atimeNs), hostTimeSec(st.mtimeNs));
     } else return;
+    setMeta(p, st, tmp);
     staged.set(p, tmp);
   };
   const stats = new Map<string, InodeStat>();
