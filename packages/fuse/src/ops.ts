@@ -403,6 +403,11 @@ export class Handlers {
     return true;
   }
 
+  /** `killSgid` of the file open as handle `fh` (`st` its current stat), changed through the handle. */
+  private killSgidOf(fh: number, st: InodeStat): boolean {
+    return this.killSgid(st, (m) => this.view.fchmod(fh, m));
+  }
+
   /**
    * Calls `reply` once the kernel has dropped its cached attributes of node
    * `ino` (an attributes-only invalidation on a pool thread), so that no
@@ -699,7 +704,7 @@ export class Handlers {
     let killed = false;
     if (!this.sgidChecked.has(fh) && this.files.has(fh)) {
       this.sgidChecked.add(fh);
-      if (size > 0) killed = this.killSgid(this.view.fstat(fh), (m) => this.view.fchmod(fh, m));
+      if (size > 0) killed = this.killSgidOf(fh, this.view.fstat(fh));
     }
     const data = copy ?? this.session.recv;
     const ino = this.files.get(fh);
@@ -734,10 +739,12 @@ export class Handlers {
     const ino = this.files.get(fh);
     const node = this.stampedNode(ino, fh);
     this.view.fallocate(fh, mode, off, len);
+    const st = this.view.fstat(fh);
     // As a write: a caller outside the file's group clears a set-group-ID without group execute (tmpfs
-    // does, through file_modified); the kernel cleared set-user-ID itself before asking.
-    const killed = ino !== undefined && this.killSgid(this.view.fstat(fh), (m) => this.view.fchmod(fh, m));
-    if (node) this.keptThroughKernel(node, this.view.fstat(fh));
+    // does, through file_modified); the kernel cleared set-user-ID itself before asking. (A chmod moves
+    // ctime only, so `st` still carries the stamp.)
+    const killed = ino !== undefined && this.killSgidOf(fh, st);
+    if (node) this.keptThroughKernel(node, st);
     if (killed) this.replyAfterAttrsDropped(ino!, () => this.session.replyErr(slot, 0));
     else this.session.replyErr(slot, 0);
   }
