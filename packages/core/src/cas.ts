@@ -3,10 +3,13 @@
  * of their uncompressed bytes, kept in the manifest database's `objects`
  * table (see the package README for why in SQLite and not a directory).
  * Chunks are gzip-compressed when that saves at least 1/16 of their size,
- * else stored raw. Every read is verified against the hash.
+ * else stored raw. Every read is verified: against the CRC-32 of the
+ * uncompressed bytes kept in `objects.crc` (as btrfs checks its blocks), or,
+ * for rows from before that column, against the SHA-256 name itself. fsck
+ * checks both.
  */
 import { createHash } from "node:crypto";
-import { gzipSync, gunzipSync, constants as zc } from "node:zlib";
+import { crc32, gzipSync, gunzipSync, constants as zc } from "node:zlib";
 import type Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
 
@@ -43,19 +46,61 @@ export function looksIncompressible(data: Uint8Array): boolean {
   return bits / n > 7.5;
 }
 
+/** A chunk as the CAS stores it (`encodeChunk`). */
+export interface EncodedChunk {
+  /** CODEC_RAW or CODEC_GZIP. */
+  codec: number;
+  /** The stored bytes: the chunk itself (raw) or its gzip member. */
+  body: Uint8Array;
+  /** CRC-32 (zlib's polynomial, unsigned) of the uncompressed chunk: the check `ObjectStore.get` verifies reads with. */
+  crc: number;
+}
+
+/**
+ * CRC-32 of the chunk stored as `body` with `codec`, without decompressing:
+ * a gzip member carries it in its trailer (bytes −8…−5, little-endian), which
+ * inflate verifies against the data; raw bytes are summed (~0.2 ms/MiB).
+ * Errors: EIO when a gzip body is too short to have a trailer.
+ */
+export function chunkCrc(codec: number, body: Uint8Array): number {
+  if (codec !== CODEC_GZIP) return crc32(body);
+  if (body.length < 18) throw new StoreError("EIO", `gzip object body of ${body.length} bytes has no trailer`);
+  return Buffer.from(body.buffer, body.byteOffset, body.length).readUInt32LE(body.length - 8);
+}
+
 /**
  * How the CAS stores chunk `data` at gzip `level` (1 fastest … 9 smallest):
  * gzip-compressed (CODEC_GZIP) when that saves at least 1/16 of its size,
- * else raw (CODEC_RAW, `body` is `data` itself). Chunks under 64 bytes and
- * ones that look incompressible (high byte entropy) are not tried. Pure and
- * thread-safe: commit workers call it off the main thread.
+ * else raw (CODEC_RAW, `body` is `data` itself); with the CRC-32 of `data`.
+ * Chunks under 64 bytes and ones that look incompressible (high byte
+ * entropy) are not tried. Pure and thread-safe: commit workers call it off
+ * the main thread.
  */
-export function encodeChunk(data: Uint8Array, level: number): { codec: number; body: Uint8Array } {
+export function encodeChunk(data: Uint8Array, level: number): EncodedChunk {
   if (data.length >= 64 && !looksIncompressible(data)) {
     const z = gzipSync(data, { level, strategy: zc.Z_DEFAULT_STRATEGY });
-    if (z.length <= data.length - (data.length >> 4)) return { codec: CODEC_GZIP, body: z };
+    if (z.length <= data.length - (data.length >> 4)) return { codec: CODEC_GZIP, body: z, crc: chunkCrc(CODEC_GZIP, z) };
   }
-  return { codec: CODEC_RAW, body: data };
+  return { codec: CODEC_RAW, body: data, crc: crc32(data) };
+}
+
+/** True when the `objects` table of `db` has the `crc` column (stores made before it have not). */
+export function hasCrcColumn(db: Database.Database): boolean {
+  return (db.prepare(`SELECT name FROM pragma_table_info('objects')`).pluck().all() as string[]).includes("crc");
+}
+
+/**
+ * The chunk bytes of a stored `body` with `codec` (gunzip for CODEC_GZIP, which
+ * checks the member's own CRC-32 and length). `key` names the object in
+ * errors. Errors: EIO when a gzip body cannot be decompressed.
+ */
+export function decodeBody(key: string, codec: number, body: Buffer): Buffer {
+  if (codec !== CODEC_GZIP) return body;
+  try {
+    return gunzipSync(body);
+  } catch (e) {
+    throw new StoreError("EIO", `object ${key} is corrupt: cannot decompress (${(e as Error).message})`);
+  }
 }
 
 /** A small LRU of verified, decompressed chunks keyed by hex hash, bounded in bytes. */
@@ -131,15 +176,21 @@ export class ObjectStore {
   private readonly stHas: Database.Statement;
   private readonly stPut: Database.Statement;
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
+  private readonly withCrc: boolean;
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
    * given, holds the object bodies instead of the `objects.data` column.
    */
   constructor(db: Database.Database, readonly level = 1, readonly backend?: ObjectBackend) {
-    this.stGet = db.prepare(`SELECT size, codec, data FROM objects WHERE hash = ?`);
+    // A read-only look at a store from before `objects.crc` (Manifest.open adds it when writable) has no column.
+    const withCrc = hasCrcColumn(db);
+    this.stGet = db.prepare(`SELECT size, codec, data, ${withCrc ? "crc" : "NULL AS crc"} FROM objects WHERE hash = ?`);
     this.stHas = db.prepare(`SELECT 1 FROM objects WHERE hash = ?`).pluck();
-    this.stPut = db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
+    this.stPut = withCrc
+      ? db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data, crc) VALUES(?, ?, ?, ?, ?, ?)`)
+      : db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
+    this.withCrc = withCrc;
   }
 
   /** True when the object `hash` is stored. */
@@ -159,49 +210,49 @@ export class ObjectStore {
     // fetch, decompress and hash them again. Larger ones would only push read chunks out.
     if (data.length <= CACHE_ON_WRITE_MAX) this.cache.set(hash.toString("hex"), Buffer.from(data));
     if (this.has(hash)) return { added: false, stored: 0 };
-    const { codec, body } = encodeChunk(data, this.level);
-    return this.putEncoded(hash, data.length, codec, body);
+    const { codec, body, crc } = encodeChunk(data, this.level);
+    return this.putEncoded(hash, data.length, codec, body, crc);
   }
 
   /**
    * Stores an object already encoded by `encodeChunk` (e.g. in a commit
-   * worker): `size` raw bytes whose SHA-256 is `hash`, kept as `body` with
-   * `codec` (CODEC_RAW or CODEC_GZIP). A no-op returning `added: false` when
-   * the object is present. Must run inside the manifest's write transaction.
-   * The caller vouches for hash and encoding; reads verify them anyway (EIO).
+   * worker): `size` raw bytes whose SHA-256 is `hash` and CRC-32 `crc`, kept
+   * as `body` with `codec` (CODEC_RAW or CODEC_GZIP). A no-op returning
+   * `added: false` when the object is present. Must run inside the
+   * manifest's write transaction. The caller vouches for hash, CRC and
+   * encoding; reads verify the CRC anyway, fsck both (EIO).
    */
-  putEncoded(hash: Buffer, size: number, codec: number, body: Uint8Array): PutResult {
+  putEncoded(hash: Buffer, size: number, codec: number, body: Uint8Array, crc: number): PutResult {
     if (this.has(hash)) return { added: false, stored: 0 };
-    if (this.backend) {
-      this.stPut.run(hash, size, body.length, codec, EMPTY);
-      this.backend.put(hash, body);
-    } else {
-      this.stPut.run(hash, size, body.length, codec, body);
-    }
+    const data = this.backend ? EMPTY : body;
+    if (this.withCrc) this.stPut.run(hash, size, body.length, codec, data, crc);
+    else this.stPut.run(hash, size, body.length, codec, data);
+    this.backend?.put(hash, body);
     return { added: true, stored: body.length };
   }
 
   /**
-   * Returns the verified bytes of object `hash`. Errors: EIO when the object
-   * is missing, cannot be decompressed, or fails its SHA-256 check (the
-   * message names the object).
+   * Returns the verified bytes of object `hash`: checked against the CRC-32
+   * in its row (a gzip body's trailer must carry the same value, and inflate
+   * checks the data against it), or against `hash` itself (SHA-256) for a
+   * row without one. Errors: EIO when the object is missing, cannot be
+   * decompressed, or fails its check (the message names the object).
    */
   get(hash: Buffer): Buffer {
     const key = hash.toString("hex");
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const row = this.stGet.get(hash) as { size: number; codec: number; data: Buffer } | undefined;
+    const row = this.stGet.get(hash) as { size: number; codec: number; data: Buffer; crc: number | null } | undefined;
     if (!row) throw new StoreError("EIO", `object ${key} is missing from the store`);
     const body = this.bodyOf(hash, row.data);
     if (!body) throw new StoreError("EIO", `object ${key} is missing from the ${this.backend?.kind} object backend`);
-    let data: Buffer;
-    try {
-      data = row.codec === CODEC_GZIP ? gunzipSync(body) : body;
-    } catch (e) {
-      throw new StoreError("EIO", `object ${key} is corrupt: cannot decompress (${(e as Error).message})`);
-    }
-    if (data.length !== row.size || !sha256(data).equals(hash)) {
-      throw new StoreError("EIO", `object ${key} failed its SHA-256 check: stored bytes are corrupt`);
+    const data = decodeBody(key, row.codec, body);
+    if (data.length !== row.size) throw new StoreError("EIO", `object ${key} is corrupt: ${data.length} bytes where its row says ${row.size}`);
+    if (row.crc === null) {
+      if (!sha256(data).equals(hash)) throw new StoreError("EIO", `object ${key} failed its SHA-256 check: stored bytes are corrupt`);
+    } else if (chunkCrc(row.codec, body) !== row.crc) {
+      // (A gzip body's trailer CRC is the one inflate just checked the data against.)
+      throw new StoreError("EIO", `object ${key} failed its CRC-32 check: stored bytes are corrupt`);
     }
     this.cache.set(key, data);
     return data;

@@ -251,7 +251,7 @@ export interface CommitTarget {
  * manifest maps them).
  */
 export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: FrozenCommit): Promise<FrozenResult | null> {
-  const items: { off: number; len: number; hash: Buffer | null; codec: number; body: Uint8Array | null }[] = [];
+  const items: { off: number; len: number; hash: Buffer | null; codec: number; body: Uint8Array | null; crc: number }[] = [];
   let consumed = job.start;
   let sent = job.start;
   let failed: string | null = null;
@@ -284,11 +284,13 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
         let b = 0;
         for (let i = 0; i < m.offs.length; i++) {
           const c = m.codecs[i];
-          if (c === -1) items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null });
+          if (c === -1) items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null, crc: 0 });
           else {
             const hash = Buffer.from(m.hashes.buffer, m.hashes.byteOffset + k * 32, 32);
             k++;
-            items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: c === -2 ? null : m.bodies[b++] });
+            const sent = c !== -2;
+            items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: sent ? m.bodies[b] : null, crc: sent ? m.crcs[b] : 0 });
+            if (sent) b++;
           }
         }
         consumed = Math.max(consumed, m.consumed);
@@ -329,7 +331,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
             const it = items.shift()!;
             batch.push(it);
             if (it.hash && it.body) {
-              const put = target.cas.putEncoded(it.hash, it.len, it.codec, it.body);
+              const put = target.cas.putEncoded(it.hash, it.len, it.codec, it.body, it.crc);
               if (put.added) {
                 inserted.push(it.hash);
                 newStoredBytes += put.stored;

@@ -51,14 +51,14 @@ export type WorkerIn =
  * (-1 for a hole, -2 for a chunk the store holds, else the CAS codec of the
  * body), for non-hole items in order their 32-byte hashes packed in
  * `hashes`, and for encoded items in order their stored bodies in
- * `bodies`; `consumed` is the file offset up to which input is no longer
+ * `bodies` and the CRC-32s of their chunks in `crcs`; `consumed` is the file offset up to which input is no longer
  * needed. `done` also says where chunking ended (`stoppedAt`: `end`, or an
  * offset from `stops`). `error`: the job failed. `checkpointed`: the
  * checkpoint asked for is done (`error`: why it failed, else null).
  */
 export type WorkerOut =
   | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
-  | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; consumed: number; done: boolean; stoppedAt: number }
+  | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; crcs: number[]; consumed: number; done: boolean; stoppedAt: number }
   | { t: "error"; id: number; message: string }
   | { t: "checkpointed"; id: number; error: string | null };
 
@@ -163,6 +163,7 @@ function answer(j: Job, seq: number, present: Uint8Array): void {
   const codecs: number[] = [];
   const hashes: Buffer[] = [];
   const bodies: Uint8Array[] = [];
+  const crcs: number[] = [];
   let k = 0;
   for (const c of cuts) {
     offs.push(c.off);
@@ -180,11 +181,12 @@ function answer(j: Job, seq: number, present: Uint8Array): void {
     const body = enc.body === c.bytes ? c.bytes : new Uint8Array(enc.body); // own ArrayBuffer: transferred, not cloned
     codecs.push(enc.codec);
     bodies.push(body);
+    crcs.push(enc.crc);
   }
   const done = j.finishedAt >= 0 && j.asks.size === 0 && j.cuts.length === 0;
   const packed = new Uint8Array(hashes.length * 32);
   hashes.forEach((h, i) => packed.set(h, i * 32));
-  const msg: WorkerOut = { t: "chunks", id: j.id, offs, lens, codecs, hashes: packed, bodies, consumed: j.pos, done, stoppedAt: done ? j.finishedAt : -1 };
+  const msg: WorkerOut = { t: "chunks", id: j.id, offs, lens, codecs, hashes: packed, bodies, crcs, consumed: j.pos, done, stoppedAt: done ? j.finishedAt : -1 };
   parentPort!.postMessage(msg, [packed.buffer, ...bodies.map((b) => b.buffer as ArrayBuffer)]);
   if (done) jobs.delete(j.id);
 }
@@ -218,7 +220,7 @@ function advance(j: Job): void {
   if (j.cuts.length) ask(j);
   else if (j.finishedAt >= 0 && j.asks.size === 0) {
     // nothing left to ask or answer (e.g. stopped right at the start): say so
-    const msg: WorkerOut = { t: "chunks", id: j.id, offs: [], lens: [], codecs: [], hashes: new Uint8Array(0), bodies: [], consumed: j.pos, done: true, stoppedAt: j.finishedAt };
+    const msg: WorkerOut = { t: "chunks", id: j.id, offs: [], lens: [], codecs: [], hashes: new Uint8Array(0), bodies: [], crcs: [], consumed: j.pos, done: true, stoppedAt: j.finishedAt };
     parentPort!.postMessage(msg);
     jobs.delete(j.id);
   }

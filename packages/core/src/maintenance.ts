@@ -4,9 +4,9 @@
  * file contents.
  */
 import { statSync } from "node:fs";
-import { CODEC_GZIP, sha256 } from "./cas.js";
+import { decodeBody, hasCrcColumn, sha256 } from "./cas.js";
 import { decodeExtents, readExtents } from "./content.js";
-import { gunzipSync } from "node:zlib";
+import { crc32 } from "node:zlib";
 import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "./fscore.js";
 import type { Store, Target } from "./store.js";
@@ -372,29 +372,30 @@ export function fsck(store: Store, opts: { onProgress?: (done: number, total: nu
     return { ok: false, problems, checked };
   }
   m.read(() => {
-    // Objects: verify every hash.
+    // Objects: verify every hash, and the CRC-32 that reads check.
     const total = m.db.prepare(`SELECT count(*) FROM objects`).pluck().get() as number;
     const present = new Set<string>();
-    for (const o of m.db.prepare(`SELECT hash, size, codec, data FROM objects`).iterate() as Iterable<{ hash: Buffer; size: number; codec: number; data: Buffer }>) {
+    const crcCol = hasCrcColumn(m.db) ? "crc" : "NULL AS crc";
+    for (const o of m.db.prepare(`SELECT hash, size, codec, data, ${crcCol} FROM objects`).iterate() as Iterable<{ hash: Buffer; size: number; codec: number; data: Buffer; crc: number | null }>) {
       const hex = o.hash.toString("hex");
       present.add(hex);
       checked.objects++;
       if (checked.objects % 1000 === 0) opts.onProgress?.(checked.objects, total, "objects");
+      const bad = (why: string) => problems.push({ kind: "corrupt-object", object: hex, message: `object ${hex}: ${why}` });
       const body = store.cas.bodyOf(o.hash, o.data);
       if (!body) {
-        problems.push({ kind: "corrupt-object", object: hex, message: `object ${hex}: body missing from the ${store.cas.backend?.kind} object backend` });
+        bad(`body missing from the ${store.cas.backend?.kind} object backend`);
         continue;
       }
       let data: Buffer;
       try {
-        data = o.codec === CODEC_GZIP ? gunzipSync(body) : body;
+        data = decodeBody(hex, o.codec, body);
       } catch (e) {
-        problems.push({ kind: "corrupt-object", object: hex, message: `object ${hex}: cannot decompress (${(e as Error).message})` });
+        problems.push({ kind: "corrupt-object", object: hex, message: (e as Error).message });
         continue;
       }
-      if (data.length !== o.size || !sha256(data).equals(o.hash)) {
-        problems.push({ kind: "corrupt-object", object: hex, message: `object ${hex}: contents do not match its SHA-256 (stored bytes are corrupt)` });
-      }
+      if (data.length !== o.size || !sha256(data).equals(o.hash)) bad("contents do not match its SHA-256 (stored bytes are corrupt)");
+      else if (o.crc !== null && crc32(data) !== o.crc) bad("its CRC-32 column does not match its contents (reads of it fail)");
     }
     // Inode versions: extents decode, sizes agree, referenced objects exist.
     for (const r of m.db.prepare(`SELECT ino, layer, mode, size, nlink, extents FROM inodes`).iterate() as Iterable<any>) {

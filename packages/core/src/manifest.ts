@@ -15,6 +15,7 @@ import Database from "better-sqlite3";
 import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, fsync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "./errors.js";
+import { hasCrcColumn } from "./cas.js";
 import type { Lower } from "./overlay.js";
 
 /** File name of the manifest inside a store directory. */
@@ -105,7 +106,8 @@ CREATE TABLE IF NOT EXISTS objects(
   size INTEGER NOT NULL,
   stored INTEGER NOT NULL,
   codec INTEGER NOT NULL,
-  data BLOB NOT NULL
+  data BLOB NOT NULL,
+  crc INTEGER
 );
 `;
 
@@ -304,6 +306,8 @@ export class Manifest {
       if (format !== FORMAT) {
         throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store (format ${JSON.stringify(format ?? null)}, expected ${FORMAT})`);
       }
+      // Stores made before objects.crc get the column (NULL for their rows: those reads verify the SHA-256).
+      if (!opts.readonly && !hasCrcColumn(db)) db.exec(`ALTER TABLE objects ADD COLUMN crc INTEGER`);
       return new Manifest(db, file);
     } catch (e) {
       db?.close();

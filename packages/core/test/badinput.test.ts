@@ -9,7 +9,8 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
-import { AgentFS, MANIFEST_FILE } from "../src/index.js";
+import { crc32 } from "node:zlib";
+import { AgentFS, MANIFEST_FILE, Manifest, ObjectStore } from "../src/index.js";
 import { CORE_DIR, ensureDist, errOf, prng, sha256hex, tempDir } from "./helpers.js";
 
 const execFileP = promisify(execFile);
@@ -102,6 +103,93 @@ describe("corrupt objects", () => {
       expect(await afs.fs.readFile("/ok", "utf8")).toBe("ok");
     } finally {
       afs.closeSync();
+    }
+  });
+});
+
+describe("object checks: CRC-32 on read, SHA-256 in fsck", () => {
+  const RAW = prng(5000, 91);
+  const TEXT = Buffer.from("compressible text line\n".repeat(400));
+
+  /** Runs `fn` on the manifest database of store `dir`, opened directly. */
+  function withDb<T>(dir: string, fn: (db: Database.Database) => T): T {
+    const db = new Database(join(dir, MANIFEST_FILE));
+    try {
+      return fn(db);
+    } finally {
+      db.close();
+    }
+  }
+  const crcOf = (db: Database.Database, data: Buffer) =>
+    db.prepare("SELECT crc FROM objects WHERE hash = ?").pluck().get(Buffer.from(sha256hex(data), "hex")) as number | null;
+
+  it("new raw and gzip objects carry the CRC-32 of their bytes; a wrong CRC is EIO for reads, fsck names it, and nothing is changed", async () => {
+    const dir = await makeStore({ "/raw": RAW, "/text": TEXT });
+    withDb(dir, (db) => {
+      expect(db.prepare("SELECT codec FROM objects WHERE hash = ?").pluck().get(Buffer.from(sha256hex(TEXT), "hex"))).toBe(1);
+      expect(crcOf(db, RAW)).toBe(crc32(RAW));
+      expect(crcOf(db, TEXT)).toBe(crc32(TEXT));
+      db.prepare("UPDATE objects SET crc = (crc + 1) % 4294967296 WHERE hash = ?").run(Buffer.from(sha256hex(TEXT), "hex"));
+    });
+    let afs = await AgentFS.open(dir);
+    try {
+      const e = await errOf(afs.fs.readFile("/text"));
+      expect(e.code).toBe("EIO");
+      expect(e.message).toContain(sha256hex(TEXT));
+      expect(e.message).toContain("CRC-32");
+      expect((await afs.fs.readFile("/raw")).equals(RAW)).toBe(true);
+      const rep = await afs.fsck();
+      expect(rep.problems.map((p) => [p.kind, p.object])).toEqual([["corrupt-object", sha256hex(TEXT)]]);
+      expect(rep.problems[0].message).toMatch(/CRC-32 column does not match/);
+    } finally {
+      afs.closeSync();
+    }
+    // The bytes were never touched: with the CRC put back, the file reads again.
+    withDb(dir, (db) => db.prepare("UPDATE objects SET crc = ? WHERE hash = ?").run(crc32(TEXT), Buffer.from(sha256hex(TEXT), "hex")));
+    afs = await AgentFS.open(dir);
+    try {
+      expect((await afs.fs.readFile("/text")).equals(TEXT)).toBe(true);
+      expect((await afs.fsck()).ok).toBe(true);
+    } finally {
+      afs.closeSync();
+    }
+  });
+
+  it("a store from before objects.crc reads by SHA-256 (read-only, without the column); opened for writing it gains the column, old rows keep their SHA-256 check", async () => {
+    const dir = await makeStore({ "/raw": RAW, "/text": TEXT });
+    withDb(dir, (db) => db.exec("ALTER TABLE objects DROP COLUMN crc"));
+    const m = Manifest.open(dir, { readonly: true });
+    try {
+      const cas = new ObjectStore(m.db);
+      expect(cas.get(Buffer.from(sha256hex(RAW), "hex")).equals(RAW)).toBe(true);
+      expect(cas.get(Buffer.from(sha256hex(TEXT), "hex")).equals(TEXT)).toBe(true);
+    } finally {
+      m.close();
+    }
+    withDb(dir, (db) => expect(db.prepare("SELECT count(*) FROM pragma_table_info('objects') WHERE name = 'crc'").pluck().get()).toBe(0));
+
+    const afs = await AgentFS.open(dir);
+    try {
+      await afs.fs.writeFile("/new", "written after the upgrade\n");
+      expect(await afs.fs.readFile("/new", "utf8")).toBe("written after the upgrade\n");
+      expect((await afs.fsck()).ok).toBe(true);
+    } finally {
+      afs.closeSync();
+    }
+    withDb(dir, (db) => {
+      expect(crcOf(db, RAW)).toBeNull();
+      expect(crcOf(db, Buffer.from("written after the upgrade\n"))).toBe(crc32(Buffer.from("written after the upgrade\n")));
+    });
+    // An old row is still checked, by its SHA-256.
+    flipObjectByte(dir, sha256hex(RAW));
+    const again = await AgentFS.open(dir);
+    try {
+      const e = await errOf(again.fs.readFile("/raw"));
+      expect(e.code).toBe("EIO");
+      expect(e.message).toContain("SHA-256");
+      expect((await again.fs.readFile("/text")).equals(TEXT)).toBe(true);
+    } finally {
+      again.closeSync();
     }
   });
 });
