@@ -26,8 +26,10 @@
  *   gets EACCES in reply to its first request, then the connection is closed.
  * - The daemon runs each request synchronously on its event loop, between
  *   FUSE requests: a snapshot commits the served branch's open files and
- *   takes the snapshot in the same turn, so no write lands in between. Long
- *   operations (gc, fsck of a big store) hold the mount for their duration.
+ *   takes the snapshot in the same turn, so no write lands in between. The
+ *   two long operations do not hold the mount: fsck runs in a worker thread
+ *   on its own connection, and gc (`gcAsync`) marks in a worker and sweeps
+ *   in slices of a few ms between FUSE requests.
  */
 import { Store } from "@agentfs/core";
 import { rmSync } from "node:fs";

@@ -272,6 +272,37 @@ describe.skipIf(!ENABLED)("mount daemon control socket", () => {
     sh("rm fsck.txt", mnt);
   });
 
+  it("gc through the daemon (mark in a worker, sweep in slices): a file deleted while a process holds it open keeps its bytes, and they go once it is closed", () => {
+    const before = log().split("\n").length;
+    // One shell holds the deleted file on fd 3 across the daemon's gc; the page cache is dropped so the
+    // read after it reaches the daemon and the store.
+    const out = spawnSync(
+      "bash",
+      [
+        "-c",
+        `set -e
+head -c 400000 /dev/urandom > gcheld.bin
+want=$(sha256sum < gcheld.bin)
+exec 3< gcheld.bin
+rm gcheld.bin
+"$NODE" "$MAIN" --store "$STORE" gc --json > "$OUT"
+sync; echo 3 > /proc/sys/vm/drop_caches
+got=$(sha256sum <&3)
+[ "$want" = "$got" ] && echo same`,
+      ],
+      { cwd: mnt, env: { ...process.env, ...env, NODE: process.execPath, MAIN, STORE: store, OUT: join(root, "gc1.json") }, timeout: 60_000 },
+    );
+    expect(out.stderr.toString()).toBe("");
+    expect(out.stdout.toString()).toBe("same\n");
+    expect(JSON.parse(readFileSync(join(root, "gc1.json"), "utf8"))).toHaveProperty("objectsRemoved");
+    // Closed now (the shell exited): its chunks are garbage.
+    const second = JSON.parse(must(["--store", store, "gc", "--json"], env));
+    expect(second.objectsRemoved).toBeGreaterThanOrEqual(2);
+    expect(second.bytesFreed).toBeGreaterThanOrEqual(400_000);
+    expect(log().split("\n").slice(before - 1).join("\n")).toMatch(/control: uid 0 pid \d+: gc ok[\s\S]*control: uid 0 pid \d+: gc ok/);
+    expect(JSON.parse(must(["--store", store, "fsck", "--json"], env)).ok).toBe(true);
+  });
+
   it("another uid is refused: by the socket's mode (EACCES on connect), and by SO_PEERCRED when the mode would let it in", () => {
     const rec = record();
     chmodSync(root, 0o755);

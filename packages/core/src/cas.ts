@@ -177,6 +177,7 @@ export class ObjectStore {
   private readonly stPut: Database.Statement;
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
   private readonly withCrc: boolean;
+  private readonly uses = new Set<Set<string>>();
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
@@ -193,9 +194,38 @@ export class ObjectStore {
     this.withCrc = withCrc;
   }
 
-  /** True when the object `hash` is stored. */
+  /**
+   * True when the object `hash` is stored. A found object is also recorded
+   * in every set `trackUses` handed out: whoever asks is about to reference
+   * it (deduplication), which `gcAsync` must see.
+   */
   has(hash: Uint8Array): boolean {
-    return this.stHas.get(hash) !== undefined;
+    const found = this.stHas.get(hash) !== undefined;
+    if (found && this.uses.size) this.used(hash);
+    return found;
+  }
+
+  /**
+   * Starts recording, into the returned set (hex hashes) until
+   * `untrackUses`, every object a writer is about to reference: found by
+   * `has` (so by `put`/`putEncoded` as well) or stored by `putEncoded`. An
+   * object that was garbage when gc marked, or stored since and not yet
+   * referenced, must then be spared.
+   */
+  trackUses(): Set<string> {
+    const s = new Set<string>();
+    this.uses.add(s);
+    return s;
+  }
+
+  /** Stops recording into `s` (from `trackUses`). */
+  untrackUses(s: Set<string>): void {
+    this.uses.delete(s);
+  }
+
+  private used(hash: Uint8Array): void {
+    const hex = Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("hex");
+    for (const s of this.uses) s.add(hex);
   }
 
   /**
@@ -228,6 +258,7 @@ export class ObjectStore {
     if (this.withCrc) this.stPut.run(hash, size, body.length, codec, data, crc);
     else this.stPut.run(hash, size, body.length, codec, data);
     this.backend?.put(hash, body);
+    if (this.uses.size) this.used(hash);
     return { added: true, stored: body.length };
   }
 

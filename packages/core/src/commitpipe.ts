@@ -18,7 +18,7 @@ import type { ChunkParams } from "./chunker.js";
 import type { ObjectStore } from "./cas.js";
 import type { Manifest } from "./manifest.js";
 import { StoreError } from "./errors.js";
-import type { WorkerIn, WorkerOut } from "./commitworker.js";
+import type { GcMark, WorkerIn, WorkerOut } from "./commitworker.js";
 
 /** Longest slice (ms) of main-thread work an asynchronous commit does before yielding to the event loop. */
 export const COMMIT_SLICE_MS = 3;
@@ -40,6 +40,12 @@ function workerUrl(): URL {
 }
 
 type Listener = (m: WorkerOut) => void;
+
+/** Why a one-shot worker request failed: the reply's error, or the worker's. */
+function failure(m: WorkerOut): string {
+  if (m.t === "error") return m.message;
+  return "error" in m && m.error !== null ? m.error : `unexpected reply ${m.t}`;
+}
 
 /**
  * A commit worker failed or could not start (code EIO). Nothing was written
@@ -123,22 +129,39 @@ export class CommitPool {
    * a connection of its own, so the copy from WAL to database (and its
    * fsyncs) never holds the event loop. Errors: EIO with SQLite's message.
    */
-  checkpoint(file: string): Promise<void> {
+  async checkpoint(file: string): Promise<void> {
+    const m = await this.request({ t: "checkpoint", id: 0, file });
+    if (m.t !== "checkpointed" || m.error !== null) throw new StoreError("EIO", `checkpoint of ${file} failed: ${failure(m)}`);
+  }
+
+  /**
+   * The mark phase of gc (`gcAsync`) over SQLite database `file` in a worker,
+   * on a read-only connection of its own, in one read transaction: the
+   * objects no inode version references, in that one state. Errors: EIO with
+   * SQLite's message.
+   */
+  async gcMark(file: string): Promise<GcMark> {
+    const m = await this.request({ t: "gcmark", id: 0, file });
+    if (m.t !== "gcmarked" || m.error !== null || !m.mark) throw new StoreError("EIO", `gc mark of ${file} failed: ${failure(m)}`);
+    return m.mark;
+  }
+
+  /** Sends the one-shot request `msg` (its id assigned here) to the least busy worker; resolves with the one reply. */
+  private request(msg: Extract<WorkerIn, { t: "checkpoint" | "gcmark" }>): Promise<WorkerOut> {
     const slot = this.workers.length < this.size ? this.spawn() : this.workers.reduce((a, b) => (b.jobs < a.jobs ? b : a));
     const id = this.nextId++;
     if (slot.jobs++ === 0) slot.w.ref();
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<WorkerOut>((resolve) => {
       const l = Object.assign(
         (m: WorkerOut) => {
           this.listeners.delete(id);
           if (--slot.jobs === 0) slot.w.unref();
-          if (m.t === "checkpointed" && m.error === null) resolve();
-          else reject(new StoreError("EIO", `checkpoint of ${file} failed: ${m.t === "checkpointed" ? m.error : m.t === "error" ? m.message : m.t}`));
+          resolve(m);
         },
         { worker: slot.w },
       );
       this.listeners.set(id, l);
-      slot.w.postMessage({ t: "checkpoint", id, file } satisfies WorkerIn);
+      slot.w.postMessage({ ...msg, id } satisfies WorkerIn);
     });
   }
 
@@ -273,7 +296,13 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
         const n = m.hashes.length / 32;
         const present = new Uint8Array(n);
         try {
-          for (let i = 0; i < n; i++) if (target.cas.has(m.hashes.subarray(i * 32, i * 32 + 32))) present[i] = 1;
+          for (let i = 0; i < n; i++) {
+            const hash = m.hashes.subarray(i * 32, i * 32 + 32);
+            if (!target.cas.has(hash)) continue;
+            present[i] = 1;
+            // Held from now: the extents will reference it, and a gc before they are written must spare it.
+            target.onInserted?.(Buffer.from(hash).toString("hex"));
+          }
         } catch {
           /* unknown: the worker sends every body, putEncoded skips those present */
         }

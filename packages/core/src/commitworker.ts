@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { sha256, encodeChunk } from "./cas.js";
+import { decodeExtents } from "./content.js";
 import { Chunker, type ChunkParams } from "./chunker.js";
 
 /** Granularity (bytes) of the zero-page map and of the data the main thread sends: 64 KiB, as `OpenContent`. */
@@ -35,13 +36,16 @@ export const COMMIT_PAGE = 64 * 1024;
  * - `checkpoint`: run a PASSIVE WAL checkpoint of the SQLite database
  *   `file` on a connection of its own (opened and closed here), answered by
  *   `checkpointed`.
+ * - `gcmark`: the mark phase of `gcAsync` on a read-only connection of its
+ *   own to `file`, in one read transaction: answered by `gcmarked`.
  */
 export type WorkerIn =
   | { t: "start"; id: number; start: number; end: number; stops: number[]; zero: Uint8Array; pageLo: number; params: ChunkParams; level: number }
   | { t: "data"; id: number; pos: number; data: Uint8Array; through: number }
   | { t: "have"; id: number; seq: number; present: Uint8Array }
   | { t: "cancel"; id: number }
-  | { t: "checkpoint"; id: number; file: string };
+  | { t: "checkpoint"; id: number; file: string }
+  | { t: "gcmark"; id: number; file: string };
 
 /**
  * Messages from a commit worker. `ask`: which of these chunk hashes (32
@@ -60,7 +64,19 @@ export type WorkerOut =
   | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
   | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; crcs: number[]; consumed: number; done: boolean; stoppedAt: number }
   | { t: "error"; id: number; message: string }
-  | { t: "checkpointed"; id: number; error: string | null };
+  | { t: "checkpointed"; id: number; error: string | null }
+  | { t: "gcmarked"; id: number; error: string | null; mark: GcMark | null };
+
+/**
+ * What the mark phase of gc found in one consistent state of a store: the
+ * objects no inode version references (`hashes`: 32 bytes each, packed;
+ * `stored[i]`: the stored bytes of the i-th), out of `examined` objects.
+ */
+export interface GcMark {
+  hashes: Uint8Array;
+  stored: number[];
+  examined: number;
+}
 
 /** A chunk cut and hashed, waiting for the main thread to say whether the store holds it. */
 interface Cut {
@@ -237,16 +253,58 @@ function checkpoint(file: string): void {
   }
 }
 
+/**
+ * The mark phase of gc over `file`, on a read-only connection of its own and
+ * in one read transaction (one consistent state): every object that no
+ * inode version of any layer references.
+ */
+function gcMark(file: string): GcMark {
+  const Database = createRequire(import.meta.url)("better-sqlite3") as typeof import("better-sqlite3");
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma("busy_timeout = 15000");
+    return db.transaction((): GcMark => {
+      const live = new Set<string>();
+      for (const ext of db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>) {
+        for (const e of decodeExtents(ext)) if (e.hash) live.add(e.hash.toString("hex"));
+      }
+      const dead: Buffer[] = [];
+      const stored: number[] = [];
+      let examined = 0;
+      for (const o of db.prepare(`SELECT hash, stored FROM objects`).iterate() as Iterable<{ hash: Buffer; stored: number }>) {
+        examined++;
+        if (live.has(o.hash.toString("hex"))) continue;
+        dead.push(o.hash);
+        stored.push(o.stored);
+      }
+      return { hashes: new Uint8Array(Buffer.concat(dead)), stored, examined };
+    })();
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs `fn` and posts its result, or its error's message, as `reply` builds them. */
+function reply1<T>(fn: () => T, reply: (error: string | null, result: T | null) => WorkerOut, transfer: (r: T) => ArrayBuffer[] = () => []): void {
+  let out: WorkerOut;
+  let moved: ArrayBuffer[] = [];
+  try {
+    const r = fn();
+    out = reply(null, r);
+    moved = transfer(r);
+  } catch (e) {
+    out = reply(e instanceof Error ? e.message : String(e), null);
+  }
+  parentPort!.postMessage(out, moved);
+}
+
 function handle(m: WorkerIn): void {
   if (m.t === "checkpoint") {
-    let error: string | null = null;
-    try {
-      checkpoint(m.file);
-    } catch (e) {
-      error = e instanceof Error ? e.message : String(e);
-    }
-    const out: WorkerOut = { t: "checkpointed", id: m.id, error };
-    parentPort!.postMessage(out);
+    reply1(() => checkpoint(m.file), (error) => ({ t: "checkpointed", id: m.id, error }));
+    return;
+  }
+  if (m.t === "gcmark") {
+    reply1(() => gcMark(m.file), (error, mark) => ({ t: "gcmarked", id: m.id, error, mark }), (r) => [r.hashes.buffer as ArrayBuffer]);
     return;
   }
   if (m.t === "start") {

@@ -16,3 +16,4 @@ export * from "./hosttree.js";
 export * from "./overlay.js";
 export * from "./lowerapply.js";
 export * from "./commitpipe.js";
+export * from "./gcasync.js";

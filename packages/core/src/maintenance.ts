@@ -237,69 +237,96 @@ export function liveLayers(store: Store): Set<number> {
   return live;
 }
 
+/** What `collectLayers` removed. */
+export interface LayerGcReport {
+  layersRemoved: number;
+  inodeVersionsRemoved: number;
+  dentriesRemoved: number;
+}
+
+/**
+ * The layer half of gc: removes layers no branch or snapshot reaches (with
+ * their rows) and merges each unnamed layer that has exactly one child into
+ * it. Must run inside a write transaction of the store's manifest; call
+ * `afterLayerGc` once it committed, if it removed anything.
+ */
+export function collectLayers(store: Store): LayerGcReport {
+  const m = store.manifest;
+  const live = liveLayers(store);
+  // Children before parents (a child's id is always larger), so no delete
+  // leaves a dead layer whose parent row is already gone (FOREIGN KEY).
+  const all = m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[];
+  const dead = all.filter((id) => !live.has(id));
+  let inodeVersionsRemoved = 0;
+  let dentriesRemoved = 0;
+  const delI = m.db.prepare(`DELETE FROM inodes WHERE layer = ?`);
+  const delD = m.db.prepare(`DELETE FROM dentries WHERE layer = ?`);
+  const delL = m.db.prepare(`DELETE FROM layers WHERE id = ?`);
+  // Overlay roots (bottom layers over a host directory, meta `lower:<id>`).
+  const overlayRoots = new Set((m.db.prepare(`SELECT key FROM meta WHERE key LIKE 'lower:%'`).pluck().all() as string[]).map((k) => Number(k.slice(6))));
+  for (const id of dead) {
+    inodeVersionsRemoved += delI.run(id).changes;
+    dentriesRemoved += delD.run(id).changes;
+    delL.run(id);
+    if (overlayRoots.has(id)) {
+      // A dead overlay root: forget its host directory and paths too (its id may be reused).
+      m.db.prepare(`DELETE FROM meta WHERE key = ?`).run(lowerMetaKey(id));
+      m.db.prepare(`DELETE FROM overlay_paths WHERE root = ?`).run(id);
+      overlayRoots.delete(id);
+    }
+  }
+  // Compaction: a layer that no branch or snapshot names itself and that has
+  // exactly one child is merged into that child (the child's rows win). Its
+  // chain reads the same, but versions only it held (files changed or deleted
+  // after a since-deleted snapshot) become unreferenced, so their data goes.
+  const named = new Set<number>([
+    ...(m.db.prepare(`SELECT head FROM branches`).pluck().all() as number[]),
+    ...(m.db.prepare(`SELECT layer FROM snapshots`).pluck().all() as number[]),
+    // An overlay root is never merged away: the host directory is recorded against its id.
+    ...overlayRoots,
+  ]);
+  const children = m.db.prepare(`SELECT id FROM layers WHERE parent = ? LIMIT 2`).pluck();
+  const parentOf = m.db.prepare(`SELECT parent FROM layers WHERE id = ?`).pluck();
+  const moveI = m.db.prepare(`UPDATE inodes SET layer = @c WHERE layer = @l AND ino NOT IN (SELECT ino FROM inodes WHERE layer = @c)`);
+  const moveD = m.db.prepare(`UPDATE dentries SET layer = @c WHERE layer = @l
+    AND NOT EXISTS (SELECT 1 FROM dentries AS d2 WHERE d2.layer = @c AND d2.parent = dentries.parent AND d2.name = dentries.name)`);
+  const reparent = m.db.prepare(`UPDATE layers SET parent = ? WHERE id = ?`);
+  let merged = 0;
+  const remaining = (m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[]).filter((id) => !named.has(id));
+  for (const l of remaining) {
+    const kids = children.all(l) as number[];
+    if (kids.length !== 1) continue;
+    const c = kids[0];
+    moveI.run({ c, l });
+    moveD.run({ c, l });
+    inodeVersionsRemoved += delI.run(l).changes;
+    dentriesRemoved += delD.run(l).changes;
+    reparent.run(parentOf.get(l) ?? null, c);
+    delL.run(l);
+    merged++;
+  }
+  return { layersRemoved: dead.length + merged, inodeVersionsRemoved, dentriesRemoved };
+}
+
+/** After a committed gc that removed layers or rows: every cache of them in this process is dropped. */
+export function afterLayerGc(store: Store): void {
+  store.manifest.clearCaches();
+  store.forgetLowers();
+  store.gen++;
+}
+
 /**
  * Removes layers no branch or snapshot reaches, their rows, and every CAS
  * object no remaining inode version references; `keep` hashes (hex) are
  * spared (chunks of files open but unlinked in this process). One write
- * transaction: a crash leaves the store as before or after.
+ * transaction: a crash leaves the store as before or after. It holds the
+ * caller for its whole run; a server uses `gcAsync`.
  */
 export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
   const m = store.manifest;
   const removedHashes: Buffer[] = [];
   const rep = m.write(() => {
-    const live = liveLayers(store);
-    // Children before parents (a child's id is always larger), so no delete
-    // leaves a dead layer whose parent row is already gone (FOREIGN KEY).
-    const all = m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[];
-    const dead = all.filter((id) => !live.has(id));
-    let inodeVersionsRemoved = 0;
-    let dentriesRemoved = 0;
-    const delI = m.db.prepare(`DELETE FROM inodes WHERE layer = ?`);
-    const delD = m.db.prepare(`DELETE FROM dentries WHERE layer = ?`);
-    const delL = m.db.prepare(`DELETE FROM layers WHERE id = ?`);
-    // Overlay roots (bottom layers over a host directory, meta `lower:<id>`).
-    const overlayRoots = new Set((m.db.prepare(`SELECT key FROM meta WHERE key LIKE 'lower:%'`).pluck().all() as string[]).map((k) => Number(k.slice(6))));
-    for (const id of dead) {
-      inodeVersionsRemoved += delI.run(id).changes;
-      dentriesRemoved += delD.run(id).changes;
-      delL.run(id);
-      if (overlayRoots.has(id)) {
-        // A dead overlay root: forget its host directory and paths too (its id may be reused).
-        m.db.prepare(`DELETE FROM meta WHERE key = ?`).run(lowerMetaKey(id));
-        m.db.prepare(`DELETE FROM overlay_paths WHERE root = ?`).run(id);
-        overlayRoots.delete(id);
-      }
-    }
-    // Compaction: a layer that no branch or snapshot names itself and that has
-    // exactly one child is merged into that child (the child's rows win). Its
-    // chain reads the same, but versions only it held (files changed or deleted
-    // after a since-deleted snapshot) become unreferenced, so their data goes.
-    const named = new Set<number>([
-      ...(m.db.prepare(`SELECT head FROM branches`).pluck().all() as number[]),
-      ...(m.db.prepare(`SELECT layer FROM snapshots`).pluck().all() as number[]),
-      // An overlay root is never merged away: the host directory is recorded against its id.
-      ...overlayRoots,
-    ]);
-    const children = m.db.prepare(`SELECT id FROM layers WHERE parent = ? LIMIT 2`).pluck();
-    const parentOf = m.db.prepare(`SELECT parent FROM layers WHERE id = ?`).pluck();
-    const moveI = m.db.prepare(`UPDATE inodes SET layer = @c WHERE layer = @l AND ino NOT IN (SELECT ino FROM inodes WHERE layer = @c)`);
-    const moveD = m.db.prepare(`UPDATE dentries SET layer = @c WHERE layer = @l
-      AND NOT EXISTS (SELECT 1 FROM dentries AS d2 WHERE d2.layer = @c AND d2.parent = dentries.parent AND d2.name = dentries.name)`);
-    const reparent = m.db.prepare(`UPDATE layers SET parent = ? WHERE id = ?`);
-    let merged = 0;
-    const remaining = (m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[]).filter((id) => !named.has(id));
-    for (const l of remaining) {
-      const kids = children.all(l) as number[];
-      if (kids.length !== 1) continue;
-      const c = kids[0];
-      moveI.run({ c, l });
-      moveD.run({ c, l });
-      inodeVersionsRemoved += delI.run(l).changes;
-      dentriesRemoved += delD.run(l).changes;
-      reparent.run(parentOf.get(l) ?? null, c);
-      delL.run(l);
-      merged++;
-    }
+    const layers = collectLayers(store);
     const marked = new Set<string>(keep);
     for (const ext of m.db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>) {
       for (const e of decodeExtents(ext)) if (e.hash) marked.add(e.hash.toString("hex"));
@@ -318,14 +345,12 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
         bytesFreed += o.stored;
       }
     }
-    return { layersRemoved: dead.length + merged, inodeVersionsRemoved, dentriesRemoved, objectsRemoved, bytesFreed, objectsKept };
+    return { ...layers, objectsRemoved, bytesFreed, objectsKept };
   });
   // Bodies in an object backend are freed only once the deletion committed.
   store.cas.releaseBodies(removedHashes);
   store.cas.clearCache();
-  m.clearCaches();
-  store.forgetLowers();
-  store.gen++;
+  afterLayerGc(store);
   try {
     m.db.pragma("wal_checkpoint(TRUNCATE)");
   } catch {

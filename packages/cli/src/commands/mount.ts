@@ -15,7 +15,7 @@
  * with the per-operation request stats; the next mount on the same mount
  * point starts it afresh.
  */
-import { Store, ensureOverlayBranch, locateStore, type Target } from "@agentfs/core";
+import { Store, ensureOverlayBranch, gcAsync, locateStore, type Target } from "@agentfs/core";
 import { fsckInWorker } from "../fsckworker.js";
 import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, DEFAULT_POLL_SPIN_US, DEFAULT_HOLD_MS, DEFAULT_CACHE_TIMEOUT, DEFAULT_OUTSIDE_CHECK_MS, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
@@ -425,6 +425,8 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
       out("fsck: checking the store in a worker thread");
       return fsckInWorker(storeDir);
     }
+    // gc: the mark runs in a worker on its own connection, the sweep in short slices between requests.
+    if (op === "gc") return gcAsync(store, { keep: served.held }).then((r) => m.settled().then(() => r));
     const fn = STORE_OPS[op];
     if (!fn) throw new CliError("ENOSYS", `unknown control operation '${op}'`);
     const result = fn(store, args, served);

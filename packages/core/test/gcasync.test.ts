@@ -1,0 +1,276 @@
+/**
+ * `gcAsync` (mark in a worker, sweep in slices) against `gc` (one
+ * transaction): the same report and the same surviving objects; writes
+ * that deduplicate against garbage after the mark, files open but
+ * unlinked, and another process writing during the run all keep their
+ * data; one run per store at a time; in-memory stores use `gc`. Also the
+ * hold on chunks an asynchronous commit found present, which `gc` between
+ * the lookup and the inode write must spare.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { cpSync } from "node:fs";
+import { constants as C } from "node:fs";
+import { join } from "node:path";
+import { CommitPool, FsCore, Store, encodeChunk, fsck, gc, gcAsync, sha256, type GcMark } from "../src/index.js";
+import { ensureDist, errOf, prng, tempDir } from "./helpers.js";
+
+beforeAll(() => {
+  ensureDist(); // the mark runs in dist/commitworker.js
+}, 120_000);
+
+const KiB = 1024;
+
+function openAt(dir: string, create = false): { store: Store; core: FsCore } {
+  const store = Store.open(dir, { create });
+  return { store, core: new FsCore(store, { branch: "main" }, { umask: 0o022 }) };
+}
+
+function writeFile(core: FsCore, path: string, data: Buffer): void {
+  const fd = core.openFile(path, C.O_CREAT | C.O_WRONLY | C.O_TRUNC, 0o644);
+  core.write(fd, data, 0, data.length, 0);
+  core.close(fd);
+}
+
+function readFile(core: FsCore, path: string): Buffer {
+  const fd = core.openFile(path, C.O_RDONLY);
+  try {
+    const size = core.fstat(fd).size;
+    const b = Buffer.alloc(size);
+    core.read(fd, b, 0, size, 0);
+    return b;
+  } finally {
+    core.close(fd);
+  }
+}
+
+const hashes = (s: Store) => (s.manifest.db.prepare(`SELECT hex(hash) FROM objects ORDER BY 1`).pluck().all() as string[]).join(",");
+
+/** A store with garbage of every kind: deleted files, overwritten files, a deleted snapshot's versions. */
+function garbageStore(dir: string): void {
+  const { store, core } = openAt(dir, true);
+  core.mkdir("/d", 0o755);
+  for (let i = 0; i < 60; i++) writeFile(core, `/d/f${i}`, prng(3 * KiB + i * 97, i + 1));
+  writeFile(core, "/big", prng(900 * KiB, 500));
+  store.createSnapshot("s1", { branch: "main" });
+  for (let i = 0; i < 30; i++) core.unlink(`/d/f${i}`);
+  writeFile(core, "/big", prng(700 * KiB, 501));
+  store.createSnapshot("s2", { branch: "main" });
+  store.deleteSnapshot("s1");
+  for (let i = 30; i < 40; i++) writeFile(core, `/d/f${i}`, prng(2 * KiB, 1000 + i));
+  store.close();
+}
+
+/** A pool whose mark, once done, runs `after` before the sweep starts (the writes "during" the run). */
+function pausingPool(after: () => void | Promise<void>): { pool: Pick<CommitPool, "gcMark">; marks: () => number } {
+  let n = 0;
+  return {
+    pool: {
+      gcMark: async (file: string): Promise<GcMark> => {
+        const m = await CommitPool.shared().gcMark(file);
+        if (n++ === 0) await after();
+        return m;
+      },
+    },
+    marks: () => n,
+  };
+}
+
+describe("gcAsync", () => {
+  it("removes what gc removes: the same report, the same objects left, fsck clean", async () => {
+    const t = tempDir("agentfs-gca-");
+    try {
+      const a = join(t.dir, "a");
+      garbageStore(a);
+      const b = join(t.dir, "b");
+      cpSync(a, b, { recursive: true });
+      const sa = Store.open(a);
+      const sb = Store.open(b);
+      try {
+        const ra = gc(sa);
+        const rb = await gcAsync(sb);
+        expect(rb).toEqual(ra);
+        expect(ra.objectsRemoved).toBeGreaterThan(30);
+        expect(hashes(sb)).toBe(hashes(sa));
+        expect(fsck(sb).ok).toBe(true);
+        // A second run finds nothing more.
+        expect(await gcAsync(sb)).toMatchObject({ layersRemoved: 0, objectsRemoved: 0, bytesFreed: 0 });
+      } finally {
+        sa.close();
+        sb.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it("a write after the mark that stores bytes equal to a garbage object keeps it; unlinked-but-open files keep theirs", async () => {
+    const t = tempDir("agentfs-gca-");
+    try {
+      const dir = join(t.dir, "s");
+      const { store, core } = openAt(dir, true);
+      try {
+        const gone = prng(40 * KiB, 7);
+        const open = prng(50 * KiB, 8);
+        writeFile(core, "/gone", gone);
+        writeFile(core, "/open", open);
+        core.unlink("/gone"); // its object is garbage now
+        const fd = core.openFile("/open", C.O_RDONLY);
+        core.unlink("/open"); // garbage in the rows, but still read through fd
+        const { pool, marks } = pausingPool(() => writeFile(core, "/again", gone));
+        const rep = await gcAsync(store, { pool, keep: () => core.heldChunks() });
+        expect(marks()).toBe(1);
+        expect(rep.objectsRemoved).toBe(0);
+        expect(readFile(core, "/again").equals(gone)).toBe(true);
+        const b = Buffer.alloc(open.length);
+        core.read(fd, b, 0, b.length, 0);
+        expect(b.equals(open)).toBe(true);
+        core.close(fd);
+        expect(fsck(store).ok).toBe(true);
+        // Closed for good: now the unlinked file's object goes.
+        expect((await gcAsync(store, { keep: () => core.heldChunks() })).objectsRemoved).toBe(1);
+        expect(fsck(store).ok).toBe(true);
+      } finally {
+        store.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it("another process writing during the run: the mark is redone and its data kept", async () => {
+    const t = tempDir("agentfs-gca-");
+    try {
+      const dir = join(t.dir, "s");
+      const { store, core } = openAt(dir, true);
+      const other = openAt(dir);
+      try {
+        const gone = prng(40 * KiB, 9);
+        writeFile(core, "/gone", gone);
+        writeFile(core, "/junk", prng(30 * KiB, 10));
+        core.unlink("/gone");
+        core.unlink("/junk");
+        // The other connection's lookup of the garbage object cannot be watched from here.
+        const { pool, marks } = pausingPool(() => writeFile(other.core, "/theirs", gone));
+        const rep = await gcAsync(store, { pool });
+        expect(marks()).toBe(2);
+        expect(rep.objectsRemoved).toBe(1); // /junk's only
+        expect(readFile(core, "/theirs").equals(gone)).toBe(true);
+        expect(fsck(store).ok).toBe(true);
+      } finally {
+        other.store.close();
+        store.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it("one run per store at a time (EBUSY); an in-memory store is collected by gc", async () => {
+    const t = tempDir("agentfs-gca-");
+    try {
+      const dir = join(t.dir, "s");
+      const { store, core } = openAt(dir, true);
+      try {
+        writeFile(core, "/x", prng(20 * KiB, 11));
+        core.unlink("/x");
+        const first = gcAsync(store);
+        const e = await errOf(gcAsync(store));
+        expect(e.code).toBe("EBUSY");
+        expect((await first).objectsRemoved).toBe(1);
+      } finally {
+        store.close();
+      }
+      const mem = Store.open("ram", { inMemory: true });
+      try {
+        const c = new FsCore(mem, { branch: "main" });
+        writeFile(c, "/y", prng(20 * KiB, 12));
+        c.unlink("/y");
+        expect((await gcAsync(mem)).objectsRemoved).toBe(1);
+      } finally {
+        mem.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+
+describe("ObjectStore.trackUses", () => {
+  it("records objects found by has or put and objects stored, until untracked", () => {
+    const t = tempDir("agentfs-gca-");
+    try {
+      const { store } = openAt(join(t.dir, "s"), true);
+      try {
+        const cas = store.cas;
+        const a = prng(5000, 21);
+        const b = prng(5000, 22);
+        const c = prng(5000, 23);
+        const [ha, hb, hc] = [a, b, c].map((d) => sha256(d));
+        store.manifest.write(() => cas.put(ha, a)); // before tracking: not recorded
+        const uses = cas.trackUses();
+        expect(cas.has(hb)).toBe(false); // absent: not recorded
+        expect(cas.has(ha)).toBe(true);
+        store.manifest.write(() => cas.put(hb, b)); // stored
+        const e = encodeChunk(c, 1);
+        store.manifest.write(() => cas.putEncoded(hc, c.length, e.codec, e.body, e.crc));
+        expect([...uses].sort()).toEqual([ha, hb, hc].map((h) => h.toString("hex")).sort());
+        cas.untrackUses(uses);
+        uses.clear();
+        expect(cas.has(ha)).toBe(true);
+        expect(uses.size).toBe(0);
+      } finally {
+        store.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+
+describe("an asynchronous commit holds the chunks it found present", () => {
+  it.each(["gc", "gcAsync"])("%s started between the worker's lookup and the inode write spares them", async (which) => {
+    const t = tempDir("agentfs-gca-");
+    try {
+      const dir = join(t.dir, "s");
+      const { store, core } = openAt(dir, true);
+      try {
+        const v = prng(6 << 20, 13); // several 64 KiB-average chunks, committed through the worker
+        writeFile(core, "/old", v);
+        core.unlink("/old"); // all of its chunks are garbage
+        // The first time the commit below finds a chunk present, gc runs on the next turn: before the
+        // worker's answer with the remaining chunks arrives, so before the extents are written.
+        const has = store.cas.has.bind(store.cas);
+        let ran = false;
+        let collected: Promise<unknown> = Promise.resolve();
+        // gcAsync: its mark sees the state before the inode write; its sweep waits for the commit to end.
+        let closed: Promise<void> = Promise.resolve();
+        const { pool } = pausingPool(() => closed);
+        store.cas.has = (h: Uint8Array) => {
+          const found = has(h);
+          if (found && !ran) {
+            ran = true;
+            setImmediate(() => {
+              if (which === "gc") gc(store, core.heldChunks());
+              else collected = gcAsync(store, { keep: () => core.heldChunks(), pool });
+            });
+          }
+          return found;
+        };
+        // Half found present (the garbage of /old), half stored by this commit.
+        const w = Buffer.concat([v.subarray(0, 3 << 20), prng(3 << 20, 14)]);
+        const fd = core.openFile("/new", C.O_CREAT | C.O_WRONLY, 0o644);
+        core.write(fd, w, 0, w.length, 0);
+        closed = core.closeAsync(fd);
+        await closed;
+        await collected;
+        expect(ran).toBe(true);
+        expect(readFile(core, "/new").equals(w)).toBe(true);
+        expect(fsck(store).ok).toBe(true);
+      } finally {
+        store.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+});
