@@ -43,6 +43,19 @@ function readFile(core: FsCore, path: string): Buffer {
   }
 }
 
+/** Runs `fn` on a new store (`dir`/s in a temporary directory), then closes and removes it. */
+async function withStore(fn: (x: { dir: string; store: Store; core: FsCore }) => Promise<void> | void): Promise<void> {
+  const t = tempDir("agentfs-gca-");
+  const dir = join(t.dir, "s");
+  const { store, core } = openAt(dir, true);
+  try {
+    await fn({ dir, store, core });
+  } finally {
+    store.close();
+    t.cleanup();
+  }
+}
+
 const hashes = (s: Store) => (s.manifest.db.prepare(`SELECT hex(hash) FROM objects ORDER BY 1`).pluck().all() as string[]).join(",");
 
 /** A store with garbage of every kind: deleted files, overwritten files, a deleted snapshot's versions. */
@@ -103,45 +116,32 @@ describe("gcAsync", () => {
     }
   });
 
-  it("a write after the mark that stores bytes equal to a garbage object keeps it; unlinked-but-open files keep theirs", async () => {
-    const t = tempDir("agentfs-gca-");
-    try {
-      const dir = join(t.dir, "s");
-      const { store, core } = openAt(dir, true);
-      try {
-        const gone = prng(40 * KiB, 7);
-        const open = prng(50 * KiB, 8);
-        writeFile(core, "/gone", gone);
-        writeFile(core, "/open", open);
-        core.unlink("/gone"); // its object is garbage now
-        const fd = core.openFile("/open", C.O_RDONLY);
-        core.unlink("/open"); // garbage in the rows, but still read through fd
-        const { pool, marks } = pausingPool(() => writeFile(core, "/again", gone));
-        const rep = await gcAsync(store, { pool, keep: () => core.heldChunks() });
-        expect(marks()).toBe(1);
-        expect(rep.objectsRemoved).toBe(0);
-        expect(readFile(core, "/again").equals(gone)).toBe(true);
-        const b = Buffer.alloc(open.length);
-        core.read(fd, b, 0, b.length, 0);
-        expect(b.equals(open)).toBe(true);
-        core.close(fd);
-        expect(fsck(store).ok).toBe(true);
-        // Closed for good: now the unlinked file's object goes.
-        expect((await gcAsync(store, { keep: () => core.heldChunks() })).objectsRemoved).toBe(1);
-        expect(fsck(store).ok).toBe(true);
-      } finally {
-        store.close();
-      }
-    } finally {
-      t.cleanup();
-    }
-  });
+  it("a write after the mark that stores bytes equal to a garbage object keeps it; unlinked-but-open files keep theirs", () =>
+    withStore(async ({ store, core }) => {
+      const gone = prng(40 * KiB, 7);
+      const open = prng(50 * KiB, 8);
+      writeFile(core, "/gone", gone);
+      writeFile(core, "/open", open);
+      core.unlink("/gone"); // its object is garbage now
+      const fd = core.openFile("/open", C.O_RDONLY);
+      core.unlink("/open"); // garbage in the rows, but still read through fd
+      const { pool, marks } = pausingPool(() => writeFile(core, "/again", gone));
+      const rep = await gcAsync(store, { pool, keep: () => core.heldChunks() });
+      expect(marks()).toBe(1);
+      expect(rep.objectsRemoved).toBe(0);
+      expect(readFile(core, "/again").equals(gone)).toBe(true);
+      const b = Buffer.alloc(open.length);
+      core.read(fd, b, 0, b.length, 0);
+      expect(b.equals(open)).toBe(true);
+      core.close(fd);
+      expect(fsck(store).ok).toBe(true);
+      // Closed for good: now the unlinked file's object goes.
+      expect((await gcAsync(store, { keep: () => core.heldChunks() })).objectsRemoved).toBe(1);
+      expect(fsck(store).ok).toBe(true);
+    }));
 
-  it("another process writing during the run: the mark is redone and its data kept", async () => {
-    const t = tempDir("agentfs-gca-");
-    try {
-      const dir = join(t.dir, "s");
-      const { store, core } = openAt(dir, true);
+  it("another process writing during the run: the mark is redone and its data kept", () =>
+    withStore(async ({ dir, store, core }) => {
       const other = openAt(dir);
       try {
         const gone = prng(40 * KiB, 9);
@@ -158,119 +158,87 @@ describe("gcAsync", () => {
         expect(fsck(store).ok).toBe(true);
       } finally {
         other.store.close();
-        store.close();
       }
-    } finally {
-      t.cleanup();
-    }
-  });
+    }));
 
   it("one run per store at a time (EBUSY); an in-memory store is collected by gc", async () => {
-    const t = tempDir("agentfs-gca-");
+    await withStore(async ({ store, core }) => {
+      writeFile(core, "/x", prng(20 * KiB, 11));
+      core.unlink("/x");
+      const first = gcAsync(store);
+      const e = await errOf(gcAsync(store));
+      expect(e.code).toBe("EBUSY");
+      expect((await first).objectsRemoved).toBe(1);
+    });
+    const mem = Store.open("ram", { inMemory: true });
     try {
-      const dir = join(t.dir, "s");
-      const { store, core } = openAt(dir, true);
-      try {
-        writeFile(core, "/x", prng(20 * KiB, 11));
-        core.unlink("/x");
-        const first = gcAsync(store);
-        const e = await errOf(gcAsync(store));
-        expect(e.code).toBe("EBUSY");
-        expect((await first).objectsRemoved).toBe(1);
-      } finally {
-        store.close();
-      }
-      const mem = Store.open("ram", { inMemory: true });
-      try {
-        const c = new FsCore(mem, { branch: "main" });
-        writeFile(c, "/y", prng(20 * KiB, 12));
-        c.unlink("/y");
-        expect((await gcAsync(mem)).objectsRemoved).toBe(1);
-      } finally {
-        mem.close();
-      }
+      const c = new FsCore(mem, { branch: "main" });
+      writeFile(c, "/y", prng(20 * KiB, 12));
+      c.unlink("/y");
+      expect((await gcAsync(mem)).objectsRemoved).toBe(1);
     } finally {
-      t.cleanup();
+      mem.close();
     }
   });
 });
 
 describe("ObjectStore.trackUses", () => {
-  it("records objects found by has or put and objects stored, until untracked", () => {
-    const t = tempDir("agentfs-gca-");
-    try {
-      const { store } = openAt(join(t.dir, "s"), true);
-      try {
-        const cas = store.cas;
-        const a = prng(5000, 21);
-        const b = prng(5000, 22);
-        const c = prng(5000, 23);
-        const [ha, hb, hc] = [a, b, c].map((d) => sha256(d));
-        store.manifest.write(() => cas.put(ha, a)); // before tracking: not recorded
-        const uses = cas.trackUses();
-        expect(cas.has(hb)).toBe(false); // absent: not recorded
-        expect(cas.has(ha)).toBe(true);
-        store.manifest.write(() => cas.put(hb, b)); // stored
-        const e = encodeChunk(c, 1);
-        store.manifest.write(() => cas.putEncoded(hc, c.length, e.codec, e.body, e.crc));
-        expect([...uses].sort()).toEqual([ha, hb, hc].map((h) => h.toString("hex")).sort());
-        cas.untrackUses(uses);
-        uses.clear();
-        expect(cas.has(ha)).toBe(true);
-        expect(uses.size).toBe(0);
-      } finally {
-        store.close();
-      }
-    } finally {
-      t.cleanup();
-    }
-  });
+  it("records objects found by has or put and objects stored, until untracked", () =>
+    withStore(({ store }) => {
+      const cas = store.cas;
+      const a = prng(5000, 21);
+      const b = prng(5000, 22);
+      const c = prng(5000, 23);
+      const [ha, hb, hc] = [a, b, c].map((d) => sha256(d));
+      store.manifest.write(() => cas.put(ha, a)); // before tracking: not recorded
+      const uses = cas.trackUses();
+      expect(cas.has(hb)).toBe(false); // absent: not recorded
+      expect(cas.has(ha)).toBe(true);
+      store.manifest.write(() => cas.put(hb, b)); // stored
+      const e = encodeChunk(c, 1);
+      store.manifest.write(() => cas.putEncoded(hc, c.length, e.codec, e.body, e.crc));
+      expect([...uses].sort()).toEqual([ha, hb, hc].map((h) => h.toString("hex")).sort());
+      cas.untrackUses(uses);
+      uses.clear();
+      expect(cas.has(ha)).toBe(true);
+      expect(uses.size).toBe(0);
+    }));
 });
 
 describe("an asynchronous commit holds the chunks it found present", () => {
-  it.each(["gc", "gcAsync"])("%s started between the worker's lookup and the inode write spares them", async (which) => {
-    const t = tempDir("agentfs-gca-");
-    try {
-      const dir = join(t.dir, "s");
-      const { store, core } = openAt(dir, true);
-      try {
-        const v = prng(6 << 20, 13); // several 64 KiB-average chunks, committed through the worker
-        writeFile(core, "/old", v);
-        core.unlink("/old"); // all of its chunks are garbage
-        // The first time the commit below finds a chunk present, gc runs on the next turn: before the
-        // worker's answer with the remaining chunks arrives, so before the extents are written.
-        const has = store.cas.has.bind(store.cas);
-        let ran = false;
-        let collected: Promise<unknown> = Promise.resolve();
-        // gcAsync: its mark sees the state before the inode write; its sweep waits for the commit to end.
-        let closed: Promise<void> = Promise.resolve();
-        const { pool } = pausingPool(() => closed);
-        store.cas.has = (h: Uint8Array) => {
-          const found = has(h);
-          if (found && !ran) {
-            ran = true;
-            setImmediate(() => {
-              if (which === "gc") gc(store, core.heldChunks());
-              else collected = gcAsync(store, { keep: () => core.heldChunks(), pool });
-            });
-          }
-          return found;
-        };
-        // Half found present (the garbage of /old), half stored by this commit.
-        const w = Buffer.concat([v.subarray(0, 3 << 20), prng(3 << 20, 14)]);
-        const fd = core.openFile("/new", C.O_CREAT | C.O_WRONLY, 0o644);
-        core.write(fd, w, 0, w.length, 0);
-        closed = core.closeAsync(fd);
-        await closed;
-        await collected;
-        expect(ran).toBe(true);
-        expect(readFile(core, "/new").equals(w)).toBe(true);
-        expect(fsck(store).ok).toBe(true);
-      } finally {
-        store.close();
-      }
-    } finally {
-      t.cleanup();
-    }
-  });
+  it.each(["gc", "gcAsync"])("%s started between the worker's lookup and the inode write spares them", (which) =>
+    withStore(async ({ store, core }) => {
+      const v = prng(6 << 20, 13); // several 64 KiB-average chunks, committed through the worker
+      writeFile(core, "/old", v);
+      core.unlink("/old"); // all of its chunks are garbage
+      // The first time the commit below finds a chunk present, gc runs on the next turn: before the
+      // worker's answer with the remaining chunks arrives, so before the extents are written.
+      const has = store.cas.has.bind(store.cas);
+      let ran = false;
+      let collected: Promise<unknown> = Promise.resolve();
+      // gcAsync: its mark sees the state before the inode write; its sweep waits for the commit to end.
+      let closed: Promise<void> = Promise.resolve();
+      const { pool } = pausingPool(() => closed);
+      store.cas.has = (h: Uint8Array) => {
+        const found = has(h);
+        if (found && !ran) {
+          ran = true;
+          setImmediate(() => {
+            if (which === "gc") gc(store, core.heldChunks());
+            else collected = gcAsync(store, { keep: () => core.heldChunks(), pool });
+          });
+        }
+        return found;
+      };
+      // Half found present (the garbage of /old), half stored by this commit.
+      const w = Buffer.concat([v.subarray(0, 3 << 20), prng(3 << 20, 14)]);
+      const fd = core.openFile("/new", C.O_CREAT | C.O_WRONLY, 0o644);
+      core.write(fd, w, 0, w.length, 0);
+      closed = core.closeAsync(fd);
+      await closed;
+      await collected;
+      expect(ran).toBe(true);
+      expect(readFile(core, "/new").equals(w)).toBe(true);
+      expect(fsck(store).ok).toBe(true);
+    }));
 });
