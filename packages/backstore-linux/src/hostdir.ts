@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Backstore } from "@agentfs/core";
 import * as native from "@agentfs/native";
-import { FdBuffer } from "./fdbuffer.js";
+import { PunchingFdBuffer } from "./fdbuffer.js";
 
 /** How a copy was made: `"reflink"` (FICLONE, blocks shared) or `"copy"` (bytes copied). */
 export type CopyMethod = "reflink" | "copy";
@@ -19,7 +19,7 @@ export type CopyMethod = "reflink" | "copy";
 export const NO_REFLINK_ERRNOS: readonly string[] = ["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOTTY", "ENOSYS"];
 
 /** A working buffer in a host directory; `method` says how its initial contents were made (`cloneFrom`). */
-export class HostFileBuffer extends FdBuffer {
+export class HostFileBuffer extends PunchingFdBuffer {
   /** "reflink" or "copy" for a buffer made by `cloneFrom`; undefined for an empty one. */
   method?: CopyMethod;
 }

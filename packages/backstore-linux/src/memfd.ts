@@ -7,7 +7,7 @@
  */
 import type { Backstore } from "@agentfs/core";
 import * as native from "@agentfs/native";
-import { FdBuffer } from "./fdbuffer.js";
+import { PunchingFdBuffer } from "./fdbuffer.js";
 
 /** Options of `MemfdBackstore`. */
 export interface MemfdBackstoreOptions {
@@ -15,8 +15,8 @@ export interface MemfdBackstoreOptions {
   name?: string;
 }
 
-/** A working buffer held in a memfd; `fd` is the memfd (close-on-exec, sealable). */
-export class MemfdBuffer extends FdBuffer {}
+/** A working buffer held in a memfd; `fd` is the memfd (close-on-exec, sealable); punched holes free their pages. */
+export class MemfdBuffer extends PunchingFdBuffer {}
 
 /**
  * Backstore whose buffers are memfds (Linux only). `createBuffer` mirrors

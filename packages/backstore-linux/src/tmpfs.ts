@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Backstore } from "@agentfs/core";
 import * as native from "@agentfs/native";
-import { FdBuffer } from "./fdbuffer.js";
+import { FdBuffer, PunchingFdBuffer } from "./fdbuffer.js";
 import { openUnnamed } from "./hostdir.js";
 
 /** Options of {@link TmpfsBackstore.mount} and {@link TmpfsBackstore.create}. */
@@ -123,7 +123,7 @@ export class TmpfsBackstore implements Backstore {
   /** A new, empty buffer: an unnamed file on the RAM disk. Errors: ENOSPC (RAM disk full, on write), EMFILE. */
   createBuffer(): FdBuffer {
     if (this.closed) throw errnoError("EBADF", "the tmpfs backstore is closed");
-    return new FdBuffer(openUnnamed(this.dir), 0);
+    return new PunchingFdBuffer(openUnnamed(this.dir), 0);
   }
 
   /** Bytes used and total on the RAM disk (statfs). */

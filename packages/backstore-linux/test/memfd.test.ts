@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { AgentFS, MemoryBackstore, type Backstore } from "@agentfs/core";
 import { afterAll, describe, expect, it } from "vitest";
-import { MemfdBackstore } from "../src/index.js";
+import { MemfdBackstore, TmpfsBackstore } from "../src/index.js";
 import { fdTargets, isLinux, prng, rssBytes, tmpDir } from "./helpers.js";
 
 const MiB = 1024 * 1024;
@@ -33,6 +33,32 @@ describe.skipIf(!isLinux)("MemfdBackstore buffers", () => {
       b.read(out, 0, 20, 0);
       expect(out.subarray(12, 20).every((x) => x === 0)).toBe(true);
       expect(() => b.truncate(-1)).toThrow(RangeError);
+    } finally {
+      b.dispose();
+    }
+  });
+
+  it.each([
+    ["memfd", () => new MemfdBackstore().createBuffer()],
+    ["tmpfs", () => TmpfsBackstore.at("/dev/shm").createBuffer()],
+  ])("punchHole on a %s buffer frees the range's pages (fallocate PUNCH_HOLE): st_blocks drops, it reads zeros, hasData sees the hole", (_kind, make) => {
+    const b = make();
+    try {
+      const data = prng(4 * MiB, 3);
+      b.write(data, 0, data.length, 0);
+      const before = fs.fstatSync(b.fd).blocks;
+      expect(before * 512).toBeGreaterThanOrEqual(4 * MiB);
+      b.punchHole(MiB + 100, 2 * MiB); // whole 64 KiB pages inside are freed, the partial ends zeroed
+      const after = fs.fstatSync(b.fd).blocks;
+      expect((before - after) * 512).toBeGreaterThanOrEqual(2 * MiB - 64 * 1024);
+      expect(b.size).toBe(4 * MiB);
+      const out = Buffer.alloc(4 * MiB);
+      expect(b.read(out, 0, out.length, 0)).toBe(4 * MiB);
+      expect(out.subarray(0, MiB + 100).equals(data.subarray(0, MiB + 100))).toBe(true);
+      expect(out.subarray(MiB + 100, 3 * MiB + 100).every((x) => x === 0)).toBe(true);
+      expect(out.subarray(3 * MiB + 100).equals(data.subarray(3 * MiB + 100))).toBe(true);
+      expect(b.hasData(2 * MiB, 64 * 1024)).toBe(false);
+      expect(b.hasData(MiB, 64 * 1024)).toBe(true); // partly punched: still data
     } finally {
       b.dispose();
     }

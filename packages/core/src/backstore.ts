@@ -245,20 +245,35 @@ export class FdBuffer implements WorkingBuffer {
   }
 
   /**
-   * Writes zeros over the written pages of `[position, position+length)`
-   * (never-written ones read as zero already; Node has no fallocate, so the
-   * file's space stays allocated) and forgets the pages wholly inside, which
-   * `hasData` then reports as a hole. Errors: EIO.
+   * Makes `[position, position+length)` (clipped to the size) read as zeros
+   * (`zeroRange`) and forgets the 64 KiB pages wholly inside, which `hasData`
+   * then reports as a hole. Errors: EIO.
    */
   punchHole(position: number, length: number): void {
     const end = Math.min(this._size, position + length);
-    for (let p = Math.floor(position / TRACK_PAGE); p * TRACK_PAGE < end; p++) {
+    if (end <= position) return;
+    this.zeroRange(position, end);
+    const first = Math.ceil(position / TRACK_PAGE);
+    const last = Math.floor(end / TRACK_PAGE); // pages [first, last) lie wholly inside
+    if (last - first > this.written.size) {
+      for (const p of [...this.written]) if (p >= first && p < last) this.written.delete(p);
+    } else for (let p = first; p < last; p++) this.written.delete(p);
+  }
+
+  /**
+   * Makes bytes `[lo, hi)` of the file read as zeros: here by writing zeros
+   * over the written pages of the range (never-written ones read as zero
+   * already; Node has no fallocate(2), so the file keeps the space). A
+   * platform backstore overrides it with FALLOC_FL_PUNCH_HOLE, which frees
+   * the space. Errors: EIO.
+   */
+  protected zeroRange(lo: number, hi: number): void {
+    for (let p = Math.floor(lo / TRACK_PAGE); p * TRACK_PAGE < hi; p++) {
       if (!this.written.has(p)) continue;
-      const lo = Math.max(position, p * TRACK_PAGE);
-      const hi = Math.min(end, (p + 1) * TRACK_PAGE);
+      const a = Math.max(lo, p * TRACK_PAGE);
+      const b = Math.min(hi, (p + 1) * TRACK_PAGE);
       let done = 0;
-      while (done < hi - lo) done += fs.writeSync(this.fd, TRACK_ZERO, 0, hi - lo - done, lo + done);
-      if (lo === p * TRACK_PAGE && hi === (p + 1) * TRACK_PAGE) this.written.delete(p);
+      while (done < b - a) done += fs.writeSync(this.fd, TRACK_ZERO, 0, b - a - done, a + done);
     }
   }
 

@@ -13,6 +13,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __linux__
+#include <linux/falloc.h>
+#endif
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -682,6 +685,23 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   }
   return info.Env().Undefined();
 }
+
+#ifdef __linux__
+Napi::Value Fallocate(const Napi::CallbackInfo& info) {
+  int fd;
+  int64_t mode, offset, length;
+  if (!ArgFd(info, 0, &fd) || !ArgInt(info, 1, &mode, "mode") || !ArgInt(info, 2, &offset, "offset") || !ArgInt(info, 3, &length, "length")) return Napi::Value();
+  int r;
+  do {
+    r = fallocate(fd, static_cast<int>(mode), static_cast<off_t>(offset), static_cast<off_t>(length));
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    ThrowErrno(info.Env(), errno, "fallocate");
+    return Napi::Value();
+  }
+  return info.Env().Undefined();
+}
+#endif
 
 Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   int fd;
@@ -1429,6 +1449,8 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("MFD_NOEXEC_SEAL", Napi::Number::New(env, 0x0008));
   c.Set("MFD_EXEC", Napi::Number::New(env, 0x0010));
 #endif
+  SETC(FALLOC_FL_KEEP_SIZE);
+  SETC(FALLOC_FL_PUNCH_HOLE);
   SETC(F_SEAL_SEAL);
   SETC(F_SEAL_SHRINK);
   SETC(F_SEAL_GROW);
@@ -1488,6 +1510,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("clonefile", Clonefile);
 #endif
   EXPORT("ftruncate", Ftruncate);
+#ifdef __linux__
+  EXPORT("fallocate", Fallocate);
+#endif
   EXPORT("setCloexec", SetCloexec);
   EXPORT("getCloexec", GetCloexec);
   EXPORT("pipe", Pipe);

@@ -36,6 +36,7 @@ interface Binding {
   ficlone?(srcFd: number, dstFd: number): void;
   clonefile?(src: string, dst: string, flags: number): void;
   ftruncate(fd: number, size: number | bigint): void;
+  fallocate?(fd: number, mode: number, offset: number, length: number): void;
   setCloexec(fd: number, on: boolean): void;
   getCloexec(fd: number): boolean;
   pipe(flags: number): [number, number];
@@ -132,6 +133,10 @@ export const MFD_ALLOW_SEALING: number = C.MFD_ALLOW_SEALING ?? 0;
 export const MFD_NOEXEC_SEAL: number = C.MFD_NOEXEC_SEAL ?? 0;
 /** memfd_create flag (Linux 6.3+): executable even where vm.memfd_noexec asks otherwise. */
 export const MFD_EXEC: number = C.MFD_EXEC ?? 0;
+/** fallocate(2) mode flag: do not change the file size. 0 where fallocate does not exist. */
+export const FALLOC_FL_KEEP_SIZE: number = C.FALLOC_FL_KEEP_SIZE ?? 0;
+/** fallocate(2) mode flag: deallocate the range, which then reads as zeros (needs FALLOC_FL_KEEP_SIZE). */
+export const FALLOC_FL_PUNCH_HOLE: number = C.FALLOC_FL_PUNCH_HOLE ?? 0;
 /** Seal: no more seals can be added. */
 export const F_SEAL_SEAL: number = C.F_SEAL_SEAL ?? 0;
 /** Seal: the file cannot shrink (ftruncate to a smaller size fails with EPERM). */
@@ -201,6 +206,19 @@ export const memfd_create = memfdCreate;
  */
 export function ftruncate(fd: number, size: number | bigint): void {
   binding.ftruncate(fd, size);
+}
+
+/**
+ * fallocate(2) on the file open at `fd`: `mode` is 0 (allocate) or
+ * FALLOC_FL_* flags or'ed (e.g. FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+ * frees `[offset, offset+length)`, bytes, which then reads as zeros).
+ *
+ * Errors: EBADF (not open for writing), EINVAL, EOPNOTSUPP (the filesystem
+ * lacks the mode), EPERM (a seal forbids it), ENOSPC, EFBIG, EIO; ENOSYS
+ * where fallocate does not exist (macOS).
+ */
+export function fallocate(fd: number, mode: number, offset: number, length: number): void {
+  need("fallocate", "fallocate")(fd, mode, offset, length);
 }
 
 /**

@@ -66,6 +66,28 @@ describe.skipIf(!isLinux)("memfd_create + ftruncate", () => {
   });
 });
 
+describe.skipIf(!isLinux)("fallocate", () => {
+  it("PUNCH_HOLE | KEEP_SIZE frees a memfd's pages and the range reads as zeros; errors are errno-coded", () => {
+    const fd = track(n.memfdCreate("punch", n.MFD_CLOEXEC | n.MFD_ALLOW_SEALING));
+    const data = Buffer.alloc(1 << 20, 0x5a);
+    fs.writeSync(fd, data, 0, data.length, 0);
+    const before = fs.fstatSync(fd).blocks;
+    n.fallocate(fd, n.FALLOC_FL_PUNCH_HOLE | n.FALLOC_FL_KEEP_SIZE, 256 << 10, 512 << 10);
+    const st = fs.fstatSync(fd);
+    expect(st.size).toBe(1 << 20);
+    expect((before - st.blocks) * 512).toBe(512 << 10);
+    const out = Buffer.alloc(1 << 20);
+    fs.readSync(fd, out, 0, out.length, 0);
+    expect(out.subarray(256 << 10, 768 << 10).every((x) => x === 0)).toBe(true);
+    expect(out.subarray(0, 256 << 10).every((x) => x === 0x5a)).toBe(true);
+    expect(out.subarray(768 << 10).every((x) => x === 0x5a)).toBe(true);
+    expectErrno(() => n.fallocate(987654, 0, 0, 1), "EBADF", "fallocate");
+    expectErrno(() => n.fallocate(fd, n.FALLOC_FL_PUNCH_HOLE, 0, 4096), ["EOPNOTSUPP", "ENOTSUP"], "fallocate"); // PUNCH_HOLE needs KEEP_SIZE
+    n.addSeals(fd, n.F_SEAL_WRITE);
+    expectErrno(() => n.fallocate(fd, n.FALLOC_FL_PUNCH_HOLE | n.FALLOC_FL_KEEP_SIZE, 0, 4096), "EPERM", "fallocate");
+  });
+});
+
 describe.skipIf(!isLinux)("seals", () => {
   it("getSeals/addSeals round-trip; seals accumulate and cannot be removed", () => {
     const fd = track(n.memfdCreate("seals", n.MFD_ALLOW_SEALING | n.MFD_CLOEXEC));
