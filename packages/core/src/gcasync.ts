@@ -4,8 +4,11 @@
  * its work in one write transaction on the caller's thread; `gcAsync` splits
  * it:
  *
- * 1. the layer half (`collectLayers`: dead layers, compaction) in one write
- *    transaction on the caller's thread, as `gc` (usually a few queries);
+ * 1. the layer half (dead layers, compaction: as `collectLayers`) in short
+ *    write transactions of at most `SWEEP_SLICE_ROWS` rows each, yielding
+ *    between them; every step leaves the same tree visible (a row moves
+ *    from a layer into its only child, or a row nothing reads goes), and
+ *    the row caches are dropped after each (`afterLayerGc`);
  * 2. the mark: a `CommitPool` worker reads every inode version's extents and
  *    every object on a read-only connection of its own, in one read
  *    transaction (state S), and sends back the objects nothing references;
@@ -26,7 +29,7 @@
  */
 import { StoreError } from "./errors.js";
 import { CommitPool, COMMIT_SLICE_MS, nextTurn } from "./commitpipe.js";
-import { afterLayerGc, collectLayers, gc, type GcReport } from "./maintenance.js";
+import { afterLayerGc, deadLayers, dropLayer, finishMerge, gc, nextMerge, type GcReport, type LayerGcReport } from "./maintenance.js";
 import type { Store } from "./store.js";
 
 /** Options of `gcAsync`. */
@@ -67,8 +70,7 @@ export async function gcAsync(store: Store, opts: GcAsyncOptions = {}): Promise<
   if (running.has(store)) throw new StoreError("EBUSY", `gc of ${m.file} is already running`);
   running.add(store);
   try {
-    const layers = m.write(() => collectLayers(store));
-    if (layers.layersRemoved || layers.inodeVersionsRemoved || layers.dentriesRemoved) afterLayerGc(store);
+    const layers = await collectLayersSliced(store);
     const pool = opts.pool ?? CommitPool.shared();
     for (let attempt = 0; attempt < (opts.attempts ?? 3); attempt++) {
       const objects = await markAndSweep(store, pool, keep).catch((e: unknown) => {
@@ -135,4 +137,63 @@ async function markAndSweep(store: Store, pool: Pick<CommitPool, "gcMark">, keep
   } finally {
     store.cas.untrackUses(used);
   }
+}
+
+/**
+ * `collectLayers` in slices: each transaction moves or deletes at most
+ * SWEEP_SLICE_ROWS inode and dentry rows, then yields to the event loop.
+ * Dead layers lose their rows (nothing reads them), then their layer row. A
+ * merge moves the rows of the layer into its only child where the child has
+ * none of its own, deletes the rest (shadowed by the child's), and finally
+ * gives the child the layer's parent. Between slices the chain still holds
+ * both layers, so every read sees the tree as before; writes land in heads,
+ * and a row a write puts into the child meanwhile simply shadows the
+ * layer's. Caches of rows are dropped after every slice that changed any.
+ */
+async function collectLayersSliced(store: Store): Promise<LayerGcReport> {
+  const m = store.manifest;
+  const db = m.db;
+  const rep: LayerGcReport = { layersRemoved: 0, inodeVersionsRemoved: 0, dentriesRemoved: 0 };
+  const N = SWEEP_SLICE_ROWS;
+  const delI = db.prepare(`DELETE FROM inodes WHERE rowid IN (SELECT rowid FROM inodes WHERE layer = ? LIMIT ${N})`);
+  const delD = db.prepare(`DELETE FROM dentries WHERE (parent, name, layer) IN (SELECT parent, name, layer FROM dentries WHERE layer = ? LIMIT ${N})`);
+  const moveI = db.prepare(`UPDATE inodes SET layer = @c WHERE rowid IN
+    (SELECT rowid FROM inodes AS a WHERE a.layer = @l AND NOT EXISTS (SELECT 1 FROM inodes AS b WHERE b.ino = a.ino AND b.layer = @c) LIMIT ${N})`);
+  const moveD = db.prepare(`UPDATE dentries SET layer = @c WHERE (parent, name, layer) IN
+    (SELECT parent, name, layer FROM dentries AS a WHERE a.layer = @l
+      AND NOT EXISTS (SELECT 1 FROM dentries AS b WHERE b.layer = @c AND b.parent = a.parent AND b.name = a.name) LIMIT ${N})`);
+  /** Runs `step` (rows changed) in its own transaction until it changes nothing, yielding between. */
+  const drain = async (step: () => number): Promise<number> => {
+    let total = 0;
+    for (;;) {
+      const n = m.write(step);
+      if (n === 0) return total;
+      total += n;
+      afterLayerGc(store);
+      await nextTurn();
+    }
+  };
+  for (const id of deadLayers(store)) {
+    rep.inodeVersionsRemoved += await drain(() => delI.run(id).changes);
+    rep.dentriesRemoved += await drain(() => delD.run(id).changes);
+    m.write(() => dropLayer(store, id));
+    afterLayerGc(store);
+    rep.layersRemoved++;
+  }
+  for (let next = m.read(() => nextMerge(store)); next; next = m.read(() => nextMerge(store))) {
+    const { layer: l, child: c } = next;
+    await drain(() => moveI.run({ l, c }).changes);
+    await drain(() => moveD.run({ l, c }).changes);
+    rep.inodeVersionsRemoved += await drain(() => delI.run(l).changes);
+    rep.dentriesRemoved += await drain(() => delD.run(l).changes);
+    // A gc in one transaction meanwhile (this process's `gc`) may have merged it already.
+    const finished = m.write(() => {
+      if (!db.prepare(`SELECT 1 FROM layers WHERE id = ? AND parent = ?`).get(c, l)) return false;
+      finishMerge(store, l, c);
+      return true;
+    });
+    afterLayerGc(store);
+    if (finished) rep.layersRemoved++;
+  }
+  return rep;
 }

@@ -244,65 +244,98 @@ export interface LayerGcReport {
   dentriesRemoved: number;
 }
 
+/** Overlay roots: bottom layers over a host directory (meta `lower:<id>`). */
+function overlayRootsOf(store: Store): Set<number> {
+  return new Set((store.manifest.db.prepare(`SELECT key FROM meta WHERE key LIKE 'lower:%'`).pluck().all() as string[]).map((k) => Number(k.slice(6))));
+}
+
+/**
+ * Layers no branch or snapshot reaches, children before parents (a child's
+ * id is always larger), so that no delete leaves a dead layer whose parent
+ * row is already gone (FOREIGN KEY). A dead layer never comes back to life:
+ * branches and snapshots are only ever made from live ones.
+ */
+export function deadLayers(store: Store): number[] {
+  const live = liveLayers(store);
+  const all = store.manifest.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[];
+  return all.filter((id) => !live.has(id));
+}
+
+/**
+ * Removes the row of dead layer `id` (its inode and dentry rows already
+ * gone), and when it was an overlay root its host directory and paths.
+ * Inside a write transaction.
+ */
+export function dropLayer(store: Store, id: number): void {
+  const m = store.manifest;
+  if (overlayRootsOf(store).has(id)) {
+    // A dead overlay root: forget its host directory and paths too (its id may be reused).
+    m.db.prepare(`DELETE FROM meta WHERE key = ?`).run(lowerMetaKey(id));
+    m.db.prepare(`DELETE FROM overlay_paths WHERE root = ?`).run(id);
+  }
+  m.db.prepare(`DELETE FROM layers WHERE id = ?`).run(id);
+}
+
+/**
+ * The next layer compaction merges: a layer that no branch or snapshot names
+ * itself (nor an overlay root, whose host directory is recorded against its
+ * id) and that has exactly one child, which takes its rows (the child's win).
+ * Its chain reads the same, but versions only it held (files changed or
+ * deleted after a since-deleted snapshot) become unreferenced, so their data
+ * goes. Highest id first; null when there is none.
+ */
+export function nextMerge(store: Store): { layer: number; child: number } | null {
+  const m = store.manifest;
+  const named = new Set<number>([
+    ...(m.db.prepare(`SELECT head FROM branches`).pluck().all() as number[]),
+    ...(m.db.prepare(`SELECT layer FROM snapshots`).pluck().all() as number[]),
+    ...overlayRootsOf(store),
+  ]);
+  const children = m.db.prepare(`SELECT id FROM layers WHERE parent = ? LIMIT 2`).pluck();
+  for (const l of m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[]) {
+    if (named.has(l)) continue;
+    const kids = children.all(l) as number[];
+    if (kids.length === 1) return { layer: l, child: kids[0]! };
+  }
+  return null;
+}
+
+/** After the rows of `layer` moved into `child` (or were shadowed and deleted): `child` takes `layer`'s place. Inside a write transaction. */
+export function finishMerge(store: Store, layer: number, child: number): void {
+  const db = store.manifest.db;
+  db.prepare(`UPDATE layers SET parent = (SELECT parent FROM layers WHERE id = ?) WHERE id = ?`).run(layer, child);
+  db.prepare(`DELETE FROM layers WHERE id = ?`).run(layer);
+}
+
 /**
  * The layer half of gc: removes layers no branch or snapshot reaches (with
- * their rows) and merges each unnamed layer that has exactly one child into
- * it. Must run inside a write transaction of the store's manifest; call
+ * their rows) and merges each layer `nextMerge` names into its child. Must
+ * run inside a write transaction of the store's manifest; call
  * `afterLayerGc` once it committed, if it removed anything.
  */
 export function collectLayers(store: Store): LayerGcReport {
   const m = store.manifest;
-  const live = liveLayers(store);
-  // Children before parents (a child's id is always larger), so no delete
-  // leaves a dead layer whose parent row is already gone (FOREIGN KEY).
-  const all = m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[];
-  const dead = all.filter((id) => !live.has(id));
+  const dead = deadLayers(store);
   let inodeVersionsRemoved = 0;
   let dentriesRemoved = 0;
   const delI = m.db.prepare(`DELETE FROM inodes WHERE layer = ?`);
   const delD = m.db.prepare(`DELETE FROM dentries WHERE layer = ?`);
-  const delL = m.db.prepare(`DELETE FROM layers WHERE id = ?`);
-  // Overlay roots (bottom layers over a host directory, meta `lower:<id>`).
-  const overlayRoots = new Set((m.db.prepare(`SELECT key FROM meta WHERE key LIKE 'lower:%'`).pluck().all() as string[]).map((k) => Number(k.slice(6))));
   for (const id of dead) {
     inodeVersionsRemoved += delI.run(id).changes;
     dentriesRemoved += delD.run(id).changes;
-    delL.run(id);
-    if (overlayRoots.has(id)) {
-      // A dead overlay root: forget its host directory and paths too (its id may be reused).
-      m.db.prepare(`DELETE FROM meta WHERE key = ?`).run(lowerMetaKey(id));
-      m.db.prepare(`DELETE FROM overlay_paths WHERE root = ?`).run(id);
-      overlayRoots.delete(id);
-    }
+    dropLayer(store, id);
   }
-  // Compaction: a layer that no branch or snapshot names itself and that has
-  // exactly one child is merged into that child (the child's rows win). Its
-  // chain reads the same, but versions only it held (files changed or deleted
-  // after a since-deleted snapshot) become unreferenced, so their data goes.
-  const named = new Set<number>([
-    ...(m.db.prepare(`SELECT head FROM branches`).pluck().all() as number[]),
-    ...(m.db.prepare(`SELECT layer FROM snapshots`).pluck().all() as number[]),
-    // An overlay root is never merged away: the host directory is recorded against its id.
-    ...overlayRoots,
-  ]);
-  const children = m.db.prepare(`SELECT id FROM layers WHERE parent = ? LIMIT 2`).pluck();
-  const parentOf = m.db.prepare(`SELECT parent FROM layers WHERE id = ?`).pluck();
   const moveI = m.db.prepare(`UPDATE inodes SET layer = @c WHERE layer = @l AND ino NOT IN (SELECT ino FROM inodes WHERE layer = @c)`);
   const moveD = m.db.prepare(`UPDATE dentries SET layer = @c WHERE layer = @l
     AND NOT EXISTS (SELECT 1 FROM dentries AS d2 WHERE d2.layer = @c AND d2.parent = dentries.parent AND d2.name = dentries.name)`);
-  const reparent = m.db.prepare(`UPDATE layers SET parent = ? WHERE id = ?`);
   let merged = 0;
-  const remaining = (m.db.prepare(`SELECT id FROM layers ORDER BY id DESC`).pluck().all() as number[]).filter((id) => !named.has(id));
-  for (const l of remaining) {
-    const kids = children.all(l) as number[];
-    if (kids.length !== 1) continue;
-    const c = kids[0];
+  for (let next = nextMerge(store); next; next = nextMerge(store)) {
+    const { layer: l, child: c } = next;
     moveI.run({ c, l });
     moveD.run({ c, l });
     inodeVersionsRemoved += delI.run(l).changes;
     dentriesRemoved += delD.run(l).changes;
-    reparent.run(parentOf.get(l) ?? null, c);
-    delL.run(l);
+    finishMerge(store, l, c);
     merged++;
   }
   return { layersRemoved: dead.length + merged, inodeVersionsRemoved, dentriesRemoved };

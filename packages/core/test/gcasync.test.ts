@@ -182,6 +182,91 @@ describe("gcAsync", () => {
   });
 });
 
+describe("gcAsync's layer half in slices", () => {
+  /** Every path under `/` with its mode, size and contents (a file's bytes as hex of their SHA-256). */
+  function tree(core: FsCore): string {
+    const out: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of core.readdir(dir)) {
+        const p = dir === "/" ? `/${e.name}` : `${dir}/${e.name}`;
+        const st = core.stat(p, false);
+        const isDir = (st.mode & 0o170000) === 0o040000;
+        out.push(`${p} ${st.mode.toString(8)} ${isDir ? "" : sha256(readFile(core, p)).toString("hex")}`);
+        if (isDir) walk(p);
+      }
+    };
+    walk("/");
+    return out.join("\n");
+  }
+
+  it("merging a deleted snapshot's layer takes many slices; between them the tree reads the same, writes go on, and the result equals gc's", async () => {
+    const t = tempDir("agentfs-gca-");
+    try {
+      const a = join(t.dir, "a");
+      {
+        const { store, core } = openAt(a, true);
+        for (let d = 0; d < 6; d++) {
+          core.mkdir(`/d${d}`, 0o755);
+          for (let i = 0; i < 120; i++) writeFile(core, `/d${d}/f${i}`, Buffer.from(`${d}/${i} `.repeat(20)));
+        }
+        store.createSnapshot("s1", { branch: "main" });
+        for (let i = 0; i < 120; i += 3) writeFile(core, `/d1/f${i}`, Buffer.from(`changed ${i}`)); // shadowing versions in the head
+        core.unlink("/d2/f7");
+        store.deleteSnapshot("s1"); // its layer now has one child and no name: gc merges it
+        store.close();
+      }
+      const b = join(t.dir, "b");
+      cpSync(a, b, { recursive: true });
+      const sa = Store.open(a);
+      const { store: sb, core } = openAt(b);
+      try {
+        const ra = gc(sa);
+        expect(ra.layersRemoved).toBe(1);
+        let before = tree(core);
+        // Between slices: the tree must read as before (checked on every turn), and a write must work.
+        let turns = 0;
+        let stop = false;
+        const mismatches: number[] = [];
+        const watch = () => {
+          if (stop) return;
+          turns++;
+          if (tree(core) !== before) mismatches.push(turns);
+          if (turns === 3) {
+            // A write between slices: a file of the merged layer changes in the head, and a new one appears.
+            writeFile(core, "/d0/f5", Buffer.from("rewritten during the merge"));
+            writeFile(core, "/d4/during", Buffer.from("made during the merge"));
+            before = tree(core);
+          }
+          setImmediate(watch);
+        };
+        setImmediate(watch);
+        const rb = await gcAsync(sb);
+        stop = true;
+        expect(turns).toBeGreaterThan(5); // the merge yielded many times
+        expect(mismatches).toEqual([]);
+        // The same, plus the version of /d0/f5 the write during the merge replaced.
+        expect(rb).toMatchObject({ layersRemoved: ra.layersRemoved, objectsRemoved: ra.objectsRemoved + 1 });
+        // The layer structure equals the one-transaction result, and so does every visible byte once the
+        // same two writes are made there.
+        const layers = (s: Store) => JSON.stringify(s.manifest.db.prepare(`SELECT count(*) AS n FROM layers`).get());
+        expect(layers(sb)).toBe(layers(sa));
+        const ca = new FsCore(sa, { branch: "main" });
+        writeFile(ca, "/d0/f5", Buffer.from("rewritten during the merge"));
+        writeFile(ca, "/d4/during", Buffer.from("made during the merge"));
+        expect(tree(core)).toBe(tree(ca));
+        writeFile(core, "/d3/after", Buffer.from("written after the merge"));
+        expect(readFile(core, "/d3/after").toString()).toBe("written after the merge");
+        expect(fsck(sb).ok).toBe(true);
+      } finally {
+        sa.close();
+        sb.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+
 describe("ObjectStore.trackUses", () => {
   it("records objects found by has or put and objects stored, until untracked", () =>
     withStore(({ store }) => {
