@@ -2,6 +2,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { AgentFS, MemoryBackstore, type Backstore } from "@agentfs/core";
 import { afterAll, describe, expect, it } from "vitest";
+import { FdBuffer } from "@agentfs/core";
+import * as native from "@agentfs/native";
 import { MemfdBackstore, TmpfsBackstore } from "../src/index.js";
 import { fdTargets, isLinux, prng, rssBytes, tmpDir } from "./helpers.js";
 
@@ -59,6 +61,29 @@ describe.skipIf(!isLinux)("MemfdBackstore buffers", () => {
       expect(out.subarray(3 * MiB + 100).equals(data.subarray(3 * MiB + 100))).toBe(true);
       expect(b.hasData(2 * MiB, 64 * 1024)).toBe(false);
       expect(b.hasData(MiB, 64 * 1024)).toBe(true); // partly punched: still data
+    } finally {
+      b.dispose();
+    }
+  });
+
+  it.each([
+    ["PUNCH_HOLE (MemfdBuffer)", () => new MemfdBackstore().createBuffer()],
+    ["zeros (core FdBuffer)", () => new FdBuffer(native.memfdCreate("plain", native.MFD_CLOEXEC), 0)],
+  ])("punching all of a 64 TiB sparse buffer by %s visits only its written pages", (_kind, make) => {
+    const b = make();
+    try {
+      const size = 2 ** 46;
+      b.truncate(size);
+      b.write(Buffer.alloc(5000, 7), 0, 5000, 100);
+      b.write(Buffer.alloc(5000, 9), 0, 5000, size - 5000);
+      b.punchHole(0, size);
+      expect(b.size).toBe(size);
+      const out = Buffer.alloc(5000, 1);
+      b.read(out, 0, 5000, 100);
+      expect(out.every((x) => x === 0)).toBe(true);
+      b.read(out, 0, 5000, size - 5000);
+      expect(out.every((x) => x === 0)).toBe(true);
+      expect(b.hasData(0, 64 * 1024)).toBe(false);
     } finally {
       b.dispose();
     }

@@ -15,7 +15,7 @@ import { CommitPool, CommitWorkerError, COMMIT_SLICE_MS, commitFrozen, nextTurn 
 import { asFsError } from "./errwrap.js";
 import type { OpenInode } from "./openfile.js";
 
-/** Changed spans (bytes) up to this size are committed synchronously even by the asynchronous calls: about 1–3 ms of work. */
+/** Commits with up to this much data to re-chunk (bytes, `OpenContent.pendingWork`) run synchronously even from the asynchronous calls: about 1–3 ms of work. */
 export const SYNC_COMMIT_SPAN = 256 * 1024;
 
 /** Internal signal: objects an asynchronous commit stored vanished (gc by another process); the commit is redone. */
@@ -53,7 +53,7 @@ export class AsyncCommitter {
   commit(o: OpenInode, syscall: string): Promise<void> {
     const host = this.host;
     const c = o.content;
-    if (!o.tail && c && !c.inFlight && (!c.dirty || c.pendingSpan() <= SYNC_COMMIT_SPAN)) {
+    if (!o.tail && c && !c.inFlight && (!c.dirty || c.pendingWork() <= SYNC_COMMIT_SPAN)) {
       // Nothing queued and little to do (small change, or times only): commit right now, as `flush`.
       try {
         if (!(c.dirty || o.mtime !== null)) return Promise.resolve();
@@ -86,7 +86,7 @@ export class AsyncCommitter {
       const c = o.content;
       if (!c || !(c.dirty || o.mtime !== null)) return;
       if (o.orphan && !host.wrap(syscall, () => m.read(() => host.visible(o.ino)))) return; // unlinked while open
-      if (!c.dirty || c.inFlight || round >= 8 || c.pendingSpan() <= SYNC_COMMIT_SPAN) {
+      if (!c.dirty || c.inFlight || round >= 8 || c.pendingWork() <= SYNC_COMMIT_SPAN) {
         host.write(syscall, () => host.commitContent(o));
         return;
       }

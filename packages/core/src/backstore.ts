@@ -129,17 +129,25 @@ export class MemoryBuffer implements WorkingBuffer {
     return false;
   }
 
-  /** Frees the pages wholly inside `[position, position+length)` and zero-fills the partial ones at its ends. */
+  /**
+   * Frees the pages wholly inside `[position, position+length)` and
+   * zero-fills the partial ones at its ends; visits only pages that exist,
+   * so a huge range costs no more than the pages held.
+   */
   punchHole(position: number, length: number): void {
     const end = Math.min(this._size, position + length);
-    for (let pos = position; pos < end; ) {
-      const pi = Math.floor(pos / MEMORY_PAGE_SIZE);
-      const po = pos - pi * MEMORY_PAGE_SIZE;
-      const n = Math.min(MEMORY_PAGE_SIZE - po, end - pos);
-      const page = this.pages.get(pi);
-      if (page && po === 0 && n === MEMORY_PAGE_SIZE) this.pages.delete(pi);
-      else if (page) page.fill(0, Math.min(po, page.length), Math.min(po + n, page.length));
-      pos += n;
+    if (end <= position) return;
+    const first = Math.floor(position / MEMORY_PAGE_SIZE);
+    const last = Math.floor((end - 1) / MEMORY_PAGE_SIZE);
+    const held = last - first + 1 > this.pages.size ? [...this.pages.keys()].filter((pi) => pi >= first && pi <= last) : null;
+    for (let k = 0, pi = first; held ? k < held.length : pi <= last; k++, pi++) {
+      const p = held ? held[k]! : pi;
+      const page = this.pages.get(p);
+      if (!page) continue;
+      const lo = Math.max(position, p * MEMORY_PAGE_SIZE) - p * MEMORY_PAGE_SIZE;
+      const hi = Math.min(end, (p + 1) * MEMORY_PAGE_SIZE) - p * MEMORY_PAGE_SIZE;
+      if (lo === 0 && hi === MEMORY_PAGE_SIZE) this.pages.delete(p);
+      else page.fill(0, Math.min(lo, page.length), Math.min(hi, page.length));
     }
   }
 
@@ -268,7 +276,11 @@ export class FdBuffer implements WorkingBuffer {
    * the space. Errors: EIO.
    */
   protected zeroRange(lo: number, hi: number): void {
-    for (let p = Math.floor(lo / TRACK_PAGE); p * TRACK_PAGE < hi; p++) {
+    const first = Math.floor(lo / TRACK_PAGE);
+    const last = Math.ceil(hi / TRACK_PAGE); // exclusive
+    const pages = last - first > this.written.size ? [...this.written].filter((p) => p >= first && p < last).sort((a, b) => a - b) : null;
+    for (let k = 0, q = first; pages ? k < pages.length : q < last; k++, q++) {
+      const p = pages ? pages[k]! : q;
       if (!this.written.has(p)) continue;
       const a = Math.max(lo, p * TRACK_PAGE);
       const b = Math.min(hi, (p + 1) * TRACK_PAGE);

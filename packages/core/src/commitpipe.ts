@@ -392,7 +392,13 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   if (stoppedAt < job.size) {
     const i = job.stops.get(stoppedAt);
     if (i === undefined) throw new StoreError("EIO", `commit worker stopped at ${stoppedAt}, not at an old chunk boundary`);
-    for (let k = i; k < job.base.length; k++) extents.push(job.base[k]);
+    for (let k = i; k < job.base.length; k++) {
+      const e = job.base[k]!;
+      const last = extents[extents.length - 1];
+      // A hole split by the plan rejoins its other half.
+      if (k === i && !e.hash && last && !last.hash && last.off + last.len === e.off) extents[extents.length - 1] = { off: last.off, len: last.len + e.len, hash: null };
+      else extents.push(e);
+    }
   }
   return { extents, inserted, newStoredBytes };
 }

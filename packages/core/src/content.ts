@@ -364,7 +364,8 @@ export class OpenContent {
    * FALLOC_FL_KEEP_SIZE: whole 64 KiB pages in the range become holes (their
    * committed bytes are no longer read and the working buffer frees them
    * where it can); the partial pages at either end are zero-filled. The
-   * next commit stores the holes as hole extents.
+   * next commit stores the holes as hole extents. Costs in proportion to the
+   * data in the range, not to its length.
    */
   punch(pos: number, len: number): void {
     const end = Math.min(this.size, pos + len);
@@ -378,8 +379,19 @@ export class OpenContent {
     } else {
       if (pos < fullLo * PAGE) this.zeroFill(pos, fullLo * PAGE);
       if (end > fullHi * PAGE) this.zeroFill(fullHi * PAGE, end);
-      for (let pi = fullLo; pi < fullHi; pi++) this.loaded.add(pi);
-      this.buf.punchHole(fullLo * PAGE, (fullHi - fullLo) * PAGE);
+      // Committed data under the whole pages must no longer be read: those pages count as loaded (the
+      // buffer reads zero there). Pages over holes or past the committed end need nothing, so the work
+      // is bounded by the committed data in the range, not by its length (a 2^47-byte punch is cheap).
+      const lo = fullLo * PAGE;
+      const hi = Math.min(fullHi * PAGE, this.baseVisible);
+      for (let i = lo < hi ? findExtent(this.base, lo) : this.base.length; i < this.base.length && this.base[i]!.off < hi; i++) {
+        const e = this.base[i]!;
+        if (!e.hash) continue;
+        const a = Math.max(e.off, lo);
+        const b = Math.min(e.off + e.len, hi);
+        for (let pi = Math.floor(a / PAGE); pi * PAGE < b; pi++) this.loaded.add(pi);
+      }
+      this.buf.punchHole(lo, (fullHi - fullLo) * PAGE);
     }
     if (pos < this.dirtyLo) this.dirtyLo = pos;
     if (end > this.dirtyHi) this.dirtyHi = end;
@@ -448,11 +460,11 @@ export class OpenContent {
     if (this.job) this.abortAsync(this.job);
     if (!this.dirty) return null;
     const size = this.size;
-    const base = this.base;
     // Re-chunk [start, end) only: from the boundary of the base extent holding the first changed byte to
     // where the old chunks can be reused (an old boundary a cut lands on, `stops`), at the latest the old
     // boundary `end` (a forced cut, as at end of file) SYNC_RESYNC_SLACK past the last changed byte.
     const { i0, start, end, stops } = this.plan(SYNC_RESYNC_SLACK);
+    const base = this.base; // after plan: it may split a hole extent
     const out: Extent[] = base.slice(0, i0);
     let pos = start;
     const max = chunker.params.max;
@@ -491,7 +503,12 @@ export class OpenContent {
     }
     // The unchanged tail: base extents from the old boundary chunking stopped at.
     const r = stops.get(pos);
-    if (r !== undefined) for (let i = r; i < base.length; i++) out.push(base[i]);
+    if (r !== undefined) {
+      const first = base[r];
+      if (first && !first.hash) pushHole(first.off, first.len); // a split hole rejoins its other half
+      else if (first) out.push(first);
+      for (let i = r + 1; i < base.length; i++) out.push(base[i]);
+    }
     this.base = out;
     this.baseVisible = size;
     if (hasHole(out, size)) this.sparse = true;
@@ -509,6 +526,7 @@ export class OpenContent {
    */
   private plan(slack: number): { i0: number; start: number; end: number; stops: Map<number, number> } {
     const size = this.size;
+    this.splitHoles(Math.min(this.dirtyLo, this.baseVisible), this.dirtyHi + slack);
     const base = this.base;
     const baseTotal = base.length ? base[base.length - 1].off + base[base.length - 1].len : 0;
     const startAt = Math.min(this.dirtyLo, this.baseVisible);
@@ -534,6 +552,25 @@ export class OpenContent {
   }
 
   /**
+   * Splits a base hole extent that holds `lo` (or `hi`) more than a page
+   * away from its edge at the 64 KiB page boundary just below `lo` (just
+   * above `hi`): the file reads the same, and a change in the middle of a
+   * huge hole (a sparse file truncated up, then written) re-chunks the pages
+   * around it instead of the whole hole. Content-defined chunking loses
+   * nothing by it: runs of zero pages are cut out as holes anyway.
+   */
+  private splitHoles(lo: number, hi: number): void {
+    const split = (at: number) => {
+      const i = findExtent(this.base, at);
+      const e = this.base[i];
+      if (!e || e.hash || at - e.off < PAGE || e.off + e.len - at < PAGE) return;
+      this.base = [...this.base.slice(0, i), { off: e.off, len: at - e.off, hash: null }, { off: at, len: e.off + e.len - at, hash: null }, ...this.base.slice(i + 1)];
+    };
+    split(Math.floor(lo / PAGE) * PAGE);
+    if (hi >= 0) split(Math.ceil(hi / PAGE) * PAGE);
+  }
+
+  /**
    * Bytes (0 when clean) that the next synchronous `commit` re-chunks at
    * most: from the start of the old chunk holding the first changed byte to
    * the first old chunk boundary at or after the last one (or to the end of
@@ -544,6 +581,33 @@ export class OpenContent {
     if (this.dirtyHi < 0) return 0;
     const p = this.plan(SYNC_RESYNC_SLACK);
     return p.end - p.start;
+  }
+
+  /**
+   * Bytes (0 when clean) of data the next synchronous `commit` reads and
+   * chunks, at most: `pendingSpan` less what is known to be hole there (the
+   * buffer's pages that were never written or loaded, over holes or past the
+   * committed end). A commit's holes cost a few lookups each, so this, not
+   * the span, says how long a synchronous commit takes: a byte written into
+   * a 64 TiB sparse file is little work in a huge span.
+   */
+  pendingWork(): number {
+    if (this.dirtyHi < 0) return 0;
+    const p = this.plan(SYNC_RESYNC_SLACK);
+    const span = p.end - p.start;
+    if (span <= 16 * PAGE) return span;
+    let bytes = 0;
+    const lo = Math.floor(p.start / PAGE);
+    const hi = Math.ceil(p.end / PAGE); // pages [lo, hi)
+    if (hi - lo <= this.loaded.size) {
+      for (let pi = lo; pi < hi; pi++) if (this.loaded.has(pi)) bytes += PAGE;
+    } else for (const pi of this.loaded) if (pi >= lo && pi < hi) bytes += PAGE;
+    const end = Math.min(p.end, this.baseVisible);
+    for (let i = p.start < end ? findExtent(this.base, p.start) : this.base.length; i < this.base.length && this.base[i]!.off < end; i++) {
+      const e = this.base[i]!;
+      if (e.hash) bytes += Math.min(e.off + e.len, end) - Math.max(e.off, p.start);
+    }
+    return Math.min(span, bytes);
   }
 
   /**
@@ -562,11 +626,18 @@ export class OpenContent {
     if (this.dirtyHi < 0) return "clean";
     const p = this.plan(RESYNC_SLACK);
     const t0 = performance.now();
-    const last = Math.floor((Math.min(p.end, this.baseVisible) - 1) / PAGE);
-    for (let pi = Math.floor(p.start / PAGE); pi <= last; pi++) {
-      if (this.loaded.has(pi)) continue;
-      if (performance.now() - t0 > budgetMs) return "more";
-      this.loadPage(pi);
+    // Load the committed pages the region reads: those over data extents (holes read as zero from the
+    // buffer as well), so a region that is mostly hole costs by its data, not its length.
+    const hi = Math.min(p.end, this.baseVisible);
+    for (let i = p.start < hi ? findExtent(this.base, p.start) : this.base.length; i < this.base.length && this.base[i]!.off < hi; i++) {
+      const e = this.base[i]!;
+      if (!e.hash) continue;
+      const last = Math.floor((Math.min(e.off + e.len, hi) - 1) / PAGE);
+      for (let pi = Math.floor(Math.max(e.off, p.start) / PAGE); pi <= last; pi++) {
+        if (this.loaded.has(pi)) continue;
+        if (performance.now() - t0 > budgetMs) return "more";
+        this.loadPage(pi);
+      }
     }
     const pageLo = Math.floor(p.start / PAGE);
     const pageHi = p.end > p.start ? Math.floor((p.end - 1) / PAGE) : pageLo - 1;

@@ -212,6 +212,37 @@ describe("fallocate", () => {
     expect(got.subarray(3 * MiB).equals(data.subarray(3 * MiB))).toBe(true);
   });
 
+  it("punching the whole of a 64 TiB sparse file with data at both ends: the data reads as zero, the size stays, the work is bounded by the data", () => {
+    const size = 2 ** 46;
+    const head = prng(300 * KiB, 8);
+    const tail = prng(200 * KiB, 9);
+    const fd = core.openFile("/huge", C.O_RDWR | C.O_CREAT, 0o644);
+    core.ftruncate(fd, size);
+    core.write(fd, head, 0, head.length, 0);
+    core.write(fd, tail, 0, tail.length, size - tail.length);
+    core.close(fd);
+    // Once committed (data in the base) and once while only in the working buffer.
+    for (const reopen of [true, false]) {
+      const wfd = core.openFile("/huge", C.O_RDWR);
+      if (!reopen) core.write(wfd, head, 0, head.length, 0);
+      core.fallocate(wfd, PUNCH, 0, size);
+      expect(core.fstat(wfd).size).toBe(size);
+      expect(seek(wfd, 0, true)).toBe("ENXIO");
+      core.close(wfd);
+      const st = core.stat("/huge");
+      expect(st.size).toBe(size);
+      expect(st.blocks).toBe(0);
+      const rfd = core.openFile("/huge", C.O_RDONLY);
+      const got = Buffer.alloc(300 * KiB, 1);
+      core.read(rfd, got, 0, got.length, 0);
+      expect(allZero(got, 0, got.length)).toBe(true);
+      got.fill(1);
+      core.read(rfd, got, 0, 200 * KiB, size - 200 * KiB);
+      expect(allZero(got, 0, 200 * KiB)).toBe(true);
+      core.close(rfd);
+    }
+  }, 60_000);
+
   it("mode 0 grows the size, KEEP_SIZE does not; both change mtime and ctime", async () => {
     const fd = core.openFile("/g", C.O_RDWR | C.O_CREAT, 0o644);
     core.write(fd, Buffer.from("abc"), 0, 3, 0);
