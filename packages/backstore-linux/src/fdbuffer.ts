@@ -13,9 +13,9 @@ export { FdBuffer, TRACK_PAGE } from "@agentfs/core";
  * An `FdBuffer` whose punched holes give their space back: `punchHole`
  * frees the range with fallocate(2) FALLOC_FL_PUNCH_HOLE | KEEP_SIZE (memfd
  * and tmpfs since Linux 3.5, ext4, XFS, btrfs) instead of writing zeros
- * over it. A filesystem without the mode (EOPNOTSUPP) gets the zeros from
- * then on.
- * Errors: EIO, and fallocate's (EPERM under a seal, EBADF).
+ * over it. A filesystem without the mode (EOPNOTSUPP), or a sandbox without
+ * fallocate (ENOSYS), gets the zeros from then on. Errors: EIO, and
+ * fallocate's (EPERM under a seal, EBADF).
  */
 export class PunchingFdBuffer extends FdBuffer {
   private canPunch = true;
@@ -27,7 +27,9 @@ export class PunchingFdBuffer extends FdBuffer {
         return;
       } catch (e) {
         const code = (e as { code?: string }).code;
-        if (code !== "EOPNOTSUPP" && code !== "ENOTSUP") throw e; // one errno (95) on Linux, named either way
+        // EOPNOTSUPP/ENOTSUP (one errno, 95, named either way): the filesystem lacks the mode; ENOSYS: a
+        // sandbox (seccomp) refuses fallocate.
+        if (code !== "EOPNOTSUPP" && code !== "ENOTSUP" && code !== "ENOSYS") throw e;
         this.canPunch = false;
       }
     }

@@ -255,7 +255,8 @@ export class FdBuffer implements WorkingBuffer {
   /**
    * Makes `[position, position+length)` (clipped to the size) read as zeros
    * (`zeroRange`) and forgets the 64 KiB pages wholly inside, which `hasData`
-   * then reports as a hole. Errors: EIO.
+   * then reports as a hole. Errors: EIO; a subclass's `zeroRange` may add
+   * its own (fallocate(2)'s EPERM under a seal).
    */
   punchHole(position: number, length: number): void {
     const end = Math.min(this._size, position + length);

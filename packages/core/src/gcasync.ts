@@ -25,11 +25,11 @@
  * watch): taken once when the watch starts and again before every slice. Objects stored after S are
  * not in the mark at all. Another process's writes cannot be watched: when
  * the store's `data_version` moves during the run, the sweep stops and the
- * mark is redone (at most three times, then `gc` runs as one transaction).
+ * mark is redone (at most three times, then EAGAIN).
  */
 import { StoreError } from "./errors.js";
 import { CommitPool, COMMIT_SLICE_MS, nextTurn } from "./commitpipe.js";
-import { afterLayerGc, deadLayers, dropLayer, finishMerge, gc, nextMerge, type GcReport, type LayerGcReport } from "./maintenance.js";
+import { afterLayerGc, deadLayers, dropLayer, finishMerge, gc, mergeRows, nextMerge, type GcReport, type LayerGcReport } from "./maintenance.js";
 import type { Store } from "./store.js";
 
 /** Options of `gcAsync`. */
@@ -52,21 +52,35 @@ const SWEEP_SLICE_ROWS = 256;
 /** Another connection committed during the run: the mark no longer describes the store. */
 class MarkStale extends Error {}
 
+/** Resolves on the next turn; then EIO when the store was closed meanwhile (a gc outliving its store). */
+async function turnOf(store: Store): Promise<void> {
+  await nextTurn();
+  alive(store);
+}
+
+/** EIO when the store's database was closed (after an await in a run). */
+function alive(store: Store): void {
+  if (!store.manifest.db.open) throw new StoreError("EIO", `gc of ${store.manifest.file} stopped: the store was closed`);
+}
+
 /** Stores whose `gcAsync` is running (one at a time per store). */
 const running = new WeakSet<Store>();
 
 /**
  * As `gc` (same result and report), with the mark in a worker and the sweep
  * in slices, so the event loop is never held for long (see the module
- * comment). A store without a database file of its own (in memory) is
- * collected by `gc`. Errors: EBUSY when a `gcAsync` of the same store is
- * running; EIO (worker or SQLite failure; nothing deleted is lost, a
- * partial sweep only removed garbage); the StoreErrors of `gc`.
+ * comment). A store without a database file of its own (in memory), or
+ * with an object backend, is collected by `gc`. Errors: EBUSY when a
+ * `gcAsync` of the same store is running; EAGAIN when another process
+ * wrote during every mark; EIO (worker or SQLite failure, or the store was
+ * closed meanwhile; what was deleted was garbage); the StoreErrors of `gc`.
  */
 export async function gcAsync(store: Store, opts: GcAsyncOptions = {}): Promise<GcReport> {
   const keep = opts.keep ?? (() => new Set<string>());
   const m = store.manifest;
-  if (m.db.memory) return gc(store, keep());
+  // In memory there is no file for a worker to open; bodies in an object backend are freed by `gc` only
+  // once their rows' deletion committed, which a sliced sweep cannot promise for a body stored again.
+  if (m.db.memory || store.cas.backend) return gc(store, keep());
   if (running.has(store)) throw new StoreError("EBUSY", `gc of ${m.file} is already running`);
   running.add(store);
   try {
@@ -79,16 +93,9 @@ export async function gcAsync(store: Store, opts: GcAsyncOptions = {}): Promise<
       });
       if (objects) return { ...layers, ...objects };
     }
-    // The store kept changing under the mark: collect it in one transaction.
-    const rest = gc(store, keep());
-    return {
-      layersRemoved: layers.layersRemoved + rest.layersRemoved,
-      inodeVersionsRemoved: layers.inodeVersionsRemoved + rest.inodeVersionsRemoved,
-      dentriesRemoved: layers.dentriesRemoved + rest.dentriesRemoved,
-      objectsRemoved: rest.objectsRemoved,
-      bytesFreed: rest.bytesFreed,
-      objectsKept: rest.objectsKept,
-    };
+    // Another process kept writing: collecting in one transaction would hold this caller (a server's
+    // loop) for the whole run, so say so instead. What the tries removed was garbage either way.
+    throw new StoreError("EAGAIN", `gc of ${m.file}: another process wrote to the store during each of ${opts.attempts ?? 3} marks; try again (or run gc where nothing else is being served)`);
   } finally {
     running.delete(store);
   }
@@ -106,6 +113,7 @@ async function markAndSweep(store: Store, pool: Pick<CommitPool, "gcMark">, keep
   const dv0 = dataVersion();
   try {
     const mark = await pool.gcMark(m.file);
+    alive(store);
     const del = m.db.prepare(`DELETE FROM objects WHERE hash = ?`);
     const removed: Buffer[] = [];
     let objectsRemoved = 0;
@@ -129,7 +137,7 @@ async function markAndSweep(store: Store, pool: Pick<CommitPool, "gcMark">, keep
           i++;
         } while (i < n && i - first < SWEEP_SLICE_ROWS && performance.now() - t0 < COMMIT_SLICE_MS);
       });
-      if (i < n) await nextTurn();
+      if (i < n) await turnOf(store);
     }
     store.cas.releaseBodies(removed);
     store.cas.clearCache();
@@ -157,38 +165,69 @@ async function collectLayersSliced(store: Store): Promise<LayerGcReport> {
   const N = SWEEP_SLICE_ROWS;
   const delI = db.prepare(`DELETE FROM inodes WHERE rowid IN (SELECT rowid FROM inodes WHERE layer = ? LIMIT ${N})`);
   const delD = db.prepare(`DELETE FROM dentries WHERE (parent, name, layer) IN (SELECT parent, name, layer FROM dentries WHERE layer = ? LIMIT ${N})`);
-  const moveI = db.prepare(`UPDATE inodes SET layer = @c WHERE rowid IN
-    (SELECT rowid FROM inodes AS a WHERE a.layer = @l AND NOT EXISTS (SELECT 1 FROM inodes AS b WHERE b.ino = a.ino AND b.layer = @c) LIMIT ${N})`);
-  const moveD = db.prepare(`UPDATE dentries SET layer = @c WHERE (parent, name, layer) IN
-    (SELECT parent, name, layer FROM dentries AS a WHERE a.layer = @l
-      AND NOT EXISTS (SELECT 1 FROM dentries AS b WHERE b.layer = @c AND b.parent = a.parent AND b.name = a.name) LIMIT ${N})`);
-  /** Runs `step` (rows changed) in its own transaction until it changes nothing, yielding between. */
+  // Merges walk the layer's rows once, in key order from a cursor, so no slice scans rows an earlier one
+  // decided: each row moves into the child, or goes when the child has its own (it shadows this one).
+  const nextI = db.prepare(`SELECT rowid AS r, ino, EXISTS (SELECT 1 FROM inodes AS b WHERE b.ino = a.ino AND b.layer = @c) AS shadowed
+    FROM inodes AS a WHERE a.layer = @l AND a.rowid > @after ORDER BY a.rowid LIMIT ${N}`);
+  const moveI = db.prepare(`UPDATE inodes SET layer = ? WHERE rowid = ?`);
+  const dropI = db.prepare(`DELETE FROM inodes WHERE rowid = ?`);
+  const nextD = db.prepare(`SELECT parent, name, EXISTS (SELECT 1 FROM dentries AS b WHERE b.layer = @c AND b.parent = a.parent AND b.name = a.name) AS shadowed
+    FROM dentries AS a WHERE a.layer = @l AND (a.parent, a.name) > (@p, @n) ORDER BY a.parent, a.name LIMIT ${N}`);
+  const moveD = db.prepare(`UPDATE dentries SET layer = ? WHERE parent = ? AND name = ? AND layer = ?`);
+  const dropD = db.prepare(`DELETE FROM dentries WHERE parent = ? AND name = ? AND layer = ?`);
+  /** Runs `step` (rows changed, or -1 when done) in its own transaction until done, yielding between. */
   const drain = async (step: () => number): Promise<number> => {
     let total = 0;
     for (;;) {
       const n = m.write(step);
-      if (n === 0) return total;
+      if (n < 0) return total;
       total += n;
       afterLayerGc(store);
-      await nextTurn();
+      await turnOf(store);
     }
   };
+  const done = (changes: number) => (changes === 0 ? -1 : changes);
   for (const id of deadLayers(store)) {
-    rep.inodeVersionsRemoved += await drain(() => delI.run(id).changes);
-    rep.dentriesRemoved += await drain(() => delD.run(id).changes);
+    rep.inodeVersionsRemoved += await drain(() => done(delI.run(id).changes));
+    rep.dentriesRemoved += await drain(() => done(delD.run(id).changes));
     m.write(() => dropLayer(store, id));
     afterLayerGc(store);
     rep.layersRemoved++;
   }
   for (let next = m.read(() => nextMerge(store)); next; next = m.read(() => nextMerge(store))) {
     const { layer: l, child: c } = next;
-    await drain(() => moveI.run({ l, c }).changes);
-    await drain(() => moveD.run({ l, c }).changes);
-    rep.inodeVersionsRemoved += await drain(() => delI.run(l).changes);
-    rep.dentriesRemoved += await drain(() => delD.run(l).changes);
+    let after = -1;
+    rep.inodeVersionsRemoved += await drain(() => {
+      const rows = nextI.all({ l, c, after }) as Array<{ r: number; shadowed: number }>;
+      if (rows.length === 0) return -1;
+      let dropped = 0;
+      for (const row of rows) {
+        if (row.shadowed) dropped += dropI.run(row.r).changes;
+        else moveI.run(c, row.r);
+      }
+      after = rows[rows.length - 1]!.r;
+      return dropped;
+    });
+    let p = -1;
+    let n = "";
+    rep.dentriesRemoved += await drain(() => {
+      const rows = nextD.all({ l, c, p, n }) as Array<{ parent: number; name: string; shadowed: number }>;
+      if (rows.length === 0) return -1;
+      let dropped = 0;
+      for (const row of rows) {
+        if (row.shadowed) dropped += dropD.run(row.parent, row.name, l).changes;
+        else moveD.run(c, row.parent, row.name, l);
+      }
+      ({ parent: p, name: n } = rows[rows.length - 1]!);
+      return dropped;
+    });
     // A gc in one transaction meanwhile (this process's `gc`) may have merged it already.
     const finished = m.write(() => {
       if (!db.prepare(`SELECT 1 FROM layers WHERE id = ? AND parent = ?`).get(c, l)) return false;
+      // Rows in the layer now (none, unless a `gc` meanwhile merged its parent into it) move or go as above.
+      const left = mergeRows(store, l, c);
+      rep.inodeVersionsRemoved += left.inodeVersionsRemoved;
+      rep.dentriesRemoved += left.dentriesRemoved;
       finishMerge(store, l, c);
       return true;
     });

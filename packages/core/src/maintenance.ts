@@ -300,6 +300,24 @@ export function nextMerge(store: Store): { layer: number; child: number } | null
   return null;
 }
 
+/**
+ * Moves every row of `layer` into `child` where the child has none of its
+ * own, and deletes the rest (the child's shadow them); returns the rows
+ * deleted. Inside a write transaction; one statement per table, so it
+ * holds the caller in proportion to the layer's rows.
+ */
+export function mergeRows(store: Store, layer: number, child: number): Omit<LayerGcReport, "layersRemoved"> {
+  const db = store.manifest.db;
+  const a = { c: child, l: layer };
+  db.prepare(`UPDATE inodes SET layer = @c WHERE layer = @l AND ino NOT IN (SELECT ino FROM inodes WHERE layer = @c)`).run(a);
+  db.prepare(`UPDATE dentries SET layer = @c WHERE layer = @l
+    AND NOT EXISTS (SELECT 1 FROM dentries AS d2 WHERE d2.layer = @c AND d2.parent = dentries.parent AND d2.name = dentries.name)`).run(a);
+  return {
+    inodeVersionsRemoved: db.prepare(`DELETE FROM inodes WHERE layer = ?`).run(layer).changes,
+    dentriesRemoved: db.prepare(`DELETE FROM dentries WHERE layer = ?`).run(layer).changes,
+  };
+}
+
 /** After the rows of `layer` moved into `child` (or were shadowed and deleted): `child` takes `layer`'s place. Inside a write transaction. */
 export function finishMerge(store: Store, layer: number, child: number): void {
   const db = store.manifest.db;
@@ -325,16 +343,12 @@ export function collectLayers(store: Store): LayerGcReport {
     dentriesRemoved += delD.run(id).changes;
     dropLayer(store, id);
   }
-  const moveI = m.db.prepare(`UPDATE inodes SET layer = @c WHERE layer = @l AND ino NOT IN (SELECT ino FROM inodes WHERE layer = @c)`);
-  const moveD = m.db.prepare(`UPDATE dentries SET layer = @c WHERE layer = @l
-    AND NOT EXISTS (SELECT 1 FROM dentries AS d2 WHERE d2.layer = @c AND d2.parent = dentries.parent AND d2.name = dentries.name)`);
   let merged = 0;
   for (let next = nextMerge(store); next; next = nextMerge(store)) {
     const { layer: l, child: c } = next;
-    moveI.run({ c, l });
-    moveD.run({ c, l });
-    inodeVersionsRemoved += delI.run(l).changes;
-    dentriesRemoved += delD.run(l).changes;
+    const r = mergeRows(store, l, c);
+    inodeVersionsRemoved += r.inodeVersionsRemoved;
+    dentriesRemoved += r.dentriesRemoved;
     finishMerge(store, l, c);
     merged++;
   }

@@ -307,7 +307,15 @@ export class Manifest {
         throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store (format ${JSON.stringify(format ?? null)}, expected ${FORMAT})`);
       }
       // Stores made before objects.crc get the column (NULL for their rows: those reads verify the SHA-256).
-      if (!opts.readonly && !hasCrcColumn(db)) db.exec(`ALTER TABLE objects ADD COLUMN crc INTEGER`);
+      // Not on a file this process cannot write (ObjectStore then reads without it), and another process
+      // adding it at the same moment is fine.
+      if (!opts.readonly && !db.readonly && !hasCrcColumn(db)) {
+        try {
+          db.exec(`ALTER TABLE objects ADD COLUMN crc INTEGER`);
+        } catch (e) {
+          if (!/duplicate column name/.test(String((e as Error).message))) throw e;
+        }
+      }
       return new Manifest(db, file);
     } catch (e) {
       db?.close();

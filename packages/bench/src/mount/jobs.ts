@@ -125,8 +125,13 @@ function fioArgs(file: string, rw: string, bs: string, ctx: Ctx, timeBased: bool
  * of 188–205 in the same sitting. tmpfs files are not page cache and stay.
  */
 async function dropCaches(): Promise<void> {
-  await run("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], { timeoutMs: 60_000 });
+  const r = await run("sh", ["-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], { timeoutMs: 60_000 });
+  if (r.code !== 0 && !warnedDrop) {
+    warnedDrop = true;
+    process.stderr.write(`WARNING: could not drop the page cache before fio runs (${r.stderr.trim() || `exit ${r.code}`}): the fio rows are not what the report's heading says\n`);
+  }
 }
+let warnedDrop = false;
 
 async function fio(args: string[], dir: string): Promise<{ bw: number; iops: number }> {
   await dropCaches();
