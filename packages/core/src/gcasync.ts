@@ -36,7 +36,7 @@ import type { Store } from "./store.js";
 export interface GcAsyncOptions {
   /** Hex hashes to spare (`FsCore.heldChunks`); called once before each slice of the sweep. */
   keep?: () => Set<string>;
-  /** Worker pool for the mark (default: the process-wide `CommitPool.shared()`). */
+  /** Worker pool for the mark (default: one worker of its own, so a long mark never queues commits behind it). */
   pool?: Pick<CommitPool, "gcMark">;
   /** Marks tried before falling back to `gc` (default 3): each is redone when another process wrote meanwhile. */
   attempts?: number;
@@ -63,6 +63,14 @@ function alive(store: Store): void {
   if (!store.manifest.db.open) throw new StoreError("EIO", `gc of ${store.manifest.file} stopped: the store was closed`);
 }
 
+/**
+ * The marks' own worker: on a machine with two cores the shared commit pool
+ * has one worker, and a mark of a large store there would hold every
+ * asynchronous commit behind it. Started on first use; idle, it does not
+ * keep the process alive.
+ */
+let markPool: CommitPool | null = null;
+
 /** Stores whose `gcAsync` is running (one at a time per store). */
 const running = new WeakSet<Store>();
 
@@ -85,7 +93,7 @@ export async function gcAsync(store: Store, opts: GcAsyncOptions = {}): Promise<
   running.add(store);
   try {
     const layers = await collectLayersSliced(store);
-    const pool = opts.pool ?? CommitPool.shared();
+    const pool = opts.pool ?? (markPool ??= new CommitPool(1));
     for (let attempt = 0; attempt < (opts.attempts ?? 3); attempt++) {
       const objects = await markAndSweep(store, pool, keep).catch((e: unknown) => {
         if (e instanceof MarkStale) return null;
