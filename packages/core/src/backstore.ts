@@ -48,6 +48,19 @@ export interface Backstore {
   createBuffer(): WorkingBuffer;
 }
 
+/**
+ * The members of `held` (page indices: a Set, or a Map's keys) in
+ * `[first, end)`, in no particular order: walks the range or the members,
+ * whichever is fewer, so a huge range costs no more than the pages held.
+ */
+export function heldPagesIn(held: { has(p: number): boolean; keys(): Iterable<number>; readonly size: number }, first: number, end: number): number[] {
+  const out: number[] = [];
+  if (end - first <= held.size) {
+    for (let p = first; p < end; p++) if (held.has(p)) out.push(p);
+  } else for (const p of held.keys()) if (p >= first && p < end) out.push(p);
+  return out;
+}
+
 /** Page size of `MemoryBuffer`: 64 KiB. Unwritten pages are not allocated. */
 export const MEMORY_PAGE_SIZE = 64 * 1024;
 
@@ -137,13 +150,8 @@ export class MemoryBuffer implements WorkingBuffer {
   punchHole(position: number, length: number): void {
     const end = Math.min(this._size, position + length);
     if (end <= position) return;
-    const first = Math.floor(position / MEMORY_PAGE_SIZE);
-    const last = Math.floor((end - 1) / MEMORY_PAGE_SIZE);
-    const held = last - first + 1 > this.pages.size ? [...this.pages.keys()].filter((pi) => pi >= first && pi <= last) : null;
-    for (let k = 0, pi = first; held ? k < held.length : pi <= last; k++, pi++) {
-      const p = held ? held[k]! : pi;
-      const page = this.pages.get(p);
-      if (!page) continue;
+    for (const p of heldPagesIn(this.pages, Math.floor(position / MEMORY_PAGE_SIZE), Math.floor((end - 1) / MEMORY_PAGE_SIZE) + 1)) {
+      const page = this.pages.get(p)!;
       const lo = Math.max(position, p * MEMORY_PAGE_SIZE) - p * MEMORY_PAGE_SIZE;
       const hi = Math.min(end, (p + 1) * MEMORY_PAGE_SIZE) - p * MEMORY_PAGE_SIZE;
       if (lo === 0 && hi === MEMORY_PAGE_SIZE) this.pages.delete(p);
@@ -262,11 +270,8 @@ export class FdBuffer implements WorkingBuffer {
     const end = Math.min(this._size, position + length);
     if (end <= position) return;
     this.zeroRange(position, end);
-    const first = Math.ceil(position / TRACK_PAGE);
-    const last = Math.floor(end / TRACK_PAGE); // pages [first, last) lie wholly inside
-    if (last - first > this.written.size) {
-      for (const p of [...this.written]) if (p >= first && p < last) this.written.delete(p);
-    } else for (let p = first; p < last; p++) this.written.delete(p);
+    // Pages [ceil(position), floor(end)) lie wholly inside.
+    for (const p of heldPagesIn(this.written, Math.ceil(position / TRACK_PAGE), Math.floor(end / TRACK_PAGE))) this.written.delete(p);
   }
 
   /**
@@ -277,12 +282,7 @@ export class FdBuffer implements WorkingBuffer {
    * the space. Errors: EIO.
    */
   protected zeroRange(lo: number, hi: number): void {
-    const first = Math.floor(lo / TRACK_PAGE);
-    const last = Math.ceil(hi / TRACK_PAGE); // exclusive
-    const pages = last - first > this.written.size ? [...this.written].filter((p) => p >= first && p < last).sort((a, b) => a - b) : null;
-    for (let k = 0, q = first; pages ? k < pages.length : q < last; k++, q++) {
-      const p = pages ? pages[k]! : q;
-      if (!this.written.has(p)) continue;
+    for (const p of heldPagesIn(this.written, Math.floor(lo / TRACK_PAGE), Math.ceil(hi / TRACK_PAGE))) {
       const a = Math.max(lo, p * TRACK_PAGE);
       const b = Math.min(hi, (p + 1) * TRACK_PAGE);
       let done = 0;

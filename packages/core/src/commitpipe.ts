@@ -13,7 +13,7 @@ import { Worker } from "node:worker_threads";
 import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import type { Extent, FrozenCommit } from "./content.js";
+import { pushExtent, type Extent, type FrozenCommit } from "./content.js";
 import type { ChunkParams } from "./chunker.js";
 import type { ObjectStore } from "./cas.js";
 import type { Manifest } from "./manifest.js";
@@ -384,21 +384,12 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   if (job.superseded) return null;
   // Assemble: old prefix, new chunks (holes merged with their neighbours), old tail after a re-synchronisation.
   const extents: Extent[] = job.prefix.slice();
-  for (const e of newExt) {
-    const last = extents[extents.length - 1];
-    if (!e.hash && last && !last.hash && last.off + last.len === e.off) extents[extents.length - 1] = { off: last.off, len: last.len + e.len, hash: null };
-    else extents.push(e);
-  }
+  for (const e of newExt) pushExtent(extents, e);
   if (stoppedAt < job.size) {
     const i = job.stops.get(stoppedAt);
     if (i === undefined) throw new StoreError("EIO", `commit worker stopped at ${stoppedAt}, not at an old chunk boundary`);
-    for (let k = i; k < job.base.length; k++) {
-      const e = job.base[k]!;
-      const last = extents[extents.length - 1];
-      // A hole split by the plan rejoins its other half.
-      if (k === i && !e.hash && last && !last.hash && last.off + last.len === e.off) extents[extents.length - 1] = { off: last.off, len: last.len + e.len, hash: null };
-      else extents.push(e);
-    }
+    if (i < job.base.length) pushExtent(extents, job.base[i]!); // a hole split by the plan rejoins its other half
+    for (let k = i + 1; k < job.base.length; k++) extents.push(job.base[k]!);
   }
   return { extents, inserted, newStoredBytes };
 }

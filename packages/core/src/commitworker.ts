@@ -14,7 +14,7 @@ import { createRequire } from "node:module";
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { sha256, encodeChunk } from "./cas.js";
-import { decodeExtents } from "./content.js";
+import { referencedChunks } from "./content.js";
 import { Chunker, type ChunkParams } from "./chunker.js";
 
 /** Granularity (bytes) of the zero-page map and of the data the main thread sends: 64 KiB, as `OpenContent`. */
@@ -264,10 +264,7 @@ function gcMark(file: string): GcMark {
   try {
     db.pragma("busy_timeout = 15000");
     return db.transaction((): GcMark => {
-      const live = new Set<string>();
-      for (const ext of db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>) {
-        for (const e of decodeExtents(ext)) if (e.hash) live.add(e.hash.toString("hex"));
-      }
+      const live = referencedChunks(db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>);
       const dead: Buffer[] = [];
       const stored: number[] = [];
       let examined = 0;

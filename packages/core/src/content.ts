@@ -4,7 +4,7 @@
  * (`OpenContent`), whose `commit` chunks, hashes, compresses and stores the
  * changed region only.
  */
-import type { Backstore, WorkingBuffer } from "./backstore.js";
+import { heldPagesIn, type Backstore, type WorkingBuffer } from "./backstore.js";
 import { ObjectStore, sha256 } from "./cas.js";
 import { Chunker } from "./chunker.js";
 import { StoreError } from "./errors.js";
@@ -86,6 +86,39 @@ export function encodedDataBytes(buf: Buffer | null): number {
     if (h >= 0) n += len;
   });
   return n;
+}
+
+/**
+ * Adds to `into` (returned) the hex hash of every chunk that the encoded
+ * extent lists `lists` reference (null: a list of none), read from the
+ * encoding without decoding it. Errors: EIO when an encoding is damaged
+ * (as `decodeExtents`).
+ */
+export function referencedChunks(lists: Iterable<Buffer | null>, into = new Set<string>()): Set<string> {
+  for (const buf of lists) {
+    if (buf) walkExtents(buf, (_off, _len, h) => {
+      if (h >= 0) into.add(buf.toString("hex", h, h + 32));
+    });
+  }
+  return into;
+}
+
+/**
+ * Appends extent `e` to `out`, merged into the last one when both are holes
+ * and meet (as a new object: the last one may be shared with an older list).
+ */
+export function pushExtent(out: Extent[], e: Extent): void {
+  const last = out[out.length - 1];
+  if (!e.hash && last && !last.hash && last.off + last.len === e.off) out[out.length - 1] = { off: last.off, len: last.len + e.len, hash: null };
+  else out.push(e);
+}
+
+/** The data (non-hole) extents of `exts` overlapping `[lo, hi)`, each clipped to it as `[a, b)`, in file order. */
+function* dataSpans(exts: Extent[], lo: number, hi: number): Generator<[number, number]> {
+  for (let i = lo < hi ? findExtent(exts, lo) : exts.length; i < exts.length && exts[i]!.off < hi; i++) {
+    const e = exts[i]!;
+    if (e.hash) yield [Math.max(e.off, lo), Math.min(e.off + e.len, hi)];
+  }
 }
 
 /** True when `exts` leave a hole below `size`: a hole extent, or bytes past the last extent. */
@@ -383,12 +416,7 @@ export class OpenContent {
       // buffer reads zero there). Pages over holes or past the committed end need nothing, so the work
       // is bounded by the committed data in the range, not by its length (a 2^47-byte punch is cheap).
       const lo = fullLo * PAGE;
-      const hi = Math.min(fullHi * PAGE, this.baseVisible);
-      for (let i = lo < hi ? findExtent(this.base, lo) : this.base.length; i < this.base.length && this.base[i]!.off < hi; i++) {
-        const e = this.base[i]!;
-        if (!e.hash) continue;
-        const a = Math.max(e.off, lo);
-        const b = Math.min(e.off + e.len, hi);
+      for (const [a, b] of dataSpans(this.base, lo, Math.min(fullHi * PAGE, this.baseVisible))) {
         for (let pi = Math.floor(a / PAGE); pi * PAGE < b; pi++) this.loaded.add(pi);
       }
       this.buf.punchHole(lo, (fullHi - fullLo) * PAGE);
@@ -471,16 +499,11 @@ export class OpenContent {
     const win = Buffer.allocUnsafe(Math.min(max, Math.max(0, end - pos)));
     let newChunks = 0;
     let newStoredBytes = 0;
-    const pushHole = (off: number, len: number) => {
-      const last = out[out.length - 1];
-      if (last && !last.hash && last.off + last.len === off) last.len += len;
-      else out.push({ off, len, hash: null });
-    };
     while (pos < end) {
       if (stops.has(pos)) break;
       const z = this.zeroRunEnd(pos, end);
       if (z - pos >= PAGE || (z === end && z > pos)) {
-        pushHole(pos, z - pos);
+        pushExtent(out, { off: pos, len: z - pos, hash: null });
         pos = z;
         continue;
       }
@@ -489,7 +512,7 @@ export class OpenContent {
       const cut = chunker.cut(win, 0, n, pos + n === end);
       const chunk = win.subarray(0, cut);
       if (isZero(chunk)) {
-        pushHole(pos, cut);
+        pushExtent(out, { off: pos, len: cut, hash: null });
       } else {
         const hash = sha256(chunk);
         const put = this.cas.put(hash, chunk);
@@ -503,10 +526,8 @@ export class OpenContent {
     }
     // The unchanged tail: base extents from the old boundary chunking stopped at.
     const r = stops.get(pos);
-    if (r !== undefined) {
-      const first = base[r];
-      if (first && !first.hash) pushHole(first.off, first.len); // a split hole rejoins its other half
-      else if (first) out.push(first);
+    if (r !== undefined && r < base.length) {
+      pushExtent(out, base[r]!); // a hole split by `plan` rejoins its other half
       for (let i = r + 1; i < base.length; i++) out.push(base[i]);
     }
     this.base = out;
@@ -596,17 +617,8 @@ export class OpenContent {
     const p = this.plan(SYNC_RESYNC_SLACK);
     const span = p.end - p.start;
     if (span <= 16 * PAGE) return span;
-    let bytes = 0;
-    const lo = Math.floor(p.start / PAGE);
-    const hi = Math.ceil(p.end / PAGE); // pages [lo, hi)
-    if (hi - lo <= this.loaded.size) {
-      for (let pi = lo; pi < hi; pi++) if (this.loaded.has(pi)) bytes += PAGE;
-    } else for (const pi of this.loaded) if (pi >= lo && pi < hi) bytes += PAGE;
-    const end = Math.min(p.end, this.baseVisible);
-    for (let i = p.start < end ? findExtent(this.base, p.start) : this.base.length; i < this.base.length && this.base[i]!.off < end; i++) {
-      const e = this.base[i]!;
-      if (e.hash) bytes += Math.min(e.off + e.len, end) - Math.max(e.off, p.start);
-    }
+    let bytes = heldPagesIn(this.loaded, Math.floor(p.start / PAGE), Math.ceil(p.end / PAGE)).length * PAGE;
+    for (const [a, b] of dataSpans(this.base, p.start, Math.min(p.end, this.baseVisible))) bytes += b - a;
     return Math.min(span, bytes);
   }
 
@@ -628,12 +640,8 @@ export class OpenContent {
     const t0 = performance.now();
     // Load the committed pages the region reads: those over data extents (holes read as zero from the
     // buffer as well), so a region that is mostly hole costs by its data, not its length.
-    const hi = Math.min(p.end, this.baseVisible);
-    for (let i = p.start < hi ? findExtent(this.base, p.start) : this.base.length; i < this.base.length && this.base[i]!.off < hi; i++) {
-      const e = this.base[i]!;
-      if (!e.hash) continue;
-      const last = Math.floor((Math.min(e.off + e.len, hi) - 1) / PAGE);
-      for (let pi = Math.floor(Math.max(e.off, p.start) / PAGE); pi <= last; pi++) {
+    for (const [a, b] of dataSpans(this.base, p.start, Math.min(p.end, this.baseVisible))) {
+      for (let pi = Math.floor(a / PAGE); pi * PAGE < b; pi++) {
         if (this.loaded.has(pi)) continue;
         if (performance.now() - t0 > budgetMs) return "more";
         this.loadPage(pi);

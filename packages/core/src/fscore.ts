@@ -8,7 +8,7 @@
 import { constants as C } from "node:fs";
 import { FsError, StoreError, rewrappingStoreErrors } from "./errors.js";
 import { asFsError, fsErrorOf } from "./errwrap.js";
-import { decodeExtents, encodeExtents, readExtents, encodedDataBytes, seekExtents, OpenContent, type Extent } from "./content.js";
+import { decodeExtents, encodeExtents, readExtents, encodedDataBytes, referencedChunks, seekExtents, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
 import type { Store, Target } from "./store.js";
@@ -1570,7 +1570,7 @@ export class FsCore {
     for (const o of this.open.values()) {
       for (const h of o.held ?? []) out.add(h);
       if (!o.orphan) continue;
-      for (const e of decodeExtents(o.orphan.extents)) if (e.hash) out.add(e.hash.toString("hex"));
+      referencedChunks([o.orphan.extents], out);
       for (const e of o.content?.baseExtents ?? []) if (e.hash) out.add(e.hash.toString("hex"));
     }
     return out;

@@ -123,7 +123,6 @@ async function markAndSweep(store: Store, pool: Pick<CommitPool, "gcMark">, keep
     const mark = await pool.gcMark(m.file);
     alive(store);
     const del = m.db.prepare(`DELETE FROM objects WHERE hash = ?`);
-    const removed: Buffer[] = [];
     let objectsRemoved = 0;
     let bytesFreed = 0;
     let i = 0;
@@ -140,14 +139,12 @@ async function markAndSweep(store: Store, pool: Pick<CommitPool, "gcMark">, keep
           if (!used.has(hex) && !spare.has(hex) && del.run(hash).changes > 0) {
             objectsRemoved++;
             bytesFreed += mark.stored[i]!;
-            if (store.cas.backend) removed.push(hash);
           }
           i++;
         } while (i < n && i - first < SWEEP_SLICE_ROWS && performance.now() - t0 < COMMIT_SLICE_MS);
       });
       if (i < n) await turnOf(store);
     }
-    store.cas.releaseBodies(removed);
     store.cas.clearCache();
     return { objectsRemoved, bytesFreed, objectsKept: mark.examined - objectsRemoved };
   } finally {

@@ -5,7 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { decodeBody, hasCrcColumn, sha256 } from "./cas.js";
-import { decodeExtents, readExtents } from "./content.js";
+import { decodeExtents, readExtents, referencedChunks } from "./content.js";
 import { crc32 } from "node:zlib";
 import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "./fscore.js";
@@ -374,10 +374,7 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
   const removedHashes: Buffer[] = [];
   const rep = m.write(() => {
     const layers = collectLayers(store);
-    const marked = new Set<string>(keep);
-    for (const ext of m.db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>) {
-      for (const e of decodeExtents(ext)) if (e.hash) marked.add(e.hash.toString("hex"));
-    }
+    const marked = referencedChunks(m.db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>, new Set(keep));
     let objectsRemoved = 0;
     let bytesFreed = 0;
     let objectsKept = 0;
