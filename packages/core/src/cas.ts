@@ -77,7 +77,7 @@ export function chunkCrc(codec: number, body: Uint8Array): number {
  * the main thread.
  */
 export function encodeChunk(data: Uint8Array, level: number): EncodedChunk {
-  if (data.length >= 64 && !looksIncompressible(data)) {
+  if (data.length >= GZIP_MIN && !looksIncompressible(data)) {
     const z = gzipSync(data, { level, strategy: zc.Z_DEFAULT_STRATEGY });
     if (z.length <= data.length - (data.length >> 4)) return { codec: CODEC_GZIP, body: z, crc: chunkCrc(CODEC_GZIP, z) };
   }
@@ -161,6 +161,19 @@ export interface ObjectBackend {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Chunks under this size (bytes) are never compressed (`encodeChunk`). */
+const GZIP_MIN = 64;
+
+/**
+ * Largest chunk (bytes) `put` stores raw and queues while compression is
+ * deferred: 256 KiB, the most a synchronous commit re-chunks (larger
+ * commits run in a worker, which compresses as it chunks).
+ */
+export const DEFER_MAX = 256 * 1024;
+
+/** Most chunks queued for deferred compression; past it `put` compresses at once again. */
+const DEFER_QUEUE_MAX = 65536;
+
 /** Chunks up to this size (bytes) that `put` stores are also kept in the verified-chunk cache: 16 KiB, the smallest chunk FastCDC cuts before a file's end. */
 const CACHE_ON_WRITE_MAX = 16 * 1024;
 
@@ -178,6 +191,11 @@ export class ObjectStore {
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
   private readonly withCrc: boolean;
   private readonly uses = new Set<Set<string>>();
+  private readonly stRaw: Database.Statement;
+  private readonly stReplace: Database.Statement;
+  /** Hashes of raw-stored chunks awaiting compression (`deferCompression`); null when not deferring. */
+  private deferred: Buffer[] | null = null;
+  private onDeferred: (() => void) | undefined;
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
@@ -192,6 +210,8 @@ export class ObjectStore {
       ? db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data, crc) VALUES(?, ?, ?, ?, ?, ?)`)
       : db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
     this.withCrc = withCrc;
+    this.stRaw = db.prepare(`SELECT size, data, ${withCrc ? "crc" : "NULL AS crc"} FROM objects WHERE hash = ? AND codec = ${CODEC_RAW}`);
+    this.stReplace = db.prepare(`UPDATE objects SET stored = ?, data = ?, codec = ${CODEC_GZIP} WHERE hash = ? AND codec = ${CODEC_RAW}`);
   }
 
   /**
@@ -232,7 +252,10 @@ export class ObjectStore {
    * Stores `data` under `hash` (its SHA-256, which the caller computed:
    * chunks up to 16 KiB are also cached as verified under it) unless
    * present. Must run inside the manifest's write transaction so the object
-   * and the inode that references it commit together.
+   * and the inode that references it commit together. While
+   * `deferCompression` is on, a new chunk of at most `DEFER_MAX` bytes is
+   * stored raw at once and queued for `compressDeferred` instead of being
+   * compressed here.
    */
   put(hash: Buffer, data: Uint8Array): PutResult {
     // Small chunks (whole small files, mostly) go into the cache of verified chunks as well: their bytes
@@ -240,8 +263,15 @@ export class ObjectStore {
     // fetch, decompress and hash them again. Larger ones would only push read chunks out.
     if (data.length <= CACHE_ON_WRITE_MAX) this.cache.set(hash.toString("hex"), Buffer.from(data));
     if (this.has(hash)) return { added: false, stored: 0 };
+    if (this.deferred && data.length >= GZIP_MIN && data.length <= DEFER_MAX && this.deferred.length < DEFER_QUEUE_MAX) {
+      this.insert(hash, data.length, CODEC_RAW, data, crc32(data));
+      this.deferred.push(hash);
+      if (this.deferred.length === 1) this.onDeferred?.();
+      return { added: true, stored: data.length };
+    }
     const { codec, body, crc } = encodeChunk(data, this.level);
-    return this.putEncoded(hash, data.length, codec, body, crc);
+    this.insert(hash, data.length, codec, body, crc);
+    return { added: true, stored: body.length };
   }
 
   /**
@@ -254,12 +284,62 @@ export class ObjectStore {
    */
   putEncoded(hash: Buffer, size: number, codec: number, body: Uint8Array, crc: number): PutResult {
     if (this.has(hash)) return { added: false, stored: 0 };
+    this.insert(hash, size, codec, body, crc);
+    return { added: true, stored: body.length };
+  }
+
+  /** Inserts the row (and backend body) of an object known to be absent; records it for `trackUses`. */
+  private insert(hash: Buffer, size: number, codec: number, body: Uint8Array, crc: number): void {
     const data = this.backend ? EMPTY : body;
     if (this.withCrc) this.stPut.run(hash, size, body.length, codec, data, crc);
     else this.stPut.run(hash, size, body.length, codec, data);
     this.backend?.put(hash, body);
     if (this.uses.size) this.used(hash);
-    return { added: true, stored: body.length };
+  }
+
+  /**
+   * Turns deferred compression on or off (a long-running server: the FUSE
+   * daemon). While on, `put` stores new chunks of at most `DEFER_MAX` bytes
+   * raw and queues them, and `onQueued` is called whenever the queue stops
+   * being empty: its owner then takes them (`takeDeferred`), compresses them
+   * off the event loop and swaps the bodies in (`replaceBody`). A store with
+   * an object backend never defers. Turning it off returns what is still
+   * queued (the caller compresses those itself or leaves them raw: a raw
+   * object is valid, only larger).
+   */
+  deferCompression(on: boolean, onQueued?: () => void): Buffer[] {
+    const left = this.deferred ?? [];
+    this.deferred = on && !this.backend ? [] : null;
+    this.onDeferred = on ? onQueued : undefined;
+    return left;
+  }
+
+  /** Up to `max` hashes from the deferred-compression queue (oldest first), removed from it. */
+  takeDeferred(max: number): Buffer[] {
+    return this.deferred ? this.deferred.splice(0, max) : [];
+  }
+
+  /**
+   * The raw bytes of object `hash` when its row still holds them raw and
+   * they match its CRC-32 (the candidate for a deferred compression);
+   * undefined when it is gone, already compressed, or fails its check (left
+   * for fsck to report: compressing it would only hide the damage).
+   */
+  rawBody(hash: Buffer): Buffer | undefined {
+    const row = this.stRaw.get(hash) as { size: number; data: Buffer; crc: number | null } | undefined;
+    if (!row || row.crc === null || row.data.length !== row.size || crc32(row.data) !== row.crc) return undefined;
+    return row.data;
+  }
+
+  /**
+   * Swaps the raw body of object `hash` for its gzip encoding `body` (from
+   * `encodeChunk` of the bytes `rawBody` returned: same chunk, so the same
+   * CRC-32, which the row keeps). A no-op when the row is gone or no longer
+   * raw. Must run inside the manifest's write transaction. Returns whether
+   * the row changed.
+   */
+  replaceBody(hash: Buffer, body: Uint8Array): boolean {
+    return this.stReplace.run(body.length, body, hash).changes > 0;
   }
 
   /**

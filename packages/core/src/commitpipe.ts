@@ -146,8 +146,19 @@ export class CommitPool {
     return m.mark;
   }
 
+  /**
+   * `encodeChunk` of each of `chunks` at gzip `level`, in a worker (deferred
+   * compression): per chunk its codec and stored body. The chunks are
+   * copied to the worker, not moved. Errors: EIO when the worker fails.
+   */
+  async encode(chunks: Uint8Array[], level: number): Promise<{ codec: number; body: Uint8Array }[]> {
+    const m = await this.request({ t: "encode", id: 0, chunks, level });
+    if (m.t !== "encoded") throw new StoreError("EIO", `compression in a worker failed: ${failure(m)}`);
+    return m.codecs.map((codec, i) => ({ codec, body: m.bodies[i]! }));
+  }
+
   /** Sends the one-shot request `msg` (its id assigned here) to the least busy worker; resolves with the one reply. */
-  private request(msg: Extract<WorkerIn, { t: "checkpoint" | "gcmark" }>): Promise<WorkerOut> {
+  private request(msg: Extract<WorkerIn, { t: "checkpoint" | "gcmark" | "encode" }>): Promise<WorkerOut> {
     const slot = this.workers.length < this.size ? this.spawn() : this.workers.reduce((a, b) => (b.jobs < a.jobs ? b : a));
     const id = this.nextId++;
     if (slot.jobs++ === 0) slot.w.ref();

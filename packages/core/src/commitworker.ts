@@ -38,6 +38,8 @@ export const COMMIT_PAGE = 64 * 1024;
  *   `checkpointed`.
  * - `gcmark`: the mark phase of `gcAsync` on a read-only connection of its
  *   own to `file`, in one read transaction: answered by `gcmarked`.
+ * - `encode`: `encodeChunk` of each of `chunks` at gzip `level` (deferred
+ *   compression), answered by `encoded`.
  */
 export type WorkerIn =
   | { t: "start"; id: number; start: number; end: number; stops: number[]; zero: Uint8Array; pageLo: number; params: ChunkParams; level: number }
@@ -45,7 +47,8 @@ export type WorkerIn =
   | { t: "have"; id: number; seq: number; present: Uint8Array }
   | { t: "cancel"; id: number }
   | { t: "checkpoint"; id: number; file: string }
-  | { t: "gcmark"; id: number; file: string };
+  | { t: "gcmark"; id: number; file: string }
+  | { t: "encode"; id: number; chunks: Uint8Array[]; level: number };
 
 /**
  * Messages from a commit worker. `ask`: which of these chunk hashes (32
@@ -59,13 +62,16 @@ export type WorkerIn =
  * needed. `done` also says where chunking ended (`stoppedAt`: `end`, or an
  * offset from `stops`). `error`: the job failed. `checkpointed`: the
  * checkpoint asked for is done (`error`: why it failed, else null).
+ * `encoded`: per chunk of an `encode`, its codec and stored body (the chunk
+ * itself, copied back, when it stays raw).
  */
 export type WorkerOut =
   | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
   | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; crcs: number[]; consumed: number; done: boolean; stoppedAt: number }
   | { t: "error"; id: number; message: string }
   | { t: "checkpointed"; id: number; error: string | null }
-  | { t: "gcmarked"; id: number; error: string | null; mark: GcMark | null };
+  | { t: "gcmarked"; id: number; error: string | null; mark: GcMark | null }
+  | { t: "encoded"; id: number; codecs: number[]; bodies: Uint8Array[] };
 
 /**
  * What the mark phase of gc found in one consistent state of a store: the
@@ -302,6 +308,18 @@ function handle(m: WorkerIn): void {
   }
   if (m.t === "gcmark") {
     reply1(() => gcMark(m.file), (error, mark) => ({ t: "gcmarked", id: m.id, error, mark }), (r) => [r.hashes.buffer as ArrayBuffer]);
+    return;
+  }
+  if (m.t === "encode") {
+    const codecs: number[] = [];
+    const bodies: Uint8Array[] = [];
+    for (const c of m.chunks) {
+      const enc = encodeChunk(c, m.level);
+      codecs.push(enc.codec);
+      bodies.push(enc.body === c ? c : new Uint8Array(enc.body));
+    }
+    const out: WorkerOut = { t: "encoded", id: m.id, codecs, bodies };
+    parentPort!.postMessage(out, bodies.map((b) => b.buffer as ArrayBuffer));
     return;
   }
   if (m.t === "start") {

@@ -17,3 +17,4 @@ export * from "./overlay.js";
 export * from "./lowerapply.js";
 export * from "./commitpipe.js";
 export * from "./gcasync.js";
+export * from "./deferredgzip.js";

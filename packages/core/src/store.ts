@@ -7,6 +7,7 @@
 import { MemoryBackstore, type Backstore } from "./backstore.js";
 import { ObjectStore, type ObjectBackend } from "./cas.js";
 import { Chunker, DEFAULT_CHUNK_PARAMS, type ChunkParams } from "./chunker.js";
+import { DeferredCompressor, type DeferredCompressionStats } from "./deferredgzip.js";
 import { StoreError } from "./errors.js";
 import { Manifest, ROOT_INO, makeChain, nowNs, type Chain } from "./manifest.js";
 import { Lower, OVERLAY_SCHEMA, lowerMetaKey } from "./overlay.js";
@@ -150,10 +151,36 @@ export class Store {
     return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
   }
 
-  /** Closes the database. */
+  /** Closes the database (after stopping deferred compression, which compresses what is still queued). */
   close(): void {
-    this.manifest.close();
+    try {
+      this.deferCompression(false);
+    } finally {
+      this.manifest.close();
+    }
   }
+
+  /**
+   * Turns deferred compression on or off (`DeferredCompressor`): while on,
+   * chunks of synchronous commits are stored raw and compressed shortly
+   * after in a worker, off the event loop. For long-running servers (the
+   * FUSE daemon); a process that exits right after writing should leave it
+   * off. Turning it off compresses what is still queued, synchronously.
+   * Returns the compressor's counters (null when it was never on). Errors:
+   * EIO when turning it off fails to write (the objects stay raw).
+   */
+  deferCompression(on: boolean): DeferredCompressionStats | null {
+    if (on) this.deferral ??= new DeferredCompressor(this);
+    else if (this.deferral) {
+      const d = this.deferral;
+      this.deferral = null;
+      d.stop();
+      return d.stats;
+    }
+    return this.deferral?.stats ?? null;
+  }
+
+  private deferral: DeferredCompressor | null = null;
 
   /** Notices changes committed by other processes; call at the start of every operation. */
   sync(): void {

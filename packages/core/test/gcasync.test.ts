@@ -12,49 +12,13 @@ import { cpSync } from "node:fs";
 import { constants as C } from "node:fs";
 import { join } from "node:path";
 import { CommitPool, FsCore, Store, encodeChunk, fsck, gc, gcAsync, sha256, type GcMark } from "../src/index.js";
-import { ensureDist, errOf, prng, tempDir } from "./helpers.js";
+import { ensureDist, errOf, openAt, prng, readFile, tempDir, withStore, writeFile } from "./helpers.js";
 
 beforeAll(() => {
   ensureDist(); // the mark runs in dist/commitworker.js
 }, 120_000);
 
 const KiB = 1024;
-
-function openAt(dir: string, create = false): { store: Store; core: FsCore } {
-  const store = Store.open(dir, { create });
-  return { store, core: new FsCore(store, { branch: "main" }, { umask: 0o022 }) };
-}
-
-function writeFile(core: FsCore, path: string, data: Buffer): void {
-  const fd = core.openFile(path, C.O_CREAT | C.O_WRONLY | C.O_TRUNC, 0o644);
-  core.write(fd, data, 0, data.length, 0);
-  core.close(fd);
-}
-
-function readFile(core: FsCore, path: string): Buffer {
-  const fd = core.openFile(path, C.O_RDONLY);
-  try {
-    const size = core.fstat(fd).size;
-    const b = Buffer.alloc(size);
-    core.read(fd, b, 0, size, 0);
-    return b;
-  } finally {
-    core.close(fd);
-  }
-}
-
-/** Runs `fn` on a new store (`dir`/s in a temporary directory), then closes and removes it. */
-async function withStore(fn: (x: { dir: string; store: Store; core: FsCore }) => Promise<void> | void): Promise<void> {
-  const t = tempDir("agentfs-gca-");
-  const dir = join(t.dir, "s");
-  const { store, core } = openAt(dir, true);
-  try {
-    await fn({ dir, store, core });
-  } finally {
-    store.close();
-    t.cleanup();
-  }
-}
 
 const hashes = (s: Store) => (s.manifest.db.prepare(`SELECT hex(hash) FROM objects ORDER BY 1`).pluck().all() as string[]).join(",");
 

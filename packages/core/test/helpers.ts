@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { AgentFS } from "../src/index.js";
+import { constants as C } from "node:fs";
+import { AgentFS, FsCore, Store } from "../src/index.js";
 
 /** Fresh temp directory; removed by the returned cleanup. */
 export function tempDir(prefix = "agentfs-test-", base = tmpdir()): { dir: string; cleanup: () => void } {
@@ -93,4 +94,43 @@ export function ensureDist(): void {
   }
   const tsc = join(CORE_DIR, "..", "..", "node_modules", "typescript", "bin", "tsc");
   execFileSync(process.execPath, [tsc, "-p", CORE_DIR], { stdio: "inherit" });
+}
+
+/** A file store at `dir` (created with `create`) and a core over its main branch (umask 022). */
+export function openAt(dir: string, create = false): { store: Store; core: FsCore } {
+  const store = Store.open(dir, { create });
+  return { store, core: new FsCore(store, { branch: "main" }, { umask: 0o022 }) };
+}
+
+/** Writes `data` as the whole of regular file `path` through `core` (created or truncated; committed by close). */
+export function writeFile(core: FsCore, path: string, data: Buffer): void {
+  const fd = core.openFile(path, C.O_CREAT | C.O_WRONLY | C.O_TRUNC, 0o644);
+  core.write(fd, data, 0, data.length, 0);
+  core.close(fd);
+}
+
+/** The whole of regular file `path`, read through `core`. */
+export function readFile(core: FsCore, path: string): Buffer {
+  const fd = core.openFile(path, C.O_RDONLY);
+  try {
+    const size = core.fstat(fd).size;
+    const b = Buffer.alloc(size);
+    core.read(fd, b, 0, size, 0);
+    return b;
+  } finally {
+    core.close(fd);
+  }
+}
+
+/** Runs `fn` on a new store (`dir`/s in a temporary directory), then closes and removes it. */
+export async function withStore(fn: (x: { dir: string; store: Store; core: FsCore }) => Promise<void> | void): Promise<void> {
+  const t = tempDir("agentfs-store-");
+  const dir = join(t.dir, "s");
+  const { store, core } = openAt(dir, true);
+  try {
+    await fn({ dir, store, core });
+  } finally {
+    store.close();
+    t.cleanup();
+  }
 }

@@ -259,6 +259,7 @@ export class FuseMount {
     session.mount(mnt);
     // (requests are served on this loop, so none runs before this line)
     view.holdTransactions(opts.holdTransactionsMs ?? DEFAULT_HOLD_MS);
+    if (!view.readOnly) view.deferCompression(true);
     servedHere.add(mnt);
     m.session = session;
     m.handlers = h;
@@ -420,6 +421,7 @@ export class FuseMount {
     servedHere.delete(this.mountpoint);
     try {
       this.view.closeAll();
+      if (!this.view.readOnly) this.stats.deferredCompression = this.view.deferCompression(false);
       this.view.holdTransactions(0);
     } finally {
       s.unmount();

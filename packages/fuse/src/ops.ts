@@ -6,7 +6,7 @@
  * they start (off the loop) is done. Errors reach the kernel as the errno of
  * the `FsError`; anything else is answered EIO and reported.
  */
-import { FsError, type InodeStat, type TimeSpec } from "@agentfs/core";
+import { FsError, type DeferredCompressionStats, type InodeStat, type TimeSpec } from "@agentfs/core";
 import type { FuseBinding, FuseSession } from "@agentfs/native";
 import { OpenReplyFlag } from "@agentfs/native";
 import { toFsError, type View } from "@agentfs/view";
@@ -32,11 +32,13 @@ export interface OpStats {
    * `maxMs` is what the 10 ms rule of DESIGN.md is about.
    */
   ops: Record<string, { count: number; maxMs: number; totalMs: number }>;
+  /** Deferred compression of small files' chunks (`Store.deferCompression`), filled at unmount; null when it was off. */
+  deferredCompression: DeferredCompressionStats | null;
 }
 
 /** Fresh, zeroed counters. */
 export function newOpStats(): OpStats {
-  return { writes: 0, maxWrite: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {} };
+  return { writes: 0, maxWrite: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {}, deferredCompression: null };
 }
 
 /** Kernel cache lifetimes handed out with replies, in seconds. */

@@ -466,3 +466,29 @@ describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: wri
     expect(fuseMountsUnder(fx.root)).toEqual([]);
   });
 });
+
+describe.skipIf(!existsSync("/dev/fuse") || !ENABLED)("FuseMount in-process: deferred compression of small files", () => {
+  const fx = storeFixture("agentfs-fuse-defer-");
+
+  it("small files written through the mount are stored raw at close and compressed by the worker soon after; unmount reports it", async () => {
+    const mnt = join(fx.root, "mnt");
+    mkdirSync(mnt);
+    const m = await FuseMount.mount(View.open(fx.store), mnt, {});
+    const db = fx.store.manifest.db;
+    const codecs = () => db.prepare("SELECT codec, count(*) AS n FROM objects GROUP BY codec ORDER BY codec").all() as { codec: number; n: number }[];
+    try {
+      // Asynchronous child: this process serves the mount, so it must not block.
+      await pexec("sh", ["-c", `for i in $(seq 1 50); do seq 1 300 | sed "s/^/line $i /" > ${mnt}/f$i.txt; done`]);
+      // The worker's gzip bodies land within a few ms of the closes.
+      for (let i = 0; i < 200 && codecs().some((c) => c.codec === 0); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(codecs()).toEqual([{ codec: 1, n: 50 }]);
+      const r = await pexec("sh", ["-c", `cat ${mnt}/f7.txt | sha256sum`]);
+      const want = (await pexec("sh", ["-c", `seq 1 300 | sed "s/^/line 7 /" | sha256sum`])).stdout;
+      expect(r.stdout).toBe(want);
+    } finally {
+      await m.unmount();
+    }
+    expect(m.stats.deferredCompression).toMatchObject({ compressed: 50, failures: 0 });
+    expect(fuseMountsUnder(fx.root)).toEqual([]);
+  });
+});

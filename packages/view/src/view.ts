@@ -23,7 +23,7 @@
  */
 import {
   FsCore, FsError, Store, StoreError, S_IFDIR, S_IFMT, parsePath,
-  type Credentials, type DirEntry, type ErrnoName, type InodeStat, type Target, type TimeSpec,
+  type Credentials, type DeferredCompressionStats, type DirEntry, type ErrnoName, type InodeStat, type Target, type TimeSpec,
 } from "@agentfs/core";
 import { constants as C } from "node:fs";
 
@@ -756,6 +756,17 @@ export class View {
    */
   holdTransactions(ms: number): void {
     this.main.store.manifest.holdTransactions(ms);
+  }
+
+  /**
+   * Turns deferred compression of this view's store on or off
+   * (`Store.deferCompression`): small files' chunks are stored raw at close
+   * and compressed shortly after in a worker. For servers (the FUSE daemon).
+   * Returns the counters so far (null when never on). Errors: EIO when
+   * turning it off fails to write (those objects stay raw).
+   */
+  deferCompression(on: boolean): DeferredCompressionStats | null {
+    return this.main.store.deferCompression(on);
   }
 
   /** As syncfs(2) or fsync(2) of a directory (`FsCore.syncAsync`): resolves when the store's committed state is durable. Rejects with FsError: EIO. */
