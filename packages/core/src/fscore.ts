@@ -994,9 +994,24 @@ export class FsCore {
    * (negative position), EIO.
    */
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
+    return this.readVia(fd, buf, offset, length, position, true);
+  }
+
+  /**
+   * As pread(2), on any descriptor of a regular file, open for reading or
+   * not: a front end's copy of the file's current bytes for a cache of its
+   * own (the FUSE daemon fills the kernel's page cache of a file it just
+   * committed). Never moves the file position. Errors: EBADF, EISDIR,
+   * EINVAL, EIO.
+   */
+  readForCache(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number {
+    return this.readVia(fd, buf, offset, length, position, false);
+  }
+
+  private readVia(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null, asRead: boolean): number {
     return this.wrap("read", undefined, () => {
       const h = this.handle(fd);
-      if (!h.readable) throw new StoreError("EBADF", "file not open for reading");
+      if (asRead && !h.readable) throw new StoreError("EBADF", "file not open for reading");
       if (h.isDir) throw new StoreError("EISDIR", "is a directory");
       const pos = position ?? h.pos;
       if (pos < 0) throw new StoreError("EINVAL", "negative position");

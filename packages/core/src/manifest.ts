@@ -258,7 +258,7 @@ export class Manifest {
       inodeVersions: p(`SELECT layer, ${INODE_COLS} FROM inodes WHERE ino = ? AND layer <= ? ORDER BY layer DESC`, true),
       inodeInLayer: p(`SELECT ${INODE_COLS} FROM inodes WHERE ino = ? AND layer = ?`, true),
       putInode: p(
-        `INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(@layer, @ino, @mode, @uid, @gid, @nlink, @size, @rdev, @atime, @mtime, @ctime, @btime, @target, @extents, @xattrs)
+        `INSERT INTO inodes(layer, ${INODE_COLS}) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(ino, layer) DO UPDATE SET mode=excluded.mode, uid=excluded.uid, gid=excluded.gid, nlink=excluded.nlink,
            size=excluded.size, rdev=excluded.rdev, atime=excluded.atime, mtime=excluded.mtime, ctime=excluded.ctime,
            btime=excluded.btime, target=excluded.target, extents=excluded.extents, xattrs=excluded.xattrs`,
@@ -754,7 +754,8 @@ export class Manifest {
 
   /** Writes (insert or replace) the version of `row.ino` in `layer`. */
   putInode(layer: number, row: InodeRow): void {
-    this.st.putInode.run({ ...row, layer });
+    // Positional parameters: binding 15 named ones from an object cost more than the upsert itself.
+    this.st.putInode.run(layer, row.ino, row.mode, row.uid, row.gid, row.nlink, row.size, row.rdev, row.atime, row.mtime, row.ctime, row.btime, row.target, row.extents, row.xattrs);
     this.icache.set(`${layer}:${row.ino}`, row.nlink === 0 ? null : { row, layer });
   }
 

@@ -12,6 +12,7 @@ import { OpenReplyFlag } from "@agentfs/native";
 import { toFsError, type View } from "@agentfs/view";
 import { constants as C, readFileSync } from "node:fs";
 import { NodeTable, ROOT_ID, type FuseNode } from "./nodes.js";
+import { CachePrimer, type CachePrimeStats } from "./cacheprime.js";
 
 /** Counters a mount keeps for diagnostics and tests. */
 export interface OpStats {
@@ -32,13 +33,15 @@ export interface OpStats {
    * `maxMs` is what the 10 ms rule of DESIGN.md is about.
    */
   ops: Record<string, { count: number; maxMs: number; totalMs: number }>;
+  /** Page-cache priming at close (cacheprime.ts). */
+  cachePrime: CachePrimeStats;
   /** Deferred compression of small files' chunks (`Store.deferCompression`), filled at unmount; null when it was off. */
   deferredCompression: DeferredCompressionStats | null;
 }
 
 /** Fresh, zeroed counters. */
 export function newOpStats(): OpStats {
-  return { writes: 0, maxWrite: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {}, deferredCompression: null };
+  return { writes: 0, maxWrite: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {}, cachePrime: { stored: 0, refused: 0, dropped: 0, deferred: 0 }, deferredCompression: null };
 }
 
 /** Kernel cache lifetimes handed out with replies, in seconds. */
@@ -150,6 +153,9 @@ export class Handlers {
   private readonly pins = new Map<number, number>();
   /** fh of files whose first write went through the set-group-ID check (writes are hot). */
   private readonly sgidChecked = new Set<number>();
+  private readonly primer: CachePrimer;
+  private readonly opOpen: number;
+  private readonly opSetattr: number;
   private readonly dirs = new Map<number, DirHandle>();
   private nextDir = 1;
   private session!: FuseSession;
@@ -172,6 +178,10 @@ export class Handlers {
     readonly stats: OpStats,
     private readonly opts: HandlerOptions,
   ) {
+    this.primer = new CachePrimer(view, () => this.session);
+    stats.cachePrime = this.primer.stats;
+    this.opOpen = binding.opNames.indexOf("open");
+    this.opSetattr = binding.opNames.indexOf("setattr");
     this.initialized = new Promise((res, rej) => {
       this.resolveInit = res;
       this.rejectInit = rej;
@@ -196,7 +206,7 @@ export class Handlers {
       open: (s, ino: number, flags: number) => this.open(s, ino, flags),
       read: (s, _ino: number, fh: number, off: number, size: number) => this.read(s, fh, off, size),
       write: (s, _ino: number, fh: number, off: number, size: number, at: number, copy: Buffer | null) => this.write(s, fh, off, size, at, copy),
-      flush: (s, _ino: number, fh: number) => this.later("flush", s, this.view.flushAsync(fh)),
+      flush: (s, ino: number, fh: number) => this.later("flush", s, this.flush(ino, fh)),
       release: (s, ino: number, fh: number) => this.release(s, ino, fh),
       fsync: (s, _ino: number, fh: number) => this.later("fsync", s, this.view.fsyncAsync(fh)),
       opendir: (s, ino: number) => this.opendir(s, ino),
@@ -250,6 +260,8 @@ export class Handlers {
 
   /** The dispatch function for `new FuseSession(…)`: runs the op's handler, times it, and answers errors. */
   readonly dispatch = (op: number, slot: number, a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any): void => {
+    // OPEN and SETATTR of an inode whose page cache is being filled wait for that (cacheprime.ts); `a` is the inode.
+    if ((op === this.opOpen || op === this.opSetattr) && this.primer.after(a, () => this.dispatch(op, slot, a, b, c, d, e, f, g, h, i, j, k))) return;
     const t0 = performance.now();
     try {
       this.table[op]!(slot, a, b, c, d, e, f, g, h, i, j, k);
@@ -539,16 +551,23 @@ export class Handlers {
   /** unlink (dir false) or rmdir (dir true) of `name` in `parent`. */
   private remove(slot: number, parent: number, name: string, dir: boolean): void {
     const path = this.childOf(parent, name);
-    const ino = this.inoAt(path);
+    const ino = this.inoAt(parent, name, path);
     if (dir) this.view.rmdir(path);
     else this.view.unlink(path);
     if (ino !== undefined) this.nodes.unlinked(ino, parent, name);
     this.session.replyErr(slot, 0);
   }
 
-  /** Inode number at `path` (not followed), or undefined when nothing is there. */
-  private inoAt(path: string): number | undefined {
+  /**
+   * Inode number of entry `name` of node `parent`, whose path is `path` (not
+   * followed), or undefined when nothing is there. By inode where the view
+   * answers that way: a missing name (a rename's new name, mostly) is then
+   * no thrown ENOENT, whose stack trace cost more than the rename itself.
+   */
+  private inoAt(parent: number, name: string, path: string): number | undefined {
     try {
+      const st = this.view.lookupAt(parent, name);
+      if (st !== undefined) return st?.ino;
       return this.view.stat(path, false).ino;
     } catch {
       return undefined;
@@ -560,8 +579,8 @@ export class Handlers {
     const to = this.childOf(newParent, newName);
     if (flags === RENAME_EXCHANGE) {
       // Both names stay taken, so no node loses its last name (no pin); each node's link moves to the other name.
-      const a = this.inoAt(from);
-      const b = this.inoAt(to);
+      const a = this.inoAt(parent, name, from);
+      const b = this.inoAt(newParent, newName, to);
       this.view.exchange(from, to);
       if (a !== undefined && b !== undefined && a !== b) {
         this.nodes.renamed(a, parent, name, newParent, newName);
@@ -575,8 +594,8 @@ export class Handlers {
       this.session.replyErr(slot, EINVAL);
       return;
     }
-    const src = this.inoAt(from);
-    const dst = this.inoAt(to);
+    const src = this.inoAt(parent, name, from);
+    const dst = this.inoAt(newParent, newName, to);
     if (flags & RENAME_NOREPLACE && dst !== undefined) {
       this.session.replyErr(slot, EEXIST);
       return;
@@ -712,9 +731,16 @@ export class Handlers {
     const ino = this.files.get(fh);
     const node = this.stampedNode(ino, fh);
     const n = this.view.write(fh, data, copy ? 0 : at, size, off);
+    if (this.opts.pageCache !== "never") this.primer.wrote(fh, ino);
     if (node) this.keptThroughKernel(node, this.view.fstat(fh));
     if (killed && ino !== undefined) this.replyAfterAttrsDropped(ino, () => this.session.replyWrite(slot, n));
     else this.session.replyWrite(slot, n);
+  }
+
+  /** FLUSH: commits handle `fh` off the loop, then fills the kernel's page cache of a small file just written (cacheprime.ts). */
+  private async flush(ino: number, fh: number): Promise<void> {
+    await this.view.flushAsync(fh);
+    await this.primer.flushed(ino, fh, this.nodes.get(ino)?.open ?? 0);
   }
 
   private release(slot: number, ino: number, fh: number): void {
@@ -726,6 +752,7 @@ export class Handlers {
   private dropHandle(ino: number, fh: number, close: boolean): void {
     this.files.delete(fh);
     this.sgidChecked.delete(fh);
+    this.primer.forget(fh);
     const node = this.nodes.get(ino);
     if (node && node.open > 0) node.open--;
     if (close) this.view.closeAsync(fh).catch(() => {});

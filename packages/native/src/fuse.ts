@@ -121,6 +121,17 @@ export interface FuseSession {
    * calls `done`, when the session is not serving.
    */
   notifyAsync(entries: [number, string][], inodes: number[], done: (taken: number) => void, attrsOnly?: boolean): boolean;
+  /**
+   * FUSE_NOTIFY_STORE, written on a libuv pool thread (it locks the pages
+   * it fills, which a process may hold while it waits for a reply from the
+   * loop): puts a copy of `data` into the kernel's page cache of inode
+   * `ino` at byte `offset`; the pages it covers whole, or up to the end of
+   * the file, become up to date, so reads of them need no READ request.
+   * It extends the kernel's file size when it reaches past it. Calls `done`
+   * with 0 or a negative errno (-ENOENT: the kernel has no such inode).
+   * Returns false, and never calls `done`, when the session is not serving.
+   */
+  notifyStoreAsync(ino: number, offset: number, data: Buffer, done: (result: number) => void): boolean;
   /** Requests dispatched and not answered yet. */
   pending(): number;
   /** [polls after a burst, polls that found a request] (`spinUs`). */

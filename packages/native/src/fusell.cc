@@ -139,6 +139,8 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const std::s
   return e;
 }
 
+struct NotifyBatch;
+
 class Session : public Napi::ObjectWrap<Session> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -199,6 +201,9 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value ReplyLseek(const Napi::CallbackInfo& info);
   Napi::Value ReplyDir(const Napi::CallbackInfo& info);
   Napi::Value NotifyAsync(const Napi::CallbackInfo& info);
+  Napi::Value NotifyStoreAsync(const Napi::CallbackInfo& info);
+  NotifyBatch* NewBatch(const Napi::CallbackInfo& info, size_t cbArg);
+  void QueueBatch(NotifyBatch* b);
   Napi::Value Pending(const Napi::CallbackInfo& info);
   Napi::Value SpinStats(const Napi::CallbackInfo& info);
 
@@ -227,7 +232,7 @@ class Session : public Napi::ObjectWrap<Session> {
   bool exited_ = false;
   bool draining_ = false;         // inside Drain: libfuse is on the stack
   bool teardownPending_ = false;  // unmount() called from a handler: done when Drain returns
-  int notifying_ = 0;             // notifyAsync batches running on the thread pool
+  int notifying_ = 0;             // notifyAsync/notifyStoreAsync batches running on the thread pool
   bool destroyAfterNotify_ = false;  // Teardown ran while a batch was running: free the session when it ends
   bool hooked_ = false;              // env cleanup hook registered (while mounted)
   Napi::FunctionReference dispatch_;
@@ -279,6 +284,7 @@ Napi::Function Session::Define(Napi::Env env) {
     InstanceMethod<&Session::ReplyLseek>("replyLseek"),
     InstanceMethod<&Session::ReplyDir>("replyDir"),
     InstanceMethod<&Session::NotifyAsync>("notifyAsync"),
+    InstanceMethod<&Session::NotifyStoreAsync>("notifyStoreAsync"),
     InstanceMethod<&Session::Pending>("pending"),
     InstanceMethod<&Session::SpinStats>("spinStats"),
   });
@@ -876,8 +882,9 @@ Napi::Value Session::ReplyDir(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, i);
 }
 
-// One notifyAsync batch: invalidations written to /dev/fuse on a libuv pool thread, never on the loop
-// (a notification waits for kernel locks that a process may hold while it waits for this loop's reply).
+// One notifyAsync or notifyStoreAsync batch: notifications written to /dev/fuse on a libuv pool thread,
+// never on the loop (a notification waits for kernel locks that a process may hold while it waits for this
+// loop's reply).
 struct NotifyBatch {
   uv_work_t work;
   Session* session;
@@ -885,48 +892,52 @@ struct NotifyBatch {
   std::vector<std::pair<uint64_t, std::string>> entries;
   std::vector<uint64_t> inodes;
   bool attrsOnly = false;  // inodes: drop attributes only, keep cached pages (offset -1)
-  int done = 0;
+  // notifyStoreAsync: bytes for the page cache of storeIno at storeOff (store is set).
+  bool store = false;
+  uint64_t storeIno = 0;
+  off_t storeOff = 0;
+  std::vector<char> storeData;
+  int done = 0;  // invalidations the kernel took; for a store, 0 or -errno
   Napi::FunctionReference cb;
   Napi::ObjectReference self;
+
+  void Run() {
+    if (store) {
+      struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(storeData.size());
+      bufv.buf[0].mem = storeData.data();
+      done = fuse_lowlevel_notify_store(se, storeIno, storeOff, &bufv, static_cast<enum fuse_buf_copy_flags>(0));
+      return;
+    }
+    for (auto& e : entries) {
+      int r = fuse_lowlevel_notify_inval_entry(se, e.first, e.second.c_str(), e.second.size());
+      if (r == 0 || r == -ENOENT) done++;
+    }
+    for (uint64_t ino : inodes) {
+      int r = fuse_lowlevel_notify_inval_inode(se, ino, attrsOnly ? -1 : 0, 0);
+      if (r == 0 || r == -ENOENT) done++;
+    }
+  }
 };
 
-// notifyAsync(entries: [parent, name][], inodes: number[], cb: (sent: number) => void, attrsOnly?: boolean): boolean
-// Drops the kernel's dentries `name` in `parent` and the attributes and cached data of `inodes` (only their
-// attributes with `attrsOnly`), off the loop; calls `cb` with how many notifications the kernel took
-// (ENOENT, not cached, counts as taken). False (and no callback) when the session is not serving.
-Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!se_ || exited_ || !mounted_) return Napi::Boolean::New(env, false);
+// A new batch of this session, calling `cb` (info[cbArg]) when done; null when the session is not serving.
+NotifyBatch* Session::NewBatch(const Napi::CallbackInfo& info, size_t cbArg) {
+  if (!se_ || exited_ || !mounted_) return nullptr;
   auto* b = new NotifyBatch();
   b->session = this;
   b->se = se_;
-  Napi::Array ents = info[0].As<Napi::Array>();
-  for (uint32_t i = 0; i < ents.Length(); i++) {
-    Napi::Array e = ents.Get(i).As<Napi::Array>();
-    b->entries.emplace_back(static_cast<uint64_t>(e.Get(0u).As<Napi::Number>().DoubleValue()), e.Get(1u).ToString().Utf8Value());
-  }
-  Napi::Array inos = info[1].As<Napi::Array>();
-  for (uint32_t i = 0; i < inos.Length(); i++) b->inodes.push_back(static_cast<uint64_t>(inos.Get(i).As<Napi::Number>().DoubleValue()));
-  b->cb = Napi::Persistent(info[2].As<Napi::Function>());
-  b->attrsOnly = info.Length() > 3 && info[3].ToBoolean().Value();
+  b->cb = Napi::Persistent(info[cbArg].As<Napi::Function>());
   b->self = Napi::Persistent(info.This().As<Napi::Object>());
   b->work.data = b;
+  return b;
+}
+
+// Runs batch `b` on the libuv pool; its callback gets `done` on the loop afterwards.
+void Session::QueueBatch(NotifyBatch* b) {
   uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
+  napi_get_uv_event_loop(env_, &loop);
   notifying_++;
   uv_queue_work(
-      loop, &b->work,
-      [](uv_work_t* w) {
-        auto* b = static_cast<NotifyBatch*>(w->data);
-        for (auto& e : b->entries) {
-          int r = fuse_lowlevel_notify_inval_entry(b->se, e.first, e.second.c_str(), e.second.size());
-          if (r == 0 || r == -ENOENT) b->done++;
-        }
-        for (uint64_t ino : b->inodes) {
-          int r = fuse_lowlevel_notify_inval_inode(b->se, ino, b->attrsOnly ? -1 : 0, 0);
-          if (r == 0 || r == -ENOENT) b->done++;
-        }
-      },
+      loop, &b->work, [](uv_work_t* w) { static_cast<NotifyBatch*>(w->data)->Run(); },
       [](uv_work_t* w, int) {
         auto* b = static_cast<NotifyBatch*>(w->data);
         Session* s = b->session;
@@ -940,6 +951,42 @@ Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
         b->cb.MakeCallback(env.Global(), {Napi::Number::New(env, b->done)});
         delete b;  // drops the batch's reference to the session object last
       });
+}
+
+// notifyAsync(entries: [parent, name][], inodes: number[], cb: (sent: number) => void, attrsOnly?: boolean): boolean
+// Drops the kernel's dentries `name` in `parent` and the attributes and cached data of `inodes` (only their
+// attributes with `attrsOnly`), off the loop; calls `cb` with how many notifications the kernel took
+// (ENOENT, not cached, counts as taken). False (and no callback) when the session is not serving.
+Napi::Value Session::NotifyAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NotifyBatch* b = NewBatch(info, 2);
+  if (!b) return Napi::Boolean::New(env, false);
+  Napi::Array ents = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < ents.Length(); i++) {
+    Napi::Array e = ents.Get(i).As<Napi::Array>();
+    b->entries.emplace_back(static_cast<uint64_t>(e.Get(0u).As<Napi::Number>().DoubleValue()), e.Get(1u).ToString().Utf8Value());
+  }
+  Napi::Array inos = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < inos.Length(); i++) b->inodes.push_back(static_cast<uint64_t>(inos.Get(i).As<Napi::Number>().DoubleValue()));
+  b->attrsOnly = info.Length() > 3 && info[3].ToBoolean().Value();
+  QueueBatch(b);
+  return Napi::Boolean::New(env, true);
+}
+
+// notifyStoreAsync(ino: number, offset: number, data: Buffer, cb: (result: number) => void): boolean
+// FUSE_NOTIFY_STORE: puts a copy of `data` into the kernel's page cache of inode `ino` at byte `offset`
+// (pages it covers whole, or up to the end of the file, become up to date), off the loop; `cb` gets 0 or
+// -errno (-ENOENT: the kernel has no such inode cached). False (and no callback) when not serving.
+Napi::Value Session::NotifyStoreAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NotifyBatch* b = NewBatch(info, 3);
+  if (!b) return Napi::Boolean::New(env, false);
+  b->store = true;
+  b->storeIno = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
+  b->storeOff = static_cast<off_t>(info[1].As<Napi::Number>().DoubleValue());
+  Napi::Buffer<char> data = info[2].As<Napi::Buffer<char>>();
+  b->storeData.assign(data.Data(), data.Data() + data.Length());
+  QueueBatch(b);
   return Napi::Boolean::New(env, true);
 }
 

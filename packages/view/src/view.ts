@@ -639,6 +639,16 @@ export class View {
     return this.call("read", undefined, () => f.core.read(f.fd, buf, offset, length, position));
   }
 
+  /**
+   * As pread(2) on any descriptor of a regular file, open for reading or
+   * not (`FsCore.readForCache`): for a front end that fills a cache of its
+   * own with what a file holds. Errors: EBADF, EISDIR, EIO.
+   */
+  readForCache(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number {
+    const f = this.coreFile(fd, "read");
+    return this.call("read", undefined, () => f.core.readForCache(f.fd, buf, offset, length, position));
+  }
+
   /** As pwrite(2) (appends when opened O_APPEND); returns bytes written. Errors: EBADF, EFBIG, EIO. */
   write(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number {
     const f = this.coreFile(fd, "write");
