@@ -6,8 +6,8 @@
  * wrote, an unpacked tree being checked — is a READ round trip. After the
  * FLUSH of a small file that was written through its only open handle, the
  * daemon stores the file's committed bytes into the kernel's page cache
- * (FUSE_NOTIFY_STORE) before it answers the FLUSH, and the next open keeps
- * that cache (its stamp is unchanged), so the read needs no request.
+ * (FUSE_NOTIFY_STORE), and the next open keeps that cache (its stamp is
+ * unchanged), so the read needs no request.
  *
  * The store runs on a libuv pool thread: it locks the pages it fills, and
  * a process may hold one of them while it waits for a reply from the loop.
@@ -17,7 +17,9 @@
  * - a WRITE through the one handle left (a thread writing while another
  *   closes the descriptor) cannot wait — it may hold the page the store
  *   needs — so it is served, and the inode's cached pages are dropped after
- *   the store, before the FLUSH is answered.
+ *   the store.
+ * The FLUSH itself is answered at once (waiting for the pool thread cost
+ * more than the READ the store saves: ~200 µs per file).
  */
 import type { FuseSession } from "@agentfs/native";
 import type { View } from "@agentfs/view";
@@ -73,11 +75,14 @@ export class CachePrimer {
   }
 
   /**
-   * After handle `fh` of inode `ino` was committed by a FLUSH: stores the
-   * file's bytes into the kernel's page cache when `fh` wrote since its last
-   * FLUSH, is the inode's only open handle (`openHandles` 1) and the file is
-   * 1 byte to `PRIME_MAX_BYTES` long. Resolves when the FLUSH may be
-   * answered. Never rejects: priming is only an optimisation.
+   * After handle `fh` of inode `ino` was committed by a FLUSH: starts storing
+   * the file's bytes into the kernel's page cache when `fh` wrote since its
+   * last FLUSH, is the inode's only open handle (`openHandles` 1) and the
+   * file is 1 byte to `PRIME_MAX_BYTES` long. From this call until the store
+   * is done, OPEN and SETATTR of `ino` wait (`after`); the FLUSH need not:
+   * the cache is only an optimisation, and the only way to change the file
+   * meanwhile is a write through `fh` itself, after which the pages are
+   * dropped. Resolves when done; never rejects.
    */
   async flushed(ino: number, fh: number, openHandles: number): Promise<void> {
     if (!this.written.delete(fh) || openHandles !== 1 || this.storing.has(ino)) return;

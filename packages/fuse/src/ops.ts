@@ -737,10 +737,14 @@ export class Handlers {
     else this.session.replyWrite(slot, n);
   }
 
-  /** FLUSH: commits handle `fh` off the loop, then fills the kernel's page cache of a small file just written (cacheprime.ts). */
+  /**
+   * FLUSH: commits handle `fh` off the loop, then starts filling the kernel's
+   * page cache of a small file just written (cacheprime.ts; the store goes on
+   * after the answer, and OPEN/SETATTR of the inode wait for it).
+   */
   private async flush(ino: number, fh: number): Promise<void> {
     await this.view.flushAsync(fh);
-    await this.primer.flushed(ino, fh, this.nodes.get(ino)?.open ?? 0);
+    this.primer.flushed(ino, fh, this.nodes.get(ino)?.open ?? 0);
   }
 
   private release(slot: number, ino: number, fh: number): void {
