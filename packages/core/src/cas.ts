@@ -171,8 +171,14 @@ const GZIP_MIN = 64;
  */
 export const DEFER_MAX = 256 * 1024;
 
-/** Most chunks queued for deferred compression; past it `put` compresses at once again. */
-const DEFER_QUEUE_MAX = 65536;
+/** Most bytes of chunks queued for deferred compression: 64 MiB; past it `put` compresses at once again. */
+const DEFER_QUEUE_BYTES = 64 << 20;
+
+/** A chunk stored raw and queued for deferred compression: its hash and a copy of its bytes. */
+export interface DeferredChunk {
+  hash: Buffer;
+  data: Buffer;
+}
 
 /** Chunks up to this size (bytes) that `put` stores are also kept in the verified-chunk cache: 16 KiB, the smallest chunk FastCDC cuts before a file's end. */
 const CACHE_ON_WRITE_MAX = 16 * 1024;
@@ -191,10 +197,10 @@ export class ObjectStore {
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
   private readonly withCrc: boolean;
   private readonly uses = new Set<Set<string>>();
-  private readonly stRaw: Database.Statement;
   private readonly stReplace: Database.Statement;
   /** Hashes of raw-stored chunks awaiting compression (`deferCompression`); null when not deferring. */
-  private deferred: Buffer[] | null = null;
+  private deferred: DeferredChunk[] | null = null;
+  private deferredBytes = 0;
   private onDeferred: (() => void) | undefined;
 
   /**
@@ -210,7 +216,6 @@ export class ObjectStore {
       ? db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data, crc) VALUES(?, ?, ?, ?, ?, ?)`)
       : db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
     this.withCrc = withCrc;
-    this.stRaw = db.prepare(`SELECT size, data, ${withCrc ? "crc" : "NULL AS crc"} FROM objects WHERE hash = ? AND codec = ${CODEC_RAW}`);
     this.stReplace = db.prepare(`UPDATE objects SET stored = ?, data = ?, codec = ${CODEC_GZIP} WHERE hash = ? AND codec = ${CODEC_RAW}`);
   }
 
@@ -261,11 +266,14 @@ export class ObjectStore {
     // Small chunks (whole small files, mostly) go into the cache of verified chunks as well: their bytes
     // are the ones just hashed, so a read soon after the write (a build reading what it wrote) need not
     // fetch, decompress and hash them again. Larger ones would only push read chunks out.
-    if (data.length <= CACHE_ON_WRITE_MAX) this.cache.set(hash.toString("hex"), Buffer.from(data));
+    const copy = data.length <= CACHE_ON_WRITE_MAX ? Buffer.from(data) : null;
+    if (copy) this.cache.set(hash.toString("hex"), copy);
     if (this.has(hash)) return { added: false, stored: 0 };
-    if (this.deferred && data.length >= GZIP_MIN && data.length <= DEFER_MAX && this.deferred.length < DEFER_QUEUE_MAX) {
+    if (this.deferred && data.length >= GZIP_MIN && data.length <= DEFER_MAX && this.deferredBytes + data.length <= DEFER_QUEUE_BYTES) {
       this.insert(hash, data.length, CODEC_RAW, data, crc32(data));
-      this.deferred.push(hash);
+      // (The caller's buffer is reused for the next chunk: the queue keeps a copy, shared with the cache.)
+      this.deferred.push({ hash, data: copy ?? Buffer.from(data) });
+      this.deferredBytes += data.length;
       if (this.deferred.length === 1) this.onDeferred?.();
       return { added: true, stored: data.length };
     }
@@ -300,43 +308,39 @@ export class ObjectStore {
   /**
    * Turns deferred compression on or off (a long-running server: the FUSE
    * daemon). While on, `put` stores new chunks of at most `DEFER_MAX` bytes
-   * raw and queues them, and `onQueued` is called whenever the queue stops
-   * being empty: its owner then takes them (`takeDeferred`), compresses them
-   * off the event loop and swaps the bodies in (`replaceBody`). A store with
-   * an object backend never defers. Turning it off returns what is still
-   * queued (the caller compresses those itself or leaves them raw: a raw
-   * object is valid, only larger).
+   * raw and queues them with a copy of their bytes (up to 64 MiB queued),
+   * and `onQueued` is called whenever the queue stops being empty: its
+   * owner then takes them (`takeDeferred`), compresses them off the event
+   * loop and swaps the bodies in (`replaceBody`). A store with an object
+   * backend never defers. Turning it off returns what is still queued (the
+   * caller compresses those itself or leaves them raw: a raw object is
+   * valid, only larger).
    */
-  deferCompression(on: boolean, onQueued?: () => void): Buffer[] {
+  deferCompression(on: boolean, onQueued?: () => void): DeferredChunk[] {
     const left = this.deferred ?? [];
     this.deferred = on && !this.backend ? [] : null;
+    this.deferredBytes = 0;
     this.onDeferred = on ? onQueued : undefined;
     return left;
   }
 
-  /** Up to `max` hashes from the deferred-compression queue (oldest first), removed from it. */
-  takeDeferred(max: number): Buffer[] {
-    return this.deferred ? this.deferred.splice(0, max) : [];
-  }
-
-  /**
-   * The raw bytes of object `hash` when its row still holds them raw and
-   * they match its CRC-32 (the candidate for a deferred compression);
-   * undefined when it is gone, already compressed, or fails its check (left
-   * for fsck to report: compressing it would only hide the damage).
-   */
-  rawBody(hash: Buffer): Buffer | undefined {
-    const row = this.stRaw.get(hash) as { size: number; data: Buffer; crc: number | null } | undefined;
-    if (!row || row.crc === null || row.data.length !== row.size || crc32(row.data) !== row.crc) return undefined;
-    return row.data;
+  /** Chunks from the deferred-compression queue (oldest first, removed from it): at most `max` of them and `maxBytes` bytes, but at least one when any is queued. */
+  takeDeferred(max: number, maxBytes: number): DeferredChunk[] {
+    const q = this.deferred;
+    if (!q) return [];
+    let n = 0;
+    let bytes = 0;
+    while (n < q.length && n < max && (n === 0 || bytes + q[n]!.data.length <= maxBytes)) bytes += q[n++]!.data.length;
+    this.deferredBytes -= bytes;
+    return q.splice(0, n);
   }
 
   /**
    * Swaps the raw body of object `hash` for its gzip encoding `body` (from
-   * `encodeChunk` of the bytes `rawBody` returned: same chunk, so the same
-   * CRC-32, which the row keeps). A no-op when the row is gone or no longer
-   * raw. Must run inside the manifest's write transaction. Returns whether
-   * the row changed.
+   * `encodeChunk` of the chunk's own bytes, as queued: same chunk, so the
+   * same CRC-32, which the row keeps). A no-op when the row is gone or no
+   * longer raw. Must run inside the manifest's write transaction. Returns
+   * whether the row changed.
    */
   replaceBody(hash: Buffer, body: Uint8Array): boolean {
     return this.stReplace.run(body.length, body, hash).changes > 0;

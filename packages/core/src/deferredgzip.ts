@@ -8,14 +8,15 @@
  * 30–40 µs for a 1 KiB file, a fifth of its commit), while what is stored
  * ends up compressed as before.
  *
- * A queued object that is gone by the time its turn comes (gc, a rolled
- * back transaction), already compressed, or fails its CRC-32 is skipped.
- * The queue lives in memory: a daemon killed before its turn leaves those
- * objects raw, which is valid (only larger); stopping compresses what is
- * left on the spot.
+ * The queue keeps a copy of each chunk's bytes (the ones `put` hashed), so
+ * the worker compresses those and nothing is read back from the database.
+ * A queued object that is gone by its turn (gc, a rolled back transaction)
+ * or no longer raw is left alone. The queue lives in memory: a daemon
+ * killed before its turn leaves those objects raw, which is valid (only
+ * larger); stopping compresses what is left on the spot.
  */
 import { CommitPool } from "./commitpipe.js";
-import { CODEC_GZIP, encodeChunk } from "./cas.js";
+import { CODEC_GZIP, encodeChunk, type DeferredChunk } from "./cas.js";
 import type { Store } from "./store.js";
 
 /** Most objects per worker round trip. */
@@ -29,7 +30,7 @@ const START_DELAY_MS = 5;
 export interface DeferredCompressionStats {
   /** Objects whose raw body was replaced by a smaller gzip body. */
   compressed: number;
-  /** Objects that stayed raw: gzip saved too little, or they were gone, changed or damaged. */
+  /** Objects that stayed raw: gzip saved too little, or their rows were gone or no longer raw. */
   keptRaw: number;
   /** Bytes saved (raw size − gzip size, summed). */
   bytesSaved: number;
@@ -45,8 +46,8 @@ export class DeferredCompressor {
   readonly stats: DeferredCompressionStats = { compressed: 0, keptRaw: 0, bytesSaved: 0, failures: 0 };
   private running = false;
   private stopped = false;
-  /** Hashes of the batch in the worker (compressed on the spot by `stop` if it comes first). */
-  private inFlight: Buffer[] = [];
+  /** The batch in the worker (compressed on the spot by `stop` if it comes first). */
+  private inFlight: DeferredChunk[] = [];
 
   /** `pool`: where batches are compressed (default: the shared commit pool). */
   constructor(private readonly store: Store, private readonly pool: Pick<CommitPool, "encode"> = CommitPool.shared()) {
@@ -71,16 +72,11 @@ export class DeferredCompressor {
     this.inFlight = [];
     const level = this.store.cas.level;
     for (let i = 0; i < left.length; i += BATCH_OBJECTS) {
-      const hashes = left.slice(i, i + BATCH_OBJECTS);
+      const batch = left.slice(i, i + BATCH_OBJECTS);
       this.store.manifest.write(() => {
-        for (const h of hashes) {
-          const raw = this.store.cas.rawBody(h);
-          if (!raw) {
-            this.stats.keptRaw++;
-            continue;
-          }
-          const enc = encodeChunk(raw, level);
-          this.swap(h, raw.length, enc.codec, enc.body);
+        for (const c of batch) {
+          const enc = encodeChunk(c.data, level);
+          this.swap(c.hash, c.data.length, enc.codec, enc.body);
         }
       });
     }
@@ -97,22 +93,22 @@ export class DeferredCompressor {
     try {
       for (;;) {
         if (this.stopped) return;
-        const batch = this.take();
-        if (!batch) return;
+        const batch = this.store.cas.takeDeferred(BATCH_OBJECTS, BATCH_BYTES);
+        if (batch.length === 0) return;
+        this.inFlight = batch;
         let encoded: { codec: number; body: Uint8Array }[];
         try {
-          encoded = await this.pool.encode(batch.raws, this.store.cas.level);
+          encoded = await this.pool.encode(batch.map((c) => c.data), this.store.cas.level);
         } catch {
           this.stats.failures++;
           this.inFlight = [];
           continue;
         }
         if (this.stopped) return; // stop() compressed this batch itself
-        const { hashes, raws } = batch;
         this.inFlight = [];
         try {
           this.store.manifest.heldWrite(() => {
-            for (let i = 0; i < hashes.length; i++) this.swap(hashes[i]!, raws[i]!.length, encoded[i]!.codec, encoded[i]!.body);
+            batch.forEach((c, i) => this.swap(c.hash, c.data.length, encoded[i]!.codec, encoded[i]!.body));
           });
         } catch {
           this.stats.failures++;
@@ -121,33 +117,6 @@ export class DeferredCompressor {
     } finally {
       this.running = false;
     }
-  }
-
-  /** The next batch: queued hashes whose rows still hold valid raw bodies, with those bodies; null when the queue is empty. */
-  private take(): { hashes: Buffer[]; raws: Buffer[] } | null {
-    const hashes: Buffer[] = [];
-    const raws: Buffer[] = [];
-    let bytes = 0;
-    while (hashes.length < BATCH_OBJECTS && bytes < BATCH_BYTES) {
-      const next = this.store.cas.takeDeferred(1);
-      if (next.length === 0) break;
-      let raw: Buffer | undefined;
-      try {
-        raw = this.store.manifest.heldRead(() => this.store.cas.rawBody(next[0]!));
-      } catch {
-        raw = undefined; // a closed or damaged store: leave it raw
-      }
-      if (!raw) {
-        this.stats.keptRaw++;
-        continue;
-      }
-      hashes.push(next[0]!);
-      raws.push(raw);
-      bytes += raw.length;
-    }
-    if (hashes.length === 0) return null;
-    this.inFlight = hashes;
-    return { hashes, raws };
   }
 
   /** Puts the gzip `body` of a chunk of `size` bytes in place of its raw body, when it is gzip (it saved enough). */

@@ -2,15 +2,15 @@
  * Deferred compression (`Store.deferCompression`, `DeferredCompressor`): a
  * small file's chunks are stored raw at close and swapped for their gzip
  * bodies by a worker shortly after, on a real SQLite file. Reads, CRC-32
- * and fsck stay right throughout; objects that are gone, damaged or
- * incompressible by their turn stay as they are; stopping compresses what
+ * and fsck stay right throughout; objects that are gone or no longer raw
+ * by their turn, and incompressible ones, stay as they are; stopping compresses what
  * is left; a failing worker leaves raw (valid) objects; stores with an
  * object backend never defer.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { CODEC_GZIP, CODEC_RAW, DeferredCompressor, FsCore, Store, fsck, gc, sha256, type ObjectBackend } from "../src/index.js";
+import { CODEC_GZIP, CODEC_RAW, DeferredCompressor, FsCore, Store, encodeChunk, fsck, gc, sha256, type ObjectBackend } from "../src/index.js";
 import { ensureDist, prng, readFile, withStore, writeFile } from "./helpers.js";
 
 beforeAll(() => {
@@ -83,27 +83,34 @@ describe("deferred compression", () => {
     });
   });
 
-  it("skips objects that gc removed and objects whose raw bytes no longer match their CRC-32 (fsck still reports those)", async () => {
+  it("leaves alone objects gc removed or something compressed meanwhile; compresses the bytes it queued, never what the row holds by then", async () => {
     await withStore(async ({ store, core }) => {
       const dc = new DeferredCompressor(store);
       const gone = Buffer.from("deleted before its turn\n".repeat(50));
+      const done = Buffer.from("compressed before its turn\n".repeat(50));
       const bad = Buffer.from("damaged before its turn\n".repeat(50));
       writeFile(core, "/gone", gone);
+      writeFile(core, "/done", done);
       writeFile(core, "/bad", bad);
       core.unlink("/gone");
       gc(store);
       expect(rowOf(store, gone)).toBeUndefined();
+      const db = store.manifest.db;
+      const gz = encodeChunk(done, 9);
+      db.prepare(`UPDATE objects SET data = ?, stored = ?, codec = ? WHERE hash = ?`).run(gz.body, gz.body.length, gz.codec, sha256(done));
       const flipped = Buffer.from(bad);
       flipped[100] ^= 1;
-      store.manifest.db.prepare(`UPDATE objects SET data = ? WHERE hash = ?`).run(flipped, sha256(bad));
+      db.prepare(`UPDATE objects SET data = ? WHERE hash = ?`).run(flipped, sha256(bad));
+      expect(fsck(store).ok).toBe(false);
       await dc.idle();
-      const row = rowOf(store, bad)!;
-      expect(row.codec).toBe(CODEC_RAW); // not compressed: a gzip of the damaged bytes would carry a matching trailer
-      const r = fsck(store);
-      expect(r.ok).toBe(false);
-      expect(r.problems.map((p) => p.message).join("\n")).toContain(sha256(bad).toString("hex"));
+      expect(rowOf(store, done)!.stored).toBe(gz.body.length); // level 9's body, not replaced
+      expect(rowOf(store, bad)!.codec).toBe(CODEC_GZIP); // from the queued bytes: the damage is gone
+      store.cas.clearCache();
+      expect(readFile(core, "/bad").equals(bad)).toBe(true);
+      expect(readFile(core, "/done").equals(done)).toBe(true);
+      expect(fsck(store).ok).toBe(true);
       dc.stop();
-      expect(dc.stats).toMatchObject({ compressed: 0, keptRaw: 2 });
+      expect(dc.stats).toMatchObject({ compressed: 1, keptRaw: 2 });
     });
   });
 

@@ -379,14 +379,15 @@ export class Handlers {
    * Gives a new node the creating caller's uid, and its gid unless the
    * parent directory is set-group-ID (then it keeps the inherited group), as
    * the kernel does for local filesystems; set-user-ID/set-group-ID bits
-   * stay as created. Returns the node's stat afterwards.
+   * stay as created. `made`: the node's stat when the caller has it (a
+   * create's fstat; saves a path walk). Returns the node's stat afterwards.
    */
-  private ownToCaller(path: string, parentPath: string): InodeStat {
-    const st = this.view.stat(path, false);
+  private ownToCaller(path: string, parent: number, made?: InodeStat): InodeStat {
+    const st = made ?? this.view.stat(path, false);
     const uid = this.session.ctx[0]!;
     const gid = this.session.ctx[1]!;
     if (uid === this.myUid && gid === this.myGid) return st;
-    const sgid = (this.view.stat(parentPath, false).mode & 0o2000) !== 0;
+    const sgid = (this.view.stat(this.pathOf(parent), false).mode & 0o2000) !== 0;
     const wantGid = sgid ? st.gid : gid;
     if (st.uid === uid && st.gid === wantGid) return st;
     this.view.chown(path, uid, wantGid, false);
@@ -527,19 +528,19 @@ export class Handlers {
     const path = this.childOf(parent, name);
     // The kernel asked CAP_MKNOD for devices already; FIFOs, sockets and devices are served by the kernel once made.
     this.view.mknod(path, mode, rdev);
-    this.entry(slot, parent, name, this.ownToCaller(path, this.pathOf(parent)));
+    this.entry(slot, parent, name, this.ownToCaller(path, parent));
   }
 
   private mkdir(slot: number, parent: number, name: string, mode: number): void {
     const path = this.childOf(parent, name);
     this.view.mkdir(path, mode & 0o7777);
-    this.entry(slot, parent, name, this.ownToCaller(path, this.pathOf(parent)));
+    this.entry(slot, parent, name, this.ownToCaller(path, parent));
   }
 
   private symlink(slot: number, target: string, parent: number, name: string): void {
     const path = this.childOf(parent, name);
     this.view.symlink(target, path);
-    this.entry(slot, parent, name, this.ownToCaller(path, this.pathOf(parent)));
+    this.entry(slot, parent, name, this.ownToCaller(path, parent));
   }
 
   private link(slot: number, ino: number, newParent: number, newName: string): void {
@@ -696,7 +697,7 @@ export class Handlers {
     const fh = this.view.open(path, (flags & ~C.O_NOCTTY) | C.O_CREAT, mode & 0o7777);
     let st: InodeStat;
     try {
-      st = this.ownToCaller(path, this.pathOf(parent));
+      st = this.ownToCaller(path, parent, this.view.fstat(fh));
     } catch (e) {
       this.view.close(fh);
       throw e;
