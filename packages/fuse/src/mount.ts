@@ -422,7 +422,13 @@ export class FuseMount {
     servedHere.delete(this.mountpoint);
     try {
       this.view.closeAll();
-      if (!this.view.readOnly) this.stats.deferredCompression = this.view.deferCompression(false);
+      if (!this.view.readOnly) {
+        try {
+          this.stats.deferredCompression = this.view.deferCompression(false);
+        } catch {
+          // Compressing what was still queued failed (EIO…): those objects stay raw, which is valid.
+        }
+      }
       this.view.holdTransactions(0);
     } finally {
       s.unmount();
