@@ -408,7 +408,11 @@ export class OpenContent {
     const fullLo = Math.ceil(pos / PAGE);
     const fullHi = Math.floor(end / PAGE); // pages [fullLo, fullHi) lie wholly inside
     if (fullLo >= fullHi) {
-      this.zeroFill(pos, end);
+      // No whole page inside, but the range may still cross one page boundary: each partial page is
+      // loaded before it is zeroed (zeroing a page never loaded let its committed bytes come back).
+      const cut = Math.min(end, (Math.floor(pos / PAGE) + 1) * PAGE);
+      this.zeroFill(pos, cut);
+      if (end > cut) this.zeroFill(cut, end);
     } else {
       if (pos < fullLo * PAGE) this.zeroFill(pos, fullLo * PAGE);
       if (end > fullHi * PAGE) this.zeroFill(fullHi * PAGE, end);
