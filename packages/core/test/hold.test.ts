@@ -8,7 +8,8 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { constants as C, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { constants as C, existsSync, mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsCore, Store, fsck } from "../src/index.js";
 import { CORE_DIR, ensureDist, tempDir } from "./helpers.js";
@@ -218,5 +219,35 @@ describe("held transactions", () => {
     expect(fsck(store).problems).toEqual([]);
     a.mkdir("/after");
     expect(a.stat("/after").mode & C.S_IFMT).toBe(C.S_IFDIR);
+  });
+});
+
+describe("syncFiles on tmpfs", () => {
+  const TMPFS = 0x01021994;
+  const typeOf = (dir: string) => statfsSync(dir).type;
+  const onTmpfs = existsSync("/dev/shm") && typeOf("/dev/shm") === TMPFS;
+  const notTmpfs = [tmpdir(), process.cwd()].find((d) => typeOf(d) !== TMPFS && typeOf(d) !== 0x858458f6);
+
+  it.skipIf(!onTmpfs)("a store on tmpfs skips the fsyncs (they do nothing there) and still commits what is held", async () => {
+    const t = tempDir("agentfs-shm-", "/dev/shm");
+    cleanups.push(t.cleanup);
+    const s = Store.open(join(t.dir, "s"), { create: true });
+    cleanups.push(() => s.close());
+    expect(s.manifest.fsyncIsNoop()).toBe(true);
+    s.manifest.holdTransactions(60_000);
+    const core = new FsCore(s, { branch: "main" }, { umask: 0o022 });
+    core.mkdir("/held");
+    await core.syncAsync();
+    const other = Store.open(join(t.dir, "s"));
+    cleanups.push(() => other.close());
+    expect(new FsCore(other, { branch: "main" }, { umask: 0o022 }).stat("/held").mode & 0o170000).toBe(0o040000);
+  });
+
+  it.skipIf(notTmpfs === undefined)("a store on a disk filesystem fsyncs", () => {
+    const t = tempDir("agentfs-disk-", notTmpfs);
+    cleanups.push(t.cleanup);
+    const s = Store.open(join(t.dir, "s"), { create: true });
+    cleanups.push(() => s.close());
+    expect(s.manifest.fsyncIsNoop()).toBe(false);
   });
 });

@@ -260,8 +260,9 @@ export class Handlers {
 
   /** The dispatch function for `new FuseSession(…)`: runs the op's handler, times it, and answers errors. */
   readonly dispatch = (op: number, slot: number, a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any): void => {
-    // OPEN and SETATTR of an inode whose page cache is being filled wait for that (cacheprime.ts); `a` is the inode.
-    if ((op === this.opOpen || op === this.opSetattr) && this.primer.after(a, () => this.dispatch(op, slot, a, b, c, d, e, f, g, h, i, j, k))) return;
+    // An OPEN for writing and a SETATTR of the size of an inode whose page cache is being filled wait for
+    // that (cacheprime.ts); `a` is the inode, `b` the open flags or the setattr mask.
+    if (this.changesData(op, b) && this.primer.after(a, () => this.dispatch(op, slot, a, b, c, d, e, f, g, h, i, j, k))) return;
     const t0 = performance.now();
     try {
       this.table[op]!(slot, a, b, c, d, e, f, g, h, i, j, k);
@@ -275,6 +276,12 @@ export class Handlers {
     o.totalMs += dt;
     if (dt > o.maxMs) o.maxMs = dt;
   };
+
+  /** True for an OPEN that may write (`arg`: its flags) or a SETATTR that sets the size (`arg`: its mask). */
+  private changesData(op: number, arg: number): boolean {
+    if (op === this.opOpen) return (arg & 3) !== C.O_RDONLY || (arg & C.O_TRUNC) !== 0;
+    return op === this.opSetattr && (arg & this.binding.setAttr.SIZE!) !== 0;
+  }
 
   /** Positive errno for `e`; reports what is not an FsError. */
   private errno(op: string, e: unknown): number {
