@@ -12,9 +12,11 @@
  * The store runs on a libuv pool thread: it locks the pages it fills, and
  * a process may hold one of them while it waits for a reply from the loop.
  * Stale pages must never result, so while a store of an inode is in flight:
- * - an OPEN for writing and a SETATTR of the size of that inode wait
- *   (answered after it): no new handle can write, and no truncate can
- *   change the size, behind the store. Read-only opens, chmod, chown and
+ * - an OPEN for writing, a SETATTR of the size and a FALLOCATE of that
+ *   inode wait (answered after it; the kernel drops the pages a truncate
+ *   or punch covers only once answered, and holds no page meanwhile): no
+ *   new handle can write, and no truncate or punch can change the file,
+ *   behind the store. Read-only opens, chmod, chown and
  *   utimens need not wait (a program that chmods what it just wrote, as
  *   git does with each object, would otherwise wait for every store);
  * - a WRITE through the one handle left (a thread writing while another
@@ -38,7 +40,7 @@ export interface CachePrimeStats {
   refused: number;
   /** Stores followed by a drop of the inode's pages (written meanwhile). */
   dropped: number;
-  /** OPEN (for writing) and SETATTR (of the size) requests that waited for a store. */
+  /** OPEN (for writing), SETATTR (of the size) and FALLOCATE requests that waited for a store. */
   deferred: number;
 }
 
@@ -67,7 +69,8 @@ export class CachePrimer {
 
   /**
    * Runs `serve` after the store of `ino` in flight, when there is one (an
-   * OPEN for writing or a SETATTR of the size must not overtake it). True
+   * OPEN for writing, a SETATTR of the size or a FALLOCATE must not
+   * overtake it). True
    * when it was deferred; false: the caller serves it now.
    */
   after(ino: number, serve: () => void): boolean {
@@ -83,8 +86,8 @@ export class CachePrimer {
    * the file's bytes into the kernel's page cache when `fh` wrote since its
    * last FLUSH, is the inode's only open handle (`openHandles` 1) and the
    * file is 1 byte to `PRIME_MAX_BYTES` long. From this call until the store
-   * is done, an OPEN for writing and a SETATTR of the size of `ino` wait
-   * (`after`); the FLUSH need not:
+   * is done, an OPEN for writing, a SETATTR of the size and a FALLOCATE of
+   * `ino` wait (`after`); the FLUSH need not:
    * the cache is only an optimisation, and the only way to change the file
    * meanwhile is a write through `fh` itself, after which the pages are
    * dropped. Resolves when done; never rejects.

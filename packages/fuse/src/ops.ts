@@ -156,6 +156,7 @@ export class Handlers {
   private readonly primer: CachePrimer;
   private readonly opOpen: number;
   private readonly opSetattr: number;
+  private readonly opFallocate: number;
   private readonly dirs = new Map<number, DirHandle>();
   private nextDir = 1;
   private session!: FuseSession;
@@ -182,6 +183,7 @@ export class Handlers {
     stats.cachePrime = this.primer.stats;
     this.opOpen = binding.opNames.indexOf("open");
     this.opSetattr = binding.opNames.indexOf("setattr");
+    this.opFallocate = binding.opNames.indexOf("fallocate");
     this.initialized = new Promise((res, rej) => {
       this.resolveInit = res;
       this.rejectInit = rej;
@@ -260,8 +262,8 @@ export class Handlers {
 
   /** The dispatch function for `new FuseSession(…)`: runs the op's handler, times it, and answers errors. */
   readonly dispatch = (op: number, slot: number, a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any): void => {
-    // An OPEN for writing and a SETATTR of the size of an inode whose page cache is being filled wait for
-    // that (cacheprime.ts); `a` is the inode, `b` the open flags or the setattr mask.
+    // An OPEN for writing, a SETATTR of the size and a FALLOCATE of an inode whose page cache is being
+    // filled wait for that (cacheprime.ts); `a` is the inode, `b` the open flags or the setattr mask.
     if (this.changesData(op, b) && this.primer.after(a, () => this.dispatch(op, slot, a, b, c, d, e, f, g, h, i, j, k))) return;
     const t0 = performance.now();
     try {
@@ -277,10 +279,11 @@ export class Handlers {
     if (dt > o.maxMs) o.maxMs = dt;
   };
 
-  /** True for an OPEN that may write (`arg`: its flags) or a SETATTR that sets the size (`arg`: its mask). */
+  /** True for an OPEN that may write (`arg`: its flags), a SETATTR that sets the size (`arg`: its mask) and a FALLOCATE. */
   private changesData(op: number, arg: number): boolean {
     if (op === this.opOpen) return (arg & 3) !== C.O_RDONLY || (arg & C.O_TRUNC) !== 0;
-    return op === this.opSetattr && (arg & this.binding.setAttr.SIZE!) !== 0;
+    if (op === this.opSetattr) return (arg & this.binding.setAttr.SIZE!) !== 0;
+    return op === this.opFallocate;
   }
 
   /** Positive errno for `e`; reports what is not an FsError. */
