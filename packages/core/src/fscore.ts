@@ -611,6 +611,11 @@ export class FsCore {
     });
   }
 
+  /** As `fchmod` by inode number (`getxattrOf`): no path walk; works on a file unlinked while open. Errors: as `chmod`, ENOENT (no inode `ino`). */
+  chmodOf(ino: number, mode: number): void {
+    this.wr("chmod", undefined, () => this.chmodIno({ ino, row: this.node(ino) }, mode));
+  }
+
   private chmodIno(r: { ino: number; row: InodeRow }, mode: number): void {
     const bits = chmodBits(this.cred, r.row, mode);
     const t = this.now();
@@ -635,6 +640,11 @@ export class FsCore {
       const ino = this.handle(fd).ino;
       this.chownIno({ ino, row: this.node(ino) }, uid, gid);
     });
+  }
+
+  /** As `fchown` by inode number (`getxattrOf`). Errors: as `chown`, ENOENT (no inode `ino`). */
+  chownOf(ino: number, uid: number, gid: number): void {
+    this.wr("chown", undefined, () => this.chownIno({ ino, row: this.node(ino) }, uid, gid));
   }
 
   private chownIno(r: { ino: number; row: InodeRow }, uid: number, gid: number): void {
@@ -662,6 +672,11 @@ export class FsCore {
       const ino = this.handle(fd).ino;
       this.utimesIno({ ino, row: this.node(ino) }, atime, mtime);
     });
+  }
+
+  /** As `futimes` by inode number (`getxattrOf`). Errors: as `utimes`, ENOENT (no inode `ino`). */
+  utimesOf(ino: number, atime: TimeSpec, mtime: TimeSpec): void {
+    this.wr("utime", undefined, () => this.utimesIno({ ino, row: this.node(ino) }, atime, mtime));
   }
 
   private utimesIno(r: { ino: number; row: InodeRow }, atime: TimeSpec, mtime: TimeSpec): void {

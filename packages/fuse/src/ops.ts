@@ -486,15 +486,17 @@ export class Handlers {
     const byFd = path === null || (fh >= 0 && fhArg === fh);
     // Only a new size or new times move the stamp; the kernel truncates its own page cache on a new size.
     const node = toSet & (S.SIZE! | S.MTIME! | S.MTIME_NOW!) ? this.stampedNode(ino, fh) : undefined;
+    // By path only where the view cannot go by inode (snapshot and control trees): a path walk per
+    // chmod, chown and utimens was most of what tar x and git clone paid for them.
     if (toSet & S.MODE!) {
       if (byFd && fh >= 0) this.view.fchmod(fh, mode & 0o7777);
-      else this.view.chmod(path!, mode & 0o7777, false);
+      else if (!this.view.chmodOf(ino, mode & 0o7777)) this.view.chmod(path!, mode & 0o7777, false);
     }
     if (toSet & (S.UID! | S.GID!)) {
       const u = toSet & S.UID! ? uid : -1;
       const g = toSet & S.GID! ? gid : -1;
       if (byFd && fh >= 0) this.view.fchown(fh, u, g);
-      else this.view.chown(path!, u, g, false);
+      else if (!this.view.chownOf(ino, u, g)) this.view.chown(path!, u, g, false);
     }
     const rest = () => {
       if (toSet & S.SIZE!) this.killSgid(this.statOf(ino, fh), (m) => (fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false)));
@@ -503,7 +505,7 @@ export class Handlers {
         const at = t(S.ATIME!, S.ATIME_NOW!, aS, aNs);
         const mt = t(S.MTIME!, S.MTIME_NOW!, mS, mNs);
         if (byFd && fh >= 0) this.view.futimes(fh, at, mt);
-        else this.view.utimes(path!, at, mt, false);
+        else if (!this.view.utimesOf(ino, at, mt)) this.view.utimes(path!, at, mt, false);
       }
       if ((toSet & ~S.CTIME!) === 0) {
         // chown(f, -1, -1): the kernel sends a SETATTR with nothing to set (ctime only with a writeback

@@ -543,6 +543,30 @@ export class View {
   }
 
   /**
+   * As fchmod(2) by view inode number (see `getxattrOf`): no path walk;
+   * false where a path is needed (nothing done). Errors: as `chmod`, ENOENT.
+   */
+  chmodOf(ino: number, mode: number): boolean {
+    if (ino >= SLOT_BASE) return false;
+    this.call("chmod", undefined, () => this.main.chmodOf(ino, mode));
+    return true;
+  }
+
+  /** As fchown(2) by view inode number (see `chmodOf`); false where a path is needed. Errors: as `chown`, ENOENT. */
+  chownOf(ino: number, uid: number, gid: number): boolean {
+    if (ino >= SLOT_BASE) return false;
+    this.call("chown", undefined, () => this.main.chownOf(ino, uid, gid));
+    return true;
+  }
+
+  /** As futimens(3) by view inode number (see `chmodOf`); false where a path is needed. Errors: as `utimes`, ENOENT. */
+  utimesOf(ino: number, atime: TimeSpec, mtime: TimeSpec): boolean {
+    if (ino >= SLOT_BASE) return false;
+    this.call("utime", undefined, () => this.main.utimesOf(ino, atime, mtime));
+    return true;
+  }
+
+  /**
    * As fsetxattr(2) by view inode number (see `getxattrOf`); false where a
    * path is needed (nothing done). Errors: as `setxattr`, ENOENT.
    */
