@@ -69,9 +69,8 @@ export class CachePrimer {
 
   /**
    * Runs `serve` after the store of `ino` in flight, when there is one (an
-   * OPEN for writing, a SETATTR of the size or a FALLOCATE must not
-   * overtake it). True
-   * when it was deferred; false: the caller serves it now.
+   * OPEN for writing, a SETATTR of the size or a FALLOCATE must not overtake
+   * it). True when it was deferred; false: the caller serves it now.
    */
   after(ino: number, serve: () => void): boolean {
     const s = this.storing.get(ino);
@@ -87,10 +86,10 @@ export class CachePrimer {
    * last FLUSH, is the inode's only open handle (`openHandles` 1) and the
    * file is 1 byte to `PRIME_MAX_BYTES` long. From this call until the store
    * is done, an OPEN for writing, a SETATTR of the size and a FALLOCATE of
-   * `ino` wait (`after`); the FLUSH need not:
-   * the cache is only an optimisation, and the only way to change the file
-   * meanwhile is a write through `fh` itself, after which the pages are
-   * dropped. Resolves when done; never rejects.
+   * `ino` wait (`after`); the FLUSH need not: the cache is only an
+   * optimisation, and the only way left to change the file meanwhile is a
+   * write through `fh` itself, after which the pages are dropped. Resolves
+   * when done; never rejects.
    */
   async flushed(ino: number, fh: number, openHandles: number): Promise<void> {
     if (!this.written.delete(fh) || openHandles !== 1 || this.storing.has(ino)) return;
