@@ -161,6 +161,13 @@ export interface ObjectBackend {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A copy of `data` in an ArrayBuffer of its own. */
+function ownCopy(data: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafeSlow(data.length);
+  b.set(data);
+  return b;
+}
+
 /** Chunks under this size (bytes) are never compressed (`encodeChunk`). */
 const GZIP_MIN = 64;
 
@@ -266,13 +273,15 @@ export class ObjectStore {
     // Small chunks (whole small files, mostly) go into the cache of verified chunks as well: their bytes
     // are the ones just hashed, so a read soon after the write (a build reading what it wrote) need not
     // fetch, decompress and hash them again. Larger ones would only push read chunks out.
-    const copy = data.length <= CACHE_ON_WRITE_MAX ? Buffer.from(data) : null;
+    // A copy with an ArrayBuffer of its own (not a slice of Buffer's shared pool): a deferred chunk is
+    // sent to a worker, and cloning a pool slice would clone the whole 8 KiB pool with it.
+    const copy = data.length <= CACHE_ON_WRITE_MAX ? ownCopy(data) : null;
     if (copy) this.cache.set(hash.toString("hex"), copy);
     if (this.has(hash)) return { added: false, stored: 0 };
     if (this.deferred && data.length >= GZIP_MIN && data.length <= DEFER_MAX && this.deferredBytes + data.length <= DEFER_QUEUE_BYTES) {
       this.insert(hash, data.length, CODEC_RAW, data, crc32(data));
       // (The caller's buffer is reused for the next chunk: the queue keeps a copy, shared with the cache.)
-      this.deferred.push({ hash, data: copy ?? Buffer.from(data) });
+      this.deferred.push({ hash, data: copy ?? ownCopy(data) });
       this.deferredBytes += data.length;
       if (this.deferred.length === 1) this.onDeferred?.();
       return { added: true, stored: data.length };

@@ -148,8 +148,9 @@ export class CommitPool {
 
   /**
    * `encodeChunk` of each of `chunks` at gzip `level`, in a worker (deferred
-   * compression): per chunk its codec and stored body. The chunks are
-   * copied to the worker, not moved. Errors: EIO when the worker fails.
+   * compression): per chunk its codec and, for CODEC_GZIP, its body (empty
+   * for a chunk that stays raw). The chunks are copied to the worker, not
+   * moved. Errors: EIO when the worker fails.
    */
   async encode(chunks: Uint8Array[], level: number): Promise<{ codec: number; body: Uint8Array }[]> {
     const m = await this.request({ t: "encode", id: 0, chunks, level });

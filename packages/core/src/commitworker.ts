@@ -13,7 +13,7 @@ import { parentPort } from "node:worker_threads";
 import { createRequire } from "node:module";
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
-import { sha256, encodeChunk } from "./cas.js";
+import { CODEC_RAW, sha256, encodeChunk } from "./cas.js";
 import { referencedChunks } from "./content.js";
 import { Chunker, type ChunkParams } from "./chunker.js";
 
@@ -62,8 +62,8 @@ export type WorkerIn =
  * needed. `done` also says where chunking ended (`stoppedAt`: `end`, or an
  * offset from `stops`). `error`: the job failed. `checkpointed`: the
  * checkpoint asked for is done (`error`: why it failed, else null).
- * `encoded`: per chunk of an `encode`, its codec and stored body (the chunk
- * itself, copied back, when it stays raw).
+ * `encoded`: per chunk of an `encode`, its codec and its gzip body (empty
+ * when the chunk stays raw).
  */
 export type WorkerOut =
   | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
@@ -316,7 +316,9 @@ function handle(m: WorkerIn): void {
     for (const c of m.chunks) {
       const enc = encodeChunk(c, m.level);
       codecs.push(enc.codec);
-      bodies.push(enc.body === c ? c : new Uint8Array(enc.body));
+      // A chunk that stays raw is not sent back (the caller has it; chunks may share one ArrayBuffer,
+      // which a transfer list must not name twice); a gzip body gets an ArrayBuffer of its own.
+      bodies.push(enc.codec === CODEC_RAW ? new Uint8Array(0) : new Uint8Array(enc.body));
     }
     const out: WorkerOut = { t: "encoded", id: m.id, codecs, bodies };
     parentPort!.postMessage(out, bodies.map((b) => b.buffer as ArrayBuffer));

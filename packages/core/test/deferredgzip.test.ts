@@ -114,6 +114,24 @@ describe("deferred compression", () => {
     });
   });
 
+  it("one batch of many small chunks, compressible and not, comes back whole (no failure from buffers the chunks share)", async () => {
+    await withStore(async ({ store, core }) => {
+      const dc = new DeferredCompressor(store);
+      const text = Array.from({ length: 120 }, (_, i) => Buffer.from(`small text file ${i}\n`.repeat(5 + (i % 30))));
+      const noise = Array.from({ length: 120 }, (_, i) => prng(100 + i * 7, i + 1));
+      text.forEach((d, i) => writeFile(core, `/t${i}`, d));
+      noise.forEach((d, i) => writeFile(core, `/n${i}`, d));
+      await dc.idle();
+      expect(dc.stats.failures).toBe(0);
+      expect(dc.stats.compressed).toBe(120);
+      expect(text.every((d) => rowOf(store, d)!.codec === CODEC_GZIP)).toBe(true);
+      store.cas.clearCache();
+      expect(noise.every((d, i) => readFile(core, `/n${i}`).equals(d))).toBe(true);
+      expect(fsck(store).ok).toBe(true);
+      dc.stop();
+    });
+  });
+
   it("a batch the worker fails on stays raw and valid; later batches still run", async () => {
     await withStore(async ({ store, core }) => {
       let calls = 0;
