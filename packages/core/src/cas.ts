@@ -205,7 +205,7 @@ export class ObjectStore {
   private readonly withCrc: boolean;
   private readonly uses = new Set<Set<string>>();
   private readonly stReplace: Database.Statement;
-  /** Hashes of raw-stored chunks awaiting compression (`deferCompression`); null when not deferring. */
+  /** Chunks stored raw and awaiting compression, with copies of their bytes (`deferCompression`); null when not deferring. */
   private deferred: DeferredChunk[] | null = null;
   private deferredBytes = 0;
   private onDeferred: (() => void) | undefined;
@@ -266,7 +266,7 @@ export class ObjectStore {
    * present. Must run inside the manifest's write transaction so the object
    * and the inode that references it commit together. While
    * `deferCompression` is on, a new chunk of at most `DEFER_MAX` bytes is
-   * stored raw at once and queued for `compressDeferred` instead of being
+   * stored raw at once and queued (`takeDeferred`) instead of being
    * compressed here.
    */
   put(hash: Buffer, data: Uint8Array): PutResult {

@@ -14,7 +14,7 @@ import { createRequire } from "node:module";
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { CODEC_RAW, sha256, encodeChunk } from "./cas.js";
-import { referencedChunks } from "./content.js";
+import { unreferencedObjects } from "./content.js";
 import { Chunker, type ChunkParams } from "./chunker.js";
 
 /** Granularity (bytes) of the zero-page map and of the data the main thread sends: 64 KiB, as `OpenContent`. */
@@ -270,17 +270,8 @@ function gcMark(file: string): GcMark {
   try {
     db.pragma("busy_timeout = 15000");
     return db.transaction((): GcMark => {
-      const live = referencedChunks(db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>);
-      const dead: Buffer[] = [];
-      const stored: number[] = [];
-      let examined = 0;
-      for (const o of db.prepare(`SELECT hash, stored FROM objects`).iterate() as Iterable<{ hash: Buffer; stored: number }>) {
-        examined++;
-        if (live.has(o.hash.toString("hex"))) continue;
-        dead.push(o.hash);
-        stored.push(o.stored);
-      }
-      return { hashes: new Uint8Array(Buffer.concat(dead)), stored, examined };
+      const { objects, examined } = unreferencedObjects(db);
+      return { hashes: new Uint8Array(Buffer.concat(objects.map((o) => o.hash))), stored: objects.map((o) => o.stored), examined };
     })();
   } finally {
     db.close();

@@ -4,6 +4,7 @@
  * (`OpenContent`), whose `commit` chunks, hashes, compresses and stores the
  * changed region only.
  */
+import type Database from "better-sqlite3";
 import { heldPagesIn, type Backstore, type WorkingBuffer } from "./backstore.js";
 import { ObjectStore, sha256 } from "./cas.js";
 import { Chunker } from "./chunker.js";
@@ -101,6 +102,25 @@ export function referencedChunks(lists: Iterable<Buffer | null>, into = new Set<
     });
   }
   return into;
+}
+
+/**
+ * The mark of gc over manifest database `db`, within the caller's
+ * transaction (one consistent state): every CAS object that no inode version
+ * of any layer references and whose hex hash is not in `keep`, with its
+ * stored bytes, out of `examined` objects. Shared by `gc` and the commit
+ * worker's mark for `gcAsync`. Errors: SQLite's; EIO for a damaged extent
+ * list.
+ */
+export function unreferencedObjects(db: Database.Database, keep: Iterable<string> = []): { objects: { hash: Buffer; stored: number }[]; examined: number } {
+  const live = referencedChunks(db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>, new Set(keep));
+  const objects: { hash: Buffer; stored: number }[] = [];
+  let examined = 0;
+  for (const o of db.prepare(`SELECT hash, stored FROM objects`).iterate() as Iterable<{ hash: Buffer; stored: number }>) {
+    examined++;
+    if (!live.has(o.hash.toString("hex"))) objects.push(o);
+  }
+  return { objects, examined };
 }
 
 /**

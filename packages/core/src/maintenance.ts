@@ -5,7 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { decodeBody, hasCrcColumn, sha256 } from "./cas.js";
-import { decodeExtents, readExtents, referencedChunks } from "./content.js";
+import { decodeExtents, readExtents, unreferencedObjects } from "./content.js";
 import { crc32 } from "node:zlib";
 import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "./fscore.js";
@@ -374,22 +374,15 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
   const removedHashes: Buffer[] = [];
   const rep = m.write(() => {
     const layers = collectLayers(store);
-    const marked = referencedChunks(m.db.prepare(`SELECT extents FROM inodes WHERE extents IS NOT NULL`).pluck().iterate() as Iterable<Buffer>, new Set(keep));
-    let objectsRemoved = 0;
+    const { objects, examined } = unreferencedObjects(m.db, keep);
     let bytesFreed = 0;
-    let objectsKept = 0;
-    const del = m.db.prepare(`DELETE FROM objects WHERE id = ?`);
-    const rows = m.db.prepare(`SELECT id, hash, stored FROM objects`).all() as Array<{ id: number; hash: Buffer; stored: number }>;
-    for (const o of rows) {
-      if (marked.has(o.hash.toString("hex"))) objectsKept++;
-      else {
-        del.run(o.id);
-        if (store.cas.backend) removedHashes.push(o.hash);
-        objectsRemoved++;
-        bytesFreed += o.stored;
-      }
+    const del = m.db.prepare(`DELETE FROM objects WHERE hash = ?`);
+    for (const o of objects) {
+      del.run(o.hash);
+      if (store.cas.backend) removedHashes.push(o.hash);
+      bytesFreed += o.stored;
     }
-    return { ...layers, objectsRemoved, bytesFreed, objectsKept };
+    return { ...layers, objectsRemoved: objects.length, bytesFreed, objectsKept: examined - objects.length };
   });
   // Bodies in an object backend are freed only once the deletion committed.
   store.cas.releaseBodies(removedHashes);

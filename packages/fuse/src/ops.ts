@@ -753,7 +753,7 @@ export class Handlers {
   /**
    * FLUSH: commits handle `fh` off the loop, then starts filling the kernel's
    * page cache of a small file just written (cacheprime.ts; the store goes on
-   * after the answer, and OPEN/SETATTR of the inode wait for it).
+   * after the answer, and requests that would change the file wait for it).
    */
   private async flush(ino: number, fh: number): Promise<void> {
     await this.view.flushAsync(fh);

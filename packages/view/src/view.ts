@@ -547,23 +547,17 @@ export class View {
    * false where a path is needed (nothing done). Errors: as `chmod`, ENOENT.
    */
   chmodOf(ino: number, mode: number): boolean {
-    if (ino >= SLOT_BASE) return false;
-    this.call("chmod", undefined, () => this.main.chmodOf(ino, mode));
-    return true;
+    return this.changeByInode(ino, "chmod", () => this.main.chmodOf(ino, mode));
   }
 
   /** As fchown(2) by view inode number (see `chmodOf`); false where a path is needed. Errors: as `chown`, ENOENT. */
   chownOf(ino: number, uid: number, gid: number): boolean {
-    if (ino >= SLOT_BASE) return false;
-    this.call("chown", undefined, () => this.main.chownOf(ino, uid, gid));
-    return true;
+    return this.changeByInode(ino, "chown", () => this.main.chownOf(ino, uid, gid));
   }
 
   /** As futimens(3) by view inode number (see `chmodOf`); false where a path is needed. Errors: as `utimes`, ENOENT. */
   utimesOf(ino: number, atime: TimeSpec, mtime: TimeSpec): boolean {
-    if (ino >= SLOT_BASE) return false;
-    this.call("utime", undefined, () => this.main.utimesOf(ino, atime, mtime));
-    return true;
+    return this.changeByInode(ino, "utime", () => this.main.utimesOf(ino, atime, mtime));
   }
 
   /**
@@ -571,15 +565,18 @@ export class View {
    * path is needed (nothing done). Errors: as `setxattr`, ENOENT.
    */
   setxattrOf(ino: number, name: string, value: Uint8Array, flags = 0): boolean {
-    if (ino >= SLOT_BASE) return false;
-    this.call("setxattr", undefined, () => this.main.setxattrOf(ino, name, value, flags));
-    return true;
+    return this.changeByInode(ino, "setxattr", () => this.main.setxattrOf(ino, name, value, flags));
   }
 
   /** As fremovexattr(2) by view inode number (see `getxattrOf`); false where a path is needed (nothing done). Errors: ENODATA, ENOENT, EPERM, EROFS. */
   removexattrOf(ino: number, name: string): boolean {
+    return this.changeByInode(ino, "removexattr", () => this.main.removexattrOf(ino, name));
+  }
+
+  /** Runs `change` (a by-inode change of the main tree, as `syscall`) when view inode `ino` is the main tree's; false (nothing done) where a path is needed. */
+  private changeByInode(ino: number, syscall: string, change: () => void): boolean {
     if (ino >= SLOT_BASE) return false;
-    this.call("removexattr", undefined, () => this.main.removexattrOf(ino, name));
+    this.call(syscall, undefined, change);
     return true;
   }
 
