@@ -36,3 +36,14 @@ export class PunchingFdBuffer extends FdBuffer {
     super.zeroRange(lo, hi);
   }
 }
+
+/**
+ * Frees bytes `[offset, offset + length)` of the file open (for writing) as
+ * `fd`, keeping its size: fallocate(2) FALLOC_FL_PUNCH_HOLE |
+ * FALLOC_FL_KEEP_SIZE. The `PunchHole` a store needs to keep large bodies in
+ * pack files (`StoreOptions.punchHole`). Errors: fallocate's, with `code`
+ * (EOPNOTSUPP where the filesystem lacks the mode, EBADF, ENOSYS).
+ */
+export function punchHoleFd(fd: number, offset: number, length: number): void {
+  native.fallocate(fd, native.FALLOC_FL_PUNCH_HOLE | native.FALLOC_FL_KEEP_SIZE, offset, length);
+}

@@ -4,7 +4,7 @@
  * directory), opening a view of a branch or snapshot, resolving ref names,
  * and the error classes that decide the exit code.
  */
-import { AgentFS, FsError, Store, StoreError, discoverStore, locateStore, type Target } from "@agentfs/core";
+import { AgentFS, FsError, Store, StoreError, discoverStore, locateStore, type PunchHole, type Target } from "@agentfs/core";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { toJson } from "./format.js";
@@ -77,6 +77,26 @@ export function findStore(g: GlobalOptions, cwd = process.cwd()): string {
   return found;
 }
 
+let punch: Promise<PunchHole | undefined> | undefined;
+
+/**
+ * The store options this platform adds to every store the CLI opens: on
+ * Linux the hole punch (`punchHoleFd` of @agentfs/backstore-linux, loaded
+ * on first use), which lets commit workers keep large bodies in pack files
+ * and gc free them. Elsewhere, or when the addon cannot load, none: bodies
+ * stay in the database.
+ */
+export async function platformStoreOptions(): Promise<{ punchHole?: PunchHole }> {
+  punch ??= process.platform !== "linux"
+    ? Promise.resolve(undefined)
+    : import("@agentfs/backstore-linux").then(
+        (m) => m.punchHoleFd,
+        () => undefined,
+      );
+  const punchHole = await punch;
+  return punchHole ? { punchHole } : {};
+}
+
 /**
  * Opens the store and a view of `--branch`, `--snapshot` or the checked-out
  * branch, runs `fn`, and closes everything (committing open files) even
@@ -86,7 +106,7 @@ export function findStore(g: GlobalOptions, cwd = process.cwd()): string {
 export async function withFs<T>(cmd: Command, fn: (afs: AgentFS, g: GlobalOptions) => T | Promise<T>, opts: { writable?: boolean } = {}): Promise<T> {
   const g = globals(cmd);
   if (opts.writable && g.snapshot !== undefined) throw new CliError("EROFS", `snapshot '${g.snapshot}' is read-only; use --branch or a branch created from it`);
-  const afs = AgentFS.openSync(findStore(g), { branch: g.branch, snapshot: g.snapshot });
+  const afs = AgentFS.openSync(findStore(g), { branch: g.branch, snapshot: g.snapshot, ...(await platformStoreOptions()) });
   try {
     return await fn(afs, g);
   } finally {
@@ -97,7 +117,7 @@ export async function withFs<T>(cmd: Command, fn: (afs: AgentFS, g: GlobalOption
 /** Opens just the store (no view), runs `fn`, and closes it. */
 export async function withStore<T>(cmd: Command, fn: (store: Store, g: GlobalOptions) => T | Promise<T>): Promise<T> {
   const g = globals(cmd);
-  const store = Store.open(findStore(g));
+  const store = Store.open(findStore(g), await platformStoreOptions());
   try {
     return await fn(store, g);
   } finally {

@@ -37,7 +37,7 @@ import net from "node:net";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { listRecords, pidAlive, type MountRecord } from "./commands/mount.js";
-import { CliError, ReportedFailure, UsageError, errorMessage, findStore, globals } from "./context.js";
+import { CliError, ReportedFailure, UsageError, errorMessage, findStore, globals, platformStoreOptions } from "./context.js";
 import { STORE_OPS, plainResult } from "./storeops.js";
 
 /** The protocol version this build speaks (the `v` of every request and reply). */
@@ -358,7 +358,7 @@ export async function runStoreOp<T = unknown>(cmd: Command, op: string, args: Re
   if (ram) throw new CliError("ENOENT", `no live mount daemon serves RAM store '${ram.slice(RAM.length)}'`);
   const fn = STORE_OPS[op];
   if (!fn) throw new CliError("ENOSYS", `unknown store operation '${op}'`);
-  const store = Store.open(dir);
+  const store = Store.open(dir, await platformStoreOptions());
   try {
     return plainResult(fn(store, args)) as T;
   } finally {

@@ -106,7 +106,7 @@ export class AsyncCommitter {
       try {
         const res = await commitFrozen(
           CommitPool.shared(),
-          { manifest: m, cas: host.store.cas, params: host.store.chunker.params, level: host.store.cas.level, onInserted: (hx) => held.add(hx) },
+          { manifest: m, cas: host.store.cas, params: host.store.chunker.params, level: host.store.cas.level, onInserted: (hx) => held.add(hx), pack: host.store.cas.packTarget() },
           job,
         );
         if (!res) continue; // superseded by a synchronous commit: look again

@@ -107,8 +107,12 @@ export class MemoryBuffer implements WorkingBuffer {
         // so small files do not pay for a whole page.
         let len = page ? page.length : 4096;
         while (len < po + n) len *= 2;
-        const grown = Buffer.alloc(Math.min(len, MEMORY_PAGE_SIZE));
-        if (page) page.copy(grown);
+        // Not zero-filled twice: the old bytes are copied in, the bytes this write covers are set below,
+        // and only the rest is zeroed.
+        const grown = Buffer.allocUnsafeSlow(Math.min(len, MEMORY_PAGE_SIZE));
+        const kept = page ? page.copy(grown) : 0;
+        if (po > kept) grown.fill(0, kept, po);
+        grown.fill(0, Math.max(kept, po + n));
         page = grown;
         this.pages.set(pi, page);
       }

@@ -1,7 +1,9 @@
 /**
  * The content-addressed object store: immutable chunks named by the SHA-256
- * of their uncompressed bytes, kept in the manifest database's `objects`
- * table (see the package README for why in SQLite and not a directory).
+ * of their uncompressed bytes, listed in the manifest database's `objects`
+ * table with their bytes in the row, or, for large bodies a commit worker
+ * stored, in a pack file beside it (packs.ts; see the package README, "Where
+ * chunk bodies live").
  * Chunks are gzip-compressed when that saves at least 1/16 of their size,
  * else stored raw. Every read is verified: against the CRC-32 of the
  * uncompressed bytes kept in `objects.crc` (as btrfs checks its blocks), or,
@@ -12,6 +14,7 @@ import { createHash } from "node:crypto";
 import { crc32, gzipSync, gunzipSync, constants as zc } from "node:zlib";
 import type Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
+import { PackFiles, type PackLocation } from "./packs.js";
 
 /** Object codec in `objects.codec`: bytes stored as they are. */
 export const CODEC_RAW = 0;
@@ -84,9 +87,27 @@ export function encodeChunk(data: Uint8Array, level: number): EncodedChunk {
   return { codec: CODEC_RAW, body: data, crc: crc32(data) };
 }
 
-/** True when the `objects` table of `db` has the `crc` column (stores made before it have not). */
-export function hasCrcColumn(db: Database.Database): boolean {
-  return (db.prepare(`SELECT name FROM pragma_table_info('objects')`).pluck().all() as string[]).includes("crc");
+/** The column names of the `objects` table of `db` (stores made before `crc`, `pack` and `off` lack those). */
+export function objectColumns(db: Database.Database): Set<string> {
+  return new Set(db.prepare(`SELECT name FROM pragma_table_info('objects')`).pluck().all() as string[]);
+}
+
+/** An `objects` row as fsck and `ObjectStore.get` read it: `pack`/`off` are null unless the body lies in a pack. */
+export interface ObjectRow {
+  hash: Buffer;
+  size: number;
+  stored: number;
+  codec: number;
+  data: Buffer;
+  crc: number | null;
+  pack: number | null;
+  off: number | null;
+}
+
+/** The columns of `ObjectRow` as a SELECT list for a table with `cols` (missing ones read as NULL). */
+export function objectRowColumns(cols: Set<string>): string {
+  const opt = (c: string) => (cols.has(c) ? c : `NULL AS ${c}`);
+  return `hash, size, stored, codec, data, ${opt("crc")}, ${opt("pack")}, ${opt("off")}`;
 }
 
 /**
@@ -202,27 +223,38 @@ export class ObjectStore {
   private readonly stHas: Database.Statement;
   private readonly stPut: Database.Statement;
   private readonly cache = new ChunkCache(32 * 1024 * 1024);
-  private readonly withCrc: boolean;
+  /** Indices into `insert`'s value list of the columns `stPut` binds; null when the table has them all. */
+  private readonly putIdx: number[] | null;
+  private readonly withPack: boolean;
   private readonly uses = new Set<Set<string>>();
   private readonly stReplace: Database.Statement;
+  private readonly stLoc: Database.Statement | null;
+  private readonly stDel: Database.Statement;
   /** Chunks stored raw and awaiting compression, with copies of their bytes (`deferCompression`); null when not deferring. */
   private deferred: DeferredChunk[] | null = null;
   private deferredBytes = 0;
   private onDeferred: (() => void) | undefined;
+  private packSync: boolean | undefined;
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
    * given, holds the object bodies instead of the `objects.data` column.
+   * `packs`: the store's pack files (packs.ts), which hold the bodies of
+   * rows with a `pack`; null for a store in memory.
    */
-  constructor(db: Database.Database, readonly level = 1, readonly backend?: ObjectBackend) {
-    // A read-only look at a store from before `objects.crc` (Manifest.open adds it when writable) has no column.
-    const withCrc = hasCrcColumn(db);
-    this.stGet = db.prepare(`SELECT size, codec, data, ${withCrc ? "crc" : "NULL AS crc"} FROM objects WHERE hash = ?`);
+  constructor(db: Database.Database, readonly level = 1, readonly backend?: ObjectBackend, readonly packs: PackFiles | null = null) {
+    // A read-only look at a store from before `objects.crc`/`pack` (Manifest.open adds them when writable) lacks them.
+    const cols = objectColumns(db);
+    this.withPack = cols.has("pack") && cols.has("off");
+    this.stGet = db.prepare(`SELECT ${objectRowColumns(cols)} FROM objects WHERE hash = ?`);
     this.stHas = db.prepare(`SELECT 1 FROM objects WHERE hash = ?`).pluck();
-    this.stPut = withCrc
-      ? db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data, crc) VALUES(?, ?, ?, ?, ?, ?)`)
-      : db.prepare(`INSERT OR IGNORE INTO objects(hash, size, stored, codec, data) VALUES(?, ?, ?, ?, ?)`);
-    this.withCrc = withCrc;
+    // The columns this table has, bound positionally (`insert` picks their values from the full list).
+    const all = ["hash", "size", "stored", "codec", "data", "crc", "pack", "off"];
+    const put = all.filter((c, i) => i < 5 || cols.has(c));
+    this.stPut = db.prepare(`INSERT OR IGNORE INTO objects(${put.join(", ")}) VALUES(${put.map(() => "?").join(", ")})`);
+    this.putIdx = put.length === all.length ? null : put.map((c) => all.indexOf(c));
+    this.stLoc = this.withPack ? db.prepare(`SELECT pack, off, stored FROM objects WHERE hash = ?`) : null;
+    this.stDel = db.prepare(`DELETE FROM objects WHERE hash = ?`);
     this.stReplace = db.prepare(`UPDATE objects SET stored = ?, data = ?, codec = ${CODEC_GZIP} WHERE hash = ? AND codec = ${CODEC_RAW}`);
   }
 
@@ -294,24 +326,53 @@ export class ObjectStore {
   /**
    * Stores an object already encoded by `encodeChunk` (e.g. in a commit
    * worker): `size` raw bytes whose SHA-256 is `hash` and CRC-32 `crc`, kept
-   * as `body` with `codec` (CODEC_RAW or CODEC_GZIP). A no-op returning
-   * `added: false` when the object is present. Must run inside the
-   * manifest's write transaction. The caller vouches for hash, CRC and
+   * as `body` with `codec` (CODEC_RAW or CODEC_GZIP), or, with `loc`, kept
+   * in a pack at `loc` (`body` is then ignored; see `packTarget`). A no-op
+   * returning `added: false` when the object is present. Must run inside
+   * the manifest's write transaction. The caller vouches for hash, CRC and
    * encoding; reads verify the CRC anyway, fsck both (EIO).
    */
-  putEncoded(hash: Buffer, size: number, codec: number, body: Uint8Array, crc: number): PutResult {
+  putEncoded(hash: Buffer, size: number, codec: number, body: Uint8Array, crc: number, loc: PackLocation | null = null): PutResult {
     if (this.has(hash)) return { added: false, stored: 0 };
-    this.insert(hash, size, codec, body, crc);
-    return { added: true, stored: body.length };
+    this.insert(hash, size, codec, body, crc, loc);
+    return { added: true, stored: loc ? loc.len : body.length };
   }
 
   /** Inserts the row (and backend body) of an object known to be absent; records it for `trackUses`. */
-  private insert(hash: Buffer, size: number, codec: number, body: Uint8Array, crc: number): void {
-    const data = this.backend ? EMPTY : body;
-    if (this.withCrc) this.stPut.run(hash, size, body.length, codec, data, crc);
-    else this.stPut.run(hash, size, body.length, codec, data);
-    this.backend?.put(hash, body);
+  private insert(hash: Buffer, size: number, codec: number, body: Uint8Array, crc: number, loc: PackLocation | null = null): void {
+    if (loc && !this.withPack) throw new StoreError("EIO", "a packed object for a store without objects.pack");
+    const data = this.backend || loc ? EMPTY : body;
+    const stored = loc ? loc.len : body.length;
+    const vals = [hash, size, stored, codec, data, crc, loc?.pack ?? null, loc?.off ?? null];
+    this.stPut.run(this.putIdx ? this.putIdx.map((i) => vals[i]) : vals);
+    if (!loc) this.backend?.put(hash, body);
     if (this.uses.size) this.used(hash);
+  }
+
+  /**
+   * Where a commit worker may append new bodies (packs.ts): the pack folder
+   * and whether appends need fdatasync(2) before their rows commit; null
+   * when this store keeps every body in its rows (in memory, an object
+   * backend, no hole punch to free pack ranges, or a store from before the
+   * `pack` column opened read-only).
+   */
+  packTarget(): { dir: string; sync: boolean } | null {
+    if (!this.packs?.writable || this.backend || !this.withPack) return null;
+    this.packSync ??= this.packs.needsSync();
+    return { dir: this.packs.dir, sync: this.packSync };
+  }
+
+  /**
+   * Deletes the row of object `hash` (gc). Must run inside the manifest's
+   * write transaction; returns whether a row was deleted and, for a packed
+   * body, where it lies: the caller frees that range with `packs.punchFreed`
+   * once the deletion has committed.
+   */
+  remove(hash: Buffer): { removed: boolean; loc: PackLocation | null } {
+    const r = this.stLoc?.get(hash) as { pack: number | null; off: number | null; stored: number } | undefined;
+    const removed = this.stDel.run(hash).changes > 0;
+    const loc = removed && r && r.pack !== null && r.off !== null ? { pack: r.pack, off: r.off, len: r.stored } : null;
+    return { removed, loc };
   }
 
   /**
@@ -366,10 +427,9 @@ export class ObjectStore {
     const key = hash.toString("hex");
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const row = this.stGet.get(hash) as { size: number; codec: number; data: Buffer; crc: number | null } | undefined;
+    const row = this.stGet.get(hash) as ObjectRow | undefined;
     if (!row) throw new StoreError("EIO", `object ${key} is missing from the store`);
-    const body = this.bodyOf(hash, row.data);
-    if (!body) throw new StoreError("EIO", `object ${key} is missing from the ${this.backend?.kind} object backend`);
+    const body = this.bodyOf(row);
     const data = decodeBody(key, row.codec, body);
     if (data.length !== row.size) throw new StoreError("EIO", `object ${key} is corrupt: ${data.length} bytes where its row says ${row.size}`);
     if (row.crc === null) {
@@ -383,12 +443,21 @@ export class ObjectStore {
   }
 
   /**
-   * The stored body (raw or gzip, per the row's codec) of object `hash`
-   * whose `objects.data` column holds `data`: from the backend when there is
-   * one, else `data` itself. Undefined when the backend lacks it.
+   * The stored body (raw or gzip, per the row's codec) of the object in
+   * `row`: from its pack when it has one, from the backend when there is
+   * one, else the row's `data` itself. Errors: EIO when the pack or the
+   * backend lacks it (the message names the object).
    */
-  bodyOf(hash: Buffer, data: Buffer): Buffer | undefined {
-    return this.backend ? this.backend.get(hash) : data;
+  bodyOf(row: ObjectRow): Buffer {
+    const key = row.hash.toString("hex");
+    if (row.pack !== null && row.off !== null) {
+      if (!this.packs) throw new StoreError("EIO", `object ${key} lies in a pack, and this store has no pack folder`);
+      return this.packs.read(key, { pack: row.pack, off: row.off, len: row.stored });
+    }
+    if (!this.backend) return row.data;
+    const body = this.backend.get(row.hash);
+    if (!body) throw new StoreError("EIO", `object ${key} is missing from the ${this.backend.kind} object backend`);
+    return body;
   }
 
   /**

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { pushExtent, type Extent, type FrozenCommit } from "./content.js";
 import type { ChunkParams } from "./chunker.js";
 import type { ObjectStore } from "./cas.js";
+import type { PackLocation } from "./packs.js";
 import type { Manifest } from "./manifest.js";
 import { StoreError } from "./errors.js";
 import type { GcMark, WorkerIn, WorkerOut } from "./commitworker.js";
@@ -273,6 +274,8 @@ export interface CommitTarget {
   level: number;
   /** Called with each hash (hex) the new extents reference, stored by this commit or found present, so gc can spare them until the inode references them. */
   onInserted?: (hex: string) => void;
+  /** Where the worker appends large bodies (`ObjectStore.packTarget`); null or absent: every body comes back to be stored in its row. */
+  pack?: { dir: string; sync: boolean } | null;
 }
 
 /**
@@ -286,7 +289,7 @@ export interface CommitTarget {
  * manifest maps them).
  */
 export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: FrozenCommit): Promise<FrozenResult | null> {
-  const items: { off: number; len: number; hash: Buffer | null; codec: number; body: Uint8Array | null; crc: number }[] = [];
+  const items: { off: number; len: number; hash: Buffer | null; codec: number; body: Uint8Array | null; crc: number; loc: PackLocation | null }[] = [];
   let consumed = job.start;
   let sent = job.start;
   let failed: string | null = null;
@@ -300,7 +303,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   let h: ReturnType<CommitPool["open"]>;
   try {
     h = pool.open(
-    { t: "start", start: job.start, end: job.end, stops: [...job.stops.keys()], zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level },
+    { t: "start", start: job.start, end: job.end, stops: [...job.stops.keys()], zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level, pack: target.pack ?? null },
     (m) => {
       if (m.t === "error") failed = m.message;
       else if (m.t === "ask") {
@@ -325,12 +328,13 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
         let b = 0;
         for (let i = 0; i < m.offs.length; i++) {
           const c = m.codecs[i];
-          if (c === -1) items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null, crc: 0 });
+          if (c === -1) items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null, crc: 0, loc: null });
           else {
             const hash = Buffer.from(m.hashes.buffer, m.hashes.byteOffset + k * 32, 32);
             k++;
             const sent = c !== -2;
-            items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: sent ? m.bodies[b] : null, crc: sent ? m.crcs[b] : 0 });
+            const loc = sent && m.packs[b] ? { pack: m.packs[b]!, off: m.poffs[b]!, len: m.plens[b]! } : null;
+            items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: sent ? m.bodies[b] : null, crc: sent ? m.crcs[b] : 0, loc });
             if (sent) b++;
           }
         }
@@ -347,6 +351,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   const checkpointer = WalCheckpointer.for(target.manifest, pool);
   const newExt: Extent[] = [];
   const inserted: Buffer[] = [];
+  const unused: PackLocation[] = [];
   let newStoredBytes = 0;
   let drained = false;
   try {
@@ -372,11 +377,12 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
             const it = items.shift()!;
             batch.push(it);
             if (it.hash && it.body) {
-              const put = target.cas.putEncoded(it.hash, it.len, it.codec, it.body, it.crc);
+              const put = target.cas.putEncoded(it.hash, it.len, it.codec, it.body, it.crc, it.loc);
               if (put.added) {
                 inserted.push(it.hash);
                 newStoredBytes += put.stored;
-              }
+              } else if (it.loc) unused.push(it.loc); // stored meanwhile by another commit: no row points here
+
             }
           }
         });
@@ -392,6 +398,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   } finally {
     h.end();
     checkpointer?.poke();
+    if (unused.length) target.cas.packs?.punchFreed(unused);
   }
   if (job.superseded) return null;
   // Assemble: old prefix, new chunks (holes merged with their neighbours), old tail after a re-synchronisation.

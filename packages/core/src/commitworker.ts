@@ -16,6 +16,7 @@ import { setPriority } from "node:os";
 import { CODEC_RAW, sha256, encodeChunk } from "./cas.js";
 import { unreferencedObjects } from "./content.js";
 import { Chunker, type ChunkParams } from "./chunker.js";
+import { PACK_MIN, PackWriter, type PackLocation } from "./packs.js";
 
 /** Granularity (bytes) of the zero-page map and of the data the main thread sends: 64 KiB, as `OpenContent`. */
 export const COMMIT_PAGE = 64 * 1024;
@@ -26,7 +27,9 @@ export const COMMIT_PAGE = 64 * 1024;
  *   (as end of file). `stops` are offsets where chunking may stop early
  *   because the old chunk list re-synchronises there. `zero[pi - pageLo]` is
  *   1 for each 64 KiB page (absolute index `pi`) known to be all zero, whose
- *   bytes are never sent. `level` is the gzip level.
+ *   bytes are never sent. `level` is the gzip level. `pack`: where to append
+ *   bodies of at least PACK_MIN bytes (packs.ts), and whether to fdatasync(2)
+ *   them before reporting them; null: every body is sent back.
  * - `data`: bytes `[pos, pos + data.length)` (whole pages, the last one
  *   clipped to `end`); every non-zero page below `through` has been sent.
  * - `have`: the answer to the worker's `ask` number `seq`: `present[i]` is 1
@@ -42,7 +45,7 @@ export const COMMIT_PAGE = 64 * 1024;
  *   compression), answered by `encoded`.
  */
 export type WorkerIn =
-  | { t: "start"; id: number; start: number; end: number; stops: number[]; zero: Uint8Array; pageLo: number; params: ChunkParams; level: number }
+  | { t: "start"; id: number; start: number; end: number; stops: number[]; zero: Uint8Array; pageLo: number; params: ChunkParams; level: number; pack: { dir: string; sync: boolean } | null }
   | { t: "data"; id: number; pos: number; data: Uint8Array; through: number }
   | { t: "have"; id: number; seq: number; present: Uint8Array }
   | { t: "cancel"; id: number }
@@ -58,7 +61,10 @@ export type WorkerIn =
  * (-1 for a hole, -2 for a chunk the store holds, else the CAS codec of the
  * body), for non-hole items in order their 32-byte hashes packed in
  * `hashes`, and for encoded items in order their stored bodies in
- * `bodies` and the CRC-32s of their chunks in `crcs`; `consumed` is the file offset up to which input is no longer
+ * `bodies` and the CRC-32s of their chunks in `crcs`, and where the worker put
+ * the body in a pack (`packs[b]` the pack id, 0 when the body is in
+ * `bodies`; then `poffs[b]` its offset and `plens[b]` its length in bytes;
+ * `bodies[b]` is empty); `consumed` is the file offset up to which input is no longer
  * needed. `done` also says where chunking ended (`stoppedAt`: `end`, or an
  * offset from `stops`). `error`: the job failed. `checkpointed`: the
  * checkpoint asked for is done (`error`: why it failed, else null).
@@ -67,7 +73,7 @@ export type WorkerIn =
  */
 export type WorkerOut =
   | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
-  | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; crcs: number[]; consumed: number; done: boolean; stoppedAt: number }
+  | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; crcs: number[]; packs: number[]; poffs: number[]; plens: number[]; consumed: number; done: boolean; stoppedAt: number }
   | { t: "error"; id: number; message: string }
   | { t: "checkpointed"; id: number; error: string | null }
   | { t: "gcmarked"; id: number; error: string | null; mark: GcMark | null }
@@ -102,9 +108,13 @@ interface Job {
   pageLo: number;
   chunker: Chunker;
   level: number;
+  /** Where bodies go (null: sent back), and whether to fdatasync them before they are reported. */
+  pack: { w: PackWriter; sync: boolean } | null;
   avail: number;
   pages: Map<number, Uint8Array>;
   win: Buffer;
+  /** Pages below this index were dropped from `pages` (the chunking passed them). */
+  lowPage: number;
   /** Cuts not yet asked about, in file order. */
   cuts: Cut[];
   /** Asks not yet answered: seq → cuts (file order; answers arrive in order). */
@@ -115,6 +125,30 @@ interface Job {
 }
 
 const jobs = new Map<number, Job>();
+const EMPTY = new Uint8Array(0);
+
+/** This worker's pack writer per pack folder (one pack file open per store at a time). */
+const writers = new Map<string, PackWriter>();
+
+function writerFor(dir: string): PackWriter {
+  let w = writers.get(dir);
+  if (!w) writers.set(dir, (w = new PackWriter(dir)));
+  return w;
+}
+
+/**
+ * Appends `body` to job `j`'s pack; null when that fails (ENOSPC, EACCES…):
+ * the body is then sent back and stored in its row, and this job packs no
+ * more.
+ */
+function toPack(j: Job, body: Uint8Array): PackLocation | null {
+  try {
+    return j.pack!.w.append(body);
+  } catch {
+    j.pack = null;
+    return null;
+  }
+}
 const ZERO = Buffer.alloc(COMMIT_PAGE);
 
 function isZeroPage(j: Job, pi: number): boolean {
@@ -131,6 +165,29 @@ function zeroRunEnd(j: Job, pos: number): number {
     p += n;
   }
   return p;
+}
+
+/**
+ * File bytes `[pos, pos + n)` as a view of the one `data` message that
+ * holds them all, or null when they span messages or known-zero pages.
+ */
+function received(j: Job, pos: number, n: number): Uint8Array | null {
+  const p0 = Math.floor(pos / COMMIT_PAGE);
+  const p1 = Math.floor((pos + n - 1) / COMMIT_PAGE);
+  const a = j.pages.get(p0);
+  const b = j.pages.get(p1);
+  if (!a || !b || a.buffer !== b.buffer || b.byteOffset - a.byteOffset !== (p1 - p0) * COMMIT_PAGE) return null;
+  if (pos + n - p1 * COMMIT_PAGE > b.length) return null;
+  return new Uint8Array(a.buffer, a.byteOffset + (pos - p0 * COMMIT_PAGE), n);
+}
+
+/** Drops the received pages that chunking has passed: walks the indices or the map, whichever is fewer (holes are skipped in one step). */
+function dropPassed(j: Job): void {
+  const below = Math.floor(j.pos / COMMIT_PAGE);
+  if (below - j.lowPage > j.pages.size) {
+    for (const pi of j.pages.keys()) if (pi < below) j.pages.delete(pi);
+  } else for (let pi = j.lowPage; pi < below; pi++) j.pages.delete(pi);
+  if (below > j.lowPage) j.lowPage = below;
 }
 
 /** Copies file bytes `[pos, pos + n)` into `j.win`. */
@@ -151,6 +208,11 @@ function fill(j: Job, pos: number, n: number): void {
     }
     p += k;
   }
+}
+
+/** `b` when it is the whole of its ArrayBuffer, else a copy that is (a transfer moves whole ArrayBuffers). */
+function owned(b: Uint8Array): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }
 
 function isZero(b: Uint8Array): boolean {
@@ -186,6 +248,9 @@ function answer(j: Job, seq: number, present: Uint8Array): void {
   const hashes: Buffer[] = [];
   const bodies: Uint8Array[] = [];
   const crcs: number[] = [];
+  const packs: number[] = [];
+  const poffs: number[] = [];
+  const plens: number[] = [];
   let k = 0;
   for (const c of cuts) {
     offs.push(c.off);
@@ -200,16 +265,28 @@ function answer(j: Job, seq: number, present: Uint8Array): void {
       continue;
     }
     const enc = encodeChunk(c.bytes!, j.level);
-    const body = enc.body === c.bytes ? c.bytes : new Uint8Array(enc.body); // own ArrayBuffer: transferred, not cloned
     codecs.push(enc.codec);
-    bodies.push(body);
     crcs.push(enc.crc);
+    const loc = j.pack && enc.body.length >= PACK_MIN ? toPack(j, enc.body) : null;
+    if (loc) {
+      bodies.push(EMPTY);
+      packs.push(loc.pack);
+      poffs.push(loc.off);
+      plens.push(loc.len);
+      continue;
+    }
+    bodies.push(owned(enc.body)); // transferred, not cloned
+    packs.push(0);
+    poffs.push(0);
+    plens.push(0);
   }
+  // Durable before the rows that point at them can be (the main thread commits them next).
+  if (j.pack?.sync && packs.some((p) => p !== 0)) j.pack.w.sync();
   const done = j.finishedAt >= 0 && j.asks.size === 0 && j.cuts.length === 0;
   const packed = new Uint8Array(hashes.length * 32);
   hashes.forEach((h, i) => packed.set(h, i * 32));
-  const msg: WorkerOut = { t: "chunks", id: j.id, offs, lens, codecs, hashes: packed, bodies, crcs, consumed: j.pos, done, stoppedAt: done ? j.finishedAt : -1 };
-  parentPort!.postMessage(msg, [packed.buffer, ...bodies.map((b) => b.buffer as ArrayBuffer)]);
+  const msg: WorkerOut = { t: "chunks", id: j.id, offs, lens, codecs, hashes: packed, bodies, crcs, packs, poffs, plens, consumed: j.pos, done, stoppedAt: done ? j.finishedAt : -1 };
+  parentPort!.postMessage(msg, [packed.buffer, ...bodies.filter((b) => b !== EMPTY).map((b) => b.buffer as ArrayBuffer)]);
   if (done) jobs.delete(j.id);
 }
 
@@ -229,20 +306,23 @@ function advance(j: Job): void {
     }
     const n = Math.min(max, j.end - j.pos);
     if (j.pos + n > j.avail) break; // wait for more bytes
-    fill(j, j.pos, n);
-    const cut = j.chunker.cut(j.win, 0, n, j.pos + n === j.end);
-    const chunk = j.win.subarray(0, cut);
+    // Cut on the received bytes themselves when they hold the whole window (mostly), else on a copy.
+    const direct = received(j, j.pos, n);
+    if (!direct) fill(j, j.pos, n);
+    const win = direct ?? j.win;
+    const cut = j.chunker.cut(win, 0, n, j.pos + n === j.end);
+    const chunk = win.subarray(0, cut);
     if (isZero(chunk)) j.cuts.push({ off: j.pos, len: cut, hash: null, bytes: null });
-    else j.cuts.push({ off: j.pos, len: cut, hash: sha256(chunk), bytes: new Uint8Array(chunk) });
+    else j.cuts.push({ off: j.pos, len: cut, hash: sha256(chunk), bytes: direct ? chunk : new Uint8Array(chunk) });
     j.pos += cut;
-    for (const pi of j.pages.keys()) if ((pi + 1) * COMMIT_PAGE <= j.pos) j.pages.delete(pi);
+    dropPassed(j);
     if (j.cuts.length >= 64) ask(j);
   }
   if (j.pos >= j.end && j.finishedAt < 0) j.finishedAt = j.end;
   if (j.cuts.length) ask(j);
   else if (j.finishedAt >= 0 && j.asks.size === 0) {
     // nothing left to ask or answer (e.g. stopped right at the start): say so
-    const msg: WorkerOut = { t: "chunks", id: j.id, offs: [], lens: [], codecs: [], hashes: new Uint8Array(0), bodies: [], crcs: [], consumed: j.pos, done: true, stoppedAt: j.finishedAt };
+    const msg: WorkerOut = { t: "chunks", id: j.id, offs: [], lens: [], codecs: [], hashes: new Uint8Array(0), bodies: [], crcs: [], packs: [], poffs: [], plens: [], consumed: j.pos, done: true, stoppedAt: j.finishedAt };
     parentPort!.postMessage(msg);
     jobs.delete(j.id);
   }
@@ -319,7 +399,8 @@ function handle(m: WorkerIn): void {
     const chunker = new Chunker(m.params);
     const j: Job = {
       id: m.id, pos: m.start, end: m.end, stops: new Set(m.stops), zero: m.zero, pageLo: m.pageLo, chunker, level: m.level,
-      avail: m.start, pages: new Map(), win: Buffer.allocUnsafe(m.params.max), cuts: [], asks: new Map(), nextSeq: 0, finishedAt: -1,
+      pack: m.pack ? { w: writerFor(m.pack.dir), sync: m.pack.sync } : null,
+      avail: m.start, pages: new Map(), lowPage: Math.floor(m.start / COMMIT_PAGE), win: Buffer.allocUnsafe(m.params.max), cuts: [], asks: new Map(), nextSeq: 0, finishedAt: -1,
     };
     jobs.set(m.id, j);
     return;

@@ -31,6 +31,7 @@ import { StoreError } from "./errors.js";
 import { CommitPool, COMMIT_SLICE_MS, nextTurn } from "./commitpipe.js";
 import { afterLayerGc, deadLayers, dropLayer, finishMerge, gc, mergeRows, nextMerge, type GcReport, type LayerGcReport } from "./maintenance.js";
 import type { Store } from "./store.js";
+import type { PackLocation } from "./packs.js";
 
 /** Options of `gcAsync`. */
 export interface GcAsyncOptions {
@@ -122,28 +123,41 @@ async function markAndSweep(store: Store, pool: Pick<CommitPool, "gcMark">, keep
   try {
     const mark = await pool.gcMark(m.file);
     alive(store);
-    const del = m.db.prepare(`DELETE FROM objects WHERE hash = ?`);
+    const packed: PackLocation[] = [];
     let objectsRemoved = 0;
     let bytesFreed = 0;
     let i = 0;
     const n = mark.stored.length;
-    while (i < n) {
-      const spare = keep();
-      m.write(() => {
-        if (dataVersion() !== dv0) throw new MarkStale();
-        const t0 = performance.now();
-        const first = i;
-        do {
-          const hash = Buffer.from(mark.hashes.buffer, mark.hashes.byteOffset + i * 32, 32);
-          const hex = hash.toString("hex");
-          if (!used.has(hex) && !spare.has(hex) && del.run(hash).changes > 0) {
-            objectsRemoved++;
-            bytesFreed += mark.stored[i]!;
-          }
-          i++;
-        } while (i < n && i - first < SWEEP_SLICE_ROWS && performance.now() - t0 < COMMIT_SLICE_MS);
-      });
-      if (i < n) await turnOf(store);
+    try {
+      while (i < n) {
+        const spare = keep();
+        const slice: PackLocation[] = [];
+        m.write(() => {
+          if (dataVersion() !== dv0) throw new MarkStale();
+          const t0 = performance.now();
+          const first = i;
+          do {
+            const hash = Buffer.from(mark.hashes.buffer, mark.hashes.byteOffset + i * 32, 32);
+            const hex = hash.toString("hex");
+            const r = used.has(hex) || spare.has(hex) ? null : store.cas.remove(hash);
+            if (r?.removed) {
+              if (r.loc) slice.push(r.loc);
+              objectsRemoved++;
+              bytesFreed += mark.stored[i]!;
+            }
+            i++;
+          } while (i < n && i - first < SWEEP_SLICE_ROWS && performance.now() - t0 < COMMIT_SLICE_MS);
+        });
+        packed.push(...slice);
+        if (i < n) await turnOf(store);
+      }
+    } finally {
+      // Pack ranges of deleted objects are freed once their deletion committed (a stale mark stops the
+      // sweep, but what earlier slices deleted stays deleted).
+      if (packed.length && store.manifest.db.open) {
+        m.settle();
+        store.cas.packs?.punchFreed(packed);
+      }
     }
     store.cas.clearCache();
     return { objectsRemoved, bytesFreed, objectsKept: mark.examined - objectsRemoved };

@@ -18,3 +18,4 @@ export * from "./lowerapply.js";
 export * from "./commitpipe.js";
 export * from "./gcasync.js";
 export * from "./deferredgzip.js";
+export * from "./packs.js";

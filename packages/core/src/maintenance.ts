@@ -4,7 +4,8 @@
  * file contents.
  */
 import { statSync } from "node:fs";
-import { decodeBody, hasCrcColumn, sha256 } from "./cas.js";
+import type { PackLocation } from "./packs.js";
+import { decodeBody, objectColumns, objectRowColumns, sha256, type ObjectRow } from "./cas.js";
 import { decodeExtents, readExtents, unreferencedObjects } from "./content.js";
 import { crc32 } from "node:zlib";
 import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
@@ -372,20 +373,23 @@ export function afterLayerGc(store: Store): void {
 export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
   const m = store.manifest;
   const removedHashes: Buffer[] = [];
+  const packed: PackLocation[] = [];
   const rep = m.write(() => {
     const layers = collectLayers(store);
     const { objects, examined } = unreferencedObjects(m.db, keep);
     let bytesFreed = 0;
-    const del = m.db.prepare(`DELETE FROM objects WHERE hash = ?`);
     for (const o of objects) {
-      del.run(o.hash);
+      const { loc } = store.cas.remove(o.hash);
+      if (loc) packed.push(loc);
       if (store.cas.backend) removedHashes.push(o.hash);
       bytesFreed += o.stored;
     }
     return { ...layers, objectsRemoved: objects.length, bytesFreed, objectsKept: examined - objects.length };
   });
-  // Bodies in an object backend are freed only once the deletion committed.
+  // Bodies in an object backend or a pack are freed only once the deletion committed.
+  m.settle();
   store.cas.releaseBodies(removedHashes);
+  store.cas.packs?.punchFreed(packed);
   store.cas.clearCache();
   afterLayerGc(store);
   try {
@@ -437,21 +441,15 @@ export function fsck(store: Store, opts: { onProgress?: (done: number, total: nu
     // Objects: verify every hash, and the CRC-32 that reads check.
     const total = m.db.prepare(`SELECT count(*) FROM objects`).pluck().get() as number;
     const present = new Set<string>();
-    const crcCol = hasCrcColumn(m.db) ? "crc" : "NULL AS crc";
-    for (const o of m.db.prepare(`SELECT hash, size, codec, data, ${crcCol} FROM objects`).iterate() as Iterable<{ hash: Buffer; size: number; codec: number; data: Buffer; crc: number | null }>) {
+    for (const o of m.db.prepare(`SELECT ${objectRowColumns(objectColumns(m.db))} FROM objects`).iterate() as Iterable<ObjectRow>) {
       const hex = o.hash.toString("hex");
       present.add(hex);
       checked.objects++;
       if (checked.objects % 1000 === 0) opts.onProgress?.(checked.objects, total, "objects");
       const bad = (why: string) => problems.push({ kind: "corrupt-object", object: hex, message: `object ${hex}: ${why}` });
-      const body = store.cas.bodyOf(o.hash, o.data);
-      if (!body) {
-        bad(`body missing from the ${store.cas.backend?.kind} object backend`);
-        continue;
-      }
       let data: Buffer;
       try {
-        data = decodeBody(hex, o.codec, body);
+        data = decodeBody(hex, o.codec, store.cas.bodyOf(o));
       } catch (e) {
         problems.push({ kind: "corrupt-object", object: hex, message: (e as Error).message });
         continue;

@@ -15,7 +15,8 @@ import Database from "better-sqlite3";
 import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, statfsSync, fsync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "./errors.js";
-import { hasCrcColumn } from "./cas.js";
+import { objectColumns } from "./cas.js";
+import { fsyncIsNoopAt } from "./packs.js";
 import type { Lower } from "./overlay.js";
 
 /** File name of the manifest inside a store directory. */
@@ -107,13 +108,13 @@ CREATE TABLE IF NOT EXISTS objects(
   stored INTEGER NOT NULL,
   codec INTEGER NOT NULL,
   data BLOB NOT NULL,
-  crc INTEGER
+  crc INTEGER,
+  pack INTEGER,
+  off INTEGER
 );
 `;
 
 /** statfs(2) f_type of tmpfs and of ramfs (linux/magic.h). */
-const TMPFS_MAGIC = 0x01021994;
-const RAMFS_MAGIC = 0x858458f6;
 
 const INODE_COLS = "ino, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, target, extents, xattrs";
 
@@ -310,14 +311,18 @@ export class Manifest {
       if (format !== FORMAT) {
         throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store (format ${JSON.stringify(format ?? null)}, expected ${FORMAT})`);
       }
-      // Stores made before objects.crc get the column (NULL for their rows: those reads verify the SHA-256).
-      // Not on a file this process cannot write (ObjectStore then reads without it), and another process
-      // adding it at the same moment is fine.
-      if (!opts.readonly && !db.readonly && !hasCrcColumn(db)) {
-        try {
-          db.exec(`ALTER TABLE objects ADD COLUMN crc INTEGER`);
-        } catch (e) {
-          if (!/duplicate column name/.test(String((e as Error).message))) throw e;
+      // Stores made before objects.crc (NULL for their rows: those reads verify the SHA-256) or objects.pack
+      // and objects.off (NULL: the body is in the row) get the columns. Not on a file this process cannot
+      // write (ObjectStore then reads without them), and another process adding them at the same moment is fine.
+      if (!opts.readonly && !db.readonly) {
+        const cols = objectColumns(db);
+        for (const c of ["crc", "pack", "off"]) {
+          if (cols.has(c)) continue;
+          try {
+            db.exec(`ALTER TABLE objects ADD COLUMN ${c} INTEGER`);
+          } catch (e) {
+            if (!/duplicate column name/.test(String((e as Error).message))) throw e;
+          }
         }
       }
       return new Manifest(db, file);
@@ -371,14 +376,7 @@ export class Manifest {
    * them). Asked once, with statfs(2); false when that fails.
    */
   fsyncIsNoop(): boolean {
-    if (this.noopFsync === undefined) {
-      try {
-        const t = statfsSync(this.file).type;
-        this.noopFsync = t === TMPFS_MAGIC || t === RAMFS_MAGIC;
-      } catch {
-        this.noopFsync = false;
-      }
-    }
+    this.noopFsync ??= fsyncIsNoopAt(this.file);
     return this.noopFsync;
   }
 

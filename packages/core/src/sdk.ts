@@ -13,6 +13,7 @@ import type { Backstore } from "./backstore.js";
 import { StoreError } from "./errors.js";
 import { applyToLower, type ApplyReport } from "./lowerapply.js";
 import type { ObjectBackend } from "./cas.js";
+import type { PunchHole } from "./packs.js";
 
 /** Name of the store directory that `init` creates and discovery looks for (as `.git`). */
 export const STORE_DIR_NAME = ".agentfs";
@@ -37,6 +38,8 @@ export interface AgentFSOptions {
   inMemory?: boolean;
   /** Where object bodies live (see `ObjectBackend`; default the manifest database). */
   objectBackend?: ObjectBackend;
+  /** The platform's hole punch, which lets large bodies go to pack files (`StoreOptions.punchHole`). */
+  punchHole?: PunchHole;
   /**
    * Host directory for an overlay branch. The branch (`branch`, default the
    * checked-out one) is created copy-on-write over this directory when it
@@ -98,7 +101,7 @@ export class AgentFS {
     const dir = opts.inMemory ? storePath : (locateStore(storePath) ?? resolve(storePath));
     const so: StoreOptions = {
       create: opts.create, backstore: opts.backstore, compressionLevel: opts.compressionLevel,
-      inMemory: opts.inMemory, objectBackend: opts.objectBackend,
+      inMemory: opts.inMemory, objectBackend: opts.objectBackend, punchHole: opts.punchHole,
     };
     const store = Store.open(dir, so);
     try {

@@ -11,7 +11,8 @@ import { DeferredCompressor, type DeferredCompressionStats } from "./deferredgzi
 import { StoreError } from "./errors.js";
 import { Manifest, ROOT_INO, makeChain, nowNs, type Chain } from "./manifest.js";
 import { Lower, OVERLAY_SCHEMA, lowerMetaKey } from "./overlay.js";
-import { resolve as resolvePath } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
+import { PACKS_DIR, PackFiles, type PunchHole } from "./packs.js";
 import { statfsSync, type StatsFs } from "node:fs";
 import { freemem, totalmem } from "node:os";
 
@@ -31,6 +32,14 @@ export interface StoreOptions {
   inMemory?: boolean;
   /** Where object bodies live (default: the manifest database). See `ObjectBackend`. */
   objectBackend?: ObjectBackend;
+  /**
+   * The platform's hole punch (fallocate(2) FALLOC_FL_PUNCH_HOLE; e.g.
+   * `punchHoleFd` of @agentfs/backstore-linux). With it, commit workers put
+   * large chunk bodies into pack files beside the manifest and gc frees
+   * their ranges (packs.ts); without it, bodies stay in the database (packs
+   * already there are read either way).
+   */
+  punchHole?: PunchHole;
 }
 
 /** A snapshot as listed: name, the branch it was taken from, creation time (ns since epoch) and message. */
@@ -92,7 +101,8 @@ export class Store {
     this.dir = dir;
     this.manifest = manifest;
     const level = opts.compressionLevel ?? Number(manifest.getMeta("compression_level") ?? 1);
-    this.cas = new ObjectStore(manifest.db, level, opts.objectBackend);
+    const packs = manifest.db.memory ? null : new PackFiles(join(dirname(manifest.file), PACKS_DIR), opts.punchHole ?? null);
+    this.cas = new ObjectStore(manifest.db, level, opts.objectBackend, packs);
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
@@ -157,6 +167,7 @@ export class Store {
       this.deferCompression(false);
     } finally {
       this.manifest.close();
+      this.cas.packs?.close();
     }
   }
 

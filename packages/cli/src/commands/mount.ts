@@ -25,7 +25,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { CliError, UsageError, globals, out, printJson, targetLabel } from "../context.js";
+import { CliError, UsageError, globals, out, platformStoreOptions, printJson, targetLabel } from "../context.js";
 import { CONTROL_PROTOCOL, ControlServer } from "../control.js";
 import { STORE_OPS, type ServedTree } from "../storeops.js";
 
@@ -167,7 +167,7 @@ export const RAM_PREFIX = "ram:";
  */
 async function openServedStore(storeDir: string): Promise<{ store: Store; close: () => Promise<void> }> {
   if (!storeDir.startsWith(RAM_PREFIX)) {
-    const store = Store.open(storeDir);
+    const store = Store.open(storeDir, await platformStoreOptions());
     return { store, close: async () => store.close() };
   }
   // Loaded only for --ram, so other commands never load the memfd addon.

@@ -1,0 +1,170 @@
+/**
+ * Pack files (core packs.ts) with Linux's real hole punch (`punchHoleFd`):
+ * a large file committed through the worker path puts its bodies into a
+ * pack; they read back (also by a store opened without a hole punch), fsck
+ * is clean; gc and gcAsync free the ranges of what they deleted (the
+ * pack's allocated blocks shrink) and keep the rest; a damaged or
+ * truncated pack gives EIO on read and fsck names the objects.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import fs from "node:fs";
+import path from "node:path";
+import { constants as C } from "node:fs";
+import { FsCore, Store, fsck, gc, gcAsync, packPath } from "@agentfs/core";
+import { punchHoleFd } from "../src/index.js";
+import { prng, tmpDir } from "./helpers.js";
+
+const MiB = 1 << 20;
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A store on /dev/shm (tmpfs) or `base`, opened with the hole punch unless `punch` is false. */
+function open(opts: { base?: string; dir?: string; punch?: boolean } = {}): { dir: string; store: Store; core: FsCore } {
+  let dir = opts.dir;
+  if (!dir) {
+    const t = tmpDir("agentfs-packs-", opts.base ?? "/dev/shm");
+    dirs.push(t);
+    dir = path.join(t, "store");
+  }
+  const store = Store.open(dir, { create: true, ...(opts.punch === false ? {} : { punchHole: punchHoleFd }) });
+  return { dir, store, core: new FsCore(store, { branch: "main" }, { umask: 0o022 }) };
+}
+
+/** Writes `data` to `p` and commits it through the worker path (closeAsync). */
+async function writeAsync(core: FsCore, p: string, data: Buffer): Promise<void> {
+  const fd = core.openFile(p, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o644);
+  core.write(fd, data, 0, data.length, 0);
+  await core.closeAsync(fd);
+}
+
+function readAll(core: FsCore, p: string): Buffer {
+  const fd = core.openFile(p, C.O_RDONLY);
+  try {
+    const size = core.fstat(fd).size;
+    const b = Buffer.alloc(size);
+    expect(core.read(fd, b, 0, size, 0)).toBe(size);
+    return b;
+  } finally {
+    core.close(fd);
+  }
+}
+
+function packRows(store: Store): { pack: number; off: number; stored: number }[] {
+  return store.manifest.db.prepare(`SELECT pack, off, stored FROM objects WHERE pack IS NOT NULL ORDER BY pack, off`).all() as { pack: number; off: number; stored: number }[];
+}
+
+/** Allocated bytes (st_blocks × 512) of every pack file of the store. */
+function packBlocks(store: Store): number {
+  const d = store.cas.packs!.dir;
+  if (!fs.existsSync(d)) return 0;
+  return fs.readdirSync(d).reduce((n, f) => n + fs.statSync(path.join(d, f)).blocks * 512, 0);
+}
+
+describe("pack files", () => {
+  it("a large commit puts its bodies into a pack; they read back, also without a hole punch; fsck is clean", async () => {
+    const { dir, store, core } = open();
+    const data = prng(6 * MiB, 3);
+    await writeAsync(core, "/big", data);
+    const rows = packRows(store);
+    expect(rows.length).toBeGreaterThan(10);
+    // Bodies lie back to back in one pack file, which holds exactly them.
+    expect(new Set(rows.map((r) => r.pack)).size).toBe(1);
+    const total = rows.reduce((n, r) => n + r.stored, 0);
+    expect(fs.statSync(packPath(store.cas.packs!.dir, rows[0]!.pack)).size).toBe(total);
+    expect(store.manifest.db.prepare(`SELECT max(length(data)) FROM objects WHERE pack IS NOT NULL`).pluck().get()).toBe(0);
+    store.cas.clearCache();
+    expect(readAll(core, "/big").equals(data)).toBe(true);
+    expect(fsck(store).ok).toBe(true);
+    store.close();
+    // A store opened without a hole punch reads packs but writes none.
+    const plain = open({ dir, punch: false });
+    expect(readAll(plain.core, "/big").equals(data)).toBe(true);
+    expect(plain.store.cas.packTarget()).toBeNull();
+    await writeAsync(plain.core, "/other", prng(3 * MiB, 4));
+    expect(plain.store.manifest.db.prepare(`SELECT count(*) FROM objects WHERE pack IS NULL AND stored > 8192`).pluck().get()).toBeGreaterThan(5);
+    expect(fsck(plain.store).ok).toBe(true);
+    plain.store.close();
+  });
+
+  it("small files stay in their rows", async () => {
+    const { store, core } = open();
+    await writeAsync(core, "/small", prng(40_000, 5));
+    expect(packRows(store)).toHaveLength(0);
+    store.close();
+  });
+
+  it("appends need fdatasync on a disk, not on tmpfs", () => {
+    const shm = open();
+    expect(shm.store.cas.packTarget()).toEqual({ dir: shm.store.cas.packs!.dir, sync: false });
+    shm.store.close();
+    const disk = open({ base: "/var/tmp" });
+    expect(disk.store.cas.packTarget()?.sync).toBe(true);
+    disk.store.close();
+  });
+
+  it("gc frees the pack ranges of the objects it deletes, once deleted, and keeps the others", async () => {
+    const { store, core } = open();
+    const keep = prng(4 * MiB, 6);
+    await writeAsync(core, "/keep", keep);
+    await writeAsync(core, "/drop", prng(8 * MiB, 7));
+    const before = packBlocks(store);
+    expect(before).toBeGreaterThanOrEqual(12 * MiB);
+    core.unlink("/drop");
+    const rep = gc(store);
+    expect(rep.objectsRemoved).toBeGreaterThan(10);
+    const after = packBlocks(store);
+    // 8 MiB freed, give or take the partial 4 KiB blocks at the ends of each range.
+    expect(before - after).toBeGreaterThan(7.5 * MiB);
+    expect(after).toBeGreaterThanOrEqual(4 * MiB);
+    expect(store.cas.packs!.bytesFreed).toBe(rep.bytesFreed);
+    store.cas.clearCache();
+    expect(readAll(core, "/keep").equals(keep)).toBe(true);
+    expect(fsck(store).ok).toBe(true);
+    store.close();
+  });
+
+  it("gcAsync frees them too", async () => {
+    const { store, core } = open();
+    const keep = prng(3 * MiB, 8);
+    await writeAsync(core, "/keep", keep);
+    await writeAsync(core, "/drop", prng(6 * MiB, 9));
+    const before = packBlocks(store);
+    core.unlink("/drop");
+    const rep = await gcAsync(store);
+    expect(rep.objectsRemoved).toBeGreaterThan(10);
+    expect(before - packBlocks(store)).toBeGreaterThan(5.5 * MiB);
+    store.cas.clearCache();
+    expect(readAll(core, "/keep").equals(keep)).toBe(true);
+    expect(fsck(store).ok).toBe(true);
+    store.close();
+  });
+
+  it("a damaged pack byte is EIO on read and a corrupt object in fsck; a truncated pack is EIO naming the pack", async () => {
+    const { store, core } = open();
+    await writeAsync(core, "/big", prng(3 * MiB, 10));
+    const rows = packRows(store);
+    const file = packPath(store.cas.packs!.dir, rows[0]!.pack);
+    const fd = fs.openSync(file, "r+");
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, rows[1]!.off + 100);
+    b[0] ^= 0xff;
+    fs.writeSync(fd, b, 0, 1, rows[1]!.off + 100);
+    fs.closeSync(fd);
+    store.cas.clearCache();
+    expect(() => readAll(core, "/big")).toThrow(expect.objectContaining({ code: "EIO" }));
+    const rep = fsck(store);
+    expect(rep.ok).toBe(false);
+    expect(rep.problems.filter((p) => p.kind === "corrupt-object")).toHaveLength(1);
+    fs.truncateSync(file, rows[rows.length - 1]!.off + 10);
+    store.cas.packs!.close();
+    store.cas.clearCache();
+    const fd2 = core.openFile("/big", C.O_RDONLY);
+    const buf = Buffer.alloc(3 * MiB);
+    expect(() => core.read(fd2, buf, 0, buf.length, 0)).toThrow(/EIO/);
+    core.close(fd2);
+    expect(() => store.cas.get(Buffer.from(store.manifest.db.prepare(`SELECT hash FROM objects WHERE pack IS NOT NULL ORDER BY off DESC LIMIT 1`).pluck().get() as Buffer))).toThrow(/ends before/);
+    store.close();
+  });
+});

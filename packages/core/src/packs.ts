@@ -1,0 +1,236 @@
+/**
+ * Pack files: where the bodies of large CAS objects live, outside the
+ * manifest database. A commit worker appends each new chunk body of at
+ * least `PACK_MIN` bytes to a pack file of its own (`PackWriter`), and the
+ * object's row records the pack id and the byte offset instead of the
+ * body (`objects.pack`, `objects.off`; `data` is empty). Storing a 256 KiB
+ * body in SQLite copied it three times (into the page cache, into the WAL
+ * at commit, into the database at checkpoint) on the event loop and the
+ * worker; a pack append is one pwrite(2) in the worker.
+ *
+ * Layout: `<manifest dir>/packs/<id as 12 hex digits>.pack`, bodies back to
+ * back with no framing (the row holds size, codec and CRC-32). A pack is
+ * appended to by the one writer that created it (O_EXCL) and is never
+ * rewritten; gc frees the range of each object it deleted, once the
+ * deletion committed, by punching a hole (fallocate(2)
+ * FALLOC_FL_PUNCH_HOLE), which the platform supplies (`PunchHole`): core
+ * has no system call for it. Stores opened without one never write packs
+ * (their large bodies stay in the database) but read them.
+ */
+import { closeSync, fdatasyncSync, mkdirSync, openSync, readSync, statfsSync, writeSync } from "node:fs";
+import { randomInt } from "node:crypto";
+import { dirname, join } from "node:path";
+import { StoreError } from "./errors.js";
+
+/** Smallest body (bytes) a commit worker appends to a pack: 8 KiB; smaller ones (well-compressed chunks) stay in the row. */
+export const PACK_MIN = 8 * 1024;
+
+/** A writer starts a new pack once its current one holds this many bytes: 1 GiB. */
+const PACK_ROTATE_BYTES = 1 << 30;
+
+/** Most pack descriptors a reader keeps open (least recently used closed first). */
+const MAX_OPEN_PACKS = 64;
+
+/** Name of the folder beside the manifest database that holds the pack files. */
+export const PACKS_DIR = "packs";
+
+/**
+ * Frees bytes `[offset, offset + length)` of the file open as `fd` while
+ * keeping its size, as fallocate(2) FALLOC_FL_PUNCH_HOLE |
+ * FALLOC_FL_KEEP_SIZE. Throws an Error with `code` (EOPNOTSUPP where the
+ * filesystem cannot).
+ */
+export type PunchHole = (fd: number, offset: number, length: number) => void;
+
+/** Where an object's body lies in a pack: pack id, byte offset, length in bytes. */
+export interface PackLocation {
+  pack: number;
+  off: number;
+  len: number;
+}
+
+/** The path of pack `id` in folder `dir`. */
+export function packPath(dir: string, id: number): string {
+  return join(dir, `${id.toString(16).padStart(12, "0")}.pack`);
+}
+
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/**
+ * True when `path` lives on a filesystem whose fsync(2) does nothing
+ * (tmpfs, ramfs: their pages are the only copy). False when statfs(2) fails.
+ */
+export function fsyncIsNoopAt(path: string): boolean {
+  try {
+    const t = statfsSync(path).type;
+    return t === TMPFS_MAGIC || t === RAMFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Appends bodies to pack files of its own in `dir` (created on first use,
+ * one at a time, a new one past 1 GiB). Used by one thread (a commit
+ * worker). Errors: the file system's (ENOSPC, EIO, EACCES) as thrown by
+ * node:fs, with `code`.
+ */
+export class PackWriter {
+  private fd = -1;
+  private id = 0;
+  private pos = 0;
+  private unsynced = false;
+
+  constructor(readonly dir: string) {}
+
+  /** Appends `body` (as pwrite(2) at the pack's end); returns where it now lies. */
+  append(body: Uint8Array): PackLocation {
+    if (this.fd < 0 || this.pos >= PACK_ROTATE_BYTES) this.next();
+    const off = this.pos;
+    let done = 0;
+    while (done < body.length) done += writeSync(this.fd, body, done, body.length - done, off + done);
+    this.pos += body.length;
+    this.unsynced = true;
+    return { pack: this.id, off, len: body.length };
+  }
+
+  /** Makes every appended body durable (fdatasync(2)) when any is not yet. */
+  sync(): void {
+    if (!this.unsynced || this.fd < 0) return;
+    fdatasyncSync(this.fd);
+    this.unsynced = false;
+  }
+
+  /** Closes the current pack (after `sync` if the caller wants it durable). */
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  private next(): void {
+    this.sync();
+    this.close();
+    mkdirSync(this.dir, { recursive: true });
+    for (;;) {
+      const id = randomInt(1, 2 ** 48);
+      try {
+        this.fd = openSync(packPath(this.dir, id), "wx", 0o644);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
+        throw e;
+      }
+      this.id = id;
+      this.pos = 0;
+      return;
+    }
+  }
+}
+
+/**
+ * The pack files of one store, for reading bodies and freeing the ranges
+ * of deleted objects. `punch` is the platform's hole punch (null: ranges
+ * are never freed, and `writable` is false so nothing new is packed).
+ */
+export class PackFiles {
+  private readonly fds = new Map<number, number>();
+  /** Bytes `punchFreed` has freed (the ranges, whether or not the filesystem held blocks there). */
+  bytesFreed = 0;
+
+  constructor(readonly dir: string, private readonly punch: PunchHole | null) {}
+
+  /** True when new bodies may go to packs (a hole punch is available to free them again). */
+  get writable(): boolean {
+    return this.punch !== null;
+  }
+
+  /** True when appends need fdatasync(2) before the rows that point at them become durable (not on tmpfs). */
+  needsSync(): boolean {
+    return !fsyncIsNoopAt(dirname(this.dir)); // (the folder itself appears with the first pack)
+  }
+
+  /**
+   * Reads `loc.len` bytes at `loc.off` of pack `loc.pack`, as pread(2).
+   * `key` names the object in errors. Errors: EIO when the pack is missing
+   * or too short (the message names both).
+   */
+  read(key: string, loc: PackLocation): Buffer {
+    const fd = this.fdOf(key, loc.pack);
+    const out = Buffer.allocUnsafe(loc.len);
+    let got = 0;
+    while (got < loc.len) {
+      const n = readSync(fd, out, got, loc.len - got, loc.off + got);
+      if (n === 0) throw new StoreError("EIO", `object ${key} is corrupt: pack ${packPath(this.dir, loc.pack)} ends before its bytes [${loc.off}, ${loc.off + loc.len})`);
+      got += n;
+    }
+    return out;
+  }
+
+  /**
+   * Frees the ranges of objects whose rows were deleted and the deletion
+   * committed (never before: a rolled-back deletion would point into a
+   * hole). A no-op without a hole punch. Failures (a pack gone, a
+   * filesystem without hole punching) leave the bytes in place: they are
+   * unreferenced, nothing is lost. Returns bytes freed.
+   */
+  punchFreed(locs: Iterable<PackLocation>): number {
+    if (!this.punch) return 0;
+    const byPack = new Map<number, PackLocation[]>();
+    for (const l of locs) {
+      const list = byPack.get(l.pack);
+      if (list) list.push(l);
+      else byPack.set(l.pack, [l]);
+    }
+    let n = 0;
+    for (const [id, list] of byPack) {
+      let fd: number;
+      try {
+        fd = openSync(packPath(this.dir, id), "r+"); // (a hole punch needs a descriptor open for writing)
+      } catch {
+        continue;
+      }
+      try {
+        for (const l of list) {
+          try {
+            this.punch(fd, l.off, l.len);
+            n += l.len;
+          } catch {
+            /* left in place */
+          }
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    this.bytesFreed += n;
+    return n;
+  }
+
+  /** Closes every descriptor kept open. */
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+
+  private fdOf(key: string, id: number): number {
+    const have = this.fds.get(id);
+    if (have !== undefined) {
+      this.fds.delete(id);
+      this.fds.set(id, have);
+      return have;
+    }
+    let fd: number;
+    try {
+      fd = openSync(packPath(this.dir, id), "r");
+    } catch (e) {
+      throw new StoreError("EIO", `object ${key} is missing: cannot open pack ${packPath(this.dir, id)} (${(e as NodeJS.ErrnoException).code ?? e})`);
+    }
+    this.fds.set(id, fd);
+    while (this.fds.size > MAX_OPEN_PACKS) {
+      const [k, old] = this.fds.entries().next().value as [number, number];
+      this.fds.delete(k);
+      closeSync(old);
+    }
+    return fd;
+  }
+}
