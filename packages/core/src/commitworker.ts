@@ -178,7 +178,8 @@ function received(j: Job, pos: number, n: number): Uint8Array | null {
   const b = j.pages.get(p1);
   if (!a || !b || a.buffer !== b.buffer || b.byteOffset - a.byteOffset !== (p1 - p0) * COMMIT_PAGE) return null;
   if (pos + n - p1 * COMMIT_PAGE > b.length) return null;
-  return new Uint8Array(a.buffer, a.byteOffset + (pos - p0 * COMMIT_PAGE), n);
+  // A Buffer like `win`, so the chunker's loop sees one kind of array (a second kind made it polymorphic).
+  return Buffer.from(a.buffer, a.byteOffset + (pos - p0 * COMMIT_PAGE), n);
 }
 
 /** Drops the received pages that chunking has passed: walks the indices or the map, whichever is fewer (holes are skipped in one step). */
