@@ -168,3 +168,28 @@ describe("pack files", () => {
     store.close();
   });
 });
+
+describe("pack writers", () => {
+  it("a commit worker closes a pack idle for 5 s: a store removed meanwhile keeps no descriptor open", async () => {
+    const { dir, store, core } = open();
+    await writeAsync(core, "/big", prng(2 * MiB, 11));
+    const packDir = store.cas.packs!.dir;
+    store.close();
+    const held = () => {
+      let n = 0;
+      for (const f of fs.readdirSync("/proc/self/fd")) {
+        try {
+          if (fs.readlinkSync(`/proc/self/fd/${f}`).startsWith(packDir)) n++;
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+      return n;
+    };
+    expect(held()).toBe(1); // the worker's open pack (worker threads share this process's fd table)
+    fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+    const t0 = Date.now();
+    while (held() > 0 && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 250));
+    expect(held()).toBe(0);
+  }, 20_000);
+});

@@ -133,8 +133,31 @@ const writers = new Map<string, PackWriter>();
 function writerFor(dir: string): PackWriter {
   let w = writers.get(dir);
   if (!w) writers.set(dir, (w = new PackWriter(dir)));
+  closeIdleWriters.refresh();
   return w;
 }
+
+/** A writer with no append for this long (ms) closes its pack; the next append starts a new one. */
+const WRITER_IDLE_MS = 5000;
+
+/**
+ * Closes packs idle for WRITER_IDLE_MS (and forgets their writers), so that
+ * a store closed and removed while this worker lives keeps no descriptor
+ * (and no disk space) behind. Never keeps the thread alive.
+ */
+const closeIdleWriters = setInterval(() => {
+  const now = performance.now();
+  for (const [dir, w] of writers) {
+    if (now - w.lastAppend < WRITER_IDLE_MS || [...jobs.values()].some((j) => j.pack?.w === w)) continue;
+    try {
+      w.close();
+    } catch {
+      /* already gone */
+    }
+    writers.delete(dir);
+  }
+}, WRITER_IDLE_MS);
+closeIdleWriters.unref();
 
 /**
  * Appends `body` to job `j`'s pack; null when that fails (ENOSPC, EACCES…):

@@ -81,6 +81,8 @@ export class PackWriter {
   private id = 0;
   private pos = 0;
   private unsynced = false;
+  /** `performance.now()` of the last append (ms). */
+  lastAppend = 0;
 
   constructor(readonly dir: string) {}
 
@@ -92,6 +94,7 @@ export class PackWriter {
     while (done < body.length) done += writeSync(this.fd, body, done, body.length - done, off + done);
     this.pos += body.length;
     this.unsynced = true;
+    this.lastAppend = performance.now();
     return { pack: this.id, off, len: body.length };
   }
 
@@ -102,7 +105,7 @@ export class PackWriter {
     this.unsynced = false;
   }
 
-  /** Closes the current pack (after `sync` if the caller wants it durable). */
+  /** Closes the current pack (after `sync` if the caller wants it durable); the next append starts a new one. */
   close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
