@@ -138,7 +138,7 @@ describe("snapshots, branches, restore, diff", () => {
     const s = json(["stats", "--json"]);
     expect(s.target).toEqual({ branch: "main" });
     expect(s.tree).toEqual({ files: 3, dirs: 2, symlinks: 0, logicalBytes: 6 + 5 + 4 });
-    for (const k of ["objects", "chunkRefs", "referencedBytes", "uniqueBytes", "storedBytes", "dedupRatio", "compressionRatio", "databaseBytes", "layers", "branches", "snapshots"]) {
+    for (const k of ["objects", "chunkRefs", "referencedBytes", "uniqueBytes", "storedBytes", "dedupRatio", "compressionRatio", "databaseBytes", "packFiles", "packBytes", "layers", "branches", "snapshots"]) {
       expect(typeof s.store[k], k).toBe("number");
     }
     expect(s.store.snapshots).toBe(1);

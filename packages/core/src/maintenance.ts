@@ -3,7 +3,8 @@
  * fsck and stats. Each works on the manifest directly and never changes
  * file contents.
  */
-import { statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type { PackLocation } from "./packs.js";
 import { decodeBody, objectColumns, objectRowColumns, sha256, type ObjectRow } from "./cas.js";
 import { decodeExtents, readExtents, unreferencedObjects } from "./content.js";
@@ -571,6 +572,9 @@ export interface StoreStats {
     compressionRatio: number;
     /** Manifest database and WAL on disk. */
     databaseBytes: number;
+    /** Pack files (`packs/`): how many, and the bytes they take on disk (allocated blocks: ranges gc punched count nothing). */
+    packFiles: number;
+    packBytes: number;
     layers: number;
     branches: number;
     snapshots: number;
@@ -618,6 +622,20 @@ export function stats(store: Store, target: Target): StoreStats {
         /* no WAL */
       }
     }
+    let packFiles = 0;
+    let packBytes = 0;
+    const packDir = store.cas.packs?.dir;
+    if (packDir && existsSync(packDir)) {
+      for (const f of readdirSync(packDir)) {
+        if (!f.endsWith(".pack")) continue;
+        try {
+          packBytes += statSync(join(packDir, f)).blocks * 512;
+          packFiles++;
+        } catch {
+          /* removed meanwhile */
+        }
+      }
+    }
     const count = (t: string) => m.db.prepare(`SELECT count(*) FROM ${t}`).pluck().get() as number;
     return {
       tree,
@@ -630,6 +648,8 @@ export function stats(store: Store, target: Target): StoreStats {
         dedupRatio: o.raw ? referencedBytes / o.raw : 1,
         compressionRatio: o.stored ? o.raw / o.stored : 1,
         databaseBytes,
+        packFiles,
+        packBytes,
         layers: count("layers"),
         branches: count("branches"),
         snapshots: count("snapshots"),

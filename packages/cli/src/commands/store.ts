@@ -80,6 +80,7 @@ export function registerStoreCommands(program: Command): void {
         ["  compression ratio", ratio(s.store.compressionRatio)],
         ["  overall ratio", ratio(overall)],
         ["  database on disk", humanBytes(s.store.databaseBytes)],
+        ["  pack files on disk", `${humanBytes(s.store.packBytes)} in ${s.store.packFiles} file${s.store.packFiles === 1 ? "" : "s"}`],
         ["  layers", String(s.store.layers)],
         ["  branches", String(s.store.branches)],
         ["  snapshots", String(s.store.snapshots)],
