@@ -205,9 +205,9 @@ export function readExtents(cas: ObjectStore, exts: Extent[], size: number, dst:
     const e = exts[i];
     const n = Math.min(e.off + e.len, end) - p;
     if (e.hash) {
-      const data = cas.get(e.hash);
       const from = p - e.off;
-      dst.set(data.subarray(from, from + n), at);
+      // A whole chunk goes straight from its pack into `dst` when it can (ObjectStore.readInto).
+      if (from !== 0 || n !== e.len || !cas.readInto(e.hash, dst, at)) dst.set(cas.get(e.hash).subarray(from, from + n), at);
     } else {
       dst.fill(0, at, at + n);
     }

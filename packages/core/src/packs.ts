@@ -158,15 +158,19 @@ export class PackFiles {
    * or too short (the message names both).
    */
   read(key: string, loc: PackLocation): Buffer {
+    return this.readInto(key, loc, Buffer.allocUnsafe(loc.len), 0);
+  }
+
+  /** As `read`, into `dst` at `at` (room for `loc.len` bytes); returns that part of `dst` as a Buffer. Errors: as `read`. */
+  readInto(key: string, loc: PackLocation, dst: Uint8Array, at: number): Buffer {
     const fd = this.fdOf(key, loc.pack);
-    const out = Buffer.allocUnsafe(loc.len);
     let got = 0;
     while (got < loc.len) {
-      const n = readSync(fd, out, got, loc.len - got, loc.off + got);
+      const n = readSync(fd, dst, at + got, loc.len - got, loc.off + got);
       if (n === 0) throw new StoreError("EIO", `object ${key} is corrupt: pack ${packPath(this.dir, loc.pack)} ends before its bytes [${loc.off}, ${loc.off + loc.len})`);
       got += n;
     }
-    return out;
+    return Buffer.from(dst.buffer, dst.byteOffset + at, loc.len);
   }
 
   /**
