@@ -181,6 +181,23 @@ describe("pack files", () => {
   });
 });
 
+describe("reading whole chunks", () => {
+  it("an object whose row disagrees with the file's extent about its size is EIO, and nothing past the chunk is written", async () => {
+    const { store, core } = open();
+    const data = prng(2 * MiB, 12);
+    await writeAsync(core, "/big", data);
+    const first = store.manifest.db.prepare(`SELECT hash, size FROM objects WHERE pack IS NOT NULL ORDER BY off LIMIT 1`).get() as { hash: Buffer; size: number };
+    store.manifest.db.prepare(`UPDATE objects SET size = size + 1 WHERE hash = ?`).run(first.hash);
+    store.cas.clearCache();
+    const fd = core.openFile("/big", C.O_RDONLY);
+    const buf = Buffer.alloc(first.size + 10, 0xaa);
+    expect(() => core.read(fd, buf, 0, first.size, 0)).toThrow(/EIO.*bytes where the file's extent says/);
+    expect(buf.subarray(first.size).every((b) => b === 0xaa)).toBe(true);
+    core.close(fd);
+    store.close();
+  });
+});
+
 describe("pack writers", () => {
   it("a commit worker closes a pack idle for 5 s: a store removed meanwhile keeps no descriptor open", async () => {
     const { dir, store, core } = open();

@@ -153,9 +153,6 @@ class ChunkCache {
       this.bytes -= old.length;
     }
   }
-  has(key: string): boolean {
-    return this.map.has(key);
-  }
   clear(): void {
     this.map.clear();
     this.bytes = 0;
@@ -428,10 +425,18 @@ export class ObjectStore {
    */
   get(hash: Buffer): Buffer {
     const key = hash.toString("hex");
-    const hit = this.cache.get(key);
-    if (hit) return hit;
+    return this.cache.get(key) ?? this.load(key, hash);
+  }
+
+  /** The row of object `hash` (`key` its hex name). Errors: EIO when there is none. */
+  private row(key: string, hash: Buffer): ObjectRow {
     const row = this.stGet.get(hash) as ObjectRow | undefined;
     if (!row) throw new StoreError("EIO", `object ${key} is missing from the store`);
+    return row;
+  }
+
+  /** Reads, decodes and verifies object `hash` (`key` its hex name; from `row` when given) and caches it. Errors: as `get`. */
+  private load(key: string, hash: Buffer, row = this.row(key, hash)): Buffer {
     const body = this.bodyOf(row);
     const data = decodeBody(key, row.codec, body);
     if (data.length !== row.size) throw new StoreError("EIO", `object ${key} is corrupt: ${data.length} bytes where its row says ${row.size}`);
@@ -446,24 +451,30 @@ export class ObjectStore {
   }
 
   /**
-   * Copies the whole verified object `hash` into `dst` at `at` (which must
-   * have room for all of it) straight from its pack, as pread(2): for a raw
-   * body in a pack, not in the verified-chunk cache, checked against its
-   * CRC-32. Nothing is cached: a large sequential read passes each chunk
-   * once, and an intermediate buffer per chunk (fresh pages, a copy) cost
-   * about a third of its time. Returns false, having written nothing, for
-   * any other object (the caller then uses `get`). Errors: as `get` (EIO;
-   * `dst` then holds unverified bytes at `at`).
+   * Copies the whole verified object `hash`, which must be `len` bytes,
+   * into `dst[at, at + len)`. A raw body in a
+   * pack that is not in the verified-chunk cache goes straight from the
+   * pack into `dst`, as pread(2), checked against its CRC-32, and is not
+   * cached: a large sequential read passes each chunk once, and an
+   * intermediate buffer per chunk (fresh pages, a copy) cost about a third
+   * of its time. Any other object is copied from `get`'s result. Errors: as
+   * `get` (EIO; `dst` may then hold unverified bytes in that range); EIO
+   * when the object is not `len` bytes (a damaged extent list; nothing
+   * written); RangeError when `dst` is too short.
    */
-  readInto(hash: Buffer, dst: Uint8Array, at: number): boolean {
-    if (!this.packs || this.cache.has(hash.toString("hex"))) return false;
-    const row = this.stGet.get(hash) as ObjectRow | undefined;
-    if (!row || row.pack === null || row.off === null || row.codec !== CODEC_RAW || row.crc === null || row.stored !== row.size) return false;
-    if (at + row.size > dst.length) return false;
+  copyInto(hash: Buffer, len: number, dst: Uint8Array, at: number): void {
     const key = hash.toString("hex");
-    const out = this.packs.readInto(key, { pack: row.pack, off: row.off, len: row.size }, dst, at);
-    if (crc32(out) !== row.crc) throw new StoreError("EIO", `object ${key} failed its CRC-32 check: stored bytes are corrupt`);
-    return true;
+    if (at + len > dst.length) throw new RangeError(`${len} bytes do not fit at ${at} of ${dst.length}`);
+    const hit = this.cache.get(key);
+    const row = hit ? null : this.row(key, hash);
+    const size = hit ? hit.length : row!.size;
+    if (size !== len) throw new StoreError("EIO", `object ${key} is ${size} bytes where the file's extent says ${len}`);
+    if (row && this.packs && row.pack !== null && row.off !== null && row.codec === CODEC_RAW && row.crc !== null && row.stored === row.size) {
+      const out = this.packs.readInto(key, { pack: row.pack, off: row.off, len }, dst, at);
+      if (crc32(out) !== row.crc) throw new StoreError("EIO", `object ${key} failed its CRC-32 check: stored bytes are corrupt`);
+      return;
+    }
+    dst.set(hit ?? this.load(key, hash, row!), at);
   }
 
   /**

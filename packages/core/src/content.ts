@@ -206,8 +206,9 @@ export function readExtents(cas: ObjectStore, exts: Extent[], size: number, dst:
     const n = Math.min(e.off + e.len, end) - p;
     if (e.hash) {
       const from = p - e.off;
-      // A whole chunk goes straight from its pack into `dst` when it can (ObjectStore.readInto).
-      if (from !== 0 || n !== e.len || !cas.readInto(e.hash, dst, at)) dst.set(cas.get(e.hash).subarray(from, from + n), at);
+      // A whole chunk is copied by the CAS itself: straight from its pack when it can (ObjectStore.copyInto).
+      if (from === 0 && n === e.len) cas.copyInto(e.hash, n, dst, at);
+      else dst.set(cas.get(e.hash).subarray(from, from + n), at);
     } else {
       dst.fill(0, at, at + n);
     }
