@@ -71,8 +71,12 @@ export class CommitPool {
   private readonly listeners = new Map<number, Listener>();
   private nextId = 1;
 
-  /** `size`: number of workers (default: cores − 1, at least 1, at most 4). */
-  constructor(readonly size = Math.max(1, Math.min(4, availableParallelism() - 1))) {}
+  /**
+   * `size`: number of workers (default: cores − 1, at least 2, at most 4:
+   * on two cores the event loop mostly waits while a large file commits,
+   * so a second worker uses that core; workers run at lowered priority).
+   */
+  constructor(readonly size = Math.max(2, Math.min(4, availableParallelism() - 1))) {}
 
   /** The process-wide pool. */
   static shared(): CommitPool {
@@ -278,128 +282,197 @@ export interface CommitTarget {
   pack?: { dir: string; sync: boolean } | null;
 }
 
+/** A chunk as a worker reported it, waiting to be stored. */
+interface Item {
+  off: number;
+  len: number;
+  hash: Buffer | null;
+  codec: number;
+  body: Uint8Array | null;
+  crc: number;
+  loc: PackLocation | null;
+}
+
+/** One worker job of a commit: file bytes `[start, end)`, chunked by one worker. */
+interface Lane {
+  start: number;
+  end: number;
+  h: ReturnType<CommitPool["open"]>;
+  /** Reported and not yet stored, in file order. */
+  items: Item[];
+  /** Stored, in file order. */
+  ext: Extent[];
+  /** Offset up to which the worker no longer needs input. */
+  consumed: number;
+  /** End of the bytes sent so far. */
+  sent: number;
+  /** Set once every byte of the lane was sent. */
+  closed: boolean;
+  /** Where the worker's chunking ended (`done`), or -1. */
+  stoppedAt: number;
+}
+
 /**
- * Runs the CPU-heavy part of the asynchronous commit `job` in a worker of
- * `pool` and stores the chunks in short write transactions (each at most
- * about COMMIT_SLICE_MS ms of work), yielding to the event loop in between.
- * Resolves with the new extents, or null when the job was superseded
- * meanwhile (see `OpenContent.abortAsync`; then nothing is to be written).
- * Objects stored before a crash or an abandoned job are unreferenced and
- * gc removes them. Errors: EIO (worker failure, SQLite errors as the
- * manifest maps them).
+ * Bytes of file per lane when a commit is split across workers: 8 MiB.
+ * A commit of fresh data (no old chunk boundary to re-synchronise with) of
+ * at least two lanes is chunked by several workers at once, each lane ending
+ * its last chunk at the lane's end: one forced cut per 8 MiB, which costs
+ * deduplication nothing measurable and lets a 2-core machine use both
+ * cores for a large file's commit (the event loop mostly idles then).
+ */
+const LANE_BYTES = 8 << 20;
+
+/** Lane boundaries fall on 64 KiB page boundaries (OpenContent's pages, which `FrozenCommit.take` hands out whole). */
+const LANE_ALIGN = 64 * 1024;
+
+/** Most bytes sent to workers and not yet chunked, over all lanes of a commit: 32 MiB. */
+const IN_FLIGHT = 2 * WINDOW;
+
+/**
+ * Runs the CPU-heavy part of the asynchronous commit `job` in workers of
+ * `pool` (several at once for a large commit of fresh data: see
+ * LANE_BYTES) and stores the chunks in short write transactions (each at
+ * most about COMMIT_SLICE_MS ms of work), yielding to the event loop in
+ * between. Resolves with the new extents, or null when the job was
+ * superseded meanwhile (see `OpenContent.abortAsync`; then nothing is to be
+ * written). Objects stored before a crash or an abandoned job are
+ * unreferenced and gc removes them. Errors: EIO (worker failure, SQLite
+ * errors as the manifest maps them).
  */
 export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: FrozenCommit): Promise<FrozenResult | null> {
-  const items: { off: number; len: number; hash: Buffer | null; codec: number; body: Uint8Array | null; crc: number; loc: PackLocation | null }[] = [];
-  let consumed = job.start;
-  let sent = job.start;
   let failed: string | null = null;
-  let stoppedAt = -1;
   let wake: (() => void) | null = null;
   const poke = () => {
     const w = wake;
     wake = null;
     w?.();
   };
-  let h: ReturnType<CommitPool["open"]>;
-  try {
-    h = pool.open(
-    { t: "start", start: job.start, end: job.end, stops: [...job.stops.keys()], zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level, pack: target.pack ?? null },
-    (m) => {
-      if (m.t === "error") failed = m.message;
-      else if (m.t === "ask") {
-        // Chunks the store holds already are neither compressed nor sent (a few µs per lookup).
-        const n = m.hashes.length / 32;
-        const present = new Uint8Array(n);
-        try {
-          for (let i = 0; i < n; i++) {
-            const hash = m.hashes.subarray(i * 32, i * 32 + 32);
-            if (!target.cas.has(hash)) continue;
-            present[i] = 1;
-            // Held from now: the extents will reference it, and a gc before they are written must spare it.
-            target.onInserted?.(Buffer.from(hash).toString("hex"));
-          }
-        } catch {
-          /* unknown: the worker sends every body, putEncoded skips those present */
+  // Lane boundaries: page-aligned steps of LANE_BYTES, the last lane at least half a lane long.
+  const bounds = [job.start];
+  if (job.stops.size === 0 && pool.size > 1) {
+    const base = job.start - (job.start % LANE_ALIGN);
+    for (let b = base + LANE_BYTES; b <= job.end - LANE_BYTES / 2; b += LANE_BYTES) if (b > job.start) bounds.push(b);
+  }
+  bounds.push(job.end);
+  const lanes: Lane[] = [];
+  const listen = (lane: () => Lane) => (m: WorkerOut) => {
+    if (m.t === "error") failed = m.message;
+    else if (m.t === "ask") {
+      // Chunks the store holds already are neither compressed nor sent (a few µs per lookup).
+      const n = m.hashes.length / 32;
+      const present = new Uint8Array(n);
+      try {
+        for (let i = 0; i < n; i++) {
+          const hash = m.hashes.subarray(i * 32, i * 32 + 32);
+          if (!target.cas.has(hash)) continue;
+          present[i] = 1;
+          // Held from now: the extents will reference it, and a gc before they are written must spare it.
+          target.onInserted?.(Buffer.from(hash).toString("hex"));
         }
-        h.send({ t: "have", id: h.id, seq: m.seq, present }, [present.buffer]);
-        return;
-      } else if (m.t === "chunks") {
-        let k = 0;
-        let b = 0;
-        for (let i = 0; i < m.offs.length; i++) {
-          const c = m.codecs[i];
-          if (c === -1) items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null, crc: 0, loc: null });
-          else {
-            const hash = Buffer.from(m.hashes.buffer, m.hashes.byteOffset + k * 32, 32);
-            k++;
-            const sent = c !== -2;
-            const loc = sent && m.packs[b] ? { pack: m.packs[b]!, off: m.poffs[b]!, len: m.plens[b]! } : null;
-            items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: sent ? m.bodies[b] : null, crc: sent ? m.crcs[b] : 0, loc });
-            if (sent) b++;
-          }
-        }
-        consumed = Math.max(consumed, m.consumed);
-        if (m.done) stoppedAt = m.stoppedAt;
+      } catch {
+        /* unknown: the worker sends every body, putEncoded skips those present */
       }
-      poke();
-    },
-  );
+      lane().h.send({ t: "have", id: m.id, seq: m.seq, present }, [present.buffer]);
+      return;
+    } else if (m.t === "chunks") {
+      const l = lane();
+      let k = 0;
+      let b = 0;
+      for (let i = 0; i < m.offs.length; i++) {
+        const c = m.codecs[i];
+        if (c === -1) l.items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null, crc: 0, loc: null });
+        else {
+          const hash = Buffer.from(m.hashes.buffer, m.hashes.byteOffset + k * 32, 32);
+          k++;
+          const sent = c !== -2;
+          const loc = sent && m.packs[b] ? { pack: m.packs[b]!, off: m.poffs[b]!, len: m.plens[b]! } : null;
+          l.items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: sent ? m.bodies[b] : null, crc: sent ? m.crcs[b] : 0, loc });
+          if (sent) b++;
+        }
+      }
+      l.consumed = Math.max(l.consumed, m.consumed);
+      if (m.done) l.stoppedAt = m.stoppedAt;
+    }
+    poke();
+  };
+  try {
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const lane = { start: bounds[i]!, end: bounds[i + 1]!, items: [], ext: [], consumed: bounds[i]!, sent: bounds[i]!, closed: false, stoppedAt: -1 } as unknown as Lane;
+      const stops = bounds.length === 2 ? [...job.stops.keys()] : [];
+      lane.h = pool.open(
+        { t: "start", start: lane.start, end: lane.end, stops, zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level, pack: target.pack ?? null },
+        listen(() => lane),
+      );
+      lanes.push(lane);
+    }
   } catch (e) {
+    for (const l of lanes) l.h.end();
     throw new CommitWorkerError(e instanceof Error ? e.message : String(e));
   }
   job.onAbort = poke;
   const checkpointer = WalCheckpointer.for(target.manifest, pool);
-  const newExt: Extent[] = [];
   const inserted: Buffer[] = [];
   const unused: PackLocation[] = [];
   let newStoredBytes = 0;
-  let drained = false;
+  let cur = 0; // the lane being fed
+  const close = (l: Lane) => {
+    if (l.closed) return;
+    l.closed = true;
+    l.h.send({ t: "data", id: l.h.id, pos: l.end, data: new Uint8Array(0), through: l.end });
+  };
+  const inFlight = () => lanes.reduce((n, l) => n + (l.sent - l.consumed), 0);
+  const pending = () => lanes.some((l) => l.items.length > 0);
+  const feedable = () => cur < lanes.length && lanes[cur]!.sent - lanes[cur]!.consumed < WINDOW && inFlight() < IN_FLIGHT;
   try {
     for (;;) {
       if (job.superseded) return null;
       if (failed !== null) throw new CommitWorkerError(failed);
       const t0 = performance.now();
-      // Feed the worker (bounded window), then store what came back, within one slice.
-      while (!drained && sent - consumed < WINDOW && performance.now() - t0 < COMMIT_SLICE_MS / 2) {
-        const piece = job.take(PIECE);
-        if (!piece) {
-          h.send({ t: "data", id: h.id, pos: job.end, data: new Uint8Array(0), through: job.end });
-          drained = true;
-          break;
-        }
-        h.send({ t: "data", id: h.id, pos: piece.pos, data: piece.data, through: piece.through }, [piece.data.buffer as ArrayBuffer]);
-        sent = piece.pos + piece.data.length;
+      // Feed the workers in file order (bounded windows), then store what came back, within one slice.
+      while (feedable() && performance.now() - t0 < COMMIT_SLICE_MS / 2) {
+        const next = job.nextData();
+        // Lanes before the next non-zero page have all their bytes sent.
+        while (cur < lanes.length && (next === null || next >= lanes[cur]!.end)) close(lanes[cur++]!);
+        if (cur >= lanes.length) break;
+        const l = lanes[cur]!;
+        if (l.sent - l.consumed >= WINDOW) break;
+        const piece = job.take(Math.min(PIECE, l.end - next!))!;
+        l.h.send({ t: "data", id: l.h.id, pos: piece.pos, data: piece.data, through: Math.min(piece.through, l.end) }, [piece.data.buffer as ArrayBuffer]);
+        l.sent = piece.pos + piece.data.length;
       }
-      if (items.length) {
-        const batch: typeof items = [];
+      if (pending()) {
+        const batch: [Lane, Item][] = [];
         target.manifest.write(() => {
-          while (items.length && performance.now() - t0 < COMMIT_SLICE_MS) {
-            const it = items.shift()!;
-            batch.push(it);
-            if (it.hash && it.body) {
-              const put = target.cas.putEncoded(it.hash, it.len, it.codec, it.body, it.crc, it.loc);
-              if (put.added) {
-                inserted.push(it.hash);
-                newStoredBytes += put.stored;
-              } else if (it.loc) unused.push(it.loc); // stored meanwhile by another commit: no row points here
-
+          for (const l of lanes) {
+            while (l.items.length && performance.now() - t0 < COMMIT_SLICE_MS) {
+              const it = l.items.shift()!;
+              batch.push([l, it]);
+              if (it.hash && it.body) {
+                const put = target.cas.putEncoded(it.hash, it.len, it.codec, it.body, it.crc, it.loc);
+                if (put.added) {
+                  inserted.push(it.hash);
+                  newStoredBytes += put.stored;
+                } else if (it.loc) unused.push(it.loc); // stored meanwhile by another commit: no row points here
+              }
             }
           }
         });
-        for (const it of batch) {
+        for (const [l, it] of batch) {
           if (it.hash) target.onInserted?.(it.hash.toString("hex"));
-          newExt.push({ off: it.off, len: it.len, hash: it.hash });
+          l.ext.push({ off: it.off, len: it.len, hash: it.hash });
         }
       }
-      if (stoppedAt >= 0 && items.length === 0) break;
-      if (items.length || (!drained && sent - consumed < WINDOW)) await nextTurn();
+      if (lanes.every((l) => l.stoppedAt >= 0 && l.items.length === 0)) break;
+      if (pending() || feedable()) await nextTurn();
       else await new Promise<void>((r) => (wake = r));
     }
   } finally {
-    h.end();
+    for (const l of lanes) l.h.end();
     checkpointer?.poke();
     if (unused.length) target.cas.packs?.punchFreed(unused);
   }
+  const newExt = lanes.flatMap((l) => l.ext);
+  const stoppedAt = lanes[lanes.length - 1]!.stoppedAt;
   if (job.superseded) return null;
   // Assemble: old prefix, new chunks (holes merged with their neighbours), old tail after a re-synchronisation.
   const extents: Extent[] = job.prefix.slice();

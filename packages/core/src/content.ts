@@ -849,6 +849,12 @@ export class FrozenCommit implements FrozenRegion {
     return this.next > this.lastPage;
   }
 
+  /** File offset of the next non-zero page `take` hands out (a page boundary), or null when all were (or the commit was abandoned). */
+  nextData(): number | null {
+    while (this.next <= this.lastPage && this.isZero(this.next)) this.next++;
+    return this.next > this.lastPage || !this.buf ? null : this.next * PAGE;
+  }
+
   /**
    * The next run of non-zero pages, at most `maxBytes` (at least one page):
    * bytes `[pos, pos + data.length)` in a fresh buffer the caller may
