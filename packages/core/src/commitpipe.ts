@@ -314,11 +314,12 @@ interface Lane {
 
 /**
  * Bytes of file per lane when a commit is split across workers: 8 MiB.
- * A commit of fresh data (no old chunk boundary to re-synchronise with) of
- * at least two lanes is chunked by several workers at once, each lane ending
- * its last chunk at the lane's end: one forced cut per 8 MiB, which costs
- * deduplication nothing measurable and lets a 2-core machine use both
- * cores for a large file's commit (the event loop mostly idles then).
+ * A commit of at least two lanes is chunked by several workers at once,
+ * each lane ending its last chunk at the lane's end (one forced cut per
+ * 8 MiB, which costs deduplication nothing measurable); the last lane
+ * holds every old chunk boundary where chunking may re-synchronise. On a
+ * 2-core machine this lets a large file's commit use both cores (the event
+ * loop mostly idles then).
  */
 const LANE_BYTES = 8 << 20;
 
@@ -347,11 +348,14 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
     wake = null;
     w?.();
   };
-  // Lane boundaries: page-aligned steps of LANE_BYTES, the last lane at least half a lane long.
+  // Lane boundaries: page-aligned steps of LANE_BYTES, the last lane at least half a lane long and holding
+  // every old chunk boundary where chunking may re-synchronise (`stops`, all past the changed bytes): a
+  // sequential write over a hole (fio preallocates) plans a stop just past it.
   const bounds = [job.start];
-  if (job.stops.size === 0 && pool.size > 1) {
+  if (pool.size > 1) {
+    const limit = Math.min(job.end, ...job.stops.keys());
     const base = job.start - (job.start % LANE_ALIGN);
-    for (let b = base + LANE_BYTES; b <= job.end - LANE_BYTES / 2; b += LANE_BYTES) if (b > job.start) bounds.push(b);
+    for (let b = base + LANE_BYTES; b <= limit - LANE_BYTES / 2; b += LANE_BYTES) if (b > job.start) bounds.push(b);
   }
   bounds.push(job.end);
   const lanes: Lane[] = [];
@@ -398,7 +402,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   try {
     for (let i = 0; i + 1 < bounds.length; i++) {
       const lane = { start: bounds[i]!, end: bounds[i + 1]!, items: [], ext: [], consumed: bounds[i]!, sent: bounds[i]!, closed: false, stoppedAt: -1 } as unknown as Lane;
-      const stops = bounds.length === 2 ? [...job.stops.keys()] : [];
+      const stops = i + 2 === bounds.length ? [...job.stops.keys()] : [];
       lane.h = pool.open(
         { t: "start", start: lane.start, end: lane.end, stops, zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level, pack: target.pack ?? null },
         listen(() => lane),

@@ -118,7 +118,7 @@ describe("asynchronous commit", () => {
     }
   });
 
-  it("a large commit of fresh data is split into 8 MiB lanes chunked by several workers: a cut at each lane end, holes (a whole lane of them too) kept, same bytes", async () => {
+  it("a large commit is split into 8 MiB lanes chunked by several workers: a cut at each lane end, holes (a whole lane of them too) kept, same bytes", async () => {
     const x = open();
     try {
       // 40 MiB: text, random, a 12 MiB hole (lane 3 holds no data at all), random again.
@@ -132,7 +132,7 @@ describe("asynchronous commit", () => {
       for (const b of [8, 16, 32]) expect(ends.has(b * MiB), `a chunk ends at ${b} MiB`).toBe(true);
       expect(extentsOf(x.dir, "/lanes").some((e) => e.endsWith(":hole"))).toBe(true);
       expect(fsck(x.store).ok).toBe(true);
-      // A change in place (old boundaries to re-synchronise with) stays one lane: cut where the data says.
+      // A change in place: lanes up to the old boundaries past it, where chunking re-synchronises.
       const fd2 = x.core.openFile("/lanes", C.O_RDWR);
       x.core.write(fd2, prng(20 * MiB, 24), 0, 20 * MiB, 1 * MiB);
       await x.core.closeAsync(fd2);
