@@ -199,6 +199,22 @@ describe("reading whole chunks", () => {
 });
 
 describe("pack writers", () => {
+  it("a store removed and made again at the same path gets packs of its own (the worker's open pack belonged to the old one)", async () => {
+    const first = open();
+    // (Two commits, so that every worker of the pool has a pack of the old store open.)
+    await writeAsync(first.core, "/a", prng(2 * MiB, 13));
+    await writeAsync(first.core, "/a2", prng(2 * MiB, 15));
+    first.store.close();
+    fs.rmSync(first.dir, { recursive: true, force: true });
+    const again = open({ dir: first.dir });
+    const data = prng(3 * MiB, 14);
+    await writeAsync(again.core, "/b", data);
+    again.store.cas.clearCache();
+    expect(readAll(again.core, "/b").equals(data)).toBe(true);
+    expect(fsck(again.store).ok).toBe(true);
+    again.store.close();
+  });
+
   it("a commit worker closes a pack idle for 5 s: a store removed meanwhile keeps no descriptor open", async () => {
     const { dir, store, core } = open();
     await writeAsync(core, "/big", prng(2 * MiB, 11));

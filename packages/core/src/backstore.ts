@@ -117,7 +117,10 @@ export class MemoryBuffer implements WorkingBuffer {
         this.pages.set(pi, page);
       }
       const from = srcOffset + (pos - position);
-      page.set(src.subarray(from, from + n), po);
+      const part = src.subarray(from, from + n);
+      page.set(part, po);
+      if (part.length < n) page.fill(0, po + part.length, po + n); // a short source: the rest reads as zero
+
       pos += n;
     }
     if (end > this._size) this._size = end;

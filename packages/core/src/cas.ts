@@ -255,7 +255,7 @@ export class ObjectStore {
     this.putIdx = put.length === all.length ? null : put.map((c) => all.indexOf(c));
     this.stLoc = this.withPack ? db.prepare(`SELECT pack, off, stored FROM objects WHERE hash = ?`) : null;
     this.stDel = db.prepare(`DELETE FROM objects WHERE hash = ?`);
-    this.stReplace = db.prepare(`UPDATE objects SET stored = ?, data = ?, codec = ${CODEC_GZIP} WHERE hash = ? AND codec = ${CODEC_RAW}`);
+    this.stReplace = db.prepare(`UPDATE objects SET stored = ?, data = ?, codec = ${CODEC_GZIP} WHERE hash = ? AND codec = ${CODEC_RAW}${this.withPack ? " AND pack IS NULL" : ""}`);
   }
 
   /**

@@ -323,6 +323,9 @@ interface Lane {
  */
 const LANE_BYTES = 8 << 20;
 
+/** Most lanes of one commit: 64 (a huge sparse region gets longer lanes, not more of them). */
+const MAX_LANES = 64;
+
 /** Lane boundaries fall on 64 KiB page boundaries (OpenContent's pages, which `FrozenCommit.take` hands out whole). */
 const LANE_ALIGN = 64 * 1024;
 
@@ -337,8 +340,10 @@ const IN_FLIGHT = 2 * WINDOW;
  * between. Resolves with the new extents, or null when the job was
  * superseded meanwhile (see `OpenContent.abortAsync`; then nothing is to be
  * written). Objects stored before a crash or an abandoned job are
- * unreferenced and gc removes them. Errors: EIO (worker failure, SQLite
- * errors as the manifest maps them).
+ * unreferenced and gc removes them; pack bytes of an abandoned job whose
+ * rows were never written are freed here, those of a crash stay in their
+ * pack (nothing references them; see packs.ts). Errors: EIO (worker
+ * failure, SQLite errors as the manifest maps them).
  */
 export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: FrozenCommit): Promise<FrozenResult | null> {
   let failed: string | null = null;
@@ -354,8 +359,9 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   const bounds = [job.start];
   if (pool.size > 1) {
     const limit = Math.min(job.end, ...job.stops.keys());
+    const step = Math.max(LANE_BYTES, Math.ceil((limit - job.start) / MAX_LANES / LANE_ALIGN) * LANE_ALIGN);
     const base = job.start - (job.start % LANE_ALIGN);
-    for (let b = base + LANE_BYTES; b <= limit - LANE_BYTES / 2; b += LANE_BYTES) if (b > job.start) bounds.push(b);
+    for (let b = base + step; b <= limit - step / 2; b += step) if (b > job.start) bounds.push(b);
   }
   bounds.push(job.end);
   const lanes: Lane[] = [];
@@ -403,8 +409,12 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
     for (let i = 0; i + 1 < bounds.length; i++) {
       const lane = { start: bounds[i]!, end: bounds[i + 1]!, items: [], ext: [], consumed: bounds[i]!, sent: bounds[i]!, closed: false, stoppedAt: -1 } as unknown as Lane;
       const stops = i + 2 === bounds.length ? [...job.stops.keys()] : [];
+      // Each lane gets its own part of the zero-page map (a clone of the whole one per lane would be lanes × its size).
+      const p0 = Math.max(job.pageLo, Math.floor(lane.start / LANE_ALIGN));
+      const p1 = Math.ceil(lane.end / LANE_ALIGN);
+      const zero = bounds.length === 2 ? job.zero : job.zero.slice(p0 - job.pageLo, p1 - job.pageLo);
       lane.h = pool.open(
-        { t: "start", start: lane.start, end: lane.end, stops, zero: job.zero, pageLo: job.pageLo, params: target.params, level: target.level, pack: target.pack ?? null },
+        { t: "start", start: lane.start, end: lane.end, stops, zero, pageLo: bounds.length === 2 ? job.pageLo : p0, params: target.params, level: target.level, pack: target.pack ?? null },
         listen(() => lane),
       );
       lanes.push(lane);
@@ -471,7 +481,11 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
       else await new Promise<void>((r) => (wake = r));
     }
   } finally {
-    for (const l of lanes) l.h.end();
+    for (const l of lanes) {
+      l.h.end();
+      // Bodies a worker appended whose rows were never written (superseded, failed): no row points there.
+      for (const it of l.items) if (it.loc) unused.push(it.loc);
+    }
     checkpointer?.poke();
     if (unused.length) target.cas.packs?.punchFreed(unused);
   }

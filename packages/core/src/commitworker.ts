@@ -132,8 +132,16 @@ const writers = new Map<string, PackWriter>();
 
 function writerFor(dir: string): PackWriter {
   let w = writers.get(dir);
+  // A store removed and made again at the same path while this worker lived: its pack is not ours any more.
+  if (w && !w.stillThere()) {
+    try {
+      w.close();
+    } catch {
+      /* already gone */
+    }
+    w = undefined;
+  }
   if (!w) writers.set(dir, (w = new PackWriter(dir)));
-  closeIdleWriters.refresh();
   return w;
 }
 
@@ -275,6 +283,8 @@ function answer(j: Job, seq: number, present: Uint8Array): void {
   const packs: number[] = [];
   const poffs: number[] = [];
   const plens: number[] = [];
+  // (Kept here: a failed append clears j.pack, and what was appended before it must still be synced.)
+  const pack = j.pack;
   let k = 0;
   for (const c of cuts) {
     offs.push(c.off);
@@ -305,7 +315,7 @@ function answer(j: Job, seq: number, present: Uint8Array): void {
     plens.push(0);
   }
   // Durable before the rows that point at them can be (the main thread commits them next).
-  if (j.pack?.sync && packs.some((p) => p !== 0)) j.pack.w.sync();
+  if (pack?.sync && packs.some((p) => p !== 0)) pack.w.sync();
   const done = j.finishedAt >= 0 && j.asks.size === 0 && j.cuts.length === 0;
   const packed = new Uint8Array(hashes.length * 32);
   hashes.forEach((h, i) => packed.set(h, i * 32));

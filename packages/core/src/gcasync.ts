@@ -152,11 +152,19 @@ async function markAndSweep(store: Store, pool: Pick<CommitPool, "gcMark">, keep
         if (i < n) await turnOf(store);
       }
     } finally {
-      // Pack ranges of deleted objects are freed once their deletion committed (a stale mark stops the
-      // sweep, but what earlier slices deleted stays deleted).
+      // Pack ranges of deleted objects are freed once their deletion is committed and durable (a stale mark
+      // stops the sweep, but what earlier slices deleted stays deleted). If that fails, the ranges stay:
+      // unreferenced bytes, nothing lost, and the sweep's own error is the one reported.
       if (packed.length && store.manifest.db.open) {
-        m.settle();
-        store.cas.packs?.punchFreed(packed);
+        let durable = false;
+        try {
+          m.settle();
+          await m.syncFiles();
+          durable = true;
+        } catch {
+          /* left in place */
+        }
+        if (durable) store.cas.packs?.punchFreed(packed);
       }
     }
     store.cas.clearCache();

@@ -387,10 +387,15 @@ export function gc(store: Store, keep: Set<string> = new Set()): GcReport {
     }
     return { ...layers, objectsRemoved: objects.length, bytesFreed, objectsKept: examined - objects.length };
   });
-  // Bodies in an object backend or a pack are freed only once the deletion committed.
+  // Bodies in an object backend are freed only once the deletion committed; pack ranges only once it is
+  // durable too (a hole punch can reach the disk before a commit made with synchronous=NORMAL: after a
+  // power loss the rows would be back, pointing at zeros).
   m.settle();
   store.cas.releaseBodies(removedHashes);
-  store.cas.packs?.punchFreed(packed);
+  if (packed.length) {
+    m.syncFilesSync();
+    store.cas.packs?.punchFreed(packed);
+  }
   store.cas.clearCache();
   afterLayerGc(store);
   try {

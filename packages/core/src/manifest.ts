@@ -12,7 +12,7 @@
  * forking a branch gives it a fresh head over a frozen layer. Both are O(1).
  */
 import Database from "better-sqlite3";
-import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, statfsSync, fsync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, fsync, fsyncSync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "./errors.js";
 import { objectColumns } from "./cas.js";
@@ -404,6 +404,22 @@ export class Manifest {
       await Promise.all(fds.map((fd) => new Promise<void>((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())))));
     } finally {
       if (--this.syncing === 0 && !this.db.open) this.closeSyncFds();
+    }
+  }
+
+  /**
+   * As `syncFiles`, on this thread: fsync(2) of the WAL and the database
+   * file, so that what was committed so far survives a power loss (with
+   * `synchronous=NORMAL` a commit reaches the disk only at a checkpoint).
+   * A no-op in memory and on tmpfs/ramfs. For the rare callers that must
+   * order a durable deletion before an irreversible act (gc before it
+   * punches pack ranges). Errors: the fsync's (EIO).
+   */
+  syncFilesSync(): void {
+    if (this.db.memory || this.fsyncIsNoop()) return;
+    for (const f of [this.file + "-wal", this.file]) {
+      const fd = this.syncFd(f);
+      if (fd !== null) fsyncSync(fd);
     }
   }
 

@@ -12,12 +12,18 @@
  * back with no framing (the row holds size, codec and CRC-32). A pack is
  * appended to by the one writer that created it (O_EXCL) and is never
  * rewritten; gc frees the range of each object it deleted, once the
- * deletion committed, by punching a hole (fallocate(2)
+ * deletion is committed and durable (fsync of the WAL: a punch could reach
+ * the disk first), by punching a hole (fallocate(2)
  * FALLOC_FL_PUNCH_HOLE), which the platform supplies (`PunchHole`): core
  * has no system call for it. Stores opened without one never write packs
- * (their large bodies stay in the database) but read them.
+ * (their large bodies stay in the database) but read them, and their gc
+ * leaves the ranges it deletes in place. Bytes appended by a commit that a
+ * crash cut short are referenced by no row and stay, as do pack files
+ * themselves (a writer starts a new one after 5 s idle): reclaiming those
+ * safely needs to know no other process is still appending, which nothing
+ * records yet.
  */
-import { closeSync, fdatasyncSync, mkdirSync, openSync, readSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, mkdirSync, statSync, openSync, readSync, statfsSync, writeSync } from "node:fs";
 import { randomInt } from "node:crypto";
 import { dirname, join } from "node:path";
 import { StoreError } from "./errors.js";
@@ -81,6 +87,8 @@ export class PackWriter {
   private id = 0;
   private pos = 0;
   private unsynced = false;
+  /** Set when a new pack file (and maybe the folder) was created and their directory entries are not yet synced. */
+  private newEntries = false;
   /** `performance.now()` of the last append (ms). */
   lastAppend = 0;
 
@@ -98,11 +106,34 @@ export class PackWriter {
     return { pack: this.id, off, len: body.length };
   }
 
-  /** Makes every appended body durable (fdatasync(2)) when any is not yet. */
+  /** Makes every appended body durable (fdatasync(2)) when any is not yet, and a new pack's name (fsync(2) of the folder and its parent). */
   sync(): void {
     if (!this.unsynced || this.fd < 0) return;
     fdatasyncSync(this.fd);
+    if (this.newEntries) {
+      for (const d of [this.dir, dirname(this.dir)]) {
+        const fd = openSync(d, "r");
+        try {
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      this.newEntries = false;
+    }
     this.unsynced = false;
+  }
+
+  /** False when the open pack is no longer the file at its path (the store was removed meanwhile); true with none open. */
+  stillThere(): boolean {
+    if (this.fd < 0) return true;
+    try {
+      const a = fstatSync(this.fd);
+      const b = statSync(packPath(this.dir, this.id));
+      return a.ino === b.ino && a.dev === b.dev;
+    } catch {
+      return false;
+    }
   }
 
   /** Closes the current pack (after `sync` if the caller wants it durable); the next append starts a new one. */
@@ -125,6 +156,7 @@ export class PackWriter {
       }
       this.id = id;
       this.pos = 0;
+      this.newEntries = true;
       return;
     }
   }
