@@ -23,7 +23,7 @@ export class PunchingFdBuffer extends FdBuffer {
   protected override zeroRange(lo: number, hi: number): void {
     if (this.canPunch) {
       try {
-        native.fallocate(this.fd, native.FALLOC_FL_PUNCH_HOLE | native.FALLOC_FL_KEEP_SIZE, lo, hi - lo);
+        punchHoleFd(this.fd, lo, hi - lo);
         return;
       } catch (e) {
         const code = (e as { code?: string }).code;

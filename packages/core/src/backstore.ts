@@ -120,7 +120,6 @@ export class MemoryBuffer implements WorkingBuffer {
       const part = src.subarray(from, from + n);
       page.set(part, po);
       if (part.length < n) page.fill(0, po + part.length, po + n); // a short source: the rest reads as zero
-
       pos += n;
     }
     if (end > this._size) this._size = end;

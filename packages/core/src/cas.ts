@@ -228,13 +228,11 @@ export class ObjectStore {
   private readonly withPack: boolean;
   private readonly uses = new Set<Set<string>>();
   private readonly stReplace: Database.Statement;
-  private readonly stLoc: Database.Statement | null;
   private readonly stDel: Database.Statement;
   /** Chunks stored raw and awaiting compression, with copies of their bytes (`deferCompression`); null when not deferring. */
   private deferred: DeferredChunk[] | null = null;
   private deferredBytes = 0;
   private onDeferred: (() => void) | undefined;
-  private packSync: boolean | undefined;
 
   /**
    * `level` is the gzip level (1 fastest … 9 smallest). `backend`, when
@@ -253,8 +251,7 @@ export class ObjectStore {
     const put = all.filter((c, i) => i < 5 || cols.has(c));
     this.stPut = db.prepare(`INSERT OR IGNORE INTO objects(${put.join(", ")}) VALUES(${put.map(() => "?").join(", ")})`);
     this.putIdx = put.length === all.length ? null : put.map((c) => all.indexOf(c));
-    this.stLoc = this.withPack ? db.prepare(`SELECT pack, off, stored FROM objects WHERE hash = ?`) : null;
-    this.stDel = db.prepare(`DELETE FROM objects WHERE hash = ?`);
+    this.stDel = db.prepare(`DELETE FROM objects WHERE hash = ? RETURNING ${this.withPack ? "pack, off" : "NULL AS pack, NULL AS off"}, stored`);
     this.stReplace = db.prepare(`UPDATE objects SET stored = ?, data = ?, codec = ${CODEC_GZIP} WHERE hash = ? AND codec = ${CODEC_RAW}${this.withPack ? " AND pack IS NULL" : ""}`);
   }
 
@@ -358,8 +355,7 @@ export class ObjectStore {
    */
   packTarget(): { dir: string; sync: boolean } | null {
     if (!this.packs?.writable || this.backend || !this.withPack) return null;
-    this.packSync ??= this.packs.needsSync();
-    return { dir: this.packs.dir, sync: this.packSync };
+    return { dir: this.packs.dir, sync: this.packs.needsSync() };
   }
 
   /**
@@ -369,10 +365,8 @@ export class ObjectStore {
    * once the deletion has committed.
    */
   remove(hash: Buffer): { removed: boolean; loc: PackLocation | null } {
-    const r = this.stLoc?.get(hash) as { pack: number | null; off: number | null; stored: number } | undefined;
-    const removed = this.stDel.run(hash).changes > 0;
-    const loc = removed && r && r.pack !== null && r.off !== null ? { pack: r.pack, off: r.off, len: r.stored } : null;
-    return { removed, loc };
+    const r = this.stDel.get(hash) as { pack: number | null; off: number | null; stored: number } | undefined;
+    return { removed: r !== undefined, loc: r && r.pack !== null && r.off !== null ? { pack: r.pack, off: r.off, len: r.stored } : null };
   }
 
   /**

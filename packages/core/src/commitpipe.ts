@@ -13,7 +13,7 @@ import { Worker } from "node:worker_threads";
 import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import { pushExtent, type Extent, type FrozenCommit } from "./content.js";
+import { CONTENT_PAGE, pushExtent, type Extent, type FrozenCommit } from "./content.js";
 import type { ChunkParams } from "./chunker.js";
 import type { ObjectStore } from "./cas.js";
 import type { PackLocation } from "./packs.js";
@@ -326,9 +326,6 @@ const LANE_BYTES = 8 << 20;
 /** Most lanes of one commit: 64 (a huge sparse region gets longer lanes, not more of them). */
 const MAX_LANES = 64;
 
-/** Lane boundaries fall on 64 KiB page boundaries (OpenContent's pages, which `FrozenCommit.take` hands out whole). */
-const LANE_ALIGN = 64 * 1024;
-
 /** Most bytes sent to workers and not yet chunked, over all lanes of a commit: 32 MiB. */
 const IN_FLIGHT = 2 * WINDOW;
 
@@ -359,13 +356,14 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
   const bounds = [job.start];
   if (pool.size > 1) {
     const limit = Math.min(job.end, ...job.stops.keys());
-    const step = Math.max(LANE_BYTES, Math.ceil((limit - job.start) / MAX_LANES / LANE_ALIGN) * LANE_ALIGN);
-    const base = job.start - (job.start % LANE_ALIGN);
+    // (On page boundaries: `FrozenCommit.take` hands out whole pages, and the zero-page map counts them.)
+    const step = Math.max(LANE_BYTES, Math.ceil((limit - job.start) / MAX_LANES / CONTENT_PAGE) * CONTENT_PAGE);
+    const base = job.start - (job.start % CONTENT_PAGE);
     for (let b = base + step; b <= limit - step / 2; b += step) if (b > job.start) bounds.push(b);
   }
   bounds.push(job.end);
   const lanes: Lane[] = [];
-  const listen = (lane: () => Lane) => (m: WorkerOut) => {
+  const listen = (lane: Lane) => (m: WorkerOut) => {
     if (m.t === "error") failed = m.message;
     else if (m.t === "ask") {
       // Chunks the store holds already are neither compressed nor sent (a few µs per lookup).
@@ -382,41 +380,37 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
       } catch {
         /* unknown: the worker sends every body, putEncoded skips those present */
       }
-      lane().h.send({ t: "have", id: m.id, seq: m.seq, present }, [present.buffer]);
+      lane.h.send({ t: "have", id: m.id, seq: m.seq, present }, [present.buffer]);
       return;
     } else if (m.t === "chunks") {
-      const l = lane();
       let k = 0;
       let b = 0;
       for (let i = 0; i < m.offs.length; i++) {
         const c = m.codecs[i];
-        if (c === -1) l.items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null, crc: 0, loc: null });
+        if (c === -1) lane.items.push({ off: m.offs[i], len: m.lens[i], hash: null, codec: -1, body: null, crc: 0, loc: null });
         else {
           const hash = Buffer.from(m.hashes.buffer, m.hashes.byteOffset + k * 32, 32);
           k++;
           const sent = c !== -2;
           const loc = sent && m.packs[b] ? { pack: m.packs[b]!, off: m.poffs[b]!, len: m.plens[b]! } : null;
-          l.items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: sent ? m.bodies[b] : null, crc: sent ? m.crcs[b] : 0, loc });
+          lane.items.push({ off: m.offs[i], len: m.lens[i], hash, codec: c, body: sent ? m.bodies[b] : null, crc: sent ? m.crcs[b] : 0, loc });
           if (sent) b++;
         }
       }
-      l.consumed = Math.max(l.consumed, m.consumed);
-      if (m.done) l.stoppedAt = m.stoppedAt;
+      lane.consumed = Math.max(lane.consumed, m.consumed);
+      if (m.done) lane.stoppedAt = m.stoppedAt;
     }
     poke();
   };
   try {
     for (let i = 0; i + 1 < bounds.length; i++) {
-      const lane = { start: bounds[i]!, end: bounds[i + 1]!, items: [], ext: [], consumed: bounds[i]!, sent: bounds[i]!, closed: false, stoppedAt: -1 } as unknown as Lane;
+      const [start, end] = [bounds[i]!, bounds[i + 1]!];
+      const lane = { start, end, items: [], ext: [], consumed: start, sent: start, closed: false, stoppedAt: -1 } as Omit<Lane, "h"> as Lane;
       const stops = i + 2 === bounds.length ? [...job.stops.keys()] : [];
       // Each lane gets its own part of the zero-page map (a clone of the whole one per lane would be lanes × its size).
-      const p0 = Math.max(job.pageLo, Math.floor(lane.start / LANE_ALIGN));
-      const p1 = Math.ceil(lane.end / LANE_ALIGN);
-      const zero = bounds.length === 2 ? job.zero : job.zero.slice(p0 - job.pageLo, p1 - job.pageLo);
-      lane.h = pool.open(
-        { t: "start", start: lane.start, end: lane.end, stops, zero, pageLo: bounds.length === 2 ? job.pageLo : p0, params: target.params, level: target.level, pack: target.pack ?? null },
-        listen(() => lane),
-      );
+      const pageLo = Math.max(job.pageLo, Math.floor(start / CONTENT_PAGE));
+      const zero = lanes.length === 0 && end === job.end ? job.zero : job.zero.slice(pageLo - job.pageLo, Math.ceil(end / CONTENT_PAGE) - job.pageLo);
+      lane.h = pool.open({ t: "start", start, end, stops, zero, pageLo, params: target.params, level: target.level, pack: target.pack ?? null }, listen(lane));
       lanes.push(lane);
     }
   } catch (e) {

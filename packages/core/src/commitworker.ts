@@ -14,12 +14,12 @@ import { createRequire } from "node:module";
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { CODEC_RAW, sha256, encodeChunk } from "./cas.js";
-import { unreferencedObjects } from "./content.js";
+import { CONTENT_PAGE, unreferencedObjects } from "./content.js";
 import { Chunker, type ChunkParams } from "./chunker.js";
 import { PACK_MIN, PackWriter, type PackLocation } from "./packs.js";
 
 /** Granularity (bytes) of the zero-page map and of the data the main thread sends: 64 KiB, as `OpenContent`. */
-export const COMMIT_PAGE = 64 * 1024;
+export const COMMIT_PAGE = CONTENT_PAGE;
 
 /**
  * Messages to a commit worker.

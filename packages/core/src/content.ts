@@ -218,8 +218,9 @@ export function readExtents(cas: ObjectStore, exts: Extent[], size: number, dst:
   return end - pos;
 }
 
-/** Granularity of lazy loading from the committed version: 64 KiB. */
-const PAGE = 64 * 1024;
+/** Granularity (bytes) of lazy loading from the committed version, of the zero-page map and of what `FrozenCommit.take` hands out: 64 KiB. */
+export const CONTENT_PAGE = 64 * 1024;
+const PAGE = CONTENT_PAGE;
 const ZERO = Buffer.alloc(1024 * 1024);
 
 function isZero(b: Uint8Array): boolean {

@@ -114,8 +114,6 @@ CREATE TABLE IF NOT EXISTS objects(
 );
 `;
 
-/** statfs(2) f_type of tmpfs and of ramfs (linux/magic.h). */
-
 const INODE_COLS = "ino, mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, target, extents, xattrs";
 
 /**

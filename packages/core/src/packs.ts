@@ -179,9 +179,12 @@ export class PackFiles {
     return this.punch !== null;
   }
 
-  /** True when appends need fdatasync(2) before the rows that point at them become durable (not on tmpfs). */
+  private syncNeeded: boolean | undefined;
+
+  /** True when appends need fdatasync(2) before the rows that point at them become durable (not on tmpfs). Asked once. */
   needsSync(): boolean {
-    return !fsyncIsNoopAt(dirname(this.dir)); // (the folder itself appears with the first pack)
+    this.syncNeeded ??= !fsyncIsNoopAt(dirname(this.dir)); // (the folder itself appears with the first pack)
+    return this.syncNeeded;
   }
 
   /**
