@@ -28,6 +28,14 @@ const WINDOW = 16 << 20;
 /** Bytes per data message to a worker: 1 MiB. */
 const PIECE = 1 << 20;
 
+/**
+ * 1 MiB ArrayBuffers the workers handed back (`spare`), filled again by the
+ * next data messages: sending a large file then costs no fresh memory (page
+ * faults, external-memory GC pressure) per MiB. At most SPARE_PIECES kept.
+ */
+const spares: ArrayBuffer[] = [];
+const SPARE_PIECES = 48;
+
 /** Resolves on the next turn of the event loop (after pending I/O callbacks). */
 export function nextTurn(): Promise<void> {
   return new Promise((r) => setImmediate(r));
@@ -397,6 +405,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
           if (sent) b++;
         }
       }
+      for (const b of m.spare) if (b.byteLength === PIECE && spares.length < SPARE_PIECES) spares.push(b);
       lane.consumed = Math.max(lane.consumed, m.consumed);
       if (m.done) lane.stoppedAt = m.stoppedAt;
     }
@@ -444,7 +453,8 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
         if (cur >= lanes.length) break;
         const l = lanes[cur]!;
         if (l.sent - l.consumed >= WINDOW) break;
-        const piece = job.take(Math.min(PIECE, l.end - next!))!;
+        const into = spares.pop();
+        const piece = job.take(Math.min(PIECE, l.end - next!), into)!;
         l.h.send({ t: "data", id: l.h.id, pos: piece.pos, data: piece.data, through: Math.min(piece.through, l.end) }, [piece.data.buffer as ArrayBuffer]);
         l.sent = piece.pos + piece.data.length;
       }

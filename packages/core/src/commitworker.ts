@@ -66,14 +66,16 @@ export type WorkerIn =
  * `bodies`; then `poffs[b]` its offset and `plens[b]` its length in bytes;
  * `bodies[b]` is empty); `consumed` is the file offset up to which input is no longer
  * needed. `done` also says where chunking ended (`stoppedAt`: `end`, or an
- * offset from `stops`). `error`: the job failed. `checkpointed`: the
+ * offset from `stops`). `spare`: ArrayBuffers of `data` messages this job no longer reads, handed back
+ * for the main thread to fill again (no fresh memory, page faults or garbage
+ * per MiB sent). `error`: the job failed. `checkpointed`: the
  * checkpoint asked for is done (`error`: why it failed, else null).
  * `encoded`: per chunk of an `encode`, its codec and its gzip body (empty
  * when the chunk stays raw).
  */
 export type WorkerOut =
   | { t: "ask"; id: number; seq: number; hashes: Uint8Array }
-  | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; crcs: number[]; packs: number[]; poffs: number[]; plens: number[]; consumed: number; done: boolean; stoppedAt: number }
+  | { t: "chunks"; id: number; offs: number[]; lens: number[]; codecs: number[]; hashes: Uint8Array; bodies: Uint8Array[]; crcs: number[]; packs: number[]; poffs: number[]; plens: number[]; consumed: number; done: boolean; stoppedAt: number; spare: ArrayBuffer[] }
   | { t: "error"; id: number; message: string }
   | { t: "checkpointed"; id: number; error: string | null }
   | { t: "gcmarked"; id: number; error: string | null; mark: GcMark | null }
@@ -122,6 +124,8 @@ interface Job {
   nextSeq: number;
   /** Set when chunking reached its end: `stoppedAt`. */
   finishedAt: number;
+  /** ArrayBuffers of received `data` messages, in file order, with the file offset each one's bytes end at. */
+  inputs: { end: number; buf: ArrayBuffer }[];
 }
 
 const jobs = new Map<number, Job>();
@@ -255,6 +259,21 @@ function isZero(b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Takes the received ArrayBuffers job `j` no longer reads: every cut ending
+ * at or below `doneEnd` was answered, and chunking dropped their pages
+ * (`dropPassed`); all of them once the job is `done`. A buffer that left
+ * otherwise (transferred as a body: detached) is skipped.
+ */
+function spareInputs(j: Job, doneEnd: number, done: boolean): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  while (j.inputs.length && (done || (j.inputs[0]!.end <= doneEnd && Math.ceil(j.inputs[0]!.end / COMMIT_PAGE) <= j.lowPage))) {
+    const b = j.inputs.shift()!.buf;
+    if (b.byteLength > 0 && !out.includes(b)) out.push(b);
+  }
+  return out;
+}
+
 /** Sends the pending cuts as one `ask` (holes need no answer but keep their place). */
 function ask(j: Job): void {
   if (j.cuts.length === 0) return;
@@ -319,8 +338,11 @@ function answer(j: Job, seq: number, present: Uint8Array): void {
   const done = j.finishedAt >= 0 && j.asks.size === 0 && j.cuts.length === 0;
   const packed = new Uint8Array(hashes.length * 32);
   hashes.forEach((h, i) => packed.set(h, i * 32));
-  const msg: WorkerOut = { t: "chunks", id: j.id, offs, lens, codecs, hashes: packed, bodies, crcs, packs, poffs, plens, consumed: j.pos, done, stoppedAt: done ? j.finishedAt : -1 };
-  parentPort!.postMessage(msg, [packed.buffer, ...bodies.filter((b) => b !== EMPTY).map((b) => b.buffer as ArrayBuffer)]);
+  const moved = bodies.filter((b) => b !== EMPTY).map((b) => b.buffer as ArrayBuffer);
+  const last = cuts[cuts.length - 1];
+  const spare = spareInputs(j, last ? last.off + last.len : -1, done).filter((b) => !moved.includes(b));
+  const msg: WorkerOut = { t: "chunks", id: j.id, offs, lens, codecs, hashes: packed, bodies, crcs, packs, poffs, plens, consumed: j.pos, done, stoppedAt: done ? j.finishedAt : -1, spare };
+  parentPort!.postMessage(msg, [packed.buffer, ...moved, ...spare]);
   if (done) jobs.delete(j.id);
 }
 
@@ -356,8 +378,9 @@ function advance(j: Job): void {
   if (j.cuts.length) ask(j);
   else if (j.finishedAt >= 0 && j.asks.size === 0) {
     // nothing left to ask or answer (e.g. stopped right at the start): say so
-    const msg: WorkerOut = { t: "chunks", id: j.id, offs: [], lens: [], codecs: [], hashes: new Uint8Array(0), bodies: [], crcs: [], packs: [], poffs: [], plens: [], consumed: j.pos, done: true, stoppedAt: j.finishedAt };
-    parentPort!.postMessage(msg);
+    const spare = spareInputs(j, j.pos, true);
+    const msg: WorkerOut = { t: "chunks", id: j.id, offs: [], lens: [], codecs: [], hashes: new Uint8Array(0), bodies: [], crcs: [], packs: [], poffs: [], plens: [], consumed: j.pos, done: true, stoppedAt: j.finishedAt, spare };
+    parentPort!.postMessage(msg, spare);
     jobs.delete(j.id);
   }
 }
@@ -434,7 +457,7 @@ function handle(m: WorkerIn): void {
     const j: Job = {
       id: m.id, pos: m.start, end: m.end, stops: new Set(m.stops), zero: m.zero, pageLo: m.pageLo, chunker, level: m.level,
       pack: m.pack ? { w: writerFor(m.pack.dir), sync: m.pack.sync } : null,
-      avail: m.start, pages: new Map(), lowPage: Math.floor(m.start / COMMIT_PAGE), win: Buffer.allocUnsafe(m.params.max), cuts: [], asks: new Map(), nextSeq: 0, finishedAt: -1,
+      avail: m.start, pages: new Map(), lowPage: Math.floor(m.start / COMMIT_PAGE), win: Buffer.allocUnsafe(m.params.max), cuts: [], asks: new Map(), nextSeq: 0, finishedAt: -1, inputs: [],
     };
     jobs.set(m.id, j);
     return;
@@ -450,6 +473,7 @@ function handle(m: WorkerIn): void {
     return;
   }
   const d = m.data;
+  if (d.length > 0) j.inputs.push({ end: m.pos + d.length, buf: d.buffer as ArrayBuffer });
   for (let off = 0; off < d.length; off += COMMIT_PAGE) {
     const pi = Math.floor((m.pos + off) / COMMIT_PAGE);
     j.pages.set(pi, d.subarray(off, Math.min(d.length, off + COMMIT_PAGE)));

@@ -282,6 +282,11 @@ export class OpenContent {
     return this.dirtyHi >= 0 || this.job !== null;
   }
 
+  /** Bytes of pages this buffer holds in memory (written or loaded, not yet evicted): 64 KiB per page. */
+  get heldBytes(): number {
+    return this.loaded.size * PAGE;
+  }
+
   /** The asynchronous commit in flight (see `freeze`), or null. */
   get inFlight(): FrozenCommit | null {
     return this.job;
@@ -859,10 +864,11 @@ export class FrozenCommit implements FrozenRegion {
   /**
    * The next run of non-zero pages, at most `maxBytes` (at least one page):
    * bytes `[pos, pos + data.length)` in a fresh buffer the caller may
-   * transfer, and `through`: every non-zero page below it has now been
-   * handed out. Null when all were.
+   * transfer (a view of `into` when given and large enough: a buffer to
+   * fill again instead of fresh memory), and `through`: every non-zero page
+   * below it has now been handed out. Null when all were.
    */
-  take(maxBytes: number): { pos: number; data: Uint8Array; through: number } | null {
+  take(maxBytes: number, into?: ArrayBuffer): { pos: number; data: Uint8Array; through: number } | null {
     while (this.next <= this.lastPage && this.isZero(this.next)) this.next++;
     if (this.next > this.lastPage || !this.buf) return null;
     let hi = this.next;
@@ -871,7 +877,7 @@ export class FrozenCommit implements FrozenRegion {
     const endByte = Math.min((hi + 1) * PAGE, this.end);
     // Every byte is set below (a run read from the buffer, or a saved page), so no zero-fill first; an
     // ArrayBuffer of its own, as it is transferred to a worker.
-    const data = Buffer.allocUnsafeSlow(endByte - pos);
+    const data = into && into.byteLength >= endByte - pos ? Buffer.from(into, 0, endByte - pos) : Buffer.allocUnsafeSlow(endByte - pos);
     let runLo = -1;
     const flush = (upTo: number) => {
       if (runLo < 0) return;

@@ -1,0 +1,54 @@
+/**
+ * MemoryBuffer, the portable working buffer: pages it lets go of are reused
+ * by the next page any buffer allocates, and a reused page must never show
+ * the bytes it held before.
+ */
+import { describe, expect, it } from "vitest";
+import { MEMORY_PAGE_SIZE, MemoryBuffer } from "../src/backstore.js";
+
+const PAGE = MEMORY_PAGE_SIZE;
+
+/** The buffer's bytes `[0, n)`. */
+function bytes(b: MemoryBuffer, n: number): Buffer {
+  const out = Buffer.alloc(n, 0x55);
+  expect(b.read(out, 0, n, 0)).toBe(Math.min(n, b.size));
+  return out;
+}
+
+describe("MemoryBuffer", () => {
+  it("a page freed by dispose, punchHole or truncate and taken by another buffer shows none of its old bytes", () => {
+    for (const free of ["dispose", "punch", "truncate"] as const) {
+      const old = new MemoryBuffer();
+      for (let i = 0; i < 8; i++) old.write(Buffer.alloc(PAGE, 0xab), 0, PAGE, i * PAGE);
+      if (free === "dispose") old.dispose();
+      else if (free === "punch") old.punchHole(0, 8 * PAGE);
+      else old.truncate(0);
+      if (free === "punch") expect(old.hasData(0, 8 * PAGE)).toBe(false);
+      // New pages, each written in part only: a write in the middle, one at the end, one growing the size.
+      const b = new MemoryBuffer();
+      b.write(Buffer.from("middle"), 0, 6, 40_000);
+      b.write(Buffer.from("end"), 0, 3, 2 * PAGE - 3);
+      b.truncate(5 * PAGE);
+      b.write(Buffer.from("past"), 0, 4, 4 * PAGE + 50_000);
+      const want = Buffer.alloc(5 * PAGE);
+      want.write("middle", 40_000);
+      want.write("end", 2 * PAGE - 3);
+      want.write("past", 4 * PAGE + 50_000);
+      expect(bytes(b, 5 * PAGE).equals(want), `after ${free}`).toBe(true);
+      // The old buffer (punched or truncated) reads zeros where its pages were.
+      if (free !== "dispose") expect(bytes(old, old.size).every((x) => x === 0)).toBe(true);
+      b.dispose();
+    }
+  });
+
+  it("a short source zero-fills the rest of what the write covers, on a reused page too", () => {
+    const old = new MemoryBuffer();
+    old.write(Buffer.alloc(PAGE, 0xcd), 0, PAGE, 0);
+    old.dispose();
+    const b = new MemoryBuffer();
+    b.write(Buffer.from("abc"), 0, 40_000, 1000); // source holds 3 of the 40 000 bytes
+    const want = Buffer.alloc(41_000);
+    want.write("abc", 1000);
+    expect(bytes(b, 41_000).equals(want)).toBe(true);
+  });
+});
