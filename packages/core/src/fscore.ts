@@ -32,6 +32,9 @@ export const FALLOC_FL_KEEP_SIZE = 0x01;
 /** fallocate(2) mode bit: deallocate the range, which then reads as zero (with FALLOC_FL_KEEP_SIZE only). */
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
 
+/** Memory (bytes) an open file may hold in pages before `FsCore.writeThrottle` holds its writer: 64 MiB. */
+export const WRITE_THROTTLE_BYTES = 64 << 20;
+
 /** Options for an `FsCore` view. */
 export interface FsCoreOptions {
   /** File mode creation mask (default: the process umask). */
@@ -1274,6 +1277,40 @@ export class FsCore {
     const o = this.open.get(h.ino)!;
     if (this.readOnly || !h.writable) return;
     await this.commits.commit(o, "flush");
+  }
+
+  /**
+   * Write-behind: starts committing the file open as `fd` as `flushAsync`
+   * does, with nobody waiting, unless a commit of it is already in flight
+   * or queued (then returns false: the bytes written meanwhile go into the
+   * next one, so commits grow with the backlog instead of queueing up).
+   * A failed background commit changes nothing stored: the bytes stay
+   * pending, and the next flush, fsync or close commits them and reports
+   * the error. Durability is unchanged (only fsync makes data survive a
+   * crash). Returns true when a commit was started. Errors: EBADF.
+   */
+  commitBehind(fd: number): boolean {
+    const h = this.wrap("flush", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    if (this.readOnly || !h.writable || o.tail || o.content?.inFlight) return false;
+    this.commits.commit(o, "flush").catch(() => {});
+    return true;
+  }
+
+  /**
+   * Dirty throttling (as the kernel's balance_dirty_pages): when the file
+   * open as `fd` holds more than WRITE_THROTTLE_BYTES (64 MiB) of pages in
+   * memory and a commit of it is in flight or queued, a promise that
+   * settles (never rejects) once those commits are done and have freed
+   * what they stored; else null. A front end holds a writer's answer on it,
+   * so a writer faster than the commits cannot grow memory without bound.
+   * Errors: EBADF.
+   */
+  writeThrottle(fd: number): Promise<void> | null {
+    const h = this.wrap("write", undefined, () => this.handle(fd));
+    const o = this.open.get(h.ino)!;
+    if (!o.tail || !o.content || o.content.heldBytes <= WRITE_THROTTLE_BYTES) return null;
+    return o.tail;
   }
 
   /**

@@ -280,6 +280,40 @@ describe("asynchronous commit", () => {
     }
   }, 60_000);
 
+  it("write-behind: one background commit at a time (later writes wait for the next, which takes the backlog); a writer past 64 MiB is throttled until the commit frees pages; same bytes", async () => {
+    const x = open();
+    try {
+      const data = prng(88 * MiB, 31);
+      const fd = x.core.openFile("/wb", C.O_CREAT | C.O_RDWR, 0o644);
+      x.core.write(fd, data, 0, 8 * MiB, 0);
+      expect(x.core.writeThrottle(fd)).toBeNull(); // nothing in flight
+      expect(x.core.commitBehind(fd)).toBe(true);
+      expect(x.core.commitBehind(fd)).toBe(false); // one is queued: the next waits
+      await turn(); // the first commit freezes its 8 MiB
+      x.core.write(fd, data, 8 * MiB, 72 * MiB, 8 * MiB);
+      const held = x.core.writeThrottle(fd);
+      expect(held).toBeInstanceOf(Promise); // 80 MiB of pages and a commit in flight
+      await held;
+      expect(sha(committed(x.dir, "/wb").subarray(0, 8 * MiB))).toBe(sha(data.subarray(0, 8 * MiB)));
+      expect(committed(x.dir, "/wb").length).toBe(8 * MiB);
+      expect(x.core.writeThrottle(fd)).toBeNull(); // its pages were freed, nothing in flight
+      expect(x.core.commitBehind(fd)).toBe(true); // the whole 72 MiB backlog in one commit
+      x.core.write(fd, data, 80 * MiB, 8 * MiB, 80 * MiB);
+      await x.core.closeAsync(fd);
+      expect(sha(committed(x.dir, "/wb"))).toBe(sha(data));
+      expect(fsck(x.store).ok).toBe(true);
+      // A second file through the same workers (their buffers handed back and filled again): same bytes.
+      const more = Buffer.concat([text(20 * MiB, 32), prng(20 * MiB, 33)]);
+      const fd2 = x.core.openFile("/wb2", C.O_CREAT | C.O_RDWR, 0o644);
+      x.core.write(fd2, more, 0, more.length, 0);
+      await x.core.closeAsync(fd2);
+      expect(sha(committed(x.dir, "/wb2"))).toBe(sha(more));
+      expect(sha(committed(x.dir, "/wb"))).toBe(sha(data));
+    } finally {
+      x.cleanup();
+    }
+  }, 60_000);
+
   it("writes and truncates during a commit in flight do not disturb it; reads see the latest bytes", async () => {
     const x = open();
     try {

@@ -12,9 +12,10 @@ import { dirname, resolve } from "node:path";
 import { Handlers, newOpStats, removeFuseHiddenNames, type OpStats } from "./ops.js";
 
 /**
- * Sequential-write commit interval (bytes) recommended for FUSE views
- * (`ViewOptions.autoCommitBytes`): bounds the pause a large file's commit
- * imposes on every other request (see README, "The loop").
+ * Write-behind threshold (bytes) recommended for FUSE views
+ * (`ViewOptions.autoCommitBytes`): a sequential writer's bytes start being
+ * committed in the background after this many, so a large file is chunked
+ * while it is written, not all at close (see README, "The loop").
  */
 export const FUSE_AUTO_COMMIT_BYTES = 8 << 20;
 

@@ -20,6 +20,8 @@ export interface OpStats {
   writes: number;
   /** Largest single write request seen, in bytes. */
   maxWrite: number;
+  /** Write requests whose answer was held until their file's commit freed memory (`View.writeThrottle`). */
+  throttled: number;
   /** Largest single read request seen, in bytes. */
   maxRead: number;
   /** Polls for a next request after a burst (`MountOptions.pollSpinUs`), and how many found one; filled at unmount. */
@@ -41,7 +43,7 @@ export interface OpStats {
 
 /** Fresh, zeroed counters. */
 export function newOpStats(): OpStats {
-  return { writes: 0, maxWrite: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {}, cachePrime: { stored: 0, refused: 0, dropped: 0, deferred: 0 }, deferredCompression: null };
+  return { writes: 0, maxWrite: 0, throttled: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {}, cachePrime: { stored: 0, refused: 0, dropped: 0, deferred: 0 }, deferredCompression: null };
 }
 
 /** Kernel cache lifetimes handed out with replies, in seconds. */
@@ -746,8 +748,22 @@ export class Handlers {
     const n = this.view.write(fh, data, copy ? 0 : at, size, off);
     if (this.opts.pageCache !== "never") this.primer.wrote(fh, ino);
     if (node) this.keptThroughKernel(node, this.view.fstat(fh));
-    if (killed && ino !== undefined) this.replyAfterAttrsDropped(ino, () => this.session.replyWrite(slot, n));
-    else this.session.replyWrite(slot, n);
+    const reply = () => {
+      if (killed && ino !== undefined) this.replyAfterAttrsDropped(ino, () => this.session.replyWrite(slot, n));
+      else this.session.replyWrite(slot, n);
+    };
+    // A writer faster than its file's commits waits here (the loop goes on serving everyone else).
+    let throttle: Promise<void> | null = null;
+    try {
+      throttle = this.view.writeThrottle(fh);
+    } catch {
+      /* the bytes are written: answer now */
+    }
+    if (throttle) {
+      this.stats.throttled++;
+      void throttle.then(reply);
+    }
+    else reply();
   }
 
   /**

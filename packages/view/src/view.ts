@@ -65,8 +65,10 @@ export interface ViewOptions {
   /** Identity for core permission checks and new files' owner (default: this process's). */
   cred?: Credentials;
   /**
-   * Commit a descriptor's writes every this many bytes of *sequential*
-   * writing (default 0: only on flush/fsync/close). A front end whose loop
+   * Start a background commit of a descriptor's writes (`FsCore.commitBehind`)
+   * once this many bytes were written *sequentially* since the last one
+   * started and none is in flight (default 0: only on flush/fsync/close);
+   * bytes written while one runs go into the next. A front end whose loop
    * serves everyone (FUSE) sets it so that writing a large file costs many
    * bounded pauses instead of one pause as long as the whole commit at
    * close. A non-sequential write turns it off for that descriptor (a
@@ -680,15 +682,18 @@ export class View {
       else {
         f.seqEnd = (position ?? 0) + n;
         f.pending = (f.pending ?? 0) + n;
-        if (f.pending >= every) {
-          f.pending = 0;
-          // Off the loop: the commit runs in a worker and short transactions. A failure leaves the
-          // bytes dirty; the next flush/fsync/close commits them again and reports it.
-          f.core.flushAsync(f.fd).catch(() => {});
-        }
+        // Off the loop: the commit runs in workers and short transactions. While one is in flight the
+        // count keeps growing, so the next commit takes the whole backlog (and is split across workers).
+        if (f.pending >= every && f.core.commitBehind(f.fd)) f.pending = 0;
       }
     }
     return n;
+  }
+
+  /** `FsCore.writeThrottle` for view descriptor `fd`: a promise to hold a writer's answer on, or null. Errors: EBADF. */
+  writeThrottle(fd: number): Promise<void> | null {
+    const f = this.coreFile(fd, "write");
+    return this.call("write", undefined, () => f.core.writeThrottle(f.fd));
   }
 
   /** As fchmod(2) on a view descriptor (works after the file was unlinked). Errors: EBADF, EPERM, EROFS. */
