@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { constants as C, statSync } from "node:fs";
+import { constants as C, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CommitPool, FsCore, Store, decodeExtents, fsck, gc, type InodeStat } from "../src/index.js";
 import { CORE_DIR, ensureDist, prng, tempDir } from "./helpers.js";
@@ -411,6 +411,31 @@ describe("asynchronous commit", () => {
     } finally {
       x.cleanup();
     }
+  });
+
+  it("CommitPool.prestart starts every worker at once, and idle prestarted workers let the process exit by itself", () => {
+    ensureDist();
+    const script = `
+      import { readdirSync } from "node:fs";
+      const { CommitPool } = await import(${JSON.stringify(join(CORE_DIR, "dist", "index.js"))});
+      const threads = () => readdirSync("/proc/self/task").length;
+      const before = threads();
+      const pool = new CommitPool(2);
+      pool.prestart();
+      pool.prestart(); // idempotent
+      await new Promise((r) => setTimeout(r, 500));
+      console.log(threads() - before);`;
+    const t = tempDir("agentfs-prestart-");
+    const file = join(t.dir, "prestart.mjs"); // a file, not -e: workers inherit execArgv, and --input-type fails them
+    writeFileSync(file, script);
+    const r = spawnSync(process.execPath, [file], { encoding: "utf8", timeout: 20_000 });
+    t.cleanup();
+    expect(r.error).toBeUndefined(); // no timeout: the process ended on its own
+    expect(r.status).toBe(0);
+    // Each worker is at least one thread of its own (more with its isolate's helpers); a second prestart adds none.
+    const added = Number(r.stdout.trim());
+    expect(added).toBeGreaterThanOrEqual(2);
+    expect(added).toBeLessThan(20);
   });
 
   it("a worker that dies in the middle of a commit: the commit completes on the main thread", async () => {

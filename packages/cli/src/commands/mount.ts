@@ -15,7 +15,7 @@
  * with the per-operation request stats; the next mount on the same mount
  * point starts it afresh.
  */
-import { Store, ensureOverlayBranch, gcAsync, locateStore, type Target } from "@agentfs/core";
+import { CommitPool, Store, ensureOverlayBranch, gcAsync, locateStore, type Target } from "@agentfs/core";
 import { fsckInWorker } from "../fsckworker.js";
 import { FuseMount, isFuseMounted, isStaleMount, lazyUnmount, recoverStaleMount, DEFAULT_MAX_WRITE, DEFAULT_POLL_SPIN_US, DEFAULT_HOLD_MS, DEFAULT_CACHE_TIMEOUT, DEFAULT_OUTSIDE_CHECK_MS, FUSE_AUTO_COMMIT_BYTES } from "@agentfs/fuse";
 import { View } from "@agentfs/view";
@@ -449,6 +449,7 @@ async function serve(storeDir: string, mnt: string, target: Target | undefined, 
   const file = recordPath(mnt);
   writeFileSync(file + ".tmp", JSON.stringify(rec, null, 2) + "\n");
   renameSync(file + ".tmp", file);
+  if (!view.readOnly) CommitPool.shared().prestart(); // its workers start while the mount is idle, not in the first commit
   out(`serving ${storeDir} (${targetLabel(view.target)}${view.readOnly ? ", read-only" : ""}${rec.lower ? ` over ${rec.lower}` : ""}) on ${mnt} (pid ${process.pid}${control ? `, control socket ${control.path}` : ""})`);
 
   await new Promise<void>((done) => {
