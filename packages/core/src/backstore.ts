@@ -15,6 +15,12 @@ import fs from "node:fs";
 export interface WorkingBuffer {
   /** Current logical size in bytes (as fstat(2) st_size). */
   readonly size: number;
+  /**
+   * Bytes of memory (or of backing file) the buffer holds, roughly: whole
+   * pages written and not since punched or truncated away. Optional; used
+   * to throttle writers (`FsCore.writeThrottle`).
+   */
+  readonly heldBytes?: number;
   /** Copies up to `length` bytes at `position` into `dst[dstOffset…]`; returns bytes copied (0 at or past EOF), as pread(2). */
   read(dst: Uint8Array, dstOffset: number, length: number, position: number): number;
   /** Writes `src[srcOffset, srcOffset+length)` at `position`, growing the buffer if needed, as pwrite(2). */
@@ -76,8 +82,40 @@ export const MEMORY_PAGE_SIZE = 64 * 1024;
 const freePages: Buffer[] = [];
 const FREE_PAGES_MAX = 1024;
 
+/** The free list is emptied after this long (ms) without a page taken from it, so an idle process gives the memory back. */
+export const FREE_PAGES_IDLE_MS = 5000;
+let pageTaken = false;
+let freeTrim: NodeJS.Timeout | null = null;
+
 function recycle(page: Buffer): void {
-  if (page.length === MEMORY_PAGE_SIZE && freePages.length < FREE_PAGES_MAX) freePages.push(page);
+  if (page.length !== MEMORY_PAGE_SIZE || freePages.length >= FREE_PAGES_MAX) return;
+  freePages.push(page);
+  if (!freeTrim) {
+    pageTaken = false;
+    freeTrim = setInterval(() => {
+      if (pageTaken) {
+        pageTaken = false;
+        return;
+      }
+      freePages.length = 0;
+      clearInterval(freeTrim!);
+      freeTrim = null;
+    }, FREE_PAGES_IDLE_MS);
+    freeTrim.unref();
+  }
+}
+
+/** A whole page from the free list, or null when it is empty. */
+function takeFreePage(): Buffer | null {
+  const page = freePages.pop();
+  if (!page) return null;
+  pageTaken = true;
+  return page;
+}
+
+/** Pages on the free list (tests). */
+export function freePageCount(): number {
+  return freePages.length;
 }
 
 /**
@@ -91,6 +129,11 @@ export class MemoryBuffer implements WorkingBuffer {
 
   get size(): number {
     return this._size;
+  }
+
+  /** Bytes of pages held (each counted as a whole 64 KiB page). */
+  get heldBytes(): number {
+    return this.pages.size * MEMORY_PAGE_SIZE;
   }
 
   read(dst: Uint8Array, dstOffset: number, length: number, position: number): number {
@@ -125,7 +168,7 @@ export class MemoryBuffer implements WorkingBuffer {
         while (len < po + n) len *= 2;
         // Not zero-filled twice: the old bytes are copied in, the bytes this write covers are set below,
         // and only the rest is zeroed.
-        const grown = len >= MEMORY_PAGE_SIZE && freePages.length ? freePages.pop()! : Buffer.allocUnsafeSlow(Math.min(len, MEMORY_PAGE_SIZE));
+        const grown = (len >= MEMORY_PAGE_SIZE ? takeFreePage() : null) ?? Buffer.allocUnsafeSlow(Math.min(len, MEMORY_PAGE_SIZE));
         const kept = page ? page.copy(grown) : 0;
         if (po > kept) grown.fill(0, kept, po);
         grown.fill(0, Math.max(kept, po + n));
@@ -235,6 +278,11 @@ export class FdBuffer implements WorkingBuffer {
   /** Current logical size in bytes (as fstat(2) st_size). */
   get size(): number {
     return this._size;
+  }
+
+  /** Bytes of 64 KiB pages written and not since punched or truncated away. */
+  get heldBytes(): number {
+    return this.written.size * TRACK_PAGE;
   }
 
   /** pread(2) into `dst[dstOffset…]`; returns bytes copied (0 at or past EOF). Errors: EBADF, EIO. */

@@ -31,10 +31,38 @@ const PIECE = 1 << 20;
 /**
  * 1 MiB ArrayBuffers the workers handed back (`spare`), filled again by the
  * next data messages: sending a large file then costs no fresh memory (page
- * faults, external-memory GC pressure) per MiB. At most SPARE_PIECES kept.
+ * faults, external-memory GC pressure) per MiB. At most SPARE_PIECES kept,
+ * and none once idle for SPARES_IDLE_MS.
  */
 const spares: ArrayBuffer[] = [];
 const SPARE_PIECES = 48;
+/** `spares` is emptied after this long (ms) without one taken, so an idle process gives the memory back. */
+const SPARES_IDLE_MS = 5000;
+let spareTaken = false;
+let spareTrim: NodeJS.Timeout | null = null;
+
+function keepSpare(b: ArrayBuffer): void {
+  if (b.byteLength !== PIECE || spares.length >= SPARE_PIECES) return;
+  spares.push(b);
+  if (spareTrim) return;
+  spareTaken = false;
+  spareTrim = setInterval(() => {
+    if (spareTaken) {
+      spareTaken = false;
+      return;
+    }
+    spares.length = 0;
+    clearInterval(spareTrim!);
+    spareTrim = null;
+  }, SPARES_IDLE_MS);
+  spareTrim.unref();
+}
+
+function takeSpare(): ArrayBuffer | undefined {
+  const b = spares.pop();
+  if (b) spareTaken = true;
+  return b;
+}
 
 /** Resolves on the next turn of the event loop (after pending I/O callbacks). */
 export function nextTurn(): Promise<void> {
@@ -416,7 +444,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
           if (sent) b++;
         }
       }
-      for (const b of m.spare) if (b.byteLength === PIECE && spares.length < SPARE_PIECES) spares.push(b);
+      for (const b of m.spare) keepSpare(b);
       lane.consumed = Math.max(lane.consumed, m.consumed);
       if (m.done) lane.stoppedAt = m.stoppedAt;
     }
@@ -464,7 +492,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
         if (cur >= lanes.length) break;
         const l = lanes[cur]!;
         if (l.sent - l.consumed >= WINDOW) break;
-        const into = spares.pop();
+        const into = takeSpare();
         const piece = job.take(Math.min(PIECE, l.end - next!), into)!;
         l.h.send({ t: "data", id: l.h.id, pos: piece.pos, data: piece.data, through: Math.min(piece.through, l.end) }, [piece.data.buffer as ArrayBuffer]);
         l.sent = piece.pos + piece.data.length;

@@ -282,9 +282,9 @@ export class OpenContent {
     return this.dirtyHi >= 0 || this.job !== null;
   }
 
-  /** Bytes of pages this buffer holds in memory (written or loaded, not yet evicted): 64 KiB per page. */
+  /** Bytes the working buffer holds (`WorkingBuffer.heldBytes`; else 64 KiB per page loaded or written and not evicted). */
   get heldBytes(): number {
-    return this.loaded.size * PAGE;
+    return this.buf.heldBytes ?? this.loaded.size * PAGE;
   }
 
   /** The asynchronous commit in flight (see `freeze`), or null. */

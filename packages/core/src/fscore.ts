@@ -1285,22 +1285,32 @@ export class FsCore {
    * or queued (then returns false: the bytes written meanwhile go into the
    * next one, so commits grow with the backlog instead of queueing up).
    * A failed background commit changes nothing stored: the bytes stay
-   * pending, and the next flush, fsync or close commits them and reports
-   * the error. Durability is unchanged (only fsync makes data survive a
-   * crash). Returns true when a commit was started. Errors: EBADF.
+   * pending, no further write-behind runs for the file while it is open
+   * (a full disk would fail each one again), and the next flush, fsync or
+   * close commits them and reports the error. Durability is unchanged
+   * (only fsync makes data survive a crash). Returns true when a commit
+   * was started. Errors: EBADF.
    */
   commitBehind(fd: number): boolean {
     const h = this.wrap("flush", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
-    if (this.readOnly || !h.writable || o.tail || o.content?.inFlight) return false;
-    this.commits.commit(o, "flush").catch(() => {});
+    if (this.readOnly || !h.writable || o.tail || o.behindFailed || o.content?.inFlight) return false;
+    try {
+      this.commits.commit(o, "flush").catch(() => {
+        o.behindFailed = true;
+      });
+    } catch {
+      o.behindFailed = true; // (commit reports its errors through the promise; this is only a guard)
+      return false;
+    }
     return true;
   }
 
   /**
    * Dirty throttling (as the kernel's balance_dirty_pages): when the file
-   * open as `fd` holds more than WRITE_THROTTLE_BYTES (64 MiB) of pages in
-   * memory and a commit of it is in flight or queued, a promise that
+   * open as `fd` holds more than WRITE_THROTTLE_BYTES (64 MiB) in its
+   * working buffer (`WorkingBuffer.heldBytes`: pages punched or truncated
+   * away do not count) and a commit of it is in flight or queued, a promise that
    * settles (never rejects) once those commits are done and have freed
    * what they stored; else null. A front end holds a writer's answer on it,
    * so a writer faster than the commits cannot grow memory without bound.

@@ -31,11 +31,13 @@ export interface OpenInode {
   timesSeq: number;
   /** Hex hashes of objects an asynchronous commit in flight has stored but no inode references yet (spared by gc). */
   held: Set<string> | null;
+  /** A write-behind commit (`FsCore.commitBehind`) of it failed: no more of them while it is open (flush, fsync and close still commit, and report). */
+  behindFailed: boolean;
 }
 
 /** A fresh `OpenInode` for `ino`: no references, buffer, pending time or cache yet. */
 export function newOpenInode(ino: number): OpenInode {
-  return { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0, tail: null, timesSeq: 0, held: null };
+  return { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0, tail: null, timesSeq: 0, held: null, behindFailed: false };
 }
 
 /** An open file description (as the kernel's struct file): what open(2) returned a descriptor for. */

@@ -3,8 +3,8 @@
  * by the next page any buffer allocates, and a reused page must never show
  * the bytes it held before.
  */
-import { describe, expect, it } from "vitest";
-import { MEMORY_PAGE_SIZE, MemoryBuffer } from "../src/backstore.js";
+import { describe, expect, it, vi } from "vitest";
+import { FREE_PAGES_IDLE_MS, MEMORY_PAGE_SIZE, MemoryBuffer, freePageCount } from "../src/backstore.js";
 
 const PAGE = MEMORY_PAGE_SIZE;
 
@@ -16,6 +16,31 @@ function bytes(b: MemoryBuffer, n: number): Buffer {
 }
 
 describe("MemoryBuffer", () => {
+  // First in the file: the free list's idle timer is armed by the first page freed in this module.
+  it("the free list is emptied once no page was taken from it for FREE_PAGES_IDLE_MS; heldBytes counts pages held", () => {
+    vi.useFakeTimers();
+    try {
+      const a = new MemoryBuffer();
+      for (let i = 0; i < 4; i++) a.write(Buffer.alloc(PAGE, 1), 0, PAGE, i * PAGE);
+      expect(a.heldBytes).toBe(4 * PAGE);
+      a.punchHole(PAGE, 2 * PAGE);
+      expect(a.heldBytes).toBe(2 * PAGE);
+      a.truncate(PAGE);
+      expect(a.heldBytes).toBe(PAGE);
+      a.dispose();
+      expect(freePageCount()).toBe(4);
+      const b = new MemoryBuffer();
+      b.write(Buffer.alloc(PAGE, 2), 0, PAGE, 0); // takes one: the list is in use
+      vi.advanceTimersByTime(FREE_PAGES_IDLE_MS + 10);
+      expect(freePageCount()).toBe(3);
+      vi.advanceTimersByTime(FREE_PAGES_IDLE_MS + 10); // a whole period without a take
+      expect(freePageCount()).toBe(0);
+      b.dispose();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("a page freed by dispose, punchHole or truncate and taken by another buffer shows none of its old bytes", () => {
     for (const free of ["dispose", "punch", "truncate"] as const) {
       const old = new MemoryBuffer();

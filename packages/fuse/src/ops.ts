@@ -761,7 +761,7 @@ export class Handlers {
     }
     if (throttle) {
       this.stats.throttled++;
-      void throttle.then(reply);
+      throttle.then(reply).catch(() => this.stats.internalErrors++);
     }
     else reply();
   }
