@@ -5,6 +5,7 @@
  * reflink backstores behind the same interface.
  */
 import fs from "node:fs";
+import { FreeList } from "./freelist.js";
 
 /**
  * A random-access, growable byte buffer holding one open file's working
@@ -70,52 +71,27 @@ export function heldPagesIn(held: { has(p: number): boolean; keys(): Iterable<nu
 /** Page size of `MemoryBuffer`: 64 KiB. Unwritten pages are not allocated. */
 export const MEMORY_PAGE_SIZE = 64 * 1024;
 
+/** The free list is emptied after this long (ms) without a page taken from it, so an idle process gives the memory back. */
+export const FREE_PAGES_IDLE_MS = 5000;
+
 /**
  * Whole pages that MemoryBuffers let go of (punched, truncated away,
  * disposed), handed to the next page any MemoryBuffer allocates: reused
  * memory costs no page faults, no zeroing by the kernel and no garbage for
  * V8 to collect (writing a large file through a mount frees and allocates a
- * page per 64 KiB). At most FREE_PAGES_MAX (64 MiB) are kept. A page's old
+ * page per 64 KiB). At most 1024 (64 MiB) are kept. A page's old
  * bytes never show: `write` sets or zero-fills every byte of a page it
  * takes.
  */
-const freePages: Buffer[] = [];
-const FREE_PAGES_MAX = 1024;
-
-/** The free list is emptied after this long (ms) without a page taken from it, so an idle process gives the memory back. */
-export const FREE_PAGES_IDLE_MS = 5000;
-let pageTaken = false;
-let freeTrim: NodeJS.Timeout | null = null;
+const freePages = new FreeList<Buffer>(1024, FREE_PAGES_IDLE_MS);
 
 function recycle(page: Buffer): void {
-  if (page.length !== MEMORY_PAGE_SIZE || freePages.length >= FREE_PAGES_MAX) return;
-  freePages.push(page);
-  if (!freeTrim) {
-    pageTaken = false;
-    freeTrim = setInterval(() => {
-      if (pageTaken) {
-        pageTaken = false;
-        return;
-      }
-      freePages.length = 0;
-      clearInterval(freeTrim!);
-      freeTrim = null;
-    }, FREE_PAGES_IDLE_MS);
-    freeTrim.unref();
-  }
-}
-
-/** A whole page from the free list, or null when it is empty. */
-function takeFreePage(): Buffer | null {
-  const page = freePages.pop();
-  if (!page) return null;
-  pageTaken = true;
-  return page;
+  if (page.length === MEMORY_PAGE_SIZE) freePages.put(page);
 }
 
 /** Pages on the free list (tests). */
 export function freePageCount(): number {
-  return freePages.length;
+  return freePages.size;
 }
 
 /**
@@ -168,7 +144,7 @@ export class MemoryBuffer implements WorkingBuffer {
         while (len < po + n) len *= 2;
         // Not zero-filled twice: the old bytes are copied in, the bytes this write covers are set below,
         // and only the rest is zeroed.
-        const grown = (len >= MEMORY_PAGE_SIZE ? takeFreePage() : null) ?? Buffer.allocUnsafeSlow(Math.min(len, MEMORY_PAGE_SIZE));
+        const grown = (len >= MEMORY_PAGE_SIZE ? freePages.take() : undefined) ?? Buffer.allocUnsafeSlow(Math.min(len, MEMORY_PAGE_SIZE));
         const kept = page ? page.copy(grown) : 0;
         if (po > kept) grown.fill(0, kept, po);
         grown.fill(0, Math.max(kept, po + n));

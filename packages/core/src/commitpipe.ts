@@ -19,6 +19,7 @@ import type { ObjectStore } from "./cas.js";
 import type { PackLocation } from "./packs.js";
 import type { Manifest } from "./manifest.js";
 import { StoreError } from "./errors.js";
+import { FreeList } from "./freelist.js";
 import type { GcMark, WorkerIn, WorkerOut } from "./commitworker.js";
 
 /** Longest slice (ms) of main-thread work an asynchronous commit does before yielding to the event loop. */
@@ -28,41 +29,17 @@ const WINDOW = 16 << 20;
 /** Bytes per data message to a worker: 1 MiB. */
 const PIECE = 1 << 20;
 
+/** Most spare data buffers kept (48 MiB). */
+const SPARE_PIECES = 48;
+/** `spares` is emptied after this long (ms) without one taken, so an idle process gives the memory back. */
+const SPARES_IDLE_MS = 5000;
 /**
  * 1 MiB ArrayBuffers the workers handed back (`spare`), filled again by the
  * next data messages: sending a large file then costs no fresh memory (page
  * faults, external-memory GC pressure) per MiB. At most SPARE_PIECES kept,
  * and none once idle for SPARES_IDLE_MS.
  */
-const spares: ArrayBuffer[] = [];
-const SPARE_PIECES = 48;
-/** `spares` is emptied after this long (ms) without one taken, so an idle process gives the memory back. */
-const SPARES_IDLE_MS = 5000;
-let spareTaken = false;
-let spareTrim: NodeJS.Timeout | null = null;
-
-function keepSpare(b: ArrayBuffer): void {
-  if (b.byteLength !== PIECE || spares.length >= SPARE_PIECES) return;
-  spares.push(b);
-  if (spareTrim) return;
-  spareTaken = false;
-  spareTrim = setInterval(() => {
-    if (spareTaken) {
-      spareTaken = false;
-      return;
-    }
-    spares.length = 0;
-    clearInterval(spareTrim!);
-    spareTrim = null;
-  }, SPARES_IDLE_MS);
-  spareTrim.unref();
-}
-
-function takeSpare(): ArrayBuffer | undefined {
-  const b = spares.pop();
-  if (b) spareTaken = true;
-  return b;
-}
+const spares = new FreeList<ArrayBuffer>(SPARE_PIECES, SPARES_IDLE_MS);
 
 /** Resolves on the next turn of the event loop (after pending I/O callbacks). */
 export function nextTurn(): Promise<void> {
@@ -444,7 +421,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
           if (sent) b++;
         }
       }
-      for (const b of m.spare) keepSpare(b);
+      for (const b of m.spare) if (b.byteLength === PIECE) spares.put(b);
       lane.consumed = Math.max(lane.consumed, m.consumed);
       if (m.done) lane.stoppedAt = m.stoppedAt;
     }
@@ -492,7 +469,7 @@ export async function commitFrozen(pool: CommitPool, target: CommitTarget, job: 
         if (cur >= lanes.length) break;
         const l = lanes[cur]!;
         if (l.sent - l.consumed >= WINDOW) break;
-        const into = takeSpare();
+        const into = spares.take();
         const piece = job.take(Math.min(PIECE, l.end - next!), into)!;
         l.h.send({ t: "data", id: l.h.id, pos: piece.pos, data: piece.data, through: Math.min(piece.through, l.end) }, [piece.data.buffer as ArrayBuffer]);
         l.sent = piece.pos + piece.data.length;
