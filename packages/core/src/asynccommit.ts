@@ -48,21 +48,21 @@ export class AsyncCommitter {
    * rejects with an FsError naming `syscall` (EIO, or the errno of a
    * StoreError). Little to do (nothing queued and at most SYNC_COMMIT_SPAN
    * bytes to re-chunk, or only times): committed synchronously before it
-   * returns.
+   * returns. Never throws: every error rejects.
    */
   commit(o: OpenInode, syscall: string): Promise<void> {
     const host = this.host;
     const c = o.content;
-    if (!o.tail && c && !c.inFlight && (!c.dirty || c.pendingWork() <= SYNC_COMMIT_SPAN)) {
-      // Nothing queued and little to do (small change, or times only): commit right now, as `flush`.
-      try {
+    try {
+      if (!o.tail && c && !c.inFlight && (!c.dirty || c.pendingWork() <= SYNC_COMMIT_SPAN)) {
+        // Nothing queued and little to do (small change, or times only): commit right now, as `flush`.
         if (!(c.dirty || o.mtime !== null)) return Promise.resolve();
         if (o.orphan && !host.wrap(syscall, () => host.store.manifest.read(() => host.visible(o.ino)))) return Promise.resolve();
         host.write(syscall, () => host.commitContent(o));
         return Promise.resolve();
-      } catch (e) {
-        return Promise.reject(asFsError(e, syscall));
       }
+    } catch (e) {
+      return Promise.reject(asFsError(e, syscall));
     }
     const run = (o.tail ?? Promise.resolve()).then(() => this.run(o, syscall));
     const tail = run.then(

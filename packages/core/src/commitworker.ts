@@ -269,7 +269,7 @@ function spareInputs(j: Job, doneEnd: number, done: boolean): ArrayBuffer[] {
   const out: ArrayBuffer[] = [];
   while (j.inputs.length && (done || (j.inputs[0]!.end <= doneEnd && Math.ceil(j.inputs[0]!.end / COMMIT_PAGE) <= j.lowPage))) {
     const b = j.inputs.shift()!.buf;
-    if (b.byteLength > 0 && !out.includes(b)) out.push(b);
+    if (b.byteLength > 0) out.push(b);
   }
   return out;
 }

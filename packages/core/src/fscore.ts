@@ -1295,14 +1295,9 @@ export class FsCore {
     const h = this.wrap("flush", undefined, () => this.handle(fd));
     const o = this.open.get(h.ino)!;
     if (this.readOnly || !h.writable || o.tail || o.behindFailed || o.content?.inFlight) return false;
-    try {
-      this.commits.commit(o, "flush").catch(() => {
-        o.behindFailed = true;
-      });
-    } catch {
-      o.behindFailed = true; // (commit reports its errors through the promise; this is only a guard)
-      return false;
-    }
+    this.commits.commit(o, "flush").catch(() => {
+      o.behindFailed = true;
+    });
     return true;
   }
 

@@ -762,8 +762,7 @@ export class Handlers {
     if (throttle) {
       this.stats.throttled++;
       throttle.then(reply).catch(() => this.stats.internalErrors++);
-    }
-    else reply();
+    } else reply();
   }
 
   /**
