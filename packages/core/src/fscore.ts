@@ -462,6 +462,21 @@ export class FsCore {
     return h;
   }
 
+  /** `fd`'s handle and open inode, for an operation named `syscall`. Errors (as FsError naming it): EBADF. */
+  private opened(syscall: string, fd: number): { h: Handle; o: OpenInode } {
+    return this.wrap(syscall, undefined, () => {
+      const h = this.handle(fd);
+      return { h, o: this.openOf(h) };
+    });
+  }
+
+  /** The open inode a handle refers to (every handle keeps its inode open until it is closed). Errors: EBADF if it is not open (a bug: reported, never dereferenced). */
+  private openOf(h: Handle): OpenInode {
+    const o = this.open.get(h.ino);
+    if (!o) throw new StoreError("EBADF", `file descriptor of inode ${h.ino} has no open inode`);
+    return o;
+  }
+
   // ---------------------------------------------------------------- metadata
 
   /** As stat(2) (`follow`) or lstat(2). Errors: ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG. */
@@ -1033,7 +1048,7 @@ export class FsCore {
       if (h.isDir) throw new StoreError("EISDIR", "is a directory");
       const pos = position ?? h.pos;
       if (pos < 0) throw new StoreError("EINVAL", "negative position");
-      const o = this.open.get(h.ino)!;
+      const o = this.openOf(h);
       let n: number;
       if (o.content) n = o.content.read(buf, offset, length, pos);
       else {
@@ -1058,7 +1073,7 @@ export class FsCore {
     return this.wrap("write", undefined, () => {
       const h = this.handle(fd);
       if (!h.writable) throw new StoreError("EBADF", "file not open for writing");
-      const o = this.open.get(h.ino)!;
+      const o = this.openOf(h);
       const c = this.store.manifest.read(() => {
         this.refresh();
         return this.contentOf(o);
@@ -1080,7 +1095,7 @@ export class FsCore {
       if (!h.writable) throw new StoreError("EINVAL", "file not open for writing");
       if (len < 0) throw new StoreError("EINVAL", "negative length");
       if (len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
-      const o = this.open.get(h.ino)!;
+      const o = this.openOf(h);
       this.store.manifest.read(() => {
         this.refresh();
         this.truncateOpen(o, len);
@@ -1109,7 +1124,7 @@ export class FsCore {
       if (!h.writable) throw new StoreError("EBADF", "file not open for writing");
       if (h.isDir) throw new StoreError("EISDIR", "is a directory");
       if (off + len > MAX_FILE_SIZE) throw new StoreError("EFBIG", "file too large");
-      const o = this.open.get(h.ino)!;
+      const o = this.openOf(h);
       this.store.manifest.read(() => {
         this.refresh();
         const c = this.contentOf(o);
@@ -1134,7 +1149,7 @@ export class FsCore {
     return this.wrap("lseek", undefined, () => {
       const h = this.handle(fd);
       if (h.isDir) throw new StoreError("EINVAL", "SEEK_DATA/SEEK_HOLE on a directory");
-      const o = this.open.get(h.ino)!;
+      const o = this.openOf(h);
       const r = this.store.manifest.heldRead(() => {
         this.refresh();
         if (o.content) {
@@ -1211,8 +1226,7 @@ export class FsCore {
    * for this commit). Errors: EBADF, EIO.
    */
   fsync(fd: number): void {
-    const h = this.wrap("fsync", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("fsync", fd);
     if (this.readOnly || !o.content) return;
     const db = this.store.manifest.db;
     this.wrap("fsync", undefined, () => this.store.manifest.settle());
@@ -1233,8 +1247,7 @@ export class FsCore {
    * Errors: EBADF, EIO.
    */
   flush(fd: number): void {
-    const h = this.wrap("flush", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("flush", fd);
     if (this.readOnly || !h.writable || !o.content || !(o.content.dirty || o.mtime !== null)) return;
     if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) return; // unlinked while open
     this.wrNow("flush", () => this.commitContent(o));
@@ -1242,8 +1255,7 @@ export class FsCore {
 
   /** As close(2): commits pending writes, then releases the descriptor. Errors: EBADF, EIO (the fd is released either way). */
   close(fd: number): void {
-    const h = this.wrap("close", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("close", fd);
     try {
       if (h.writable && o.content && (o.content.dirty || o.mtime !== null)) {
         if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) {
@@ -1273,8 +1285,7 @@ export class FsCore {
    * Rejects with FsError: EBADF, EIO.
    */
   async flushAsync(fd: number): Promise<void> {
-    const h = this.wrap("flush", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("flush", fd);
     if (this.readOnly || !h.writable) return;
     await this.commits.commit(o, "flush");
   }
@@ -1292,8 +1303,7 @@ export class FsCore {
    * was started. Errors: EBADF.
    */
   commitBehind(fd: number): boolean {
-    const h = this.wrap("flush", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("flush", fd);
     if (this.readOnly || !h.writable || o.tail || o.behindFailed || o.content?.inFlight) return false;
     this.commits.commit(o, "flush").catch(() => {
       o.behindFailed = true;
@@ -1312,8 +1322,7 @@ export class FsCore {
    * Errors: EBADF.
    */
   writeThrottle(fd: number): Promise<void> | null {
-    const h = this.wrap("write", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("write", fd);
     if (!o.tail || !o.content || o.content.heldBytes <= WRITE_THROTTLE_BYTES) return null;
     return o.tail;
   }
@@ -1326,8 +1335,7 @@ export class FsCore {
    * FsError: EBADF, EIO.
    */
   async fsyncAsync(fd: number): Promise<void> {
-    const h = this.wrap("fsync", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("fsync", fd);
     if (this.readOnly) return;
     if (o.content) await this.commits.commit(o, "fsync");
     await this.syncAsync();
@@ -1356,8 +1364,7 @@ export class FsCore {
    * with FsError: EBADF, EIO.
    */
   async closeAsync(fd: number): Promise<void> {
-    const h = this.wrap("close", undefined, () => this.handle(fd));
-    const o = this.open.get(h.ino)!;
+    const { h, o } = this.opened("close", fd);
     try {
       if (h.writable && !this.readOnly) await this.commits.commit(o, "close");
     } finally {
