@@ -4,13 +4,15 @@
  * pack; they read back (also by a store opened without a hole punch), fsck
  * is clean; gc and gcAsync free the ranges of what they deleted (the
  * pack's allocated blocks shrink) and keep the rest; a damaged or
- * truncated pack gives EIO on read and fsck names the objects.
+ * truncated pack gives EIO on read and fsck names the objects. A store
+ * from before packs gets the format older versions refuse once a process
+ * that may pack opens it.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import { constants as C } from "node:fs";
-import { FsCore, Store, fsck, gc, gcAsync, packPath } from "@agentfs/core";
+import { FORMAT, FORMAT_BEFORE_PACKS, FsCore, Store, fsck, gc, gcAsync, packPath } from "@agentfs/core";
 import { punchHoleFd } from "../src/index.js";
 import { prng, tmpDir } from "./helpers.js";
 
@@ -237,4 +239,36 @@ describe("pack writers", () => {
     while (held() > 0 && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 250));
     expect(held()).toBe(0);
   }, 20_000);
+});
+
+describe("store format", () => {
+  const formatOf = (store: Store) => store.manifest.getMeta("format");
+
+  it("a store from before packs becomes agentfs-manifest-2 once a process that may pack opens it; one without a hole punch leaves it as it is", async () => {
+    const a = open();
+    expect(formatOf(a.store)).toBe(FORMAT);
+    await writeAsync(a.core, "/early.bin", prng(MiB, 3));
+    // As a store written before packs existed: the old format, its objects in rows.
+    a.store.manifest.setMeta("format", FORMAT_BEFORE_PACKS);
+    a.store.close();
+
+    const ro = open({ dir: a.dir, punch: false }); // writes no packs: no reason to lock older versions out
+    expect(formatOf(ro.store)).toBe(FORMAT_BEFORE_PACKS);
+    expect(readAll(ro.core, "/early.bin").equals(prng(MiB, 3))).toBe(true);
+    ro.store.close();
+
+    const rw = open({ dir: a.dir });
+    expect(formatOf(rw.store)).toBe(FORMAT);
+    const big = prng(4 * MiB, 4);
+    await writeAsync(rw.core, "/late.bin", big);
+    expect(packRows(rw.store).length).toBeGreaterThan(0);
+    rw.store.close();
+
+    // What a version from before packs checks at open is no longer its own marker, so it refuses the store.
+    const again = open({ dir: a.dir, punch: false });
+    expect(formatOf(again.store)).toBe(FORMAT);
+    expect(readAll(again.core, "/late.bin").equals(big)).toBe(true);
+    expect(fsck(again.store).ok).toBe(true);
+    again.store.close();
+  });
 });

@@ -21,8 +21,15 @@ import type { Lower } from "./overlay.js";
 
 /** File name of the manifest inside a store directory. */
 export const MANIFEST_FILE = "manifest.db";
-/** Manifest format written to `meta.format`; opening another format fails with EINVAL. */
-export const FORMAT = "agentfs-manifest-1";
+/**
+ * Manifest format written to `meta.format` of new stores: "-2" is a store
+ * that may hold packed objects (rows whose body lies in a pack file,
+ * packs.ts). Versions from before packs know only "-1" and refuse it
+ * (EINVAL) instead of reading a packed row's empty `data` as its body.
+ */
+export const FORMAT = "agentfs-manifest-2";
+/** The format of stores from before packs. Opened as it is; becomes FORMAT once a process that may write packs opens it (`markPackFormat`). */
+export const FORMAT_BEFORE_PACKS = "agentfs-manifest-1";
 /** Inode number of every tree's root directory. */
 export const ROOT_INO = 1;
 
@@ -306,8 +313,8 @@ export class Manifest {
       db.pragma("cache_size = -65536");
       if (!exists) initialize(db);
       const format = db.prepare(`SELECT value FROM meta WHERE key = 'format'`).pluck().get();
-      if (format !== FORMAT) {
-        throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store (format ${JSON.stringify(format ?? null)}, expected ${FORMAT})`);
+      if (format !== FORMAT && format !== FORMAT_BEFORE_PACKS) {
+        throw new StoreError("EINVAL", `${file} is a SQLite database but not an agentfs store this version reads (format ${JSON.stringify(format ?? null)}, expected ${FORMAT} or ${FORMAT_BEFORE_PACKS})`);
       }
       // Stores made before objects.crc (NULL for their rows: those reads verify the SHA-256) or objects.pack
       // and objects.off (NULL: the body is in the row) get the columns. Not on a file this process cannot
@@ -709,6 +716,18 @@ export class Manifest {
 
   getMeta(key: string): unknown {
     return this.st.getMeta.get(key);
+  }
+
+  /**
+   * Marks a store from before packs (`FORMAT_BEFORE_PACKS`) as one that may
+   * hold packed objects (`FORMAT`), in a committed write transaction of its
+   * own: call it before this process may write a packed row, so older
+   * versions refuse the store from then on. A no-op when it is marked
+   * already. Errors: as `write` (EROFS-like SQLite errors map as there).
+   */
+  markPackFormat(): void {
+    if (this.getMeta("format") === FORMAT) return;
+    this.write(() => this.setMeta("format", FORMAT));
   }
   setMeta(key: string, value: unknown): void {
     this.st.setMeta.run(key, value);

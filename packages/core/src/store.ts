@@ -103,6 +103,15 @@ export class Store {
     const level = opts.compressionLevel ?? Number(manifest.getMeta("compression_level") ?? 1);
     const packs = manifest.db.memory ? null : new PackFiles(join(dirname(manifest.file), PACKS_DIR), opts.punchHole ?? null);
     this.cas = new ObjectStore(manifest.db, level, opts.objectBackend, packs);
+    // Before any packed row can be written: a store from before packs gets the format older versions refuse.
+    // (A store this process cannot write to gets no packed rows either: a failure here is left at that.)
+    if (!manifest.db.readonly && this.cas.packTarget() !== null) {
+      try {
+        manifest.markPackFormat();
+      } catch {
+        /* see above */
+      }
+    }
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
