@@ -446,7 +446,7 @@ function handle(m: WorkerIn): void {
       codecs.push(enc.codec);
       // A chunk that stays raw is not sent back (the caller has it; chunks may share one ArrayBuffer,
       // which a transfer list must not name twice); a gzip body gets an ArrayBuffer of its own.
-      bodies.push(enc.codec === CODEC_RAW ? new Uint8Array(0) : new Uint8Array(enc.body));
+      bodies.push(enc.codec === CODEC_RAW ? new Uint8Array(0) : owned(enc.body));
     }
     const out: WorkerOut = { t: "encoded", id: m.id, codecs, bodies };
     parentPort!.postMessage(out, bodies.map((b) => b.buffer as ArrayBuffer));

@@ -869,8 +869,7 @@ export class FrozenCommit implements FrozenRegion {
    * below it has now been handed out. Null when all were.
    */
   take(maxBytes: number, into?: ArrayBuffer): { pos: number; data: Uint8Array; through: number } | null {
-    while (this.next <= this.lastPage && this.isZero(this.next)) this.next++;
-    if (this.next > this.lastPage || !this.buf) return null;
+    if (this.nextData() === null) return null;
     let hi = this.next;
     while (hi + 1 <= this.lastPage && !this.isZero(hi + 1) && (hi + 2 - this.next) * PAGE <= maxBytes) hi++;
     const pos = this.next * PAGE;

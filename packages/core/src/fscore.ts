@@ -1226,7 +1226,7 @@ export class FsCore {
    * for this commit). Errors: EBADF, EIO.
    */
   fsync(fd: number): void {
-    const { h, o } = this.opened("fsync", fd);
+    const { o } = this.opened("fsync", fd);
     if (this.readOnly || !o.content) return;
     const db = this.store.manifest.db;
     this.wrap("fsync", undefined, () => this.store.manifest.settle());
@@ -1322,7 +1322,7 @@ export class FsCore {
    * Errors: EBADF.
    */
   writeThrottle(fd: number): Promise<void> | null {
-    const { h, o } = this.opened("write", fd);
+    const { o } = this.opened("write", fd);
     if (!o.tail || !o.content || o.content.heldBytes <= WRITE_THROTTLE_BYTES) return null;
     return o.tail;
   }
@@ -1335,7 +1335,7 @@ export class FsCore {
    * FsError: EBADF, EIO.
    */
   async fsyncAsync(fd: number): Promise<void> {
-    const { h, o } = this.opened("fsync", fd);
+    const { o } = this.opened("fsync", fd);
     if (this.readOnly) return;
     if (o.content) await this.commits.commit(o, "fsync");
     await this.syncAsync();
