@@ -42,6 +42,16 @@ export interface StoreOptions {
   punchHole?: PunchHole;
 }
 
+/** `Manifest.markPackFormat`, reporting whether the store is now marked (false: it could not be written). */
+function markedForPacks(manifest: Manifest): boolean {
+  try {
+    manifest.markPackFormat();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A snapshot as listed: name, the branch it was taken from, creation time (ns since epoch) and message. */
 export interface SnapshotInfo {
   name: string;
@@ -101,17 +111,11 @@ export class Store {
     this.dir = dir;
     this.manifest = manifest;
     const level = opts.compressionLevel ?? Number(manifest.getMeta("compression_level") ?? 1);
-    const packs = manifest.db.memory ? null : new PackFiles(join(dirname(manifest.file), PACKS_DIR), opts.punchHole ?? null);
+    // A process packs only in a store marked with the format older versions refuse (Manifest.markPackFormat);
+    // when that cannot be recorded, it writes no packs (it reads them, and gc leaves their ranges in place).
+    const mayPack = !!opts.punchHole && !manifest.db.memory && !manifest.db.readonly && !opts.objectBackend && markedForPacks(manifest);
+    const packs = manifest.db.memory ? null : new PackFiles(join(dirname(manifest.file), PACKS_DIR), mayPack ? opts.punchHole! : null);
     this.cas = new ObjectStore(manifest.db, level, opts.objectBackend, packs);
-    // Before any packed row can be written: a store from before packs gets the format older versions refuse.
-    // (A store this process cannot write to gets no packed rows either: a failure here is left at that.)
-    if (!manifest.db.readonly && this.cas.packTarget() !== null) {
-      try {
-        manifest.markPackFormat();
-      } catch {
-        /* see above */
-      }
-    }
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
