@@ -251,10 +251,16 @@ export class FuseMount {
       // first stat after a write dropped every page the write had just filled (the daemon's mtime is not the
       // kernel's), and every read after a write asked for attributes first.
       wantSet: (overlay ? C.AUTO_INVAL_DATA! : 0) | C.CACHE_SYMLINKS! | C.PARALLEL_DIROPS! | C.ASYNC_READ!,
-      // O_TRUNC as a setattr first, and privileges cleared by the kernel (it sends the chmod), as local filesystems do;
-      // no writeback cache: every write reaches the store at once, so a SIGKILLed daemon loses only unflushed bytes.
+      // O_TRUNC as a setattr first; no writeback cache: every write reaches the store at once, so a SIGKILLed
+      // daemon loses only unflushed bytes. Not KILLPRIV (v1): it would leave the kernel probing
+      // security.capability before every write(2) and clearing S_ISUID for root writers too.
       wantClear: (overlay ? 0 : C.AUTO_INVAL_DATA!) | C.ATOMIC_O_TRUNC! | C.HANDLE_KILLPRIV! | C.WRITEBACK_CACHE! | C.POSIX_ACL! | C.EXPORT_SUPPORT! | C.DONT_MASK!,
       fileCapabilities: !!opts.fileCapabilities,
+      // KILLPRIV_V2: the daemon clears set-user-ID/set-group-ID (ops.ts killPrivs) and the kernel stops asking
+      // getxattr("security.capability") before each write(2), a round trip per write (a fifth of tar x's
+      // requests). Only without file capabilities: the daemon would also have to drop a stored capability
+      // on every write, truncate and chown.
+      killprivV2: !opts.fileCapabilities,
       spinUs: opts.pollSpinUs ?? DEFAULT_POLL_SPIN_US,
     });
     h.attach(session);
@@ -266,6 +272,8 @@ export class FuseMount {
     m.session = session;
     m.handlers = h;
     await h.initialized;
+    // (the INIT reply went out before this continuation ran)
+    m.stats.killprivV2 = session.killprivV2();
     const every = opts.outsideCheckMs ?? DEFAULT_OUTSIDE_CHECK_MS;
     if (every > 0) {
       m.seenEpoch = view.cacheEpoch();
@@ -386,11 +394,12 @@ export class FuseMount {
     return this.notify(s, names.map((n) => [dir, n]), [dir]);
   }
 
-  /** Copies the session's poll-spin counters into `stats`. */
-  private recordSpins(s: FuseSession): void {
+  /** Copies the session's own counters (poll spins, capability probes) into `stats`. */
+  private recordSessionCounters(s: FuseSession): void {
     const [spins, hits] = s.spinStats();
     this.stats.spins = spins!;
     this.stats.spinHits = hits!;
+    this.stats.capabilityProbes = s.capabilityProbes();
   }
 
   /** Resolves when every invalidation sent so far has been taken by the kernel (or failed). */
@@ -419,7 +428,7 @@ export class FuseMount {
   private end(s: FuseSession): void {
     this.session = null;
     this.stopOutsideWatch();
-    this.recordSpins(s);
+    this.recordSessionCounters(s);
     servedHere.delete(this.mountpoint);
     try {
       this.view.closeAll();

@@ -27,6 +27,15 @@ export interface OpStats {
   /** Polls for a next request after a burst (`MountOptions.pollSpinUs`), and how many found one; filled at unmount. */
   spins: number;
   spinHits: number;
+  /**
+   * getxattr("security.capability") requests the binding answered (the
+   * kernel's check before a write clears file capabilities), filled at
+   * unmount; with FUSE_HANDLE_KILLPRIV_V2 about one per file written instead
+   * of one per write(2).
+   */
+  capabilityProbes: number;
+  /** Whether FUSE_HANDLE_KILLPRIV_V2 was negotiated (the daemon clears set-user-ID/set-group-ID); set at INIT. */
+  killprivV2: boolean;
   /** Number of requests answered EIO because of an error that was not an FsError. */
   internalErrors: number;
   /**
@@ -43,7 +52,7 @@ export interface OpStats {
 
 /** Fresh, zeroed counters. */
 export function newOpStats(): OpStats {
-  return { writes: 0, maxWrite: 0, throttled: 0, maxRead: 0, spins: 0, spinHits: 0, internalErrors: 0, ops: {}, cachePrime: { stored: 0, refused: 0, dropped: 0, deferred: 0 }, deferredCompression: null };
+  return { writes: 0, maxWrite: 0, throttled: 0, maxRead: 0, spins: 0, spinHits: 0, capabilityProbes: 0, killprivV2: false, internalErrors: 0, ops: {}, cachePrime: { stored: 0, refused: 0, dropped: 0, deferred: 0 }, deferredCompression: null };
 }
 
 /** Kernel cache lifetimes handed out with replies, in seconds. */
@@ -209,7 +218,8 @@ export class Handlers {
       link: (s, ino: number, np: number, nn: string) => this.link(s, ino, np, nn),
       open: (s, ino: number, flags: number) => this.open(s, ino, flags),
       read: (s, _ino: number, fh: number, off: number, size: number) => this.read(s, fh, off, size),
-      write: (s, _ino: number, fh: number, off: number, size: number, at: number, copy: Buffer | null) => this.write(s, fh, off, size, at, copy),
+      write: (s, _ino: number, fh: number, off: number, size: number, at: number, copy: Buffer | null, _wp: boolean, kill: boolean) =>
+        this.write(s, fh, off, size, at, copy, kill),
       flush: (s, ino: number, fh: number) => this.later("flush", s, this.flush(ino, fh)),
       release: (s, ino: number, fh: number) => this.release(s, ino, fh),
       fsync: (s, _ino: number, fh: number) => this.later("fsync", s, this.view.fsyncAsync(fh)),
@@ -421,13 +431,53 @@ export class Handlers {
    * (`replyAfterAttrsDropped`), or stat(2) shows the old mode until the
    * attribute timeout.
    */
-  private killSgid(st: InodeStat, chmod: (mode: number) => void): boolean {
+  private killSgid(st: Pick<InodeStat, "mode" | "gid">, chmod: (mode: number) => void): boolean {
     const [uid, gid, pid] = this.session.ctx as unknown as [number, number, number];
     if (uid === 0) return false;
     if ((st.mode & S_IFMT) !== S_IFREG || (st.mode & 0o2010) !== 0o2000 || st.gid === gid) return false;
     if (callerGroups(pid).includes(st.gid)) return false;
     chmod(st.mode & 0o5777);
     return true;
+  }
+
+  /**
+   * With FUSE_HANDLE_KILLPRIV_V2 (`session.killprivV2()`) the kernel leaves
+   * all of it to the daemon: clears S_ISUID, and S_ISGID together with
+   * S_IXGRP, of a non-directory `st` (as the kernel's FUSE client did when
+   * it sent the chmod itself); then, unless `chown`, what `killSgid` adds
+   * for a caller outside the file's group. Called for a write or truncate
+   * carrying KILL_SUIDGID (the caller lacks CAP_FSETID), for a chown of a
+   * non-directory, and for a SETATTR with nothing to set (what the kernel
+   * sends for chown(f, -1, -1) and, before a write or fallocate, when it
+   * found privileges to clear). True when it changed the mode.
+   */
+  private killPrivs(st: InodeStat, chown: boolean, chmod: (mode: number) => void): boolean {
+    if ((st.mode & S_IFMT) === S_IFDIR) return false;
+    let mode = st.mode & 0o7777 & ~0o4000;
+    if ((mode & 0o2010) === 0o2010) mode &= ~0o2000;
+    const changed = mode !== (st.mode & 0o7777);
+    if (changed) chmod(mode);
+    return (!chown && this.killSgid({ mode: (st.mode & S_IFMT) | mode, gid: st.gid }, chmod)) || changed;
+  }
+
+  /**
+   * `killPrivs` for a SETATTR with nothing to set (KILLPRIV_V2). The kernel
+   * sends one for chown(f, -1, -1) and, before a write or fallocate, when it
+   * found privileges to clear; nothing in the request tells them apart. From
+   * root or the owner both clear. From another caller, a write or fallocate
+   * needed write permission (the kernel checked it at open), while such a
+   * chown fails with EPERM on a local filesystem once it would change the
+   * mode: so such a caller without write permission gets EPERM and the mode
+   * stays. (One with write permission clears, where a local chown would
+   * fail; writing to the file would clear the same bits.)
+   */
+  private killPrivsEmpty(st: InodeStat, chmod: (mode: number) => void): void {
+    const [uid, gid, pid] = this.session.ctx as unknown as [number, number, number];
+    if (uid !== 0 && uid !== st.uid) {
+      const inGroup = st.gid === gid || ((st.mode & 0o6000) !== 0 && callerGroups(pid).includes(st.gid));
+      if (!(st.mode & (inGroup ? 0o020 : 0o002)) && this.killPrivs(st, false, () => {})) throw new FsError("EPERM", "setattr");
+    }
+    this.killPrivs(st, false, chmod);
   }
 
   /** `killSgid` of the file open as handle `fh` (`st` its current stat), changed through the handle. */
@@ -475,7 +525,8 @@ export class Handlers {
   }
 
   /**
-   * setattr: a = [ino, toSet, fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs]. A size
+   * setattr: a = [ino, toSet, fh, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs]; toSet may
+   * carry `setAttr.KILL_SUIDGID` (KILLPRIV_V2: clear privileges, see `killPrivs`). A size
    * change by path (truncate(2), no handle) commits the file's pending writes off the loop and answers
    * when done; everything else is done and answered at once.
    */
@@ -486,6 +537,7 @@ export class Handlers {
     const fh = fhArg >= 0 && this.files.has(fhArg) ? fhArg : path === null ? this.handleOf(ino) ?? -1 : -1;
     if (path === null && fh < 0) throw new FsError("ENOENT", "setattr");
     const byFd = path === null || (fh >= 0 && fhArg === fh);
+    const chmod = (m: number) => (byFd && fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false));
     // Only a new size or new times move the stamp; the kernel truncates its own page cache on a new size.
     const node = toSet & (S.SIZE! | S.MTIME! | S.MTIME_NOW!) ? this.stampedNode(ino, fh) : undefined;
     // By path only where the view cannot go by inode (snapshot and control trees): a path walk per
@@ -499,9 +551,14 @@ export class Handlers {
       const g = toSet & S.GID! ? gid : -1;
       if (byFd && fh >= 0) this.view.fchown(fh, u, g);
       else if (!this.view.chownOf(ino, u, g)) this.view.chown(path!, u, g, false);
+      if (toSet & S.KILL_SUIDGID!) this.killPrivs(this.statOf(ino, fh), true, chmod);
     }
     const rest = () => {
-      if (toSet & S.SIZE!) this.killSgid(this.statOf(ino, fh), (m) => (fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false)));
+      if (toSet & S.SIZE!) {
+        const st = this.statOf(ino, fh);
+        if (toSet & S.KILL_SUIDGID!) this.killPrivs(st, false, chmod);
+        else this.killSgid(st, (m) => (fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false)));
+      }
       if (toSet & (S.ATIME! | S.MTIME! | S.ATIME_NOW! | S.MTIME_NOW!)) {
         const t = (set: number, now: number, s: number, ns: number): TimeSpec => (toSet & now ? "now" : toSet & set ? BigInt(s) * NS + BigInt(ns) : "omit");
         const at = t(S.ATIME!, S.ATIME_NOW!, aS, aNs);
@@ -514,6 +571,7 @@ export class Handlers {
         // cache). Only ctime changes, which the trees touch on a no-op chown.
         if (byFd && fh >= 0) this.view.fchown(fh, -1, -1);
         else this.view.chown(path!, -1, -1, false);
+        if (this.session.killprivV2()) this.killPrivsEmpty(this.statOf(ino, fh), chmod);
       }
       const st = this.statOf(ino, fh);
       this.keptThroughKernel(node, st);
@@ -734,11 +792,15 @@ export class Handlers {
     const n = this.view.read(fh, this.readBuf, 0, size, off);
     this.session.replyBuf(slot, this.readBuf, 0, n);
   }
-  private write(slot: number, fh: number, off: number, size: number, at: number, copy: Buffer | null): void {
+  private write(slot: number, fh: number, off: number, size: number, at: number, copy: Buffer | null, kill: boolean): void {
     this.stats.writes++;
     if (size > this.stats.maxWrite) this.stats.maxWrite = size;
     let killed = false;
-    if (!this.sgidChecked.has(fh) && this.files.has(fh)) {
+    if (kill && this.files.has(fh)) {
+      // KILLPRIV_V2: the writer lacks CAP_FSETID; the check `killSgid` adds is part of killPrivs.
+      killed = this.killPrivs(this.view.fstat(fh), false, (m) => this.view.fchmod(fh, m));
+      this.sgidChecked.add(fh);
+    } else if (!this.sgidChecked.has(fh) && this.files.has(fh)) {
       this.sgidChecked.add(fh);
       if (size > 0) killed = this.killSgidOf(fh, this.view.fstat(fh));
     }

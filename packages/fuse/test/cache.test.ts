@@ -201,6 +201,28 @@ describe.skipIf(!canMount() || !existsSync("/usr/bin/getfattr"))("FuseMount in-p
     expect(off.spins).toBe(0);
   });
 
+  it("FUSE_HANDLE_KILLPRIV_V2: the kernel asks for security.capability about once per file, not before every write(2); not negotiated with file capabilities", async () => {
+    const run = async (name: string, opts: Parameters<typeof FuseMount.mount>[2]) => {
+      let m!: FuseMount;
+      await withMount(name, opts, async (mnt, mm) => {
+        m = mm;
+        // 64 write(2)s of 4 KiB through one descriptor, then a second file the same way
+        const py = "import os\nfor n in ('a', 'b'):\n  fd = os.open(n, os.O_WRONLY | os.O_CREAT, 0o644)\n  for i in range(64): os.write(fd, b'x' * 4096)\n  os.close(fd)";
+        await bash(`mkdir ${name} && cd ${name} && python3 -c "${py}" && stat -c %s a b`, mnt);
+      });
+      return m.stats;
+    };
+    const v2 = await run("kp2", {});
+    expect(v2.killprivV2).toBe(true);
+    expect(v2.writes).toBeGreaterThanOrEqual(128);
+    expect(v2.capabilityProbes).toBeGreaterThan(0);
+    expect(v2.capabilityProbes).toBeLessThanOrEqual(6);
+    // With file capabilities the kernel keeps asking before each write (the daemon answers it in JS then).
+    const caps = await run("kp1", { fileCapabilities: true });
+    expect(caps.killprivV2).toBe(false);
+    expect(caps.ops.getxattr?.count ?? 0).toBeGreaterThanOrEqual(128);
+  });
+
   it("page cache: kept across opens of an unchanged file, dropped after a change made outside the kernel", async () => {
     await withMount("pages", {}, async (mnt, m) => {
       const reads = () => m.stats.ops.read?.count ?? 0;

@@ -50,6 +50,13 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     agentfs: "ENOTSUP []",
     reason: "libfuse 3.14 (Debian 12) has no tmpfile operation (FUSE_TMPFILE arrived with libfuse 3.17), so the kernel answers O_TMPFILE with EOPNOTSUPP.",
   },
+  {
+    key: "perm.chown-writable[owner=1000:1000 6777](-1:-1)",
+    tmpfs: "EPERM reg 6777 n1 1000:1000 sz1",
+    agentfs: "ok reg 0777 n1 1000:1000 sz1",
+    reason:
+      "With FUSE_HANDLE_KILLPRIV_V2 the kernel sends this chown as a SETATTR with nothing to set, exactly as it announces a write's or fallocate's privilege clearing; a caller who may write the file gets the clearing (which a write would do anyway), one who may not gets EPERM (the perm.chown checks).",
+  },
 ];
 
 /**

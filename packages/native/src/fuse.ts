@@ -21,7 +21,8 @@
  * - unlink / rmdir: parent, name · symlink: target, parent, name
  * - rename: parent, name, newParent, newName, flags (RENAME_NOREPLACE 1, RENAME_EXCHANGE 2)
  * - link: ino, newParent, newName · open / opendir: ino, flags
- * - read: ino, fh, offset, size · write: ino, fh, offset, size, recvOffset, copy (Buffer when recvOffset is -1), writepage
+ * - read: ino, fh, offset, size · write: ino, fh, offset, size, recvOffset, copy (Buffer when recvOffset is -1), writepage,
+ *   killSuidgid (the kernel's FUSE_WRITE_KILL_SUIDGID: the writer lacks CAP_FSETID; only with `killprivV2()`)
  * - flush / release / releasedir: ino, fh · fsync / fsyncdir: ino, fh, datasync
  * - readdir / readdirplus: ino, fh, offset, size · statfs: ino
  * - setxattr: ino, name, value (Buffer), flags · getxattr: ino, name, size · listxattr: ino, size
@@ -72,6 +73,14 @@ export interface FuseSessionConfig {
    * mostly empty polls pause it for the next 32 bursts. 0 (default): never.
    */
   spinUs?: number;
+  /**
+   * Ask for FUSE_HANDLE_KILLPRIV_V2 (libfuse 3.14 cannot: the binding sets
+   * it in the INIT reply when the kernel offers it). Then the daemon clears
+   * set-user-ID/set-group-ID itself on write, truncate and chown (the
+   * KILL_SUIDGID flags), and the kernel stops asking getxattr of
+   * `security.capability` before every write(2). Default false.
+   */
+  killprivV2?: boolean;
 }
 
 /** A libfuse 3 low-level session (`new FuseSession(args, dispatch, config)`; args as libfuse's argv: ["agentfs", "-o", "opt,opt"]). */
@@ -136,6 +145,10 @@ export interface FuseSession {
   pending(): number;
   /** [polls after a burst, polls that found a request] (`spinUs`). */
   spinStats(): [number, number];
+  /** Whether FUSE_HANDLE_KILLPRIV_V2 was negotiated (see `killprivV2` in the config); false before INIT was answered. */
+  killprivV2(): boolean;
+  /** getxattr("security.capability") requests answered inside the binding (`fileCapabilities` false). */
+  capabilityProbes(): number;
 }
 
 /** The loaded binding. */
@@ -145,7 +158,12 @@ export interface FuseBinding {
   opNames: string[];
   /** FUSE_CAP_* bits by name without the prefix (ASYNC_READ, WRITEBACK_CACHE, …). */
   caps: Record<string, number>;
-  /** FUSE_SET_ATTR_* bits by name without the prefix (MODE, UID, GID, SIZE, ATIME, MTIME, ATIME_NOW, MTIME_NOW, CTIME). */
+  /**
+   * FUSE_SET_ATTR_* bits by name without the prefix (MODE, UID, GID, SIZE,
+   * ATIME, MTIME, ATIME_NOW, MTIME_NOW, CTIME), and KILL_SUIDGID: the
+   * kernel's FATTR_KILL_SUIDGID (a truncate by a caller without CAP_FSETID,
+   * or a chown of a non-directory; only with `killprivV2()`).
+   */
   setAttr: Record<string, number>;
   /** Version of the libfuse the binding runs against ("3.14.0"). */
   libfuseVersion: string;

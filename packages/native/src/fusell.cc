@@ -19,6 +19,7 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>  // the wire structs: INIT flags, write_flags and setattr valid bits libfuse 3.14 does not pass on
 
 #include <napi.h>
 #include <uv.h>
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +64,8 @@ enum AttrField {
 const size_t kAttrRecords = 128;  // readdirplus entries per reply (a 4 KiB page holds at most ~27)
 // libfuse 3 reads each request with a buffer of FUSE_MAX_MAX_PAGES (256) pages plus a header page (fuse_i.h).
 const size_t kMaxPages = 256;
+// setattr mask bit (beyond libfuse's FUSE_SET_ATTR_*) for a SETATTR carrying the kernel's FATTR_KILL_SUIDGID.
+const int kSetAttrKillSuidgid = 1 << 16;
 
 // Open-reply flag bits (replyOpen/replyCreate `flags`).
 enum OpenFlag { OF_DIRECT_IO = 1, OF_KEEP_CACHE = 2, OF_NONSEEKABLE = 4, OF_CACHE_READDIR = 8, OF_NOFLUSH = 16 };
@@ -206,6 +210,11 @@ class Session : public Napi::ObjectWrap<Session> {
   void QueueBatch(NotifyBatch* b);
   Napi::Value Pending(const Napi::CallbackInfo& info);
   Napi::Value SpinStats(const Napi::CallbackInfo& info);
+  Napi::Value KillprivV2(const Napi::CallbackInfo& info);
+  Napi::Value CapabilityProbes(const Napi::CallbackInfo& info);
+  static ssize_t IoRead(int fd, void* buf, size_t len, void* userdata);
+  static ssize_t IoWritev(int fd, struct iovec* iov, int count, void* userdata);
+  bool KillSuidgid(uint32_t opcode) const;
 
   static Session* Of(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
   static void OnReadable(uv_poll_t* handle, int status, int events);
@@ -262,6 +271,14 @@ class Session : public Napi::ObjectWrap<Session> {
   int spinCredit_ = 4;  // adaptive spin state (see Spin)
   int spinSkip_ = 0;
   double spins_ = 0, spinHits_ = 0;  // getxattr("security.capability") → ENODATA without a JS call
+  // FUSE_HANDLE_KILLPRIV_V2 (config.killprivV2), which libfuse 3.14 cannot negotiate: the INIT reply
+  // is amended on its way out (IoWritev) when the kernel offered it.
+  bool wantKillprivV2_ = false;
+  bool kernelKillprivV2_ = false;  // the INIT request offered it
+  uint64_t initUnique_ = 0;        // the INIT request's unique, until its reply went out
+  bool killprivV2_ = false;        // negotiated
+  double capabilityProbes_ = 0;    // getxattr("security.capability") answered here
+  const char* cur_ = nullptr;      // the request being processed (header first), for flags libfuse drops
 };
 
 // ---------------------------------------------------------------------------
@@ -287,6 +304,8 @@ Napi::Function Session::Define(Napi::Env env) {
     InstanceMethod<&Session::NotifyStoreAsync>("notifyStoreAsync"),
     InstanceMethod<&Session::Pending>("pending"),
     InstanceMethod<&Session::SpinStats>("spinStats"),
+    InstanceMethod<&Session::KillprivV2>("killprivV2"),
+    InstanceMethod<&Session::CapabilityProbes>("capabilityProbes"),
   });
 }
 
@@ -318,6 +337,7 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   congestion_ = num("congestionThreshold", 0);
   answerCapability_ = !cfg.Get("fileCapabilities").ToBoolean().Value();
   spinNs_ = static_cast<long>(num("spinUs", 0)) * 1000L;
+  wantKillprivV2_ = cfg.Get("killprivV2").ToBoolean().Value();
 
   static const struct fuse_lowlevel_ops ops = [] {
     struct fuse_lowlevel_ops o;
@@ -403,6 +423,11 @@ Napi::Value Session::Mount(const Napi::CallbackInfo& info) {
   TrackMounted(se_, true);
   int fd = fuse_session_fd(se_);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  if (wantKillprivV2_) {
+    // The same /dev/fuse descriptor, read and written through hooks that see INIT and its reply.
+    static const struct fuse_custom_io io = {IoWritev, IoRead, nullptr, nullptr};
+    if (fuse_session_custom_io(se_, &io, fd) != 0) wantKillprivV2_ = false;
+  }
   self_ = Napi::Persistent(info.This().As<Napi::Object>());  // alive while mounted
   async_ = new Napi::AsyncContext(env, "agentfs:fuse", info.This().As<Napi::Object>());
   uv_loop_t* loop = nullptr;
@@ -461,7 +486,9 @@ int Session::Drain(struct fuse_buf* first) {
       Exit();
       return -1;
     }
+    cur_ = res >= static_cast<int>(sizeof(struct fuse_in_header)) ? static_cast<const char*>(fbuf.mem) : nullptr;
     fuse_session_process_buf(se_, &fbuf);
+    cur_ = nullptr;
     served++;
     if (fuse_session_exited(se_)) {
       Exit();
@@ -617,6 +644,62 @@ Napi::Value Session::SpinStats(const Napi::CallbackInfo& info) {
   a.Set(0u, Napi::Number::New(info.Env(), spins_));
   a.Set(1u, Napi::Number::New(info.Env(), spinHits_));
   return a;
+}
+
+// killprivV2(): whether FUSE_HANDLE_KILLPRIV_V2 was negotiated. Then the kernel leaves clearing
+// set-user-ID/set-group-ID to the daemon: a write or truncate by a caller without CAP_FSETID carries
+// KILL_SUIDGID (write's 8th argument; setattr's mask bit setAttr.KILL_SUIDGID), as does any chown of
+// a non-directory; and it stops asking getxattr("security.capability") before every write(2) (SB_NOSEC).
+Napi::Value Session::KillprivV2(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), killprivV2_);
+}
+
+// capabilityProbes(): getxattr("security.capability") requests answered in the binding (fileCapabilities off).
+Napi::Value Session::CapabilityProbes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), capabilityProbes_);
+}
+
+// Custom io read: read(2), noting the INIT request (its unique, and whether the kernel offers KILLPRIV_V2).
+ssize_t Session::IoRead(int fd, void* buf, size_t len, void* userdata) {
+  Session* s = static_cast<Session*>(userdata);
+  ssize_t n = read(fd, buf, len);
+  if (n >= static_cast<ssize_t>(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) + sizeof(uint32_t))) {
+    const struct fuse_in_header* h = static_cast<const struct fuse_in_header*>(buf);
+    if (h->opcode == FUSE_INIT) {
+      const struct fuse_init_in* in = reinterpret_cast<const struct fuse_init_in*>(h + 1);
+      s->initUnique_ = h->unique;
+      s->kernelKillprivV2_ = (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+    }
+  }
+  return n;
+}
+
+// Custom io writev: writev(2), setting FUSE_HANDLE_KILLPRIV_V2 in a successful INIT reply the kernel offered it in.
+ssize_t Session::IoWritev(int fd, struct iovec* iov, int count, void* userdata) {
+  Session* s = static_cast<Session*>(userdata);
+  if (s->initUnique_ != 0 && count >= 2 && iov[0].iov_len >= sizeof(struct fuse_out_header)) {
+    const struct fuse_out_header* h = static_cast<const struct fuse_out_header*>(iov[0].iov_base);
+    if (h->unique == s->initUnique_) {
+      s->initUnique_ = 0;
+      if (h->error == 0 && s->kernelKillprivV2_ && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+        static_cast<struct fuse_init_out*>(iov[1].iov_base)->flags |= FUSE_HANDLE_KILLPRIV_V2;
+        s->killprivV2_ = true;
+      }
+    }
+  }
+  return writev(fd, iov, count);
+}
+
+// Whether the request being processed (of `opcode`) carries the kernel's KILL_SUIDGID flag.
+bool Session::KillSuidgid(uint32_t opcode) const {
+  if (!killprivV2_ || !cur_) return false;
+  const struct fuse_in_header* h = reinterpret_cast<const struct fuse_in_header*>(cur_);
+  if (h->opcode != opcode) return false;
+  if (opcode == FUSE_WRITE && h->len >= sizeof *h + sizeof(struct fuse_write_in))
+    return (reinterpret_cast<const struct fuse_write_in*>(h + 1)->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+  if (opcode == FUSE_SETATTR && h->len >= sizeof *h + sizeof(struct fuse_setattr_in))
+    return (reinterpret_cast<const struct fuse_setattr_in*>(h + 1)->valid & FATTR_KILL_SUIDGID) != 0;
+  return false;
 }
 
 void Session::Dispatch(Op op, fuse_req_t req, std::initializer_list<napi_value> args) {
@@ -1045,6 +1128,7 @@ void Session::Getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi)
 
 // setattr: (ino, toSet FUSE_SET_ATTR_* bits, fh or -1, mode, uid, gid, size, atime s, atime ns, mtime s, mtime ns)
 void Session::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* a, int to_set, struct fuse_file_info* fi) {
+  if (Of(req)->KillSuidgid(FUSE_SETATTR)) to_set |= kSetAttrKillSuidgid;
   FORWARD(OP_SETATTR, DBL(ino), DBL(to_set), DBL(Fh(fi)), DBL(a->st_mode), DBL(a->st_uid), DBL(a->st_gid),
                                 DBL(a->st_size), DBL(a->st_atim.tv_sec), DBL(a->st_atim.tv_nsec), DBL(a->st_mtim.tv_sec),
                                 DBL(a->st_mtim.tv_nsec));
@@ -1097,14 +1181,14 @@ void Session::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struc
   FORWARD(OP_READ, DBL(ino), DBL(fi->fh), DBL(off), DBL(size));
 }
 
-// write: (ino, fh, offset, size, payload offset in `recv` or -1, payload Buffer copy when -1, writepage)
+// write: (ino, fh, offset, size, payload offset in `recv` or -1, payload Buffer copy when -1, writepage, KILL_SUIDGID)
 void Session::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
   Session* s = Of(req);
   Napi::Env env = s->env_;
   bool inside = buf >= s->recvMem_ && buf + size <= s->recvMem_ + s->recvSize_;
   napi_value copy = inside ? env.Null() : static_cast<napi_value>(Napi::Buffer<char>::Copy(env, buf, size));
   s->Dispatch(OP_WRITE, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size), DBL(inside ? buf - s->recvMem_ : -1), copy,
-                              Napi::Boolean::New(env, fi->writepage != 0)});
+                              Napi::Boolean::New(env, fi->writepage != 0), Napi::Boolean::New(env, s->KillSuidgid(FUSE_WRITE))});
 }
 
 void Session::Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
@@ -1153,6 +1237,7 @@ void Session::Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t 
   Session* s = Of(req);
   // Asked before every write(2) by the kernel's file_remove_privs; answered here when file capabilities are off.
   if (s->answerCapability_ && strcmp(name, "security.capability") == 0) {
+    s->capabilityProbes_++;
     fuse_reply_err(req, ENODATA);
     return;
   }
@@ -1203,6 +1288,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
 #define SA(n) set.Set(#n, Napi::Number::New(env, FUSE_SET_ATTR_##n))
   SA(MODE); SA(UID); SA(GID); SA(SIZE); SA(ATIME); SA(MTIME); SA(ATIME_NOW); SA(MTIME_NOW); SA(CTIME);
 #undef SA
+  set.Set("KILL_SUIDGID", Napi::Number::New(env, kSetAttrKillSuidgid));
   exports.Set("setAttr", set);
   exports.Set("libfuseVersion", Napi::String::New(env, fuse_pkgversion()));
   return exports;

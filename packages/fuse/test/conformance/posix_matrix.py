@@ -1100,6 +1100,13 @@ def perm_owner_ops():
                 os.chmod(d + "/f", mode)
                 r = as_user(NOBODY, NOBODY, lambda d=d, u=u, g=g: attempt(os.chown, d + "/f", u, g), groups=[NOBODY, EXTRA_GROUP])
                 rec("perm.chown[owner=%d:%d %04o](%d:%d)" % (owner[0], owner[1], mode, u, g), r + " " + desc(d + "/f", content=False))
+    # chown(f, -1, -1) by a non-owner who may write the set-user-ID file
+    d = fresh("perm-chown-writable")
+    write_file(d + "/f", b"x", 0o6777)
+    os.chown(d + "/f", OTHER, OTHER)
+    os.chmod(d + "/f", 0o6777)
+    r = as_user(NOBODY, NOBODY, lambda d=d: attempt(os.chown, d + "/f", -1, -1), groups=[NOBODY])
+    rec("perm.chown-writable[owner=%d:%d 6777](-1:-1)" % (OTHER, OTHER), r + " " + desc(d + "/f", content=False))
     # chmod by owner / non-owner; setgid dropped when not in the file's group; sticky on files
     for owner in ((NOBODY, NOBODY), (NOBODY, OTHER), (OTHER, NOBODY)):
         for kind in ("file", "dir"):
