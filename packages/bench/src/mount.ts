@@ -11,7 +11,8 @@ import { cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { FULL, jobs as allJobs, prepare, QUICK, type Job, type Unit } from "./mount/jobs.js";
+import { FuseRequestCounter } from "./mount/fusetrace.js";
+import { FULL, jobs as allJobs, prepare, QUICK, ROUNDTRIP_CALLS, type Job, type Unit } from "./mount/jobs.js";
 import { run, runSync, WorkloadFail } from "./mount/proc.js";
 import { agentfsTarget, overlayTarget, parseDaemonStats, TARGET_IDS, TARGET_LABEL, tmpfsTarget, type AgentfsTarget, type OpStat, type Target, type TargetId } from "./mount/targets.js";
 
@@ -26,11 +27,14 @@ const USAGE = `usage: node packages/bench/dist/mount.js [--quick] [--only JOB,..
 Runs the mount benchmark on tmpfs, fuse-overlayfs and an agentfs mount, side by side.
   --quick        small sizes; writes no MOUNT-RESULTS.md unless --out says so
   --only JOB,... run only these jobs (a prefix matches: fio = all four fio jobs):
-                 fio-seqwrite fio-seqread fio-randread fio-randwrite smallfiles
-                 git-clone tar-x make compileall sqlite rsync rm-rf
+                 fio-seqwrite fio-seqread fio-randread fio-randwrite roundtrip
+                 smallfiles git-clone tar-x make compileall sqlite rsync rm-rf
   --out FILE     markdown report (default packages/bench/MOUNT-RESULTS.md without --quick)
   --json FILE    also write the raw results as JSON
   -h, --help     this text
+
+As root on Linux 6.15 or later, each timed command's FUSE requests are also
+counted (tracepoint fuse:fuse_request_send in a tracefs instance of its own).
 `;
 
 /** Parses argv strictly (node:util parseArgs): an unknown flag prints the usage and exits 2; --help prints it and exits 0. */
@@ -83,9 +87,11 @@ async function main(): Promise<void> {
   const targets: Target[] = [];
   let agentfs: AgentfsTarget | undefined;
   let tornDown = false;
+  const counter = FuseRequestCounter.open();
   const teardown = () => {
     if (tornDown) return;
     tornDown = true;
+    counter?.close();
     for (const t of [...targets].reverse()) {
       try {
         t.teardown();
@@ -126,6 +132,7 @@ async function main(): Promise<void> {
         const warm = join(root, "warmup", job.id);
         mkdirSync(warm, { recursive: true });
         try {
+          ctx.fuse = null;
           await job.run(warm, ctx);
         } catch (e) {
           log(`warm-up of ${job.id}: ${(e as Error).message}`);
@@ -137,6 +144,7 @@ async function main(): Promise<void> {
         mkdirSync(dir, { recursive: true });
         let cell: Cell;
         try {
+          ctx.fuse = counter && t.id !== "tmpfs" ? { counter, dir } : null;
           cell = { values: await job.run(dir, ctx) };
         } catch (e) {
           cell = { fail: e instanceof WorkloadFail ? e.message : `error: ${(e as Error).message}` };
@@ -249,6 +257,8 @@ function render(
     goal(a === undefined || ov === undefined ? false : a <= ov, `small-file metadata at least as fast as fuse-overlayfs: all six phases ${a !== undefined && ov !== undefined ? fmtRatio(a / ov) : "not measured"} (per phase: ${phases})`);
   }
 
+  requestsSection(L, jobList, value);
+
   // Daemon stats.
   L.push("", "## agentfs daemon: per-operation stats (whole run, from the daemon's log at unmount)", "");
   if (!stats) L.push("No stats line found in the daemon's log.");
@@ -267,6 +277,45 @@ function render(
   }
   L.push("");
   return L.join("\n");
+}
+
+/**
+ * The FUSE requests of each real workload's timed command (when counted)
+ * against what finishing within 2x of tmpfs would leave for each, and the
+ * measured time of one request (the round-trip job).
+ */
+function requestsSection(L: string[], jobList: Job[], value: (jobId: string, t: TargetId, key: string) => number | undefined): void {
+  const real = jobList.filter((j) => j.real && value(j.id, "agentfs", "requests") !== undefined);
+  const perCall = (t: TargetId) => {
+    const ms = value("roundtrip", t, "ms");
+    return ms === undefined ? undefined : (ms * 1000) / ROUNDTRIP_CALLS;
+  };
+  if (!real.length && perCall("agentfs") === undefined) return;
+  const us = (v: number | undefined) => (v === undefined ? "–" : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} µs`);
+  const n = (v: number | undefined) => (v === undefined ? "–" : v.toLocaleString("en-US"));
+  L.push("", "## FUSE requests", "");
+  L.push(
+    "Requests the kernel sent to each mount during the timed command (tracepoint fuse:fuse_request_send, counted per connection). " +
+      "A request costs a round trip between the calling process and the daemon however little the daemon does; " +
+      "the budget column is what each request may cost, round trip included, for the workload to finish within 2× of tmpfs.",
+    "",
+  );
+  if (perCall("agentfs") !== undefined)
+    L.push(`One request (roundtrip job, per call): tmpfs ${us(perCall("tmpfs"))} (the system call alone), fuse-overlayfs ${us(perCall("overlay"))}, agentfs ${us(perCall("agentfs"))}.`, "");
+  if (!real.length) return;
+  L.push("| workload | tmpfs | fuse-overlayfs requests | agentfs requests | budget per request for 2× tmpfs | fuse-overlayfs time per request | agentfs time per request |");
+  L.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const j of real) {
+    const tm = value(j.id, "tmpfs", "ms");
+    const ra = value(j.id, "agentfs", "requests");
+    const ro = value(j.id, "overlay", "requests");
+    const per = (t: TargetId, r: number | undefined) => {
+      const ms = value(j.id, t, "ms");
+      return ms === undefined || !r ? undefined : (ms * 1000) / r;
+    };
+    const budget = tm === undefined || !ra ? undefined : (2 * tm * 1000) / ra;
+    L.push(`| ${j.id} | ${tm === undefined ? "–" : fmt(tm, "ms")} | ${n(ro)} | ${n(ra)} | ${us(budget)} | ${us(per("overlay", ro))} | ${us(per("agentfs", ra))} |`);
+  }
 }
 
 main().catch((e) => {

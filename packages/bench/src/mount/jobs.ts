@@ -5,8 +5,8 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { must, run, WorkloadFail } from "./proc.js";
-import { cProject, SMALLFILES_PY, sqliteScript, TREEHASH_PY } from "./scripts.js";
+import { must, run, WorkloadFail, type FuseCount, type ProcResult } from "./proc.js";
+import { cProject, ROUNDTRIP_PY, SMALLFILES_PY, sqliteScript, TREEHASH_PY } from "./scripts.js";
 
 export interface Sizes {
   quick: boolean;
@@ -41,6 +41,16 @@ export interface Ctx {
   pyLib: string;
   pyLibDesc: string;
   gitSource: string;
+  /** Set by the runner before each target: where to count FUSE requests of a timed command (null on tmpfs, or without tracefs). */
+  fuse: FuseCount | null;
+}
+
+/** Calls of the round-trip job. */
+export const ROUNDTRIP_CALLS = 20_000;
+
+/** A timed command's values: its wall time (ms) and, when counted, the FUSE requests it made (`requests`). */
+function timed(r: ProcResult): Record<string, number> {
+  return r.fuseRequests === undefined ? { ms: r.ms } : { ms: r.ms, requests: r.fuseRequests };
 }
 
 export type Unit = "ms" | "MB/s" | "IOPS";
@@ -104,6 +114,7 @@ export async function prepare(root: string, sizes: Sizes, gitSource: string): Pr
     pyLib,
     pyLibDesc: `python3's standard library (no tests/site-packages): ${pyCount} .py files`,
     gitSource,
+    fuse: null,
   };
   ctx.docHash = await treeHash(ctx, join(docSrc, "doc"));
   return ctx;
@@ -173,6 +184,19 @@ export function jobs(ctx: Ctx): Job[] {
     mkFio("fio-randread", "randread", "4k", true, "IOPS", "random read, 4 KiB"),
     mkFio("fio-randwrite", "randwrite", "4k", true, "IOPS", "random write, 4 KiB (+ fsync)"),
     {
+      id: "roundtrip",
+      group: `one request: ${ROUNDTRIP_CALLS.toLocaleString("en-US")} × open(O_CREAT|O_EXCL) of an existing file, each one LOOKUP answered EEXIST (timed inside python3)`,
+      metrics: one(`all ${ROUNDTRIP_CALLS.toLocaleString("en-US")} calls`),
+      async run(dir) {
+        const r = await must(ctx.python, ["-c", ROUNDTRIP_PY, dir, String(ROUNDTRIP_CALLS)], { fuse: ctx.fuse });
+        const ms = Number(r.stdout.trim());
+        if (!(ms > 0)) throw new WorkloadFail(`round-trip script printed ${r.stdout.trim()}`);
+        // (on FUSE: at least one request per call, or the job measures something else)
+        if (r.fuseRequests !== undefined && r.fuseRequests < ROUNDTRIP_CALLS) throw new WorkloadFail(`${r.fuseRequests} FUSE requests for ${ROUNDTRIP_CALLS} calls`);
+        return { ...timed(r), ms };
+      },
+    },
+    {
       id: "smallfiles",
       group: smallGroup,
       metrics: [...phases.map((p) => ({ key: p, label: p, unit: "ms" as Unit })), { key: "total", label: "all six phases", unit: "ms" }],
@@ -190,12 +214,12 @@ export function jobs(ctx: Ctx): Job[] {
       real: true,
       metrics: one(`git clone --no-hardlinks of this repository (+ checkout)`),
       async run(dir) {
-        const r = await must("git", ["clone", "-q", "--no-hardlinks", ctx.gitSource, "repo"], { cwd: dir });
+        const r = await must("git", ["clone", "-q", "--no-hardlinks", ctx.gitSource, "repo"], { cwd: dir, fuse: ctx.fuse });
         const fsck = await run("git", ["-C", join(dir, "repo"), "fsck", "--full", "--no-progress"]);
         if (fsck.code !== 0) throw new WorkloadFail(`git fsck: ${fsck.stderr.trim().split("\n").slice(0, 2).join(" | ")}`);
         const st = await must("git", ["-C", join(dir, "repo"), "status", "--porcelain"]);
         if (st.stdout.trim()) throw new WorkloadFail(`clone not clean: ${st.stdout.trim().split("\n").slice(0, 3).join(" | ")}`);
-        return { ms: r.ms };
+        return timed(r);
       },
     },
     {
@@ -204,10 +228,10 @@ export function jobs(ctx: Ctx): Job[] {
       real: true,
       metrics: one(`tar x of ${ctx.docDesc}`),
       async run(dir) {
-        const r = await must("tar", ["xf", ctx.docTar, "-C", dir], { timeoutMs: 300_000 });
+        const r = await must("tar", ["xf", ctx.docTar, "-C", dir], { timeoutMs: 300_000, fuse: ctx.fuse });
         const h = await treeHash(ctx, join(dir, "doc"));
         if (h !== ctx.docHash) throw new WorkloadFail(`extracted tree differs: ${h} vs ${ctx.docHash}`);
-        return { ms: r.ms };
+        return timed(r);
       },
     },
     {
@@ -217,10 +241,10 @@ export function jobs(ctx: Ctx): Job[] {
       metrics: one(`make -j2 of ${s.cFiles} generated C files (gcc -O2)`),
       async run(dir) {
         await must("cp", ["-a", `${ctx.cSrc}/.`, dir]);
-        const r = await must("make", ["-j2", "-s"], { cwd: dir, timeoutMs: 300_000 });
+        const r = await must("make", ["-j2", "-s"], { cwd: dir, timeoutMs: 300_000, fuse: ctx.fuse });
         const out = (await must(join(dir, "prog"), [])).stdout.trim();
         if (out !== ctx.cExpected) throw new WorkloadFail(`binary printed ${out}, expected ${ctx.cExpected}`);
-        return { ms: r.ms };
+        return timed(r);
       },
     },
     {
@@ -230,13 +254,13 @@ export function jobs(ctx: Ctx): Job[] {
       metrics: one(`python3 -m compileall -j2 of ${ctx.pyLibDesc}`),
       async run(dir) {
         await must("cp", ["-a", `${ctx.pyLib}/.`, dir], { timeoutMs: 300_000 });
-        const r = await must(ctx.python, ["-m", "compileall", "-q", "-j", "2", dir], { timeoutMs: 300_000 });
+        const r = await must(ctx.python, ["-m", "compileall", "-q", "-j", "2", dir], { timeoutMs: 300_000, fuse: ctx.fuse });
         const py = (await must("find", [dir, "-name", "*.py"])).stdout.trim().split("\n").length;
         const pyc = (await must("find", [dir, "-name", "*.pyc"])).stdout.trim().split("\n").length;
         if (py !== pyc) throw new WorkloadFail(`${pyc} .pyc for ${py} .py`);
         const imp = await run(ctx.python, ["-c", "import json, email.parser, http.client; print('ok')"], { cwd: dir, env: { ...process.env, PYTHONPATH: dir } });
         if (imp.stdout.trim() !== "ok") throw new WorkloadFail(`importing from the compiled tree: ${imp.stderr.trim().split("\n").pop()}`);
-        return { ms: r.ms };
+        return timed(r);
       },
     },
     {
@@ -245,14 +269,14 @@ export function jobs(ctx: Ctx): Job[] {
       real: true,
       metrics: one(`sqlite3 WAL: ${s.sqliteRows.toLocaleString("en-US")} rows in ${s.sqliteTxns} transactions, index, query`),
       async run(dir) {
-        const r = await must("sqlite3", ["-batch", "-bail", join(dir, "db.sqlite")], { input: sqliteScript(s.sqliteRows, s.sqliteTxns), timeoutMs: 300_000 });
+        const r = await must("sqlite3", ["-batch", "-bail", join(dir, "db.sqlite")], { input: sqliteScript(s.sqliteRows, s.sqliteTxns), timeoutMs: 300_000, fuse: ctx.fuse });
         const lines = r.stdout.trim().split("\n");
         if (lines[0] !== "wal") throw new WorkloadFail(`journal_mode is ${lines[0]}`);
         if (lines.find((l) => l.startsWith("rows|")) !== `rows|${s.sqliteRows}`) throw new WorkloadFail(`row count: ${lines.join(" | ")}`);
         if (lines[lines.length - 1] !== "ok") throw new WorkloadFail(`integrity_check: ${lines[lines.length - 1]}`);
         const again = await must("sqlite3", [join(dir, "db.sqlite"), "PRAGMA integrity_check; SELECT count(*) FROM t;"]);
         if (again.stdout.trim() !== `ok\n${s.sqliteRows}`) throw new WorkloadFail(`reopened: ${again.stdout.trim()}`);
-        return { ms: r.ms };
+        return timed(r);
       },
     },
     {
@@ -261,10 +285,10 @@ export function jobs(ctx: Ctx): Job[] {
       real: true,
       metrics: one(`rsync -a of ${ctx.docDesc}`),
       async run(dir) {
-        const r = await must("rsync", ["-a", `${ctx.docSrc}/doc/`, join(dir, "doc/")], { timeoutMs: 300_000 });
+        const r = await must("rsync", ["-a", `${ctx.docSrc}/doc/`, join(dir, "doc/")], { timeoutMs: 300_000, fuse: ctx.fuse });
         const diff = await must("rsync", ["-a", "-c", "--dry-run", "--itemize-changes", `${ctx.docSrc}/doc/`, join(dir, "doc/")], { timeoutMs: 300_000 });
         if (diff.stdout.trim()) throw new WorkloadFail(`rsync -c sees differences: ${diff.stdout.trim().split("\n").slice(0, 3).join(" | ")}`);
-        return { ms: r.ms };
+        return timed(r);
       },
     },
     {
@@ -274,11 +298,11 @@ export function jobs(ctx: Ctx): Job[] {
       metrics: one(`rm -rf of that tree`),
       async run(dir) {
         await must("rsync", ["-a", `${ctx.docSrc}/doc/`, join(dir, "doc/")], { timeoutMs: 300_000 });
-        const r = await must("rm", ["-rf", join(dir, "doc")], { timeoutMs: 300_000 });
+        const r = await must("rm", ["-rf", join(dir, "doc")], { timeoutMs: 300_000, fuse: ctx.fuse });
         if (existsSync(join(dir, "doc"))) throw new WorkloadFail("tree still there");
         const left = (await must("ls", ["-A", dir])).stdout.trim();
         if (left) throw new WorkloadFail(`left behind: ${left}`);
-        return { ms: r.ms };
+        return timed(r);
       },
     },
   ];

@@ -4,6 +4,7 @@
  * this Node process, and never inside the agentfs daemon.
  */
 import { spawn, spawnSync } from "node:child_process";
+import type { FuseRequestCounter } from "./fusetrace.js";
 
 export interface ProcResult {
   code: number | null;
@@ -13,6 +14,14 @@ export interface ProcResult {
   /** Wall time of the whole process, ms. */
   ms: number;
   timedOut: boolean;
+  /** FUSE requests the kernel sent to the mount of `ProcOptions.fuse` while the process ran. */
+  fuseRequests?: number;
+}
+
+/** Which FUSE mount's requests to count while a process runs: the counter, and a directory on that mount. */
+export interface FuseCount {
+  counter: FuseRequestCounter;
+  dir: string;
 }
 
 export interface ProcOptions {
@@ -21,11 +30,14 @@ export interface ProcOptions {
   env?: NodeJS.ProcessEnv;
   /** Kill the process group after this long (default 180 s). */
   timeoutMs?: number;
+  /** Count the FUSE requests of this mount while the process runs (outside the timed span). */
+  fuse?: FuseCount | null;
 }
 
 /** Runs `cmd args` in its own process group; resolves with output and wall time (never rejects). */
 export function run(cmd: string, args: string[], opts: ProcOptions = {}): Promise<ProcResult> {
   return new Promise((resolve) => {
+    opts.fuse?.counter.start(opts.fuse.dir);
     const t0 = performance.now();
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
@@ -43,11 +55,12 @@ export function run(cmd: string, args: string[], opts: ProcOptions = {}): Promis
     }, opts.timeoutMs ?? 180_000);
     child.on("error", (e) => {
       clearTimeout(timer);
-      resolve({ code: 127, signal: null, stdout, stderr: stderr + String(e), ms: performance.now() - t0, timedOut });
+      resolve({ code: 127, signal: null, stdout, stderr: stderr + String(e), ms: performance.now() - t0, timedOut, fuseRequests: opts.fuse?.counter.stop() });
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - t0, timedOut });
+      const ms = performance.now() - t0;
+      resolve({ code, signal, stdout, stderr, ms, timedOut, fuseRequests: opts.fuse?.counter.stop() });
     });
     child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");

@@ -5,6 +5,30 @@
  * unlink of N files of 1 KiB in 100 directories; prints JSON timings (ms)
  * and exits 1 when anything read back or listed is wrong.
  */
+/**
+ * The round-trip job: argv = [dir, calls]. Times (ms, printed) \`calls\`
+ * open(O_CREAT|O_EXCL) of one existing file, after 1,000 untimed ones: on
+ * FUSE each is one LOOKUP (the kernel never trusts a cached dentry for an
+ * exclusive create) answered EEXIST, so it is the time of one request.
+ */
+export const ROUNDTRIP_PY = String.raw`
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+p = os.path.join(d, "x")
+os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+def calls(k):
+    for _ in range(k):
+        try:
+            os.close(os.open(p, flags))
+        except FileExistsError:
+            pass
+calls(1000)
+t = time.perf_counter()
+calls(n)
+print((time.perf_counter() - t) * 1000)
+`;
+
 export const SMALLFILES_PY = String.raw`
 import os, sys, time, json
 n = int(sys.argv[1]); root = sys.argv[2]
