@@ -853,20 +853,52 @@ export class FsCore {
   link(existing: string, path: string): void {
     this.wr("link", existing, () => {
       const s = this.paths.resolve(existing, false);
-      const p = this.paths.resolveParent(path, "link");
-      if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
-      if (p.trailingSlash) throw new StoreError("ENOENT", "no such file or directory");
-      // As Linux: the new name is checked (EEXIST) before the directory rule (EPERM).
-      if ((s.row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EPERM", "hard links to directories are not allowed");
-      this.need(p.dirRow, 3);
-      if (s.row.nlink >= 65000) throw new StoreError("EMLINK", "too many links");
-      const t = this.now();
-      this.update(s.ino, (r) => {
-        r.nlink += 1;
-        r.ctime = t;
-      });
-      this.addEntry(p.dir, p.name, s.ino, s.row.mode & S_IFMT);
+      this.linkAs(s.ino, s.row, path);
     }, path);
+  }
+
+  /**
+   * As linkat(2) with AT_EMPTY_PATH (or linkat of /proc/self/fd/N): a new
+   * name `path` for the file open as `fd`. A file with no name left (made by
+   * `openTmpfile`, or unlinked while open) gets one again, with nlink 1; what
+   * was written through its descriptors is stored by their next commit
+   * (fsync, close). Errors: EBADF, EEXIST, ENOENT, EPERM (a directory),
+   * EMLINK, EACCES, ENAMETOOLONG, EROFS.
+   */
+  flink(fd: number, path: string): void {
+    this.wr("link", path, () => {
+      const h = this.handle(fd);
+      const o = this.open.get(h.ino);
+      if (!o?.orphan || this.store.manifest.getInode(h.ino, this.chain)) return this.linkAs(h.ino, this.node(h.ino), path);
+      const p = this.linkTarget(path, o.orphan);
+      const row: InodeRow = { ...o.orphan, nlink: 1, ctime: this.now() };
+      o.orphan = null;
+      this.store.manifest.putInode(this.head, row);
+      this.addEntry(p.dir, p.name, h.ino, row.mode & S_IFMT);
+    }, path);
+  }
+
+  /** The new name of a link(2) to `row`, checked: EEXIST, ENOENT (trailing slash), EPERM (a directory), EACCES. */
+  private linkTarget(path: string, row: InodeRow): { dir: number; name: string } {
+    const p = this.paths.resolveParent(path, "link");
+    if (this.store.manifest.lookup(p.dir, p.name, this.chain)) throw new StoreError("EEXIST", "file exists");
+    if (p.trailingSlash) throw new StoreError("ENOENT", "no such file or directory");
+    // As Linux: the new name is checked (EEXIST) before the directory rule (EPERM).
+    if ((row.mode & S_IFMT) === S_IFDIR) throw new StoreError("EPERM", "hard links to directories are not allowed");
+    this.need(p.dirRow, 3);
+    return p;
+  }
+
+  /** One more name, `path`, for the linked inode `ino` (its row `row`). */
+  private linkAs(ino: number, row: InodeRow, path: string): void {
+    const p = this.linkTarget(path, row);
+    if (row.nlink >= 65000) throw new StoreError("EMLINK", "too many links");
+    const t = this.now();
+    this.update(ino, (r) => {
+      r.nlink += 1;
+      r.ctime = t;
+    });
+    this.addEntry(p.dir, p.name, ino, row.mode & S_IFMT);
   }
 
   /** As symlink(2): creates `path` pointing at `target` (not resolved). Errors: EEXIST, ENOENT (empty target), ENAMETOOLONG, EACCES, EROFS. */
@@ -980,6 +1012,35 @@ export class FsCore {
       return fd;
     };
     return writes && !this.readOnly ? this.wr("open", path, op) : this.rd("open", path, op);
+  }
+
+  /**
+   * As open(2) with O_TMPFILE: a new regular file in directory `dir` with no
+   * name (nlink 0). Its mode is `mode` less the umask, its owner the view's
+   * credentials, its group the directory's when that is set-group-ID (as for
+   * a create); the directory itself does not change. Its bytes live as long
+   * as a descriptor is open, unless `flink` names it first. `flags`: the
+   * access mode (O_WRONLY or O_RDWR) and O_APPEND. Returns a descriptor.
+   * Errors: EINVAL (O_RDONLY), ENOENT, ENOTDIR, EACCES (no write and search
+   * permission on `dir`), ELOOP, ENAMETOOLONG, EROFS.
+   */
+  openTmpfile(dir: string, flags: number, mode = 0o600): number {
+    const acc = flags & 3;
+    if (acc === C.O_RDONLY) throw new FsError("EINVAL", "open", dir, undefined, "O_TMPFILE needs O_WRONLY or O_RDWR");
+    return this.wr("open", dir, () => {
+      const d = this.paths.resolve(dir, true);
+      if ((d.row.mode & S_IFMT) !== S_IFDIR) throw new StoreError("ENOTDIR", "not a directory");
+      this.need(d.row, 3);
+      const ino = this.store.manifest.allocIno();
+      const o = this.openInode(ino);
+      o.orphan = { ...this.newRow(ino, S_IFREG | (mode & 0o7777 & ~this.umask), d.row), nlink: 0 };
+      o.refs++;
+      const fd = nextFd++;
+      this.handles.set(fd, {
+        fd, ino, path: dir, readable: acc !== C.O_WRONLY, writable: true, append: (flags & C.O_APPEND) !== 0, pos: 0, isDir: false,
+      });
+      return fd;
+    });
   }
 
   /**

@@ -105,6 +105,17 @@ export class NodeTable {
     return node;
   }
 
+  /** Records an entry reply for node `id` that has no name (O_TMPFILE): the kernel holds one more reference. */
+  held(id: number): FuseNode {
+    let node = this.nodes.get(id);
+    if (!node) {
+      node = { id, nlookup: 0, links: [], open: 0 };
+      this.nodes.set(id, node);
+    }
+    node.nlookup++;
+    return node;
+  }
+
   /** As FUSE forget: drops `n` references; the node is forgotten at 0 (never the root). */
   forget(id: number, n: number): void {
     const node = this.nodes.get(id);

@@ -253,6 +253,7 @@ export class Handlers {
         this.session.replyErr(s, 0);
       },
       create: (s, parent: number, name: string, mode: number, flags: number) => this.create(s, parent, name, mode, flags),
+      tmpfile: (s, parent: number, mode: number, flags: number) => this.tmpfile(s, parent, mode, flags),
       fallocate: (s, _ino: number, fh: number, mode: number, off: number, len: number) => this.fallocate(s, fh, mode, off, len),
       // Not implemented here: the kernel then serves SEEK_DATA/SEEK_HOLE itself (all data, hole at EOF).
       lseek: (s, _ino: number, fh: number, off: number, whence: number) => this.lseek(s, fh, off, whence),
@@ -405,18 +406,26 @@ export class Handlers {
    * create's fstat; saves a path walk). Returns the node's stat afterwards.
    */
   private ownToCaller(path: string, parent: number, made?: InodeStat): InodeStat {
-    const st = made ?? this.view.stat(path, false);
+    return this.ownBy(made ?? this.view.stat(path, false), parent, {
+      chown: (u, g) => this.view.chown(path, u, g, false),
+      chmod: (m) => this.view.chmod(path, m, false),
+      stat: () => this.view.stat(path, false),
+    });
+  }
+
+  /** `ownToCaller` of the new node `st` (in directory node `parent`), changed and read back through `how`. */
+  private ownBy(st: InodeStat, parent: number, how: { chown(uid: number, gid: number): void; chmod(mode: number): void; stat(): InodeStat }): InodeStat {
     const uid = this.session.ctx[0]!;
     const gid = this.session.ctx[1]!;
     if (uid === this.myUid && gid === this.myGid) return st;
     const sgid = (this.view.stat(this.pathOf(parent), false).mode & 0o2000) !== 0;
     const wantGid = sgid ? st.gid : gid;
     if (st.uid === uid && st.gid === wantGid) return st;
-    this.view.chown(path, uid, wantGid, false);
+    how.chown(uid, wantGid);
     // chown clears set-user-ID/set-group-ID of regular files; a new file keeps what its creator asked for
     // (the kernel already dropped S_ISGID when the creator is not in the file's group).
-    if (st.mode & 0o6000) this.view.chmod(path, st.mode & 0o7777, false);
-    return this.view.stat(path, false);
+    if (st.mode & 0o6000) how.chmod(st.mode & 0o7777);
+    return how.stat();
   }
 
   /**
@@ -617,7 +626,15 @@ export class Handlers {
 
   private link(slot: number, ino: number, newParent: number, newName: string): void {
     const path = this.childOf(newParent, newName);
-    this.view.link(this.pathOf(ino), path);
+    const from = this.nodes.path(ino);
+    if (from !== null) this.view.link(from, path);
+    else {
+      // No name left: an O_TMPFILE file (the kernel lets only a linkable one through), or one unlinked while
+      // open and reached through /proc/PID/fd. Named again through a handle that keeps it alive.
+      const h = this.pins.get(ino) ?? this.handleOf(ino);
+      if (h === undefined) throw new FsError("ENOENT", "link");
+      this.view.flink(h, path);
+    }
     this.entry(slot, newParent, newName, this.view.stat(path, false));
   }
 
@@ -777,6 +794,36 @@ export class Handlers {
     this.files.set(fh, st.ino);
     this.nodes.looked(st.ino, parent, name, false);
     const node = this.nodes.get(st.ino)!;
+    node.open++;
+    node.cacheStamp = cacheStamp(st);
+    this.fill(0, st);
+    if (!this.session.replyCreate(slot, this.opts.timeouts.entry, this.opts.timeouts.attr, fh, 0)) {
+      this.dropHandle(st.ino, fh, true);
+      this.forgetNode(st.ino, 1);
+    }
+  }
+
+  /**
+   * open(O_TMPFILE) in directory node `parent` (FUSE_TMPFILE): a file with no
+   * name (`View.openTmpfile`), owned by the caller as a create is, answered as
+   * a create: an entry with nlink 0 and an open handle. linkat(2) names it
+   * (`link`); without that it is gone at its last close.
+   */
+  private tmpfile(slot: number, parent: number, mode: number, flags: number): void {
+    const fh = this.view.openTmpfile(this.pathOf(parent), flags & (3 | C.O_APPEND), mode & 0o7777);
+    let st: InodeStat;
+    try {
+      st = this.ownBy(this.view.fstat(fh), parent, {
+        chown: (u, g) => this.view.fchown(fh, u, g),
+        chmod: (m) => this.view.fchmod(fh, m),
+        stat: () => this.view.fstat(fh),
+      });
+    } catch (e) {
+      this.view.close(fh);
+      throw e;
+    }
+    this.files.set(fh, st.ino);
+    const node = this.nodes.held(st.ino);
     node.open++;
     node.cacheStamp = cacheStamp(st);
     this.fill(0, st);

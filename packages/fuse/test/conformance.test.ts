@@ -45,12 +45,6 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     reason: "agentfs files are limited to 2^47 bytes (core MAX_FILE_SIZE); tmpfs accepts sparse sizes up to 2^63-1.",
   },
   {
-    key: "open(O_TMPFILE)",
-    tmpfs: "ok []",
-    agentfs: "ENOTSUP []",
-    reason: "libfuse 3.14 (Debian 12) has no tmpfile operation (FUSE_TMPFILE arrived with libfuse 3.17), so the kernel answers O_TMPFILE with EOPNOTSUPP.",
-  },
-  {
     key: "perm.chown-writable[owner=1000:1000 6777](-1:-1)",
     tmpfs: "EPERM reg 6777 n1 1000:1000 sz1",
     agentfs: "ok reg 0777 n1 1000:1000 sz1",

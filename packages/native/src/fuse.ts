@@ -27,6 +27,8 @@
  * - readdir / readdirplus: ino, fh, offset, size · statfs: ino
  * - setxattr: ino, name, value (Buffer), flags · getxattr: ino, name, size · listxattr: ino, size
  * - removexattr: ino, name · access: ino, mask · create: parent, name, mode, flags
+ * - tmpfile: parent, mode, flags — open(O_TMPFILE) in directory `parent` (FUSE_TMPFILE, which libfuse
+ *   3.14 does not know; the binding passes it through libfuse as a create): answer with `replyCreate`
  * - fallocate: ino, fh, mode, offset, length · lseek: ino, fh, offset, whence
  * - exit: (none) — the kernel ended the session (unmounted from outside); call `unmount` to free it.
  */

@@ -46,14 +46,14 @@ enum Op {
   OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH,
   OP_RELEASE, OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS,
   OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_ACCESS, OP_CREATE, OP_READDIRPLUS,
-  OP_FALLOCATE, OP_LSEEK, OP_EXIT, OP_COUNT
+  OP_FALLOCATE, OP_LSEEK, OP_EXIT, OP_TMPFILE, OP_COUNT
 };
 const char* const kOpNames[OP_COUNT] = {
   "init", "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir",
   "unlink", "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush",
   "release", "fsync", "opendir", "readdir", "releasedir", "fsyncdir", "statfs",
   "setxattr", "getxattr", "listxattr", "removexattr", "access", "create", "readdirplus",
-  "fallocate", "lseek", "exit",
+  "fallocate", "lseek", "exit", "tmpfile",
 };
 
 // Layout of one attribute record in the shared `attr` array.
@@ -279,6 +279,7 @@ class Session : public Napi::ObjectWrap<Session> {
   bool killprivV2_ = false;        // negotiated
   double capabilityProbes_ = 0;    // getxattr("security.capability") answered here
   const char* cur_ = nullptr;      // the request being processed (header first), for flags libfuse drops
+  bool tmpfile_ = false;           // it is a FUSE_TMPFILE, handed to libfuse as the CREATE it resembles
 };
 
 // ---------------------------------------------------------------------------
@@ -487,8 +488,14 @@ int Session::Drain(struct fuse_buf* first) {
       return -1;
     }
     cur_ = res >= static_cast<int>(sizeof(struct fuse_in_header)) ? static_cast<const char*>(fbuf.mem) : nullptr;
+    // libfuse 3.14 answers FUSE_TMPFILE (O_TMPFILE, Linux 6.1) ENOSYS: its arguments and reply are CREATE's
+    // (fuse_create_in, a name, then entry and open replies), so it goes through libfuse as one (Session::Create).
+    struct fuse_in_header* in = cur_ ? static_cast<struct fuse_in_header*>(fbuf.mem) : nullptr;
+    tmpfile_ = in && in->opcode == FUSE_TMPFILE;
+    if (tmpfile_) in->opcode = FUSE_CREATE;
     fuse_session_process_buf(se_, &fbuf);
     cur_ = nullptr;
+    tmpfile_ = false;
     served++;
     if (fuse_session_exited(se_)) {
       Exit();
@@ -1258,7 +1265,12 @@ void Session::Access(fuse_req_t req, fuse_ino_t ino, int mask) {
   FORWARD(OP_ACCESS, DBL(ino), DBL(mask));
 }
 
+// create: (parent, name, mode, flags); tmpfile (a FUSE_TMPFILE, no name): (parent, mode, flags), replied as a create.
 void Session::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {
+  if (Of(req)->tmpfile_) {
+    FORWARD(OP_TMPFILE, DBL(parent), DBL(mode), DBL(fi->flags));
+    return;
+  }
   if (RefuseName(req, name, EILSEQ)) return;
   FORWARD(OP_CREATE, DBL(parent), STR(name), DBL(mode), DBL(fi->flags));
 }

@@ -452,6 +452,19 @@ export class View {
     this.call("link", existing, () => a.core.link(a.path, b.path));
   }
 
+  /**
+   * As linkat(2) with AT_EMPTY_PATH: a new name `path` for the file open as
+   * view descriptor `fd`, also when it has no name left (O_TMPFILE, or
+   * unlinked while open; `FsCore.flink`). Errors: EBADF, EXDEV (another
+   * tree), EROFS, EEXIST, ENOENT, EPERM (a directory), EMLINK, EACCES.
+   */
+  flink(fd: number, path: string): void {
+    const f = this.coreFile(fd, "link");
+    const b = this.coreRoute(path, "link", true, true);
+    if (f.core !== b.core) throw new FsError("EXDEV", "link", undefined, path);
+    this.call("link", path, () => f.core.flink(f.fd, b.path));
+  }
+
   /** As symlink(2): creates `path` pointing at `target` (stored verbatim). Errors: EEXIST, ENOENT, EROFS, ENAMETOOLONG. */
   symlink(target: string, path: string): void {
     const r = this.route(path, "symlink", true);
@@ -630,6 +643,21 @@ export class View {
     }
     if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EISDIR", "open", path);
     const fd = this.call("open", path, () => r.core.openFile(r.path, flags, mode));
+    const vfd = nextViewFd++;
+    this.files.set(vfd, { core: r.core, fd, slot: r.slot });
+    return vfd;
+  }
+
+  /**
+   * As open(2) with O_TMPFILE: a new file with no name in directory `dir`
+   * (`FsCore.openTmpfile`; `flink` names it); returns a view descriptor.
+   * Errors: EINVAL (read-only access mode), ENOENT, ENOTDIR, EACCES, EROFS
+   * (also in the control tree).
+   */
+  openTmpfile(dir: string, flags: number, mode = 0o600): number {
+    const r = this.route(dir, "open", false);
+    if (r.kind === "control" || r.readOnly) throw new FsError("EROFS", "open", dir);
+    const fd = this.call("open", dir, () => r.core.openTmpfile(r.path, flags, mode));
     const vfd = nextViewFd++;
     this.files.set(vfd, { core: r.core, fd, slot: r.slot });
     return vfd;

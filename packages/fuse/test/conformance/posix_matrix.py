@@ -1411,6 +1411,27 @@ def fuse_limits():
         rec(name, attempt(fn, d + "/n") + " " + desc(d + "/n"))
     d = fresh("limits")
     rec("open(O_TMPFILE)", attempt(lambda: os.close(os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600))) + " [" + listing(d) + "]")
+    # O_TMPFILE: no name (nlink 0) until linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N names it; O_EXCL forbids that
+    for name, flags in (("O_RDWR", os.O_RDWR), ("O_WRONLY", os.O_WRONLY), ("O_RDWR|O_EXCL", os.O_RDWR | os.O_EXCL), ("O_RDONLY", os.O_RDONLY)):
+        d = fresh("limits")
+
+        def cycle(d=d, flags=flags):
+            fd = os.open(d, os.O_TMPFILE | flags, 0o640)
+            try:
+                os.write(fd, b"tmp-1|")
+                out = desc_st(os.fstat(fd)) + " [" + listing(d) + "]"
+                r = _libc.linkat(AT_FDCWD, os.fsencode("/proc/self/fd/%d" % fd), AT_FDCWD, os.fsencode(d + "/named"), 0x400)
+                out += " linkat=" + ("ok" if r == 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
+                os.write(fd, b"tmp-2")
+                out += " " + desc_st(os.fstat(fd))
+            finally:
+                os.close(fd)
+            return out
+        rec("O_TMPFILE(%s)" % name, attempt(cycle) + " " + desc(d + "/named") + " [" + listing(d) + "]")
+    d = fresh("limits")
+    write_file(d + "/f", b"x")
+    for name in ("nope", "f"):
+        rec("O_TMPFILE(%s)" % name, attempt(lambda name=name: os.close(os.open(d + "/" + name, os.O_TMPFILE | os.O_RDWR, 0o600))) + " [" + listing(d) + "]")
     renameat2 = _libc.renameat2
     for name, flag, dst in (("NOREPLACE-exists", 1, "b"), ("EXCHANGE", 2, "b"), ("NOREPLACE-free", 1, "c"), ("EXCHANGE-missing", 2, "c")):
         d = fresh("limits")
