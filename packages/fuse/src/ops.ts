@@ -164,6 +164,8 @@ export class Handlers {
   private readonly pins = new Map<number, number>();
   /** fh of files whose first write went through the set-group-ID check (writes are hot). */
   private readonly sgidChecked = new Set<number>();
+  /** fh of handles open for writing → the uid that opened them (who may write: see `killPrivsEmpty`). */
+  private readonly writerUid = new Map<number, number>();
   private readonly primer: CachePrimer;
   private readonly opOpen: number;
   private readonly opSetattr: number;
@@ -438,12 +440,14 @@ export class Handlers {
    * when it changed the mode: a request whose reply carries no attributes
    * (write, fallocate) must then drop the kernel's cached ones
    * (`replyAfterAttrsDropped`), or stat(2) shows the old mode until the
-   * attribute timeout.
+   * attribute timeout. `anyType`: for a chown, which clears it on any
+   * non-directory (against the group the file had).
    */
-  private killSgid(st: Pick<InodeStat, "mode" | "gid">, chmod: (mode: number) => void): boolean {
+  private killSgid(st: Pick<InodeStat, "mode" | "gid">, chmod: (mode: number) => void, anyType = false): boolean {
     const [uid, gid, pid] = this.session.ctx as unknown as [number, number, number];
     if (uid === 0) return false;
-    if ((st.mode & S_IFMT) !== S_IFREG || (st.mode & 0o2010) !== 0o2000 || st.gid === gid) return false;
+    const type = st.mode & S_IFMT;
+    if ((anyType ? type === S_IFDIR : type !== S_IFREG) || (st.mode & 0o2010) !== 0o2000 || st.gid === gid) return false;
     if (callerGroups(pid).includes(st.gid)) return false;
     chmod(st.mode & 0o5777);
     return true;
@@ -470,23 +474,22 @@ export class Handlers {
   }
 
   /**
-   * `killPrivs` for a SETATTR with nothing to set (KILLPRIV_V2). The kernel
-   * sends one for chown(f, -1, -1) and, before a write or fallocate, when it
-   * found privileges to clear; nothing in the request tells them apart. From
-   * root or the owner both clear. From another caller, a write or fallocate
-   * needed write permission (the kernel checked it at open), while such a
-   * chown fails with EPERM on a local filesystem once it would change the
-   * mode: so such a caller without write permission gets EPERM and the mode
-   * stays. (One with write permission clears, where a local chown would
-   * fail; writing to the file would clear the same bits.)
+   * Whether a SETATTR with nothing to set (KILLPRIV_V2) from the current
+   * caller may clear the privileges of `st` (`killPrivs`); throws EPERM when
+   * it may not and bits would change. The kernel sends one for
+   * chown(f, -1, -1) and, before a write, fallocate or copy_file_range, when
+   * it found privileges to clear (with ATTR_FORCE: no permission check);
+   * nothing in the request tells them apart. Root and the owner may clear
+   * either way; another caller holding the file open for writing is taken as
+   * such a write (a chown(f, -1, -1) of theirs clears too, where a local
+   * filesystem says EPERM); any other caller is a chown by a non-owner:
+   * EPERM, as chown_common gives, and the mode stays.
    */
-  private killPrivsEmpty(st: InodeStat, chmod: (mode: number) => void): void {
-    const [uid, gid, pid] = this.session.ctx as unknown as [number, number, number];
-    if (uid !== 0 && uid !== st.uid) {
-      const inGroup = st.gid === gid || ((st.mode & 0o6000) !== 0 && callerGroups(pid).includes(st.gid));
-      if (!(st.mode & (inGroup ? 0o020 : 0o002)) && this.killPrivs(st, false, () => {})) throw new FsError("EPERM", "setattr");
-    }
-    this.killPrivs(st, false, chmod);
+  private mayKillEmpty(ino: number, st: InodeStat): void {
+    const uid = (this.session.ctx as unknown as number[])[0]!;
+    if (uid === 0 || uid === st.uid) return;
+    for (const [fh, i] of this.files) if (i === ino && this.writerUid.get(fh) === uid) return;
+    if (this.killPrivs(st, false, () => {})) throw new FsError("EPERM", "setattr");
   }
 
   /** `killSgid` of the file open as handle `fh` (`st` its current stat), changed through the handle. */
@@ -558,9 +561,16 @@ export class Handlers {
     if (toSet & (S.UID! | S.GID!)) {
       const u = toSet & S.UID! ? uid : -1;
       const g = toSet & S.GID! ? gid : -1;
+      const oldGid = toSet & S.KILL_SUIDGID! ? this.statOf(ino, fh).gid : -1;
       if (byFd && fh >= 0) this.view.fchown(fh, u, g);
       else if (!this.view.chownOf(ino, u, g)) this.view.chown(path!, u, g, false);
-      if (toSet & S.KILL_SUIDGID!) this.killPrivs(this.statOf(ino, fh), true, chmod);
+      if (toSet & S.KILL_SUIDGID!) {
+        const st = this.statOf(ino, fh);
+        this.killPrivs(st, true, chmod);
+        // chown_common's setattr_should_drop_sgid looks at the group the file had: a caller outside it
+        // also loses a set-group-ID without group execute.
+        this.killSgid({ mode: this.statOf(ino, fh).mode, gid: oldGid }, chmod, true);
+      }
     }
     const rest = () => {
       if (toSet & S.SIZE!) {
@@ -577,10 +587,13 @@ export class Handlers {
       }
       if ((toSet & ~S.CTIME!) === 0) {
         // chown(f, -1, -1): the kernel sends a SETATTR with nothing to set (ctime only with a writeback
-        // cache). Only ctime changes, which the trees touch on a no-op chown.
+        // cache). Only ctime changes, which the trees touch on a no-op chown. With KILLPRIV_V2 the same
+        // request also announces a write's privilege clearing (mayKillEmpty).
+        const kill = this.session.killprivV2();
+        if (kill) this.mayKillEmpty(ino, this.statOf(ino, fh));
         if (byFd && fh >= 0) this.view.fchown(fh, -1, -1);
         else this.view.chown(path!, -1, -1, false);
-        if (this.session.killprivV2()) this.killPrivsEmpty(this.statOf(ino, fh), chmod);
+        if (kill) this.killPrivs(this.statOf(ino, fh), false, chmod);
       }
       const st = this.statOf(ino, fh);
       this.keptThroughKernel(node, st);
@@ -776,6 +789,7 @@ export class Handlers {
       fh = this.view.reopen(h, f);
     }
     this.files.set(fh, ino);
+    if ((f & 3) !== C.O_RDONLY) this.writerUid.set(fh, this.session.ctx[0]!);
     // A read-only handle has nothing to commit at close: no FLUSH request for it (one round trip less per open).
     const noflush = (f & 3) === C.O_RDONLY ? OpenReplyFlag.noflush : 0;
     if (!this.session.replyOpen(slot, fh, this.openFlags(ino, fh) | noflush)) this.dropHandle(ino, fh, true);
@@ -792,6 +806,7 @@ export class Handlers {
       throw e;
     }
     this.files.set(fh, st.ino);
+    if ((flags & 3) !== C.O_RDONLY) this.writerUid.set(fh, this.session.ctx[0]!);
     this.nodes.looked(st.ino, parent, name, false);
     const node = this.nodes.get(st.ino)!;
     node.open++;
@@ -823,6 +838,7 @@ export class Handlers {
       throw e;
     }
     this.files.set(fh, st.ino);
+    this.writerUid.set(fh, this.session.ctx[0]!);
     const node = this.nodes.held(st.ino);
     node.open++;
     node.cacheStamp = cacheStamp(st);
@@ -893,6 +909,7 @@ export class Handlers {
   private dropHandle(ino: number, fh: number, close: boolean): void {
     this.files.delete(fh);
     this.sgidChecked.delete(fh);
+    this.writerUid.delete(fh);
     this.primer.forget(fh);
     const node = this.nodes.get(ino);
     if (node && node.open > 0) node.open--;
@@ -911,8 +928,9 @@ export class Handlers {
     this.view.fallocate(fh, mode, off, len);
     const st = this.view.fstat(fh);
     // As a write: a caller outside the file's group clears a set-group-ID without group execute (tmpfs
-    // does, through file_modified); the kernel cleared set-user-ID itself before asking. (A chmod moves
-    // ctime only, so `st` still carries the stamp.)
+    // does, through file_modified); set-user-ID was cleared before the request, by the kernel's chmod or,
+    // with KILLPRIV_V2, by the SETATTR with nothing to set (mayKillEmpty). (A chmod moves ctime only, so
+    // `st` still carries the stamp.)
     const killed = ino !== undefined && this.killSgidOf(fh, st);
     if (node) this.keptThroughKernel(node, st);
     if (killed) this.replyAfterAttrsDropped(ino!, () => this.session.replyErr(slot, 0));

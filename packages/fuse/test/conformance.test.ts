@@ -44,13 +44,6 @@ const KNOWN_DEVIATIONS: KnownDeviation[] = [
     agentfs: "EFBIG",
     reason: "agentfs files are limited to 2^47 bytes (core MAX_FILE_SIZE); tmpfs accepts sparse sizes up to 2^63-1.",
   },
-  {
-    key: "perm.chown-writable[owner=1000:1000 6777](-1:-1)",
-    tmpfs: "EPERM reg 6777 n1 1000:1000 sz1",
-    agentfs: "ok reg 0777 n1 1000:1000 sz1",
-    reason:
-      "With FUSE_HANDLE_KILLPRIV_V2 the kernel sends this chown as a SETATTR with nothing to set, exactly as it announces a write's or fallocate's privilege clearing; a caller who may write the file gets the clearing (which a write would do anyway), one who may not gets EPERM (the perm.chown checks).",
-  },
 ];
 
 /**

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 #include <set>
 #include <string>
@@ -64,8 +65,6 @@ enum AttrField {
 const size_t kAttrRecords = 128;  // readdirplus entries per reply (a 4 KiB page holds at most ~27)
 // libfuse 3 reads each request with a buffer of FUSE_MAX_MAX_PAGES (256) pages plus a header page (fuse_i.h).
 const size_t kMaxPages = 256;
-// setattr mask bit (beyond libfuse's FUSE_SET_ATTR_*) for a SETATTR carrying the kernel's FATTR_KILL_SUIDGID.
-const int kSetAttrKillSuidgid = 1 << 16;
 
 // Open-reply flag bits (replyOpen/replyCreate `flags`).
 enum OpenFlag { OF_DIRECT_IO = 1, OF_KEEP_CACHE = 2, OF_NONSEEKABLE = 4, OF_CACHE_READDIR = 8, OF_NOFLUSH = 16 };
@@ -275,7 +274,7 @@ class Session : public Napi::ObjectWrap<Session> {
   // is amended on its way out (IoWritev) when the kernel offered it.
   bool wantKillprivV2_ = false;
   bool kernelKillprivV2_ = false;  // the INIT request offered it
-  uint64_t initUnique_ = 0;        // the INIT request's unique, until its reply went out
+  std::atomic<uint64_t> initUnique_{0};  // the INIT request's unique, until its reply went out (writev also runs on notify threads)
   bool killprivV2_ = false;        // negotiated
   double capabilityProbes_ = 0;    // getxattr("security.capability") answered here
   const char* cur_ = nullptr;      // the request being processed (header first), for flags libfuse drops
@@ -655,7 +654,8 @@ Napi::Value Session::SpinStats(const Napi::CallbackInfo& info) {
 
 // killprivV2(): whether FUSE_HANDLE_KILLPRIV_V2 was negotiated. Then the kernel leaves clearing
 // set-user-ID/set-group-ID to the daemon: a write or truncate by a caller without CAP_FSETID carries
-// KILL_SUIDGID (write's 8th argument; setattr's mask bit setAttr.KILL_SUIDGID), as does any chown of
+// KILL_SUIDGID (write's 8th argument, FUSE_WRITE_KILL_SUIDGID, read from the raw request since
+// fuse_file_info has no field for it; setattr's mask bit setAttr.KILL_SUIDGID), as does any chown of
 // a non-directory; and it stops asking getxattr("security.capability") before every write(2) (SB_NOSEC).
 Napi::Value Session::KillprivV2(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), killprivV2_);
@@ -674,8 +674,8 @@ ssize_t Session::IoRead(int fd, void* buf, size_t len, void* userdata) {
     const struct fuse_in_header* h = static_cast<const struct fuse_in_header*>(buf);
     if (h->opcode == FUSE_INIT) {
       const struct fuse_init_in* in = reinterpret_cast<const struct fuse_init_in*>(h + 1);
-      s->initUnique_ = h->unique;
       s->kernelKillprivV2_ = (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+      s->initUnique_ = h->unique;
     }
   }
   return n;
@@ -704,8 +704,6 @@ bool Session::KillSuidgid(uint32_t opcode) const {
   if (h->opcode != opcode) return false;
   if (opcode == FUSE_WRITE && h->len >= sizeof *h + sizeof(struct fuse_write_in))
     return (reinterpret_cast<const struct fuse_write_in*>(h + 1)->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
-  if (opcode == FUSE_SETATTR && h->len >= sizeof *h + sizeof(struct fuse_setattr_in))
-    return (reinterpret_cast<const struct fuse_setattr_in*>(h + 1)->valid & FATTR_KILL_SUIDGID) != 0;
   return false;
 }
 
@@ -1135,7 +1133,6 @@ void Session::Getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi)
 
 // setattr: (ino, toSet FUSE_SET_ATTR_* bits, fh or -1, mode, uid, gid, size, atime s, atime ns, mtime s, mtime ns)
 void Session::Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* a, int to_set, struct fuse_file_info* fi) {
-  if (Of(req)->KillSuidgid(FUSE_SETATTR)) to_set |= kSetAttrKillSuidgid;
   FORWARD(OP_SETATTR, DBL(ino), DBL(to_set), DBL(Fh(fi)), DBL(a->st_mode), DBL(a->st_uid), DBL(a->st_gid),
                                 DBL(a->st_size), DBL(a->st_atim.tv_sec), DBL(a->st_atim.tv_nsec), DBL(a->st_mtim.tv_sec),
                                 DBL(a->st_mtim.tv_nsec));
@@ -1300,7 +1297,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
 #define SA(n) set.Set(#n, Napi::Number::New(env, FUSE_SET_ATTR_##n))
   SA(MODE); SA(UID); SA(GID); SA(SIZE); SA(ATIME); SA(MTIME); SA(ATIME_NOW); SA(MTIME_NOW); SA(CTIME);
 #undef SA
-  set.Set("KILL_SUIDGID", Napi::Number::New(env, kSetAttrKillSuidgid));
+  // FATTR_KILL_SUIDGID, which libfuse 3.14 passes through in to_set (its mask keeps bit 11) but does not name.
+  set.Set("KILL_SUIDGID", Napi::Number::New(env, FATTR_KILL_SUIDGID));
   exports.Set("setAttr", set);
   exports.Set("libfuseVersion", Napi::String::New(env, fuse_pkgversion()));
   return exports;

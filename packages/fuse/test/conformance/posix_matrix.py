@@ -1093,14 +1093,14 @@ def perm_owner_ops():
     # chown/chgrp by the owner and by others
     for owner in ((NOBODY, NOBODY), (NOBODY, OTHER), (OTHER, NOBODY), (OTHER, OTHER)):
         for (u, g) in ((NOBODY, -1), (0, -1), (OTHER, -1), (-1, NOBODY), (-1, EXTRA_GROUP), (-1, OTHER), (-1, 0), (-1, -1), (NOBODY, EXTRA_GROUP)):
-            for mode in (0o6755, 0o0644):
+            for mode in (0o6755, 0o0644, 0o2745):
                 d = fresh("perm-chown")
                 write_file(d + "/f", b"x", mode)
                 os.chown(d + "/f", *owner)
                 os.chmod(d + "/f", mode)
                 r = as_user(NOBODY, NOBODY, lambda d=d, u=u, g=g: attempt(os.chown, d + "/f", u, g), groups=[NOBODY, EXTRA_GROUP])
                 rec("perm.chown[owner=%d:%d %04o](%d:%d)" % (owner[0], owner[1], mode, u, g), r + " " + desc(d + "/f", content=False))
-    # chown(f, -1, -1) by a non-owner who may write the set-user-ID file
+    # chown(f, -1, -1) by a non-owner who may write the set-user-ID file (but has it open for nothing)
     d = fresh("perm-chown-writable")
     write_file(d + "/f", b"x", 0o6777)
     os.chown(d + "/f", OTHER, OTHER)
