@@ -11,6 +11,9 @@ import { asFsError, fsErrorOf } from "./errwrap.js";
 import { decodeExtents, encodeExtents, readExtents, encodedDataBytes, referencedChunks, seekExtents, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
+
+/** Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which node:fs does not export. */
+export const O_TMPFILE = 0o20000000 | C.O_DIRECTORY;
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { AsyncCommitter } from "./asynccommit.js";
@@ -955,11 +958,14 @@ export class FsCore {
 
   /**
    * As open(2) with `flags` from fs.constants (O_RDONLY, O_WRONLY, O_RDWR,
-   * O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW); returns a
-   * descriptor number private to this view. Errors: ENOENT, EEXIST, EISDIR,
-   * ENOTDIR, ELOOP, EACCES, ENAMETOOLONG, EROFS.
+   * O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW), or with
+   * `O_TMPFILE` (Linux's value, which node:fs does not export) for
+   * `openTmpfile(path, ...)`; returns a descriptor number private to this
+   * view. Errors: ENOENT, EEXIST, EISDIR, ENOTDIR, ELOOP, EACCES,
+   * ENAMETOOLONG, EROFS; EINVAL (O_TMPFILE read-only).
    */
   openFile(path: string, flags: number, mode = 0o666): number {
+    if ((flags & O_TMPFILE) === O_TMPFILE) return this.openTmpfile(path, flags, mode);
     const acc = flags & 3;
     const writes = acc !== C.O_RDONLY || (flags & (C.O_CREAT | C.O_TRUNC)) !== 0;
     const op = () => {

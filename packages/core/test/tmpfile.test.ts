@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { constants as C } from "node:fs";
-import { FsCore, Store, fsck, gc } from "../src/index.js";
+import { AgentFsPromises, FsCore, O_TMPFILE, Store, fsck, gc } from "../src/index.js";
 import { codeOf, withStore, writeFile } from "./helpers.js";
 
 const read = (core: FsCore, path: string) => {
@@ -92,6 +92,21 @@ describe("O_TMPFILE (openTmpfile) and linkat of a descriptor (flink)", () => {
       store.createSnapshot("s");
       const snap = new FsCore(store, { snapshot: "s" });
       expect(codeOf(() => snap.openTmpfile("/d", C.O_RDWR))).toBe("EROFS");
+    });
+  });
+
+  it("the fs/promises API: open(dir, O_TMPFILE | O_RDWR) makes one; flink of its fd names it", async () => {
+    await withStore(async ({ core }) => {
+      const fsp = new AgentFsPromises(core);
+      await fsp.mkdir("/d");
+      const h = await fsp.open("/d", O_TMPFILE | C.O_RDWR, 0o600);
+      await h.write(Buffer.from("via the SDK"));
+      expect((await h.stat()).nlink).toBe(0);
+      expect(await fsp.readdir("/d")).toEqual([]);
+      core.flink(h.fd, "/d/made");
+      await h.close();
+      expect(await fsp.readFile("/d/made", "utf8")).toBe("via the SDK");
+      await expect(fsp.open("/d", O_TMPFILE | C.O_RDONLY)).rejects.toMatchObject({ code: "EINVAL" });
     });
   });
 
