@@ -116,7 +116,8 @@ export class AsyncCommitter {
             // Another connection committed meanwhile (maybe a gc): every chunk must still be there.
             for (const e of res.extents) if (e.hash && !host.store.cas.has(e.hash)) throw new RetryCommit();
           }
-          if (o.orphan && !host.visible(o.ino)) return; // unlinked meanwhile: nothing to write
+          // (Unlinked meanwhile: `update` then changes only the in-memory row the open file keeps, which must
+          // carry these extents now that the buffer counts them as committed.)
           const ext = encodeExtents(res.extents);
           host.update(o.ino, (row) => {
             row.extents = ext.length ? ext : null;

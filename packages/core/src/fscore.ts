@@ -12,8 +12,8 @@ import { decodeExtents, encodeExtents, readExtents, encodedDataBytes, referenced
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
 
-/** Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which node:fs does not export. */
-export const O_TMPFILE = 0o20000000 | C.O_DIRECTORY;
+/** Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which node:fs does not export; 0 elsewhere. */
+export const O_TMPFILE = process.platform === "linux" ? 0o20000000 | C.O_DIRECTORY : 0;
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { AsyncCommitter } from "./asynccommit.js";
@@ -862,22 +862,26 @@ export class FsCore {
 
   /**
    * As linkat(2) with AT_EMPTY_PATH (or linkat of /proc/self/fd/N): a new
-   * name `path` for the file open as `fd`. A file with no name left (made by
-   * `openTmpfile`, or unlinked while open) gets one again, with nlink 1; what
-   * was written through its descriptors is stored by their next commit
-   * (fsync, close). Errors: EBADF, EEXIST, ENOENT, EPERM (a directory),
-   * EMLINK, EACCES, ENAMETOOLONG, EROFS.
+   * name `path` for the file open as `fd`. A file made by `openTmpfile`
+   * without O_EXCL and not linked yet gets its first name (nlink 1); with
+   * `commit` (default) what was written through its descriptors is stored
+   * in the same transaction, else by their next commit (fsync, close). A
+   * file unlinked while open cannot be named again (ENOENT, as Linux without
+   * I_LINKABLE). Errors: EBADF, ENOENT, EEXIST, EPERM (a directory), EMLINK,
+   * EACCES, ENAMETOOLONG, EROFS.
    */
-  flink(fd: number, path: string): void {
+  flink(fd: number, path: string, commit = true): void {
     this.wr("link", path, () => {
       const h = this.handle(fd);
       const o = this.open.get(h.ino);
       if (!o?.orphan || this.store.manifest.getInode(h.ino, this.chain)) return this.linkAs(h.ino, this.node(h.ino), path);
+      if (!o.linkable) throw new StoreError("ENOENT", "the file has no name and may not get one (unlinked, or O_TMPFILE with O_EXCL)");
       const p = this.linkTarget(path, o.orphan);
-      const row: InodeRow = { ...o.orphan, nlink: 1, ctime: this.now() };
+      this.store.manifest.putInode(this.head, { ...o.orphan, nlink: 1, ctime: this.now() });
+      this.addEntry(p.dir, p.name, h.ino, o.orphan.mode & S_IFMT);
       o.orphan = null;
-      this.store.manifest.putInode(this.head, row);
-      this.addEntry(p.dir, p.name, h.ino, row.mode & S_IFMT);
+      o.linkable = false;
+      if (commit) this.commitContent(o);
     }, path);
   }
 
@@ -965,7 +969,7 @@ export class FsCore {
    * ENAMETOOLONG, EROFS; EINVAL (O_TMPFILE read-only).
    */
   openFile(path: string, flags: number, mode = 0o666): number {
-    if ((flags & O_TMPFILE) === O_TMPFILE) return this.openTmpfile(path, flags, mode);
+    if (O_TMPFILE !== 0 && (flags & O_TMPFILE) === O_TMPFILE) return this.openTmpfile(path, flags, mode);
     const acc = flags & 3;
     const writes = acc !== C.O_RDONLY || (flags & (C.O_CREAT | C.O_TRUNC)) !== 0;
     const op = () => {
@@ -1026,7 +1030,8 @@ export class FsCore {
    * credentials, its group the directory's when that is set-group-ID (as for
    * a create); the directory itself does not change. Its bytes live as long
    * as a descriptor is open, unless `flink` names it first. `flags`: the
-   * access mode (O_WRONLY or O_RDWR) and O_APPEND. Returns a descriptor.
+   * access mode (O_WRONLY or O_RDWR), O_APPEND, and O_EXCL (then it can
+   * never be named). Returns a descriptor.
    * Errors: EINVAL (O_RDONLY), ENOENT, ENOTDIR, EACCES (no write and search
    * permission on `dir`), ELOOP, ENAMETOOLONG, EROFS.
    */
@@ -1040,6 +1045,7 @@ export class FsCore {
       const ino = this.store.manifest.allocIno();
       const o = this.openInode(ino);
       o.orphan = { ...this.newRow(ino, S_IFREG | (mode & 0o7777 & ~this.umask), d.row), nlink: 0 };
+      o.linkable = (flags & C.O_EXCL) === 0;
       o.refs++;
       const fd = nextFd++;
       this.handles.set(fd, {
@@ -1295,6 +1301,8 @@ export class FsCore {
   fsync(fd: number): void {
     const { o } = this.opened("fsync", fd);
     if (this.readOnly || !o.content) return;
+    // Unlinked while open, or O_TMPFILE not linked yet: nothing to commit to (as flush, close and fsyncAsync).
+    if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) return;
     const db = this.store.manifest.db;
     this.wrap("fsync", undefined, () => this.store.manifest.settle());
     db.pragma("synchronous = FULL");

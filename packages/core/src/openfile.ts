@@ -19,6 +19,8 @@ export interface OpenInode {
   mtime: bigint | null;
   /** Last-known row, used after the inode is unlinked while open. */
   orphan: InodeRow | null;
+  /** An O_TMPFILE inode opened without O_EXCL and not linked yet: `flink` may name it (Linux's I_LINKABLE). */
+  linkable: boolean;
   /** Cached decoded extents of the committed version, valid for `extGen`. */
   ext: Extent[] | null;
   /** The view generation `ext` was decoded in. */
@@ -37,7 +39,7 @@ export interface OpenInode {
 
 /** A fresh `OpenInode` for `ino`: no references, buffer, pending time or cache yet. */
 export function newOpenInode(ino: number): OpenInode {
-  return { ino, refs: 0, content: null, mtime: null, orphan: null, ext: null, extGen: -1, extSize: 0, tail: null, timesSeq: 0, held: null, behindFailed: false };
+  return { ino, refs: 0, content: null, mtime: null, orphan: null, linkable: false, ext: null, extGen: -1, extSize: 0, tail: null, timesSeq: 0, held: null, behindFailed: false };
 }
 
 /** An open file description (as the kernel's struct file): what open(2) returned a descriptor for. */

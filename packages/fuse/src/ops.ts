@@ -640,15 +640,27 @@ export class Handlers {
   private link(slot: number, ino: number, newParent: number, newName: string): void {
     const path = this.childOf(newParent, newName);
     const from = this.nodes.path(ino);
-    if (from !== null) this.view.link(from, path);
-    else {
-      // No name left: an O_TMPFILE file (the kernel lets only a linkable one through), or one unlinked while
-      // open and reached through /proc/PID/fd. Named again through a handle that keeps it alive.
-      const h = this.pins.get(ino) ?? this.handleOf(ino);
-      if (h === undefined) throw new FsError("ENOENT", "link");
-      this.view.flink(h, path);
+    if (from !== null) {
+      this.view.link(from, path);
+      return this.entry(slot, newParent, newName, this.view.stat(path, false));
     }
-    this.entry(slot, newParent, newName, this.view.stat(path, false));
+    // No name: an O_TMPFILE file the kernel lets be linked (opened without O_EXCL, not linked yet; the
+    // kernel refuses a file unlinked while open itself, and core would too). Named through one of its
+    // handles; its bytes are committed off the loop before the answer, so what was written before
+    // linkat(2) is in the store once it returns.
+    const fhs = [...this.files].filter(([, i]) => i === ino).map(([fh]) => fh);
+    if (!fhs.length) throw new FsError("ENOENT", "link");
+    this.view.flink(fhs[0]!, path, false);
+    Promise.all(fhs.map((fh) => this.view.flushAsync(fh))).then(
+      () => {
+        try {
+          this.entry(slot, newParent, newName, this.view.stat(path, false));
+        } catch (e) {
+          this.session.replyErr(slot, this.errno("link", e));
+        }
+      },
+      (e) => this.session.replyErr(slot, this.errno("link", e)),
+    );
   }
 
   /** unlink (dir false) or rmdir (dir true) of `name` in `parent`. */
@@ -825,7 +837,7 @@ export class Handlers {
    * (`link`); without that it is gone at its last close.
    */
   private tmpfile(slot: number, parent: number, mode: number, flags: number): void {
-    const fh = this.view.openTmpfile(this.pathOf(parent), flags & (3 | C.O_APPEND), mode & 0o7777);
+    const fh = this.view.openTmpfile(this.pathOf(parent), flags & (3 | C.O_APPEND | C.O_EXCL), mode & 0o7777);
     let st: InodeStat;
     try {
       st = this.ownBy(this.view.fstat(fh), parent, {

@@ -65,6 +65,8 @@ enum AttrField {
 const size_t kAttrRecords = 128;  // readdirplus entries per reply (a 4 KiB page holds at most ~27)
 // libfuse 3 reads each request with a buffer of FUSE_MAX_MAX_PAGES (256) pages plus a header page (fuse_i.h).
 const size_t kMaxPages = 256;
+// FUSE_TMPFILE (protocol 7.37, Linux 6.1): a literal, so that older <linux/fuse.h> still compile.
+const uint32_t kFuseTmpfile = 51;
 
 // Open-reply flag bits (replyOpen/replyCreate `flags`).
 enum OpenFlag { OF_DIRECT_IO = 1, OF_KEEP_CACHE = 2, OF_NONSEEKABLE = 4, OF_CACHE_READDIR = 8, OF_NOFLUSH = 16 };
@@ -490,7 +492,7 @@ int Session::Drain(struct fuse_buf* first) {
     // libfuse 3.14 answers FUSE_TMPFILE (O_TMPFILE, Linux 6.1) ENOSYS: its arguments and reply are CREATE's
     // (fuse_create_in, a name, then entry and open replies), so it goes through libfuse as one (Session::Create).
     struct fuse_in_header* in = cur_ ? static_cast<struct fuse_in_header*>(fbuf.mem) : nullptr;
-    tmpfile_ = in && in->opcode == FUSE_TMPFILE;
+    tmpfile_ = in && in->opcode == kFuseTmpfile;
     if (tmpfile_) in->opcode = FUSE_CREATE;
     fuse_session_process_buf(se_, &fbuf);
     cur_ = nullptr;

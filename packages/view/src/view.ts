@@ -454,15 +454,17 @@ export class View {
 
   /**
    * As linkat(2) with AT_EMPTY_PATH: a new name `path` for the file open as
-   * view descriptor `fd`, also when it has no name left (O_TMPFILE, or
-   * unlinked while open; `FsCore.flink`). Errors: EBADF, EXDEV (another
-   * tree), EROFS, EEXIST, ENOENT, EPERM (a directory), EMLINK, EACCES.
+   * view descriptor `fd`, also the first name of an O_TMPFILE file
+   * (`FsCore.flink`; `commit` false leaves its bytes to the next commit).
+   * Errors: EBADF, EXDEV (another tree), EROFS, EEXIST, ENOENT (unlinked
+   * while open, or O_TMPFILE with O_EXCL), EPERM (a directory), EMLINK,
+   * EACCES.
    */
-  flink(fd: number, path: string): void {
+  flink(fd: number, path: string, commit = true): void {
     const f = this.coreFile(fd, "link");
     const b = this.coreRoute(path, "link", true, true);
     if (f.core !== b.core) throw new FsError("EXDEV", "link", undefined, path);
-    this.call("link", path, () => f.core.flink(f.fd, b.path));
+    this.call("link", path, () => f.core.flink(f.fd, b.path, commit));
   }
 
   /** As symlink(2): creates `path` pointing at `target` (stored verbatim). Errors: EEXIST, ENOENT, EROFS, ENAMETOOLONG. */
