@@ -817,10 +817,17 @@ export class Handlers {
       this.view.close(fh);
       throw e;
     }
+    this.answerCreate(slot, fh, st, this.nodes.looked(st.ino, parent, name, false), (flags & 3) !== C.O_RDONLY);
+  }
+
+  /**
+   * Answers a create or tmpfile: node `node` (stat `st`, its lookup count
+   * already raised) open as handle `fh` (for writing when `writable`). When
+   * the kernel is gone, closes the handle and drops the count again.
+   */
+  private answerCreate(slot: number, fh: number, st: InodeStat, node: FuseNode, writable: boolean): void {
     this.files.set(fh, st.ino);
-    if ((flags & 3) !== C.O_RDONLY) this.writerUid.set(fh, this.session.ctx[0]!);
-    this.nodes.looked(st.ino, parent, name, false);
-    const node = this.nodes.get(st.ino)!;
+    if (writable) this.writerUid.set(fh, this.session.ctx[0]!);
     node.open++;
     node.cacheStamp = cacheStamp(st);
     this.fill(0, st);
@@ -849,16 +856,7 @@ export class Handlers {
       this.view.close(fh);
       throw e;
     }
-    this.files.set(fh, st.ino);
-    this.writerUid.set(fh, this.session.ctx[0]!);
-    const node = this.nodes.held(st.ino);
-    node.open++;
-    node.cacheStamp = cacheStamp(st);
-    this.fill(0, st);
-    if (!this.session.replyCreate(slot, this.opts.timeouts.entry, this.opts.timeouts.attr, fh, 0)) {
-      this.dropHandle(st.ino, fh, true);
-      this.forgetNode(st.ino, 1);
-    }
+    this.answerCreate(slot, fh, st, this.nodes.held(st.ino), true);
   }
 
   private read(slot: number, fh: number, off: number, size: number): void {
