@@ -11,9 +11,6 @@ import { asFsError, fsErrorOf } from "./errwrap.js";
 import { decodeExtents, encodeExtents, readExtents, encodedDataBytes, referencedChunks, seekExtents, OpenContent, type Extent } from "./content.js";
 import { ROOT_INO, nowNs, type Chain, type InodeRow } from "./manifest.js";
 import { PATH_MAX, checkName, joinParts } from "./paths.js";
-
-/** Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which node:fs does not export; 0 elsewhere. */
-export const O_TMPFILE = process.platform === "linux" ? 0o20000000 | C.O_DIRECTORY : 0;
 import type { Store, Target } from "./store.js";
 import { LOWER_DATA } from "./overlay.js";
 import { AsyncCommitter } from "./asynccommit.js";
@@ -23,6 +20,9 @@ import { checkXattrValue, xattrNames, xattrValue, xattrsWithRemoved, xattrsWithS
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, isSpecial } from "./modes.js";
 import { checkChown, checkSetTimes, checkSticky, chmodBits, needAccess, processCredentials, processUmask, type Credentials } from "./access.js";
 import { PathResolver, isWithin } from "./resolve.js";
+
+/** Linux's O_TMPFILE (__O_TMPFILE | O_DIRECTORY), which node:fs does not export; 0 elsewhere. */
+export const O_TMPFILE = process.platform === "linux" ? 0o20000000 | C.O_DIRECTORY : 0;
 
 export { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK, isSpecial } from "./modes.js";
 export type { Credentials } from "./access.js";
@@ -879,9 +879,10 @@ export class FsCore {
       const p = this.linkTarget(path, o.orphan);
       this.store.manifest.putInode(this.head, { ...o.orphan, nlink: 1, ctime: this.now() });
       this.addEntry(p.dir, p.name, h.ino, o.orphan.mode & S_IFMT);
+      if (commit) this.commitContent(o);
+      // (only now: a failure above rolls the link back, and the file must still be a nameless one)
       o.orphan = null;
       o.linkable = false;
-      if (commit) this.commitContent(o);
     }, path);
   }
 
