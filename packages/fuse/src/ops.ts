@@ -907,7 +907,8 @@ export class Handlers {
    */
   private async flush(ino: number, fh: number): Promise<void> {
     await this.view.flushAsync(fh);
-    this.primer.flushed(ino, fh, this.nodes.get(ino)?.open ?? 0);
+    // (A file with no name, O_TMPFILE or unlinked, is never opened again: its pages are not worth storing.)
+    if (this.nodes.path(ino) !== null) this.primer.flushed(ino, fh, this.nodes.get(ino)?.open ?? 0);
   }
 
   private release(slot: number, ino: number, fh: number): void {
