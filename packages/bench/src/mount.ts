@@ -295,7 +295,7 @@ function requestsSection(L: string[], jobList: Job[], value: (jobId: string, t: 
   const n = (v: number | undefined) => (v === undefined ? "–" : v.toLocaleString("en-US"));
   L.push("", "## FUSE requests", "");
   L.push(
-    "Requests the kernel sent to each mount during the timed command (tracepoint fuse:fuse_request_send, counted per connection). " +
+    "Requests the kernel sent to each mount during the timed command (tracepoint fuse:fuse_request_send, counted per connection; FORGET and INTERRUPT, which travel on queues of their own, are not counted). " +
       "A request costs a round trip between the calling process and the daemon however little the daemon does; " +
       "the budget column is what each request may cost, round trip included, for the workload to finish within 2× of tmpfs.",
     "",

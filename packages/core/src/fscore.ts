@@ -865,7 +865,8 @@ export class FsCore {
    * name `path` for the file open as `fd`. A file made by `openTmpfile`
    * without O_EXCL and not linked yet gets its first name (nlink 1); with
    * `commit` (default) what was written through its descriptors is stored
-   * in the same transaction, else by their next commit (fsync, close). A
+   * in the same transaction, else by the next commit of a descriptor open
+   * for writing (flush, fsync, close; none may be left to do it). A
    * file unlinked while open cannot be named again (ENOENT, as Linux without
    * I_LINKABLE). Errors: EBADF, ENOENT, EEXIST, EPERM (a directory), EMLINK,
    * EACCES, ENAMETOOLONG, EROFS.

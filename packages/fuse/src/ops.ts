@@ -646,21 +646,23 @@ export class Handlers {
     }
     // No name: an O_TMPFILE file the kernel lets be linked (opened without O_EXCL, not linked yet; the
     // kernel refuses a file unlinked while open itself, and core would too). Named through one of its
-    // handles; its bytes are committed off the loop before the answer, so what was written before
-    // linkat(2) is in the store once it returns.
+    // handles; its bytes are committed before the answer, so what was written before linkat(2) is in the
+    // store once it returns: off the loop through its writable handles, or in the link itself when none
+    // is left (written, closed, and linked through a read-only reopen of /proc/PID/fd).
     const fhs = [...this.files].filter(([, i]) => i === ino).map(([fh]) => fh);
     if (!fhs.length) throw new FsError("ENOENT", "link");
-    this.view.flink(fhs[0]!, path, false);
-    Promise.all(fhs.map((fh) => this.view.flushAsync(fh))).then(
-      () => {
-        try {
-          this.entry(slot, newParent, newName, this.view.stat(path, false));
-        } catch (e) {
-          this.session.replyErr(slot, this.errno("link", e));
-        }
-      },
-      (e) => this.session.replyErr(slot, this.errno("link", e)),
-    );
+    const writers = fhs.filter((fh) => this.writerUid.has(fh));
+    this.view.flink(fhs[0]!, path, writers.length === 0);
+    // The name exists from here on: the answer is its entry even if a commit fails (the bytes stay
+    // pending, and the next flush, fsync or close of the writer reports the error, as after a write).
+    const answer = () => {
+      try {
+        this.entry(slot, newParent, newName, this.statOf(ino));
+      } catch (e) {
+        this.session.replyErr(slot, this.errno("link", e));
+      }
+    };
+    Promise.all(writers.map((fh) => this.view.flushAsync(fh))).then(answer, answer);
   }
 
   /** unlink (dir false) or rmdir (dir true) of `name` in `parent`. */

@@ -2,9 +2,11 @@
  * Counting the FUSE requests a command makes, from the kernel's side: the
  * tracepoint `fuse:fuse_request_send` (Linux 6.15 and later) recorded into a
  * private tracefs instance, so that fuse-overlayfs and agentfs are counted
- * the same way and the daemon under test does nothing extra. Needs root and
- * tracefs at /sys/kernel/tracing; `FuseRequestCounter.open()` returns null
- * where either is missing, and the benchmark then reports no counts.
+ * the same way and the daemon under test does nothing extra. It fires for
+ * every request with a reply; FORGET, BATCH_FORGET and INTERRUPT travel on
+ * queues of their own and are not counted. Needs root and tracefs at
+ * /sys/kernel/tracing; `FuseRequestCounter.open()` returns null where either
+ * is missing, and the benchmark then reports no counts.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,20 +18,34 @@ export class FuseRequestCounter {
   private constructor(private readonly dir: string) {}
 
   /**
-   * Makes the instance `name` (a directory under /sys/kernel/tracing/instances)
-   * with a 16 MiB buffer per CPU. Null when tracefs, the instance directory or
-   * the fuse tracepoint is missing, or the caller may not write there (EACCES).
+   * Makes the instance `name` (a directory under /sys/kernel/tracing/instances;
+   * default `agentfs-bench-PID`) with a 16 MiB buffer per CPU, removed again
+   * by `close` or at the latest when this process exits. Null when tracefs,
+   * the instance directory or the fuse tracepoint is missing, or the caller
+   * may not write there (EACCES).
    */
-  static open(name = "agentfs-bench"): FuseRequestCounter | null {
+  static open(name = `agentfs-bench-${process.pid}`): FuseRequestCounter | null {
     const inst = join(TRACEFS, "instances", name);
+    let made = false;
     try {
       if (!existsSync(join(TRACEFS, "events", "fuse", "fuse_request_send"))) return null;
-      if (!existsSync(inst)) mkdirSync(inst);
+      if (!existsSync(inst)) {
+        mkdirSync(inst);
+        made = true;
+      }
       const c = new FuseRequestCounter(inst);
       writeFileSync(join(inst, "buffer_size_kb"), "16384");
       c.enable(false);
+      process.once("exit", () => c.close());
       return c;
     } catch {
+      if (made) {
+        try {
+          rmdirSync(inst);
+        } catch {
+          /* leave it */
+        }
+      }
       return null;
     }
   }
@@ -41,7 +57,8 @@ export class FuseRequestCounter {
    */
   start(dir: string): void {
     const dev = statSync(dir).dev;
-    // glibc's minor(): FUSE superblocks are anonymous devices (major 0), whose kernel dev_t is the minor.
+    // The minor of st_dev (glibc's encoding, minors below 2^20): FUSE superblocks are anonymous devices
+    // (major 0), whose kernel dev_t, the tracepoint's `connection`, is that minor.
     const minor = (dev & 0xff) | ((dev / 4096) & 0xfff00);
     writeFileSync(join(this.event(), "filter"), `connection == ${minor}`);
     writeFileSync(join(this.dir, "trace"), "");

@@ -37,7 +37,23 @@ export interface ProcOptions {
 /** Runs `cmd args` in its own process group; resolves with output and wall time (never rejects). */
 export function run(cmd: string, args: string[], opts: ProcOptions = {}): Promise<ProcResult> {
   return new Promise((resolve) => {
-    opts.fuse?.counter.start(opts.fuse.dir);
+    // (Counting is best effort: a tracefs error leaves this command uncounted, never failed.)
+    let counting = false;
+    try {
+      opts.fuse?.counter.start(opts.fuse.dir);
+      counting = !!opts.fuse;
+    } catch {
+      /* uncounted */
+    }
+    const stop = (): number | undefined => {
+      if (!counting) return undefined;
+      counting = false;
+      try {
+        return opts.fuse!.counter.stop();
+      } catch {
+        return undefined;
+      }
+    };
     const t0 = performance.now();
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
@@ -55,12 +71,12 @@ export function run(cmd: string, args: string[], opts: ProcOptions = {}): Promis
     }, opts.timeoutMs ?? 180_000);
     child.on("error", (e) => {
       clearTimeout(timer);
-      resolve({ code: 127, signal: null, stdout, stderr: stderr + String(e), ms: performance.now() - t0, timedOut, fuseRequests: opts.fuse?.counter.stop() });
+      resolve({ code: 127, signal: null, stdout, stderr: stderr + String(e), ms: performance.now() - t0, timedOut, fuseRequests: stop() });
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       const ms = performance.now() - t0;
-      resolve({ code, signal, stdout, stderr, ms, timedOut, fuseRequests: opts.fuse?.counter.stop() });
+      resolve({ code, signal, stdout, stderr, ms, timedOut, fuseRequests: stop() });
     });
     child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");

@@ -1428,6 +1428,20 @@ def fuse_limits():
                 os.close(fd)
             return out
         rec("O_TMPFILE(%s)" % name, attempt(cycle) + " " + desc(d + "/named") + " [" + listing(d) + "]")
+    # written, its writer closed, then linked through a read-only reopen of /proc/self/fd/N
+    d = fresh("limits")
+
+    def relinked(d=d):
+        fd = os.open(d, os.O_TMPFILE | os.O_WRONLY, 0o644)
+        os.write(fd, b"written-then-closed")
+        r = os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
+        os.close(fd)
+        try:
+            if _libc.linkat(AT_FDCWD, os.fsencode("/proc/self/fd/%d" % r), AT_FDCWD, os.fsencode(d + "/named"), 0x400) != 0:
+                return errno.errorcode.get(ctypes.get_errno(), "?")
+        finally:
+            os.close(r)
+    rec("O_TMPFILE(linked after its writer closed)", attempt(relinked) + " " + desc(d + "/named") + " [" + listing(d) + "]")
     d = fresh("limits")
     write_file(d + "/f", b"x")
     for name in ("nope", "f"):
