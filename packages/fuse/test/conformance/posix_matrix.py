@@ -1140,6 +1140,23 @@ def perm_owner_ops():
                     return attempt(lambda: os.close(os.open(f, os.O_WRONLY | os.O_TRUNC)))
                 r = as_user(NOBODY, NOBODY, body)
                 rec("perm.killpriv[%04o owner=%d](%s)" % (mode, owner[0], op), r + " " + desc(d + "/f", content=False))
+    # a descriptor that wrote once, then its owner sets set-user-ID/set-group-ID: the next write clears them
+    for mode in (0o6777, 0o4777, 0o2777):
+        d = fresh("perm-killpriv-again")
+        write_file(d + "/f", b"hello", 0o666)
+        os.chown(d + "/f", NOBODY, NOBODY)
+        os.chmod(d + "/f", 0o666)
+
+        def again(d=d, mode=mode):
+            fd = os.open(d + "/f", os.O_WRONLY)
+            try:
+                os.write(fd, b"J")
+                os.chmod(d + "/f", mode)
+                os.write(fd, b"K")
+            finally:
+                os.close(fd)
+        r = as_user(NOBODY, NOBODY, lambda: attempt(again))
+        rec("perm.killpriv-again[%04o]" % mode, r + " " + desc(d + "/f", content=False))
     # a writer in the file's group (supplementary) keeps a set-group-ID without group execute
     for mode in (0o2767, 0o2777, 0o6766):
         for op in ("write", "truncate", "fallocate"):
