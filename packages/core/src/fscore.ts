@@ -480,6 +480,21 @@ export class FsCore {
     return o;
   }
 
+  /** Whether open inode `o` has no name in this tree (unlinked while open, or O_TMPFILE not linked yet): nothing to commit to. */
+  private nameless(o: OpenInode): boolean {
+    return o.orphan !== null && !this.store.manifest.getInode(o.ino, this.chain);
+  }
+
+  /** A new descriptor on inode `ino` (opened as `path`): access mode and O_APPEND from `flags`, position 0. */
+  private newHandle(ino: number, path: string, flags: number, isDir: boolean): number {
+    const acc = flags & 3;
+    const fd = nextFd++;
+    this.handles.set(fd, {
+      fd, ino, path, readable: acc !== C.O_WRONLY, writable: acc !== C.O_RDONLY, append: (flags & C.O_APPEND) !== 0, pos: 0, isDir,
+    });
+    return fd;
+  }
+
   // ---------------------------------------------------------------- metadata
 
   /** As stat(2) (`follow`) or lstat(2). Errors: ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG. */
@@ -874,12 +889,13 @@ export class FsCore {
   flink(fd: number, path: string, commit = true): void {
     this.wr("link", path, () => {
       const h = this.handle(fd);
-      const o = this.open.get(h.ino);
-      if (!o?.orphan || this.store.manifest.getInode(h.ino, this.chain)) return this.linkAs(h.ino, this.node(h.ino), path);
+      const o = this.openOf(h);
+      if (!this.nameless(o)) return this.linkAs(h.ino, this.node(h.ino), path);
       if (!o.linkable) throw new StoreError("ENOENT", "the file has no name and may not get one (unlinked, or O_TMPFILE with O_EXCL)");
-      const p = this.linkTarget(path, o.orphan);
-      this.store.manifest.putInode(this.head, { ...o.orphan, nlink: 1, ctime: this.now() });
-      this.addEntry(p.dir, p.name, h.ino, o.orphan.mode & S_IFMT);
+      const row = o.orphan!;
+      const p = this.linkTarget(path, row);
+      this.store.manifest.putInode(this.head, { ...row, nlink: 1, ctime: this.now() });
+      this.addEntry(p.dir, p.name, h.ino, row.mode & S_IFMT);
       if (commit) this.commitContent(o);
       // (only now: a failure above rolls the link back, and the file must still be a nameless one)
       o.orphan = null;
@@ -1016,12 +1032,7 @@ export class FsCore {
         this.truncateOpen(o, 0);
         this.commitContent(o);
       }
-      const fd = nextFd++;
-      this.handles.set(fd, {
-        fd, ino: r.ino, path: r.path, readable: acc !== C.O_WRONLY, writable: acc !== C.O_RDONLY,
-        append: (flags & C.O_APPEND) !== 0, pos: 0, isDir,
-      });
-      return fd;
+      return this.newHandle(r.ino, r.path, flags, isDir);
     };
     return writes && !this.readOnly ? this.wr("open", path, op) : this.rd("open", path, op);
   }
@@ -1049,11 +1060,7 @@ export class FsCore {
       o.orphan = { ...this.newRow(ino, S_IFREG | (mode & 0o7777 & ~this.umask), d.row), nlink: 0 };
       o.linkable = (flags & C.O_EXCL) === 0;
       o.refs++;
-      const fd = nextFd++;
-      this.handles.set(fd, {
-        fd, ino, path: dir, readable: acc !== C.O_WRONLY, writable: true, append: (flags & C.O_APPEND) !== 0, pos: 0, isDir: false,
-      });
-      return fd;
+      return this.newHandle(ino, dir, flags, false);
     });
   }
 
@@ -1072,12 +1079,7 @@ export class FsCore {
     if (h.isDir && acc !== C.O_RDONLY) throw new FsError("EISDIR", "open", h.path);
     if (acc !== C.O_RDONLY && this.readOnly) throw new FsError("EROFS", "open", h.path);
     this.openInode(h.ino).refs++;
-    const nfd = nextFd++;
-    this.handles.set(nfd, {
-      fd: nfd, ino: h.ino, path: h.path, readable: acc !== C.O_WRONLY, writable: acc !== C.O_RDONLY,
-      append: (flags & C.O_APPEND) !== 0, pos: 0, isDir: h.isDir,
-    });
-    return nfd;
+    return this.newHandle(h.ino, h.path, flags, h.isDir);
   }
 
   private truncateOpen(o: OpenInode, len: number): void {
@@ -1303,8 +1305,7 @@ export class FsCore {
   fsync(fd: number): void {
     const { o } = this.opened("fsync", fd);
     if (this.readOnly || !o.content) return;
-    // Unlinked while open, or O_TMPFILE not linked yet: nothing to commit to (as flush, close and fsyncAsync).
-    if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) return;
+    if (this.nameless(o)) return; // as flush, close and fsyncAsync
     const db = this.store.manifest.db;
     this.wrap("fsync", undefined, () => this.store.manifest.settle());
     db.pragma("synchronous = FULL");
@@ -1326,7 +1327,7 @@ export class FsCore {
   flush(fd: number): void {
     const { h, o } = this.opened("flush", fd);
     if (this.readOnly || !h.writable || !o.content || !(o.content.dirty || o.mtime !== null)) return;
-    if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) return; // unlinked while open
+    if (this.nameless(o)) return;
     this.wrNow("flush", () => this.commitContent(o));
   }
 
@@ -1335,9 +1336,7 @@ export class FsCore {
     const { h, o } = this.opened("close", fd);
     try {
       if (h.writable && o.content && (o.content.dirty || o.mtime !== null)) {
-        if (o.orphan && !this.store.manifest.getInode(o.ino, this.chain)) {
-          // Unlinked while open: nothing to commit to.
-        } else this.wrNow("close", () => this.commitContent(o));
+        if (!this.nameless(o)) this.wrNow("close", () => this.commitContent(o));
       }
     } finally {
       this.handles.delete(fd);

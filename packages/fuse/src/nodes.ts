@@ -91,12 +91,7 @@ export class NodeTable {
    * that name replaces any other: a directory has one.
    */
   looked(id: number, parent: number, name: string, dir = false): FuseNode {
-    let node = this.nodes.get(id);
-    if (!node) {
-      node = { id, nlookup: 0, links: [], open: 0 };
-      this.nodes.set(id, node);
-    }
-    node.nlookup++;
+    const node = this.held(id);
     if (id !== ROOT_ID) {
       // A directory has one name: the one it was found under last.
       if (dir) node.links = [];
@@ -105,7 +100,7 @@ export class NodeTable {
     return node;
   }
 
-  /** Records an entry reply for node `id` that has no name (O_TMPFILE): the kernel holds one more reference. */
+  /** Records an entry reply for node `id` without a name (O_TMPFILE; `looked` adds the name): the kernel holds one more reference. */
   held(id: number): FuseNode {
     let node = this.nodes.get(id);
     if (!node) {

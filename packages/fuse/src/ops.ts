@@ -164,7 +164,7 @@ export class Handlers {
   private readonly pins = new Map<number, number>();
   /** fh of files whose first write went through the set-group-ID check (writes are hot). */
   private readonly sgidChecked = new Set<number>();
-  /** fh of handles open for writing → the uid that opened them (who may write: see `killPrivsEmpty`). */
+  /** fh of handles open for writing → the uid that opened them (who may write: see `mayKillEmpty`). */
   private readonly writerUid = new Map<number, number>();
   private readonly primer: CachePrimer;
   private readonly opOpen: number;
@@ -336,8 +336,14 @@ export class Handlers {
 
   /** An open handle of node `ino` (for nodes whose every name is gone), or undefined. */
   private handleOf(ino: number): number | undefined {
-    for (const [fh, i] of this.files) if (i === ino) return fh;
-    return undefined;
+    return this.handlesOf(ino)[0];
+  }
+
+  /** Every open handle of node `ino`. */
+  private handlesOf(ino: number): number[] {
+    const out: number[] = [];
+    for (const [fh, i] of this.files) if (i === ino) out.push(fh);
+    return out;
   }
 
   /** Stat of node `ino`: by handle `fh` when given, else by path, else by any open handle. */
@@ -488,7 +494,7 @@ export class Handlers {
   private mayKillEmpty(ino: number, st: InodeStat): void {
     const uid = (this.session.ctx as unknown as number[])[0]!;
     if (uid === 0 || uid === st.uid) return;
-    for (const [fh, i] of this.files) if (i === ino && this.writerUid.get(fh) === uid) return;
+    if (this.handlesOf(ino).some((fh) => this.writerUid.get(fh) === uid)) return;
     if (this.killPrivs(st, false, () => {})) throw new FsError("EPERM", "setattr");
   }
 
@@ -576,7 +582,7 @@ export class Handlers {
       if (toSet & S.SIZE!) {
         const st = this.statOf(ino, fh);
         if (toSet & S.KILL_SUIDGID!) this.killPrivs(st, false, chmod);
-        else this.killSgid(st, (m) => (fh >= 0 ? this.view.fchmod(fh, m) : this.view.chmod(path!, m, false)));
+        else this.killSgid(st, chmod);
       }
       if (toSet & (S.ATIME! | S.MTIME! | S.ATIME_NOW! | S.MTIME_NOW!)) {
         const t = (set: number, now: number, s: number, ns: number): TimeSpec => (toSet & now ? "now" : toSet & set ? BigInt(s) * NS + BigInt(ns) : "omit");
@@ -589,11 +595,12 @@ export class Handlers {
         // chown(f, -1, -1): the kernel sends a SETATTR with nothing to set (ctime only with a writeback
         // cache). Only ctime changes, which the trees touch on a no-op chown. With KILLPRIV_V2 the same
         // request also announces a write's privilege clearing (mayKillEmpty).
-        const kill = this.session.killprivV2();
-        if (kill) this.mayKillEmpty(ino, this.statOf(ino, fh));
+        // (The no-op chown changes ctime only: `before` still holds the mode and group to clear from.)
+        const before = this.session.killprivV2() ? this.statOf(ino, fh) : null;
+        if (before) this.mayKillEmpty(ino, before);
         if (byFd && fh >= 0) this.view.fchown(fh, -1, -1);
         else this.view.chown(path!, -1, -1, false);
-        if (kill) this.killPrivs(this.statOf(ino, fh), false, chmod);
+        if (before) this.killPrivs(before, false, chmod);
       }
       const st = this.statOf(ino, fh);
       this.keptThroughKernel(node, st);
@@ -649,7 +656,7 @@ export class Handlers {
     // handles; its bytes are committed before the answer, so what was written before linkat(2) is in the
     // store once it returns: off the loop through its writable handles, or in the link itself when none
     // is left (written, closed, and linked through a read-only reopen of /proc/PID/fd).
-    const fhs = [...this.files].filter(([, i]) => i === ino).map(([fh]) => fh);
+    const fhs = this.handlesOf(ino);
     if (!fhs.length) throw new FsError("ENOENT", "link");
     const writers = fhs.filter((fh) => this.writerUid.has(fh));
     this.view.flink(fhs[0]!, path, writers.length === 0);

@@ -215,7 +215,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value CapabilityProbes(const Napi::CallbackInfo& info);
   static ssize_t IoRead(int fd, void* buf, size_t len, void* userdata);
   static ssize_t IoWritev(int fd, struct iovec* iov, int count, void* userdata);
-  bool KillSuidgid(uint32_t opcode) const;
+  bool WriteKillsSuidgid() const;
 
   static Session* Of(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
   static void OnReadable(uv_poll_t* handle, int status, int events);
@@ -279,7 +279,7 @@ class Session : public Napi::ObjectWrap<Session> {
   std::atomic<uint64_t> initUnique_{0};  // the INIT request's unique, until its reply went out (writev also runs on notify threads)
   bool killprivV2_ = false;        // negotiated
   double capabilityProbes_ = 0;    // getxattr("security.capability") answered here
-  const char* cur_ = nullptr;      // the request being processed (header first), for flags libfuse drops
+  const char* cur_ = nullptr;      // the request being processed (header first), for the write flag libfuse drops
   bool tmpfile_ = false;           // it is a FUSE_TMPFILE, handed to libfuse as the CREATE it resembles
 };
 
@@ -699,14 +699,12 @@ ssize_t Session::IoWritev(int fd, struct iovec* iov, int count, void* userdata) 
   return writev(fd, iov, count);
 }
 
-// Whether the request being processed (of `opcode`) carries the kernel's KILL_SUIDGID flag.
-bool Session::KillSuidgid(uint32_t opcode) const {
+// Whether the WRITE being processed carries the kernel's FUSE_WRITE_KILL_SUIDGID (fuse_file_info has no field for it).
+bool Session::WriteKillsSuidgid() const {
   if (!killprivV2_ || !cur_) return false;
   const struct fuse_in_header* h = reinterpret_cast<const struct fuse_in_header*>(cur_);
-  if (h->opcode != opcode) return false;
-  if (opcode == FUSE_WRITE && h->len >= sizeof *h + sizeof(struct fuse_write_in))
-    return (reinterpret_cast<const struct fuse_write_in*>(h + 1)->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
-  return false;
+  if (h->opcode != FUSE_WRITE || h->len < sizeof *h + sizeof(struct fuse_write_in)) return false;
+  return (reinterpret_cast<const struct fuse_write_in*>(h + 1)->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
 }
 
 void Session::Dispatch(Op op, fuse_req_t req, std::initializer_list<napi_value> args) {
@@ -1194,7 +1192,7 @@ void Session::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size
   bool inside = buf >= s->recvMem_ && buf + size <= s->recvMem_ + s->recvSize_;
   napi_value copy = inside ? env.Null() : static_cast<napi_value>(Napi::Buffer<char>::Copy(env, buf, size));
   s->Dispatch(OP_WRITE, req, {DBL(ino), DBL(fi->fh), DBL(off), DBL(size), DBL(inside ? buf - s->recvMem_ : -1), copy,
-                              Napi::Boolean::New(env, fi->writepage != 0), Napi::Boolean::New(env, s->KillSuidgid(FUSE_WRITE))});
+                              Napi::Boolean::New(env, fi->writepage != 0), Napi::Boolean::New(env, s->WriteKillsSuidgid())});
 }
 
 void Session::Flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {

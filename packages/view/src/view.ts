@@ -138,6 +138,7 @@ export class View {
   private readonly snaps = new Map<string, SnapTree>();
   private nextSlot = SLOT_FIRST_SNAPSHOT;
   private readonly files = new Map<number, OpenFile>();
+
   private readonly started = BigInt(Date.now()) * 1_000_000n;
   private readonly pathMax: number;
 
@@ -623,6 +624,13 @@ export class View {
     return f;
   }
 
+  /** Registers open file `f` under a new view descriptor (a small positive integer), which it returns. */
+  private addFile(f: OpenFile): number {
+    const vfd = nextViewFd++;
+    this.files.set(vfd, f);
+    return vfd;
+  }
+
   /**
    * As open(2) with fs.constants flags; returns a view descriptor (a small
    * positive integer private to this view). Control directories open
@@ -635,9 +643,7 @@ export class View {
     if (r.kind === "control") {
       if (flags & C.O_CREAT && flags & C.O_EXCL) throw new FsError("EEXIST", "open", path);
       if (writes) throw new FsError("EISDIR", "open", path);
-      const vfd = nextViewFd++;
-      this.files.set(vfd, { virtual: r.node });
-      return vfd;
+      return this.addFile({ virtual: r.node });
     }
     if (writes && r.readOnly) {
       // A missing file under O_CREAT on a read-only tree: EROFS; an existing one opened for writing: EROFS too.
@@ -645,9 +651,7 @@ export class View {
     }
     if (r.slot === SLOT_MAIN && isControlName(r.path)) throw new FsError("EISDIR", "open", path);
     const fd = this.call("open", path, () => r.core.openFile(r.path, flags, mode));
-    const vfd = nextViewFd++;
-    this.files.set(vfd, { core: r.core, fd, slot: r.slot });
-    return vfd;
+    return this.addFile({ core: r.core, fd, slot: r.slot });
   }
 
   /**
@@ -660,9 +664,7 @@ export class View {
     const r = this.route(dir, "open", false);
     if (r.kind === "control" || r.readOnly) throw new FsError("EROFS", "open", dir);
     const fd = this.call("open", dir, () => r.core.openTmpfile(r.path, flags, mode));
-    const vfd = nextViewFd++;
-    this.files.set(vfd, { core: r.core, fd, slot: r.slot });
-    return vfd;
+    return this.addFile({ core: r.core, fd, slot: r.slot });
   }
 
   /**
@@ -675,15 +677,11 @@ export class View {
     const f = this.file(fd, "open");
     if ("virtual" in f) {
       if ((flags & 3) !== C.O_RDONLY) throw new FsError("EISDIR", "open");
-      const vfd = nextViewFd++;
-      this.files.set(vfd, { virtual: f.virtual });
-      return vfd;
+      return this.addFile({ virtual: f.virtual });
     }
     if ((flags & 3) !== C.O_RDONLY && (this.readOnly || f.slot !== SLOT_MAIN)) throw new FsError("EROFS", "open");
     const nfd = this.call("open", undefined, () => f.core.reopenFile(f.fd, flags));
-    const vfd = nextViewFd++;
-    this.files.set(vfd, { core: f.core, fd: nfd, slot: f.slot });
-    return vfd;
+    return this.addFile({ core: f.core, fd: nfd, slot: f.slot });
   }
 
   /** As pread(2) (`position` in bytes) into `buf[offset..offset+length)`; returns bytes read (0 at EOF). Errors: EBADF, EISDIR, EIO. */
