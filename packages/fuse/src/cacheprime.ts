@@ -26,8 +26,8 @@
  * The FLUSH itself is answered at once (waiting for the pool thread cost
  * more than the READ the store saves: ~200 µs per file).
  */
-import type { FuseSession } from "@agentfs/native";
 import type { View } from "@agentfs/view";
+import type { Notifier } from "./notifier.js";
 
 /** Largest file (bytes) whose pages are stored at close: 64 KiB (larger files are read ahead well by the kernel). */
 export const PRIME_MAX_BYTES = 64 * 1024;
@@ -53,7 +53,7 @@ export class CachePrimer {
   private readonly storing = new Map<number, { waiting: (() => void)[]; writtenMeanwhile: boolean }>();
   private buf = Buffer.alloc(0);
 
-  constructor(private readonly view: View, private readonly session: () => FuseSession) {}
+  constructor(private readonly view: View, private readonly notifier: Notifier) {}
 
   /** A WRITE through handle `fh` of inode `ino` was served. */
   wrote(fh: number, ino: number | undefined): void {
@@ -105,18 +105,14 @@ export class CachePrimer {
       return;
     }
     const s = { waiting: [] as (() => void)[], writtenMeanwhile: false };
-    const session = this.session();
-    const stored = await new Promise<number | null>((resolve) => {
-      if (!session.notifyStoreAsync(ino, 0, data, resolve)) resolve(null);
-      else this.storing.set(ino, s);
-    });
+    const storing = this.notifier.store(ino, 0, data);
+    if (storing) this.storing.set(ino, s);
+    const stored = await storing;
     if (stored === 0) this.stats.stored++;
     else if (stored !== null) this.stats.refused++;
     if (stored !== null && s.writtenMeanwhile) {
       this.stats.dropped++;
-      await new Promise<void>((resolve) => {
-        if (!session.notifyAsync([], [ino], () => resolve())) resolve();
-      });
+      await this.notifier.drop([], [ino]);
     }
     this.storing.delete(ino);
     for (const serve of s.waiting) serve();

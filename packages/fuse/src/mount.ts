@@ -149,8 +149,6 @@ export class FuseMount {
   private session: FuseSession | null = null;
   private handlers!: Handlers;
   private resolveDone!: () => void;
-  /** Notification batches in flight (`unmount` waits for them while the loop keeps serving). */
-  private readonly notifying = new Set<Promise<number>>();
   /**
    * Resolves once the mount has ended: after `unmount`, or when the kernel
    * ended it from outside (fusermount -u, umount) and the view's open files
@@ -372,7 +370,7 @@ export class FuseMount {
       const ino = here.get(name);
       return ino === undefined || ino === id;
     });
-    return this.notify(s, links.map((l) => [l.parent, l.name]), this.handlers.nodes.ids());
+    return this.handlers.notifier.drop(links.map((l) => [l.parent, l.name]), this.handlers.nodes.ids());
   }
 
   /** Stat of entry `name` of node `parent` by path (snapshot trees, an overlay's lower directories), or null. */
@@ -391,7 +389,7 @@ export class FuseMount {
     const s = this.session;
     if (!s) return Promise.resolve(0);
     const dir = encodeIno(SLOT_CONTROL, 2);
-    return this.notify(s, names.map((n) => [dir, n]), [dir]);
+    return this.handlers.notifier.drop(names.map((n) => [dir, n]), [dir]);
   }
 
   /** Copies the session's own counters (poll spins, capability probes) into `stats`. */
@@ -402,18 +400,9 @@ export class FuseMount {
     this.stats.capabilityProbes = s.capabilityProbes();
   }
 
-  /** Resolves when every invalidation sent so far has been taken by the kernel (or failed). */
-  async settled(): Promise<void> {
-    while (this.notifying.size) await Promise.all([...this.notifying]);
-  }
-
-  private notify(s: FuseSession, entries: [number, string][], inodes: number[]): Promise<number> {
-    const p = new Promise<number>((res) => {
-      if (!s.notifyAsync(entries, inodes, res)) res(0);
-    });
-    this.notifying.add(p);
-    void p.then(() => this.notifying.delete(p));
-    return p;
+  /** Resolves when every notification sent so far (invalidations, page-cache stores) has been taken by the kernel (or failed). */
+  settled(): Promise<void> {
+    return this.handlers.notifier.settled();
   }
 
   /** The kernel ended the session: commit what is open and free it. */
@@ -455,8 +444,11 @@ export class FuseMount {
    */
   async unmount(): Promise<void> {
     if (!this.session) return;
-    // A notification may wait for a kernel lock held by a process that waits for a reply: keep serving until it is through.
-    await this.settled();
+    // A notification may wait for a kernel lock held by a process that waits for a reply: keep serving until
+    // all are through (the session unmounts only after its last one). Checked again in the tick that ends the
+    // session: a continuation may have started another meanwhile.
+    do await this.settled();
+    while (this.handlers.notifier.busy);
     const s = this.session;
     if (s) this.end(s);
   }

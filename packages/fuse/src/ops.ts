@@ -13,6 +13,7 @@ import { toFsError, type View } from "@agentfs/view";
 import { constants as C, readFileSync } from "node:fs";
 import { NodeTable, ROOT_ID, type FuseNode } from "./nodes.js";
 import { CachePrimer, type CachePrimeStats } from "./cacheprime.js";
+import { Notifier } from "./notifier.js";
 
 /** Counters a mount keeps for diagnostics and tests. */
 export interface OpStats {
@@ -167,6 +168,8 @@ export class Handlers {
   /** fh of handles open for writing → the uid that opened them (who may write: see `mayKillEmpty`). */
   private readonly writerUid = new Map<number, number>();
   private readonly primer: CachePrimer;
+  /** Every notification this mount sends on its own (unmount waits for them). */
+  readonly notifier = new Notifier(() => this.session ?? null);
   private readonly opOpen: number;
   private readonly opSetattr: number;
   private readonly opFallocate: number;
@@ -192,7 +195,7 @@ export class Handlers {
     readonly stats: OpStats,
     private readonly opts: HandlerOptions,
   ) {
-    this.primer = new CachePrimer(view, () => this.session);
+    this.primer = new CachePrimer(view, this.notifier);
     stats.cachePrime = this.primer.stats;
     this.opOpen = binding.opNames.indexOf("open");
     this.opSetattr = binding.opNames.indexOf("setattr");
@@ -510,7 +513,7 @@ export class Handlers {
    * Calls it at once when the session no longer serves.
    */
   private replyAfterAttrsDropped(ino: number, reply: () => void): void {
-    if (!this.session.notifyAsync([], [ino], reply, true)) reply();
+    void this.notifier.drop([], [ino], true).then(reply);
   }
 
   // ---------------------------------------------------------------- namespace

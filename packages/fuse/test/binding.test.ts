@@ -19,6 +19,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FuseMount } from "../src/index.js";
 import { canMount, fuseMountsUnder, teardown } from "./helpers.js";
+import type { Notifier } from "../src/notifier.js";
 
 const pexec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -318,6 +319,22 @@ out({ first, last: fds(), files, t: Date.now() });
       await ma.unmount();
       store2.close();
     }
+  });
+
+  // Found by CI: a page-cache store (cacheprime.ts) still on the pool thread when unmount ended the session
+  // made the native session put the unmount off until the store ended, so unmount() returned with the mount
+  // still in place. Started here in the same tick as unmount(), the store is always still running then.
+  it("unmount returns with the mount gone while a page-cache store is still running on the pool", async () => {
+    await withMount("store-inflight", async (mnt, m) => {
+      const ino = Number(await bash("head -c 65536 /dev/urandom > f && stat -c %i f", mnt));
+      const { notifier } = (m as unknown as { handlers: { notifier: Notifier } }).handlers;
+      // (what it stores is never read: the mount ends with it)
+      const stored = notifier.store(ino, 0, Buffer.alloc(65536));
+      expect(stored).not.toBeNull();
+      await m.unmount();
+      expect(fuseMountsUnder(mnt)).toEqual([]);
+      expect(await stored).toBe(0);
+    });
   });
 
   it("failed mounts: ENOENT for a missing mountpoint; 20 failures leak no descriptor and a mount afterwards works", async () => {

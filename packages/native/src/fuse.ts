@@ -97,7 +97,11 @@ export interface FuseSession {
   readonly attrRecords: number;
   /** Mounts on `mountpoint` (as fuse_session_mount) and starts serving on the event loop. Errors: ENOENT, ENOTDIR, EIO (the kernel or fusermount3 refused; libfuse printed why). */
   mount(mountpoint: string): void;
-  /** Stops serving, answers pending requests with EIO, unmounts (lazily as root) and frees the session. Safe to call twice. */
+  /**
+   * Stops serving, answers pending requests with EIO, unmounts (lazily as root) and frees the session. While a
+   * notifyAsync/notifyStoreAsync batch still runs, the unmount and free wait for its end: wait for their
+   * callbacks first for the mount to be gone on return. Safe to call twice.
+   */
   unmount(): void;
   replyErr(slot: number, errno: number): void;
   replyNone(slot: number): void;
