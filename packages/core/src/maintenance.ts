@@ -9,7 +9,7 @@ import type { PackLocation } from "./packs.js";
 import { decodeBody, objectColumns, objectRowColumns, sha256, type ObjectRow } from "./cas.js";
 import { decodeExtents, readExtents, unreferencedObjects } from "./content.js";
 import { crc32 } from "node:zlib";
-import { ROOT_INO, makeChain, type Chain, type InodeRow } from "./manifest.js";
+import { ROOT_INO, type Chain, type InodeRow } from "./manifest.js";
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from "./fscore.js";
 import type { Store, Target } from "./store.js";
 import { StoreError } from "./errors.js";
