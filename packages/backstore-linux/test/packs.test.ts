@@ -6,13 +6,17 @@
  * pack's allocated blocks shrink) and keep the rest; a damaged or
  * truncated pack gives EIO on read and fsck names the objects. A store
  * from before packs gets the format older versions refuse once a process
- * that may pack opens it.
+ * that may pack opens it. Bytes a writer killed between append and row left
+ * in packs are freed by the next process that opens the store alone.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import { constants as C } from "node:fs";
 import { FORMAT, FORMAT_BEFORE_PACKS, FsCore, Store, fsck, gc, gcAsync, packPath } from "@agentfs/core";
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { punchHoleFd } from "../src/index.js";
 import { prng, tmpDir } from "./helpers.js";
 
@@ -271,4 +275,114 @@ describe("store format", () => {
     expect(fsck(again.store).ok).toBe(true);
     again.store.close();
   });
+});
+
+describe("pack bytes a crash leaves", () => {
+  const markers = (dir: string) => fs.readdirSync(path.join(dir, "packs")).filter((n) => n.endsWith(".writer"));
+  /** Apparent bytes of every pack file, and the bytes the rows' ranges end at (per pack, its last range's end). */
+  function usage(dir: string, store: Store): { files: number; apparent: number; referencedEnd: number } {
+    const names = fs.readdirSync(path.join(dir, "packs")).filter((n) => n.endsWith(".pack"));
+    const ends = new Map<number, number>();
+    for (const r of packRows(store)) ends.set(r.pack, Math.max(ends.get(r.pack) ?? 0, r.off + r.stored));
+    return {
+      files: names.length,
+      apparent: names.reduce((n, f) => n + fs.statSync(path.join(dir, "packs", f)).size, 0),
+      referencedEnd: [...ends.values()].reduce((a, b) => a + b, 0),
+    };
+  }
+
+  // A real cut-short commit: the child's commit workers append the bodies of what it fed them to a pack of
+  // their own, its first row insert waits behind a write lock this process holds, and it is SIGKILLed there.
+  it("a writer killed between append and row leaves unreferenced pack bytes and its marker; an open while another process has the store keeps them, the next open alone frees them", async () => {
+    const a = open();
+    const kept = prng(3 * MiB, 7);
+    await writeAsync(a.core, "/kept.bin", kept);
+    a.store.close();
+    expect(markers(a.dir)).toEqual([]); // a closed store leaves no marker
+    const look = Store.open(a.dir);
+    const base = usage(a.dir, look);
+    look.close();
+
+    const req = createRequire(import.meta.url);
+    const core = pathToFileURL(req.resolve("@agentfs/core")).href;
+    const linux = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "index.js")).href;
+    const script = `
+import { FsCore, Store } from ${JSON.stringify(core)};
+import { punchHoleFd } from ${JSON.stringify(linux)};
+import { constants as C } from "node:fs";
+import { randomBytes } from "node:crypto";
+const store = Store.open(process.argv[2], { punchHole: punchHoleFd });
+const fs = new FsCore(store, { branch: "main" });
+const fd = fs.openFile("/cut.bin", C.O_WRONLY | C.O_CREAT, 0o644);
+const data = randomBytes(8 << 20);
+fs.write(fd, data, 0, data.length, 0);
+console.log("ready");
+process.stdin.once("data", () => fs.closeAsync(fd).then(() => console.log("committed")));
+`;
+    // (a file, not `-e`: worker threads do not start under --input-type, and commits would not use packs)
+    const file = path.join(path.dirname(a.dir), "writer.mjs");
+    fs.writeFileSync(file, script);
+    const child = spawn(process.execPath, [file, a.dir], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const exited = new Promise<void>((r) => child.on("close", () => r()));
+    const lock = Store.open(a.dir); // no hole punch: neither sweeps nor packs
+    let cut = base;
+    try {
+      const until = async (what: () => boolean, label: string) => {
+        for (const t0 = Date.now(); !what(); await new Promise((r) => setTimeout(r, 20))) {
+          if (Date.now() - t0 > 20_000) throw new Error(`timed out waiting for ${label}; child stderr: ${err}`);
+        }
+      };
+      await until(() => out.includes("ready"), "the child to be ready");
+      lock.manifest.db.exec("BEGIN IMMEDIATE");
+      child.stdin.write("go\n");
+      await until(() => usage(a.dir, lock).apparent > base.apparent, "the child's appends");
+      await new Promise((r) => setTimeout(r, 500)); // (the workers finish what they were fed)
+      child.kill("SIGKILL");
+      await exited;
+      lock.manifest.db.exec("ROLLBACK");
+      expect(out).not.toContain("committed");
+      expect(markers(a.dir)).toHaveLength(1);
+      cut = usage(a.dir, lock);
+      expect(cut.referencedEnd).toBe(base.referencedEnd);
+      expect(cut.apparent).toBeGreaterThan(base.apparent);
+
+      // Another connection has the store open: nothing is freed (it could be a live writer).
+      const busy = open({ dir: a.dir });
+      expect(busy.store.cas.packs!.swept).toBeNull();
+      expect(markers(a.dir)).toHaveLength(2);
+      busy.store.close();
+      expect(markers(a.dir)).toHaveLength(1);
+      expect(usage(a.dir, lock)).toEqual(cut);
+    } finally {
+      child.kill("SIGKILL");
+      lock.close();
+    }
+
+    // Alone: the child's bytes are freed (its pack held nothing else), its marker removed, the rest kept.
+    const b = open({ dir: a.dir });
+    const swept = b.store.cas.packs!.swept!;
+    expect(swept.packsRemoved).toBeGreaterThanOrEqual(1);
+    expect(swept.bytesFreed).toBeGreaterThanOrEqual(cut.apparent - base.apparent);
+    expect(swept.claimsRemoved).toBe(1);
+    expect(markers(a.dir)).toHaveLength(1); // its own
+    const after = usage(a.dir, b.store);
+    expect(after).toEqual({ files: base.files, apparent: base.referencedEnd, referencedEnd: base.referencedEnd });
+    expect(readAll(b.core, "/kept.bin").equals(kept)).toBe(true);
+    expect(fsck(b.store).ok).toBe(true);
+    // It packs as before.
+    const rows = packRows(b.store).length;
+    const more = prng(2 * MiB, 8);
+    await writeAsync(b.core, "/more.bin", more);
+    expect(packRows(b.store).length).toBeGreaterThan(rows);
+    b.store.close();
+    expect(markers(a.dir)).toEqual([]);
+    const c = open({ dir: a.dir });
+    expect(c.store.cas.packs!.swept).toBeNull(); // no marker left: no sweep
+    expect(readAll(c.core, "/more.bin").equals(more)).toBe(true);
+    c.store.close();
+  }, 60_000);
 });

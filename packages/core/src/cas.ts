@@ -228,6 +228,7 @@ export class ObjectStore {
   private readonly withPack: boolean;
   private readonly uses = new Set<Set<string>>();
   private readonly stReplace: Database.Statement;
+  private readonly stRanges: Database.Statement | null;
   private readonly stDel: Database.Statement;
   /** Chunks stored raw and awaiting compression, with copies of their bytes (`deferCompression`); null when not deferring. */
   private deferred: DeferredChunk[] | null = null;
@@ -253,6 +254,7 @@ export class ObjectStore {
     this.putIdx = put.length === all.length ? null : put.map((c) => all.indexOf(c));
     this.stDel = db.prepare(`DELETE FROM objects WHERE hash = ? RETURNING ${this.withPack ? "pack, off" : "NULL AS pack, NULL AS off"}, stored`);
     this.stReplace = db.prepare(`UPDATE objects SET stored = ?, data = ?, codec = ${CODEC_GZIP} WHERE hash = ? AND codec = ${CODEC_RAW}${this.withPack ? " AND pack IS NULL" : ""}`);
+    this.stRanges = this.withPack ? db.prepare(`SELECT pack, off, stored AS len FROM objects WHERE pack IS NOT NULL AND off IS NOT NULL`) : null;
   }
 
   /**
@@ -356,6 +358,11 @@ export class ObjectStore {
   packTarget(): { dir: string; sync: boolean } | null {
     if (!this.packs?.writable || this.backend || !this.withPack) return null;
     return { dir: this.packs.dir, sync: this.packs.needsSync() };
+  }
+
+  /** Where every packed object's body lies (pack, offset, stored length in bytes), in no particular order; [] for a store without `objects.pack`. */
+  packedRanges(): PackLocation[] {
+    return (this.stRanges?.all() ?? []) as PackLocation[];
   }
 
   /**

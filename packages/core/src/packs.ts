@@ -17,13 +17,18 @@
  * FALLOC_FL_PUNCH_HOLE), which the platform supplies (`PunchHole`): core
  * has no system call for it. Stores opened without one never write packs
  * (their large bodies stay in the database) but read them, and their gc
- * leaves the ranges it deletes in place. Bytes appended by a commit that a
- * crash cut short are referenced by no row and stay, as do pack files
- * themselves (a writer starts a new one after 5 s idle): reclaiming those
- * safely needs to know no other process is still appending, which nothing
- * records yet.
+ * leaves the ranges it deletes in place.
+ *
+ * A process that may append keeps a marker `<random>.writer` in the folder
+ * while it has the store open (`claim`, `release`). A marker left behind
+ * means a process ended without closing the store, and may have left bytes
+ * no row refers to (a commit cut short between append and row). The next
+ * process that opens the store while no other process has it open
+ * (`Manifest.alone`: nobody else can be appending) frees them (`sweep`):
+ * every byte of a pack outside the ranges of its rows, and whole packs no
+ * row refers to.
  */
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, mkdirSync, statSync, openSync, readSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, readdirSync, statSync, openSync, readSync, statfsSync, unlinkSync, writeSync } from "node:fs";
 import { randomInt } from "node:crypto";
 import { dirname, join } from "node:path";
 import { StoreError } from "./errors.js";
@@ -53,6 +58,16 @@ export interface PackLocation {
   pack: number;
   off: number;
   len: number;
+}
+
+/** Suffix of a writer's marker in the pack folder (`PackFiles.claim`). */
+const CLAIM_SUFFIX = ".writer";
+
+/** What `PackFiles.sweep` freed: pack files removed, bytes of disk space given back (st_blocks before and after), markers removed. */
+export interface PackSweep {
+  packsRemoved: number;
+  bytesFreed: number;
+  claimsRemoved: number;
 }
 
 /** The path of pack `id` in folder `dir`. */
@@ -172,7 +187,12 @@ export class PackFiles {
   /** Bytes `punchFreed` has freed (the ranges, whether or not the filesystem held blocks there). */
   bytesFreed = 0;
 
-  constructor(readonly dir: string, private readonly punch: PunchHole | null) {}
+  constructor(readonly dir: string, private punch: PunchHole | null) {}
+
+  /** From now on as without a hole punch: nothing new is packed, and no range is freed. */
+  disable(): void {
+    this.punch = null;
+  }
 
   /** True when new bodies may go to packs (a hole punch is available to free them again). */
   get writable(): boolean {
@@ -248,10 +268,136 @@ export class PackFiles {
     return n;
   }
 
-  /** Closes every descriptor kept open. */
+  /** This process's marker (`claim`), or null. */
+  private claimed: string | null = null;
+  /** What the last `sweep` freed (null: none ran). */
+  swept: PackSweep | null = null;
+
+  /**
+   * Records in the folder (a new empty file `<random>.writer`; the folder
+   * is created if missing) that this process may append to packs until
+   * `release`. Errors: as mkdir(2)/open(2), with `code` (EACCES, EROFS,
+   * ENOSPC).
+   */
+  claim(): void {
+    if (this.claimed) return;
+    mkdirSync(this.dir, { recursive: true });
+    for (;;) {
+      const path = join(this.dir, `${randomInt(1, 2 ** 48).toString(16).padStart(12, "0")}${CLAIM_SUFFIX}`);
+      try {
+        closeSync(openSync(path, "wx", 0o644));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
+        throw e;
+      }
+      this.claimed = path;
+      return;
+    }
+  }
+
+  /** Removes this process's marker (`claim`). Never throws. */
+  release(): void {
+    if (!this.claimed) return;
+    try {
+      unlinkSync(this.claimed);
+    } catch {
+      /* gone already; a marker left behind costs one sweep */
+    }
+    this.claimed = null;
+  }
+
+  /** Names of the markers in the folder other than this process's own: none when the folder is missing. */
+  claims(): string[] {
+    const own = this.claimed === null ? null : this.claimed.slice(this.dir.length + 1);
+    return this.list(CLAIM_SUFFIX).filter((n) => n !== own);
+  }
+
+  /**
+   * Frees what no row refers to: each pack in the folder keeps the ranges
+   * of `referenced` (every packed row's pack, offset and stored length)
+   * and loses every other byte (holes punched between them, the file cut
+   * after the last); a pack none of them lies in is removed. Then removes
+   * the markers `claims`. Only for a caller that holds the store alone
+   * (`Manifest.alone`) with what the rows say made durable first, and
+   * before this process appends anything: a byte freed here must never be
+   * one a commit is about to refer to. Failures on one pack (EIO, a
+   * filesystem without hole punching) leave its bytes in place. A no-op
+   * without a hole punch. Returns what was freed (also kept as `swept`).
+   */
+  sweep(referenced: Iterable<PackLocation>, claims: string[]): PackSweep {
+    const out: PackSweep = { packsRemoved: 0, bytesFreed: 0, claimsRemoved: 0 };
+    if (!this.punch) return out;
+    const byPack = new Map<number, PackLocation[]>();
+    for (const l of referenced) {
+      const list = byPack.get(l.pack);
+      if (list) list.push(l);
+      else byPack.set(l.pack, [l]);
+    }
+    for (const name of this.list(".pack")) {
+      if (!/^[0-9a-f]{12}\.pack$/.test(name)) continue;
+      const id = parseInt(name.slice(0, 12), 16);
+      const path = join(this.dir, name);
+      const keep = (byPack.get(id) ?? []).sort((a, b) => a.off - b.off);
+      try {
+        if (keep.length === 0) {
+          const blocks = statSync(path).blocks;
+          unlinkSync(path);
+          this.forget(id);
+          out.packsRemoved++;
+          out.bytesFreed += blocks * 512;
+          continue;
+        }
+        const fd = openSync(path, "r+");
+        try {
+          const before = fstatSync(fd);
+          let end = 0;
+          for (const l of keep) {
+            if (l.off > end) this.punch(fd, end, l.off - end);
+            end = Math.max(end, l.off + l.len);
+          }
+          if (before.size > end) ftruncateSync(fd, end);
+          out.bytesFreed += Math.max(0, before.blocks - fstatSync(fd).blocks) * 512;
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        /* left in place: unreferenced bytes, nothing lost */
+      }
+    }
+    for (const name of claims) {
+      try {
+        unlinkSync(join(this.dir, name));
+        out.claimsRemoved++;
+      } catch {
+        /* gone already */
+      }
+    }
+    this.swept = out;
+    return out;
+  }
+
+  /** Names in the folder ending in `suffix` ([] when the folder is missing or unreadable). */
+  private list(suffix: string): string[] {
+    try {
+      return readdirSync(this.dir).filter((n) => n.endsWith(suffix));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Closes the kept descriptor of pack `id`, if any. */
+  private forget(id: number): void {
+    const fd = this.fds.get(id);
+    if (fd === undefined) return;
+    this.fds.delete(id);
+    closeSync(fd);
+  }
+
+  /** Closes every descriptor kept open and removes this process's marker. */
   close(): void {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+    this.release();
   }
 
   private fdOf(key: string, id: number): number {

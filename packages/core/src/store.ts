@@ -52,6 +52,36 @@ function markedForPacks(manifest: Manifest): boolean {
   }
 }
 
+/**
+ * Before this process may append to packs (`PackFiles.claim`): when markers
+ * of other writers are in the pack folder and no other connection has the
+ * store open (`Manifest.alone`), they are left from processes that ended
+ * without closing it, so frees the pack bytes no row refers to
+ * (`PackFiles.sweep`, after making the rows durable). Then claims. Returns
+ * false when the claim cannot be made (EACCES, EROFS…): the caller writes
+ * no packs. A failed sweep is left for the next open.
+ */
+function claimedForPacks(manifest: Manifest, cas: ObjectStore, packs: PackFiles): boolean {
+  const left = packs.claims();
+  if (left.length) {
+    try {
+      manifest.alone(() => {
+        const ranges = manifest.read(() => cas.packedRanges());
+        manifest.syncFilesSync();
+        packs.sweep(ranges, left);
+      });
+    } catch {
+      /* the bytes stay until a later open */
+    }
+  }
+  try {
+    packs.claim();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A snapshot as listed: name, the branch it was taken from, creation time (ns since epoch) and message. */
 export interface SnapshotInfo {
   name: string;
@@ -116,6 +146,9 @@ export class Store {
     const mayPack = !!opts.punchHole && !manifest.db.memory && !manifest.db.readonly && !opts.objectBackend && markedForPacks(manifest);
     const packs = manifest.db.memory ? null : new PackFiles(join(dirname(manifest.file), PACKS_DIR), mayPack ? opts.punchHole! : null);
     this.cas = new ObjectStore(manifest.db, level, opts.objectBackend, packs);
+    // Markers of writers that ended without closing the store: free what their cut-short commits left in
+    // packs, if nobody else has the store open. Then this process's own marker (writes no packs without one).
+    if (packs && mayPack && !claimedForPacks(manifest, this.cas, packs)) packs.disable();
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
