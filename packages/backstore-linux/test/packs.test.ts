@@ -7,7 +7,9 @@
  * truncated pack gives EIO on read and fsck names the objects. A store
  * from before packs gets the format older versions refuse once a process
  * that may pack opens it. Bytes a writer killed between append and row left
- * in packs are freed by the next process that opens the store alone.
+ * in packs are freed by the next process that opens the store alone. A
+ * program run with `node --input-type=module -e` commits through the
+ * workers too.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fs from "node:fs";
@@ -385,4 +387,43 @@ process.stdin.once("data", () => fs.closeAsync(fd).then(() => console.log("commi
     expect(readAll(c.core, "/more.bin").equals(more)).toBe(true);
     c.store.close();
   }, 60_000);
+});
+
+describe("commit workers of a program run with -e", () => {
+  // `node --input-type=module -e` passes --input-type to worker threads, which then failed at start: every
+  // commit fell back to the loop, and none used a pack.
+  it("commits through the workers (its bodies go to packs) under node --input-type=module -e", async () => {
+    const t = tmpDir("agentfs-packs-", "/dev/shm");
+    dirs.push(t);
+    const req = createRequire(import.meta.url);
+    const core = pathToFileURL(req.resolve("@agentfs/core")).href;
+    const linux = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "index.js")).href;
+    const script = `
+import { FsCore, Store } from ${JSON.stringify(core)};
+import { punchHoleFd } from ${JSON.stringify(linux)};
+import { constants as C } from "node:fs";
+import { randomBytes } from "node:crypto";
+const store = Store.open(process.argv[1], { punchHole: punchHoleFd, create: true });
+const fs = new FsCore(store, { branch: "main" });
+const fd = fs.openFile("/f.bin", C.O_WRONLY | C.O_CREAT, 0o644);
+const data = randomBytes(4 << 20);
+fs.write(fd, data, 0, data.length, 0);
+await fs.closeAsync(fd);
+console.log(JSON.stringify(store.manifest.db.prepare("SELECT count(*) AS n, count(pack) AS packed FROM objects").get()));
+store.close();
+`;
+    const r = await new Promise<{ out: string; err: string; code: number | null }>((resolve) => {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script, path.join(t, "store")], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (err += d));
+      child.on("close", (code) => resolve({ out, err, code }));
+    });
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const counts = JSON.parse(r.out) as { n: number; packed: number };
+    expect(counts.n).toBeGreaterThan(4);
+    expect(counts.packed).toBeGreaterThan(counts.n / 2); // (a tail chunk under 8 KiB stays in its row)
+  }, 30_000);
 });

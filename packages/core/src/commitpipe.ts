@@ -53,6 +53,24 @@ function workerUrl(): URL {
   return new URL("../dist/commitworker.js", import.meta.url);
 }
 
+/**
+ * The node options a commit worker is started with: the parent's
+ * (`process.execArgv`) without those that belong to the main script alone
+ * (`--input-type`, `-e`/`--eval`, `-p`/`--print` and the code after them).
+ * Inherited as they are, `--input-type` makes the worker fail at start
+ * ("--input-type can only be used with string input"), and every commit of
+ * a program run with `node --input-type=module -e` ran on its loop.
+ */
+export function workerExecArgv(argv: readonly string[] = process.execArgv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "-e" || a === "--eval" || a === "-p" || a === "--print") i++;
+    else if (!a.startsWith("--input-type") && !a.startsWith("--eval=") && !a.startsWith("--print=")) out.push(a);
+  }
+  return out;
+}
+
 type Listener = (m: WorkerOut) => void;
 
 /** Why a one-shot worker request failed: the reply's error, or the worker's. */
@@ -108,7 +126,7 @@ export class CommitPool {
   }
 
   private spawn(): { w: Worker; jobs: number } {
-    const w = new Worker(workerUrl());
+    const w = new Worker(workerUrl(), { execArgv: workerExecArgv() });
     const slot = { w, jobs: 0 };
     w.on("message", (m: WorkerOut) => this.listeners.get(m.id)?.(m));
     // A dead worker fails its jobs; a new one is started for later jobs.
