@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import { constants as C } from "node:fs";
-import { FORMAT, FORMAT_BEFORE_PACKS, FsCore, Store, fsck, gc, gcAsync, packPath } from "@agentfs/core";
+import { FORMAT, FORMAT_BEFORE_PACKS, FsCore, PackFiles, Store, fsck, gc, gcAsync, packPath } from "@agentfs/core";
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -293,100 +293,153 @@ describe("pack bytes a crash leaves", () => {
     };
   }
 
-  // A real cut-short commit: the child's commit workers append the bodies of what it fed them to a pack of
-  // their own, its first row insert waits behind a write lock this process holds, and it is SIGKILLed there.
-  it("a writer killed between append and row leaves unreferenced pack bytes and its marker; an open while another process has the store keeps them, the next open alone frees them", async () => {
-    const a = open();
-    const kept = prng(3 * MiB, 7);
-    await writeAsync(a.core, "/kept.bin", kept);
-    a.store.close();
-    expect(markers(a.dir)).toEqual([]); // a closed store leaves no marker
-    const look = Store.open(a.dir);
-    const base = usage(a.dir, look);
-    look.close();
-
+  /** A child process running `body` after opening the store in argv[2] with the hole punch as `store` and a view `fs`; its output lines, stdin and exit. */
+  function child(body: string, storeDir: string) {
     const req = createRequire(import.meta.url);
     const core = pathToFileURL(req.resolve("@agentfs/core")).href;
     const linux = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "index.js")).href;
-    const script = `
+    // (a file, not `-e`: the children must be ordinary programs)
+    const file = path.join(path.dirname(storeDir), `child-${Math.random().toString(36).slice(2)}.mjs`);
+    fs.writeFileSync(file, `
 import { FsCore, Store } from ${JSON.stringify(core)};
 import { punchHoleFd } from ${JSON.stringify(linux)};
 import { constants as C } from "node:fs";
 import { randomBytes } from "node:crypto";
 const store = Store.open(process.argv[2], { punchHole: punchHoleFd });
 const fs = new FsCore(store, { branch: "main" });
+${body}
+`);
+    const p = spawn(process.execPath, [file, storeDir], { stdio: ["pipe", "pipe", "pipe"] });
+    const r = { p, out: "", err: "", exited: new Promise<void>((res) => p.on("close", () => res())) };
+    p.stdout.on("data", (d) => (r.out += d));
+    p.stderr.on("data", (d) => (r.err += d));
+    return r;
+  }
+
+  async function until(what: () => boolean, label: string, err: () => string): Promise<void> {
+    for (const t0 = Date.now(); !what(); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() - t0 > 20_000) throw new Error(`timed out waiting for ${label}; stderr: ${err()}`);
+    }
+  }
+
+  // A real cut-short commit: the writer's commit workers append the bodies of what it fed them to a pack of
+  // their own, its first row insert waits behind a write lock this process holds, and it is SIGKILLed there.
+  // A live writer in another process (the holder) keeps every sweep off; once it has closed, the next open
+  // frees what the killed one left. Then the same within one process.
+  it("a writer killed between append and row leaves unreferenced pack bytes and its marker; no open frees them while another writer is live (another process, or another store of this one); the next open with none frees them", async () => {
+    const a = open();
+    const kept = prng(3 * MiB, 7);
+    await writeAsync(a.core, "/kept.bin", kept);
+    a.store.close();
+    expect(markers(a.dir)).toEqual([]); // a closed store leaves no marker
+    const look = Store.open(a.dir); // (no hole punch: neither sweeps nor claims)
+    const base = usage(a.dir, look);
+
+    const holder = child(`console.log("ready"); process.stdin.once("data", () => { store.close(); process.exit(0); });`, a.dir);
+    const writer = child(`
 const fd = fs.openFile("/cut.bin", C.O_WRONLY | C.O_CREAT, 0o644);
 const data = randomBytes(8 << 20);
 fs.write(fd, data, 0, data.length, 0);
 console.log("ready");
 process.stdin.once("data", () => fs.closeAsync(fd).then(() => console.log("committed")));
-`;
-    // (a file, not `-e`: worker threads do not start under --input-type, and commits would not use packs)
-    const file = path.join(path.dirname(a.dir), "writer.mjs");
-    fs.writeFileSync(file, script);
-    const child = spawn(process.execPath, [file, a.dir], { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    const exited = new Promise<void>((r) => child.on("close", () => r()));
-    const lock = Store.open(a.dir); // no hole punch: neither sweeps nor packs
+`, a.dir);
     let cut = base;
     try {
-      const until = async (what: () => boolean, label: string) => {
-        for (const t0 = Date.now(); !what(); await new Promise((r) => setTimeout(r, 20))) {
-          if (Date.now() - t0 > 20_000) throw new Error(`timed out waiting for ${label}; child stderr: ${err}`);
-        }
-      };
-      await until(() => out.includes("ready"), "the child to be ready");
-      lock.manifest.db.exec("BEGIN IMMEDIATE");
-      child.stdin.write("go\n");
-      await until(() => usage(a.dir, lock).apparent > base.apparent, "the child's appends");
+      const errs = () => holder.err + writer.err;
+      await until(() => holder.out.includes("ready") && writer.out.includes("ready"), "the children", errs);
+      expect(markers(a.dir)).toHaveLength(2);
+      look.manifest.db.exec("BEGIN IMMEDIATE");
+      writer.p.stdin.write("go\n");
+      await until(() => usage(a.dir, look).apparent > base.apparent, "the writer's appends", errs);
       await new Promise((r) => setTimeout(r, 500)); // (the workers finish what they were fed)
-      child.kill("SIGKILL");
-      await exited;
-      lock.manifest.db.exec("ROLLBACK");
-      expect(out).not.toContain("committed");
-      expect(markers(a.dir)).toHaveLength(1);
-      cut = usage(a.dir, lock);
+      writer.p.kill("SIGKILL");
+      await writer.exited;
+      look.manifest.db.exec("ROLLBACK");
+      expect(writer.out).not.toContain("committed");
+      cut = usage(a.dir, look);
       expect(cut.referencedEnd).toBe(base.referencedEnd);
       expect(cut.apparent).toBeGreaterThan(base.apparent);
 
-      // Another connection has the store open: nothing is freed (it could be a live writer).
-      const busy = open({ dir: a.dir });
-      expect(busy.store.cas.packs!.swept).toBeNull();
-      expect(markers(a.dir)).toHaveLength(2);
-      busy.store.close();
-      expect(markers(a.dir)).toHaveLength(1);
-      expect(usage(a.dir, lock)).toEqual(cut);
+      // The holder (another process) may be appending: nothing is freed.
+      const t = open({ dir: a.dir });
+      expect(t.store.cas.packs!.swept).toBeNull();
+      expect(markers(a.dir)).toHaveLength(3);
+      t.store.close();
+      expect(usage(a.dir, look)).toEqual(cut);
+      holder.p.stdin.write("x\n");
+      await holder.exited;
+      expect(markers(a.dir)).toHaveLength(1); // the killed writer's
     } finally {
-      child.kill("SIGKILL");
-      lock.close();
+      writer.p.kill("SIGKILL");
+      holder.p.kill("SIGKILL");
+      look.close();
     }
 
-    // Alone: the child's bytes are freed (its pack held nothing else), its marker removed, the rest kept.
+    // No writer left: the killed one's bytes are freed (its pack held nothing else), its marker removed, the rest kept.
     const b = open({ dir: a.dir });
     const swept = b.store.cas.packs!.swept!;
+    expect(swept).toMatchObject({ claimsRemoved: 1, failed: 0 });
     expect(swept.packsRemoved).toBeGreaterThanOrEqual(1);
     expect(swept.bytesFreed).toBeGreaterThanOrEqual(cut.apparent - base.apparent);
-    expect(swept.claimsRemoved).toBe(1);
     expect(markers(a.dir)).toHaveLength(1); // its own
-    const after = usage(a.dir, b.store);
-    expect(after).toEqual({ files: base.files, apparent: base.referencedEnd, referencedEnd: base.referencedEnd });
+    expect(usage(a.dir, b.store)).toEqual({ files: base.files, apparent: base.referencedEnd, referencedEnd: base.referencedEnd });
     expect(readAll(b.core, "/kept.bin").equals(kept)).toBe(true);
     expect(fsck(b.store).ok).toBe(true);
+
+    // Within one process: a stale marker, and another store of this process holding its claim: no sweep.
+    fs.writeFileSync(path.join(a.dir, "packs", "00000000dead.writer"), "");
+    const c = open({ dir: a.dir });
+    expect(c.store.cas.packs!.swept).toBeNull();
+    c.store.close();
     // It packs as before.
     const rows = packRows(b.store).length;
     const more = prng(2 * MiB, 8);
     await writeAsync(b.core, "/more.bin", more);
     expect(packRows(b.store).length).toBeGreaterThan(rows);
     b.store.close();
+    const d = open({ dir: a.dir });
+    expect(d.store.cas.packs!.swept).toMatchObject({ claimsRemoved: 1, failed: 0 });
+    expect(markers(a.dir)).toHaveLength(1);
+    expect(readAll(d.core, "/more.bin").equals(more)).toBe(true);
+    expect(readAll(d.core, "/kept.bin").equals(kept)).toBe(true);
+    d.store.close();
     expect(markers(a.dir)).toEqual([]);
-    const c = open({ dir: a.dir });
-    expect(c.store.cas.packs!.swept).toBeNull(); // no marker left: no sweep
-    expect(readAll(c.core, "/more.bin").equals(more)).toBe(true);
-    c.store.close();
   }, 60_000);
+
+  // The sweep's arithmetic on a pack of its own: gaps between kept ranges (overlapping, adjacent,
+  // duplicated) are punched, the tail cut, a pack no range lies in removed.
+  it("sweep keeps exactly the listed ranges: gaps punched, tail cut, unlisted packs removed", () => {
+    const t = tmpDir("agentfs-packs-", "/dev/shm");
+    dirs.push(t);
+    const dir = path.join(t, "packs");
+    fs.mkdirSync(dir);
+    const body = prng(64 * 4096, 9);
+    fs.writeFileSync(packPath(dir, 1), body);
+    fs.writeFileSync(packPath(dir, 2), body);
+    fs.writeFileSync(path.join(dir, "notapack.txt"), "x");
+    const files = new PackFiles(dir, punchHoleFd);
+    const keep = [
+      { pack: 1, off: 4096, len: 8192 },
+      { pack: 1, off: 8192, len: 8192 }, // overlaps the one before
+      { pack: 1, off: 16384, len: 4096 }, // adjacent
+      { pack: 1, off: 16384, len: 4096 }, // duplicate
+      { pack: 1, off: 40 * 4096, len: 4096 },
+    ];
+    const r = files.sweep(keep, []);
+    expect(r).toMatchObject({ packsRemoved: 1, failed: 0 });
+    expect(fs.existsSync(packPath(dir, 2))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "notapack.txt"))).toBe(true);
+    const after = fs.readFileSync(packPath(dir, 1));
+    expect(after.length).toBe(41 * 4096); // cut after the last kept range
+    const zero = Buffer.alloc(4096);
+    for (let page = 0; page < 41; page++) {
+      const kept = (page >= 1 && page < 5) || page === 40;
+      const got = after.subarray(page * 4096, (page + 1) * 4096);
+      expect(got.equals(kept ? body.subarray(page * 4096, (page + 1) * 4096) : zero)).toBe(true);
+    }
+    expect(fs.statSync(packPath(dir, 1)).blocks * 512).toBe(5 * 4096); // only the kept pages hold blocks (tmpfs)
+    files.close();
+  });
 });
 
 describe("commit workers of a program run with -e", () => {

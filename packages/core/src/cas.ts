@@ -360,9 +360,9 @@ export class ObjectStore {
     return { dir: this.packs.dir, sync: this.packs.needsSync() };
   }
 
-  /** Where every packed object's body lies (pack, offset, stored length in bytes), in no particular order; [] for a store without `objects.pack`. */
-  packedRanges(): PackLocation[] {
-    return (this.stRanges?.all() ?? []) as PackLocation[];
+  /** Where every packed object's body lies (pack, offset, stored length in bytes), in no particular order; null for a store without `objects.pack`/`off` (read-only, from before packs). */
+  packedRanges(): PackLocation[] | null {
+    return this.stRanges ? (this.stRanges.all() as PackLocation[]) : null;
   }
 
   /**

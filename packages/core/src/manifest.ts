@@ -693,41 +693,6 @@ export class Manifest {
     return out;
   }
 
-  /**
-   * Runs `fn` only if no other connection, of this process or another, has
-   * the database open (every connection that has read holds a shared lock
-   * on the file until it closes; a process that died holds none): takes the
-   * file's exclusive lock without waiting (locking_mode=EXCLUSIVE, then
-   * BEGIN EXCLUSIVE), runs `fn` with it held (its reads and writes are
-   * this connection's alone; other connections wait for it up to their
-   * busy timeout), and releases it. Returns `fn`'s result, or null at once
-   * when another connection holds a lock. Not inside a transaction. Errors:
-   * `fn`'s; EIO from SQLite damage.
-   */
-  alone<T>(fn: () => T): T | null {
-    if (this.db.memory) return fn();
-    if (this.db.inTransaction || this.held) throw new StoreError("EINVAL", "Manifest.alone inside a transaction");
-    const timeout = this.db.pragma("busy_timeout", { simple: true }) as number;
-    this.db.pragma("busy_timeout = 0");
-    this.db.pragma("locking_mode = EXCLUSIVE");
-    try {
-      try {
-        this.db.exec("BEGIN EXCLUSIVE");
-        this.db.exec("COMMIT");
-      } catch (e) {
-        if ((e as { code?: string }).code === "SQLITE_BUSY") return null;
-        translateSqliteError(e, this.file);
-      }
-      return fn();
-    } finally {
-      if (this.db.inTransaction) this.db.exec("ROLLBACK");
-      this.db.pragma("locking_mode = NORMAL");
-      this.db.pragma(`busy_timeout = ${timeout}`);
-      // The exclusive lock goes with the next transaction that reads the file (here, so nothing waits for it meanwhile).
-      this.db.prepare("SELECT count(*) FROM sqlite_master").get();
-    }
-  }
-
   /** True when another connection committed since the last call (PRAGMA data_version). */
   changedByOthers(): boolean {
     // Nobody else's commit can show up inside one transaction: check once per held transaction.

@@ -19,18 +19,23 @@
  * (their large bodies stay in the database) but read them, and their gc
  * leaves the ranges it deletes in place.
  *
- * A process that may append keeps a marker `<random>.writer` in the folder
- * while it has the store open (`claim`, `release`). A marker left behind
- * means a process ended without closing the store, and may have left bytes
- * no row refers to (a commit cut short between append and row). The next
- * process that opens the store while no other process has it open
- * (`Manifest.alone`: nobody else can be appending) frees them (`sweep`):
- * every byte of a pack outside the ranges of its rows, and whole packs no
- * row refers to.
+ * A process that may append keeps, while it has the store open (`claim`,
+ * `release`), a marker `<random>.writer` in the folder and a read
+ * transaction open on `writers.db` there, an empty SQLite database used
+ * only for its lock: SQLite's SHARED lock, which it counts per file within
+ * a process and holds as a POSIX lock across processes; a process that
+ * dies holds none. A marker left behind means a process ended without
+ * closing the store, and may have left bytes no row refers to (a commit
+ * cut short between append and row). The next process that opens the
+ * store, if it gets the exclusive lock on `writers.db` without waiting
+ * (`alone`: no other process or store of this one may be appending),
+ * frees them (`sweep`): every byte of a pack outside the ranges of its
+ * rows, and whole packs no row refers to.
  */
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, readdirSync, statSync, openSync, readSync, statfsSync, unlinkSync, writeSync } from "node:fs";
 import { randomInt } from "node:crypto";
 import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
 import { StoreError } from "./errors.js";
 
 /** Smallest body (bytes) a commit worker appends to a pack: 8 KiB; smaller ones (well-compressed chunks) stay in the row. */
@@ -63,11 +68,18 @@ export interface PackLocation {
 /** Suffix of a writer's marker in the pack folder (`PackFiles.claim`). */
 const CLAIM_SUFFIX = ".writer";
 
-/** What `PackFiles.sweep` freed: pack files removed, bytes of disk space given back (st_blocks before and after), markers removed. */
+/** The lock database in the pack folder (`PackFiles.claim`, `PackFiles.alone`). */
+const LOCK_FILE = "writers.db";
+
+/** How long (ms) a claim waits for a sweep in another process to end. */
+const CLAIM_WAIT_MS = 15_000;
+
+/** What `PackFiles.sweep` freed: pack files removed, bytes of disk space given back (st_blocks before and after), markers removed; packs it could not sweep (their markers are then kept). */
 export interface PackSweep {
   packsRemoved: number;
   bytesFreed: number;
   claimsRemoved: number;
+  failed: number;
 }
 
 /** The path of pack `id` in folder `dir`. */
@@ -270,24 +282,39 @@ export class PackFiles {
 
   /** This process's marker (`claim`), or null. */
   private claimed: string | null = null;
+  /** The connection whose read transaction on the lock database holds this claim's SHARED lock. */
+  private lockDb: Database.Database | null = null;
   /** What the last `sweep` freed (null: none ran). */
   swept: PackSweep | null = null;
 
   /**
-   * Records in the folder (a new empty file `<random>.writer`; the folder
-   * is created if missing) that this process may append to packs until
-   * `release`. Errors: as mkdir(2)/open(2), with `code` (EACCES, EROFS,
-   * ENOSPC).
+   * Records in the folder (created if missing) that this process may
+   * append to packs until `release`: takes a SHARED lock on the lock
+   * database (waiting up to 15 s for a sweep elsewhere to end), then makes
+   * a new empty marker `<random>.writer`. Errors: as mkdir(2)/open(2), with
+   * `code` (EACCES, EROFS, ENOSPC); SQLite's (SQLITE_BUSY after the wait).
+   * Nothing is left held when it throws.
    */
   claim(): void {
     if (this.claimed) return;
     mkdirSync(this.dir, { recursive: true });
+    const db = new Database(join(this.dir, LOCK_FILE));
+    try {
+      db.pragma(`busy_timeout = ${CLAIM_WAIT_MS}`);
+      db.exec("BEGIN");
+      db.prepare("SELECT count(*) FROM sqlite_master").get(); // (the read takes the lock; the transaction keeps it)
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    this.lockDb = db;
     for (;;) {
       const path = join(this.dir, `${randomInt(1, 2 ** 48).toString(16).padStart(12, "0")}${CLAIM_SUFFIX}`);
       try {
         closeSync(openSync(path, "wx", 0o644));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
+        this.release();
         throw e;
       }
       this.claimed = path;
@@ -295,15 +322,50 @@ export class PackFiles {
     }
   }
 
-  /** Removes this process's marker (`claim`). Never throws. */
+  /** Removes this process's marker and drops its lock (`claim`). Never throws. */
   release(): void {
-    if (!this.claimed) return;
-    try {
-      unlinkSync(this.claimed);
-    } catch {
-      /* gone already; a marker left behind costs one sweep */
+    if (this.claimed) {
+      try {
+        unlinkSync(this.claimed);
+      } catch {
+        /* gone already; a marker left behind costs one sweep */
+      }
+      this.claimed = null;
     }
-    this.claimed = null;
+    try {
+      this.lockDb?.close(); // (ends the read transaction: the lock goes with it)
+    } catch {
+      /* closed already */
+    }
+    this.lockDb = null;
+  }
+
+  /**
+   * Runs `fn` only while no claim is held, by any process or by another
+   * store of this one (`claim`): takes the lock database's exclusive lock
+   * without waiting, runs `fn`, releases it. Claims made meanwhile wait
+   * for the end. Returns `fn`'s result, or null at once when a claim is
+   * held (or the lock database cannot be opened). Errors: `fn`'s.
+   */
+  alone<T>(fn: () => T): T | null {
+    let db: Database.Database;
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      db = new Database(join(this.dir, LOCK_FILE));
+    } catch {
+      return null;
+    }
+    try {
+      try {
+        db.pragma("busy_timeout = 0");
+        db.exec("BEGIN EXCLUSIVE");
+      } catch {
+        return null; // SQLITE_BUSY: someone holds a claim
+      }
+      return fn();
+    } finally {
+      db.close(); // (rolls the empty transaction back and drops the lock)
+    }
   }
 
   /** Names of the markers in the folder other than this process's own: none when the folder is missing. */
@@ -316,16 +378,17 @@ export class PackFiles {
    * Frees what no row refers to: each pack in the folder keeps the ranges
    * of `referenced` (every packed row's pack, offset and stored length)
    * and loses every other byte (holes punched between them, the file cut
-   * after the last); a pack none of them lies in is removed. Then removes
-   * the markers `claims`. Only for a caller that holds the store alone
-   * (`Manifest.alone`) with what the rows say made durable first, and
-   * before this process appends anything: a byte freed here must never be
-   * one a commit is about to refer to. Failures on one pack (EIO, a
-   * filesystem without hole punching) leave its bytes in place. A no-op
-   * without a hole punch. Returns what was freed (also kept as `swept`).
+   * after the last); a pack none of them lies in is removed. Then, when
+   * every pack was swept, removes the markers `claims` (else they stay, and
+   * the next open tries again). Only inside `alone`, with what the rows say
+   * made durable first, and before this process appends anything: a byte
+   * freed here must never be one a commit is about to refer to. Failures
+   * on one pack (EIO, a filesystem without hole punching) leave its bytes
+   * in place. A no-op without a hole punch. Returns what was freed (also
+   * kept as `swept`).
    */
   sweep(referenced: Iterable<PackLocation>, claims: string[]): PackSweep {
-    const out: PackSweep = { packsRemoved: 0, bytesFreed: 0, claimsRemoved: 0 };
+    const out: PackSweep = { packsRemoved: 0, bytesFreed: 0, claimsRemoved: 0, failed: 0 };
     if (!this.punch) return out;
     const byPack = new Map<number, PackLocation[]>();
     for (const l of referenced) {
@@ -361,10 +424,10 @@ export class PackFiles {
           closeSync(fd);
         }
       } catch {
-        /* left in place: unreferenced bytes, nothing lost */
+        out.failed++; // left in place: unreferenced bytes, nothing lost
       }
     }
-    for (const name of claims) {
+    for (const name of out.failed ? [] : claims) {
       try {
         unlinkSync(join(this.dir, name));
         out.claimsRemoved++;

@@ -54,19 +54,21 @@ function markedForPacks(manifest: Manifest): boolean {
 
 /**
  * Before this process may append to packs (`PackFiles.claim`): when markers
- * of other writers are in the pack folder and no other connection has the
- * store open (`Manifest.alone`), they are left from processes that ended
- * without closing it, so frees the pack bytes no row refers to
+ * of other writers are in the pack folder and no claim is held anywhere
+ * (`PackFiles.alone`), they are left from processes that ended without
+ * closing the store, so frees the pack bytes no row refers to
  * (`PackFiles.sweep`, after making the rows durable). Then claims. Returns
- * false when the claim cannot be made (EACCES, EROFS…): the caller writes
- * no packs. A failed sweep is left for the next open.
+ * false when the claim cannot be made (EACCES, EROFS, a sweep elsewhere
+ * outlasting the wait): the caller writes no packs. A failed sweep is left
+ * for the next open.
  */
 function claimedForPacks(manifest: Manifest, cas: ObjectStore, packs: PackFiles): boolean {
   const left = packs.claims();
   if (left.length) {
     try {
-      manifest.alone(() => {
+      packs.alone(() => {
         const ranges = manifest.read(() => cas.packedRanges());
+        if (ranges === null) return; // (no pack columns: nothing could tell what is kept)
         manifest.syncFilesSync();
         packs.sweep(ranges, left);
       });
@@ -146,9 +148,6 @@ export class Store {
     const mayPack = !!opts.punchHole && !manifest.db.memory && !manifest.db.readonly && !opts.objectBackend && markedForPacks(manifest);
     const packs = manifest.db.memory ? null : new PackFiles(join(dirname(manifest.file), PACKS_DIR), mayPack ? opts.punchHole! : null);
     this.cas = new ObjectStore(manifest.db, level, opts.objectBackend, packs);
-    // Markers of writers that ended without closing the store: free what their cut-short commits left in
-    // packs, if nobody else has the store open. Then this process's own marker (writes no packs without one).
-    if (packs && mayPack && !claimedForPacks(manifest, this.cas, packs)) packs.disable();
     const params = JSON.parse(String(manifest.getMeta("chunk_params") ?? "null")) as ChunkParams | null;
     this.chunker = new Chunker(params ?? DEFAULT_CHUNK_PARAMS);
     this.backstore = opts.backstore ?? new MemoryBackstore();
@@ -158,6 +157,10 @@ export class Store {
       this.gen++;
       for (const l of this.lowers.values()) l?.resaveAll();
     });
+    // Last (nothing after it may throw and leave the claim behind): markers of writers that ended without
+    // closing the store free what their cut-short commits left in packs, if no claim is held; then this
+    // process's own claim (it writes no packs without one).
+    if (packs && mayPack && !claimedForPacks(manifest, this.cas, packs)) packs.disable();
   }
 
   /**
