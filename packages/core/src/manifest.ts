@@ -12,7 +12,7 @@
  * forking a branch gives it a fresh head over a frozen layer. Both are O(1).
  */
 import Database from "better-sqlite3";
-import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, fsync, fsyncSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, closeSync, statSync, fsync, fsyncSync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "./errors.js";
 import { objectColumns } from "./cas.js";
@@ -205,6 +205,16 @@ export function translateSqliteError(e: unknown, file: string): never {
 }
 
 /**
+ * Descriptors of manifest files (the database, its WAL) kept open for
+ * fsync(2) (`Manifest.syncFiles`), by "dev:ino", shared by every Manifest
+ * of this thread that uses the file: close(2) of any descriptor of a file
+ * drops every POSIX lock the process holds on it, SQLite's included, so one
+ * is closed only once no Manifest here uses it. (Another thread's Manifest
+ * of the same file, a worker's, keeps descriptors of its own.)
+ */
+const keptFds = new Map<string, { fd: number; users: number }>();
+
+/**
  * An open manifest: the database handle, prepared statements, and row-level
  * reads and writes keyed by layer. All writes must run inside `write()`.
  */
@@ -300,13 +310,14 @@ export class Manifest {
     const file = join(dir, MANIFEST_FILE);
     const exists = existsSync(file);
     if (!exists && !opts.create) throw new StoreError("ENOENT", `no agentfs store at ${dir} (missing ${MANIFEST_FILE})`);
-    if (exists) checkHeader(file);
+    if (exists) checkSize(file);
     if (!exists) mkdirSync(dir, { recursive: true });
     let db: Database.Database | undefined;
     try {
       db = new Database(file, { readonly: !!opts.readonly && exists });
       if (!exists) db.pragma("page_size = 4096");
       db.pragma("busy_timeout = 15000");
+      if (exists) checkHeader(db, file);
       if (!opts.readonly) db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       db.pragma("mmap_size = 268435456");
@@ -371,8 +382,8 @@ export class Manifest {
     }
   }
 
-  /** Descriptors `syncFiles` keeps open: file → fd. */
-  private readonly syncFds = new Map<string, number>();
+  /** Descriptors `syncFiles` uses: file → key in `keptFds`. */
+  private readonly syncFds = new Map<string, string>();
   private noopFsync: boolean | undefined;
 
   /**
@@ -428,26 +439,43 @@ export class Manifest {
     }
   }
 
-  /** The kept descriptor of `file`, opened on first use; null when the file does not exist (no WAL yet). */
+  /** The kept descriptor of `file` (`keptFds`), opened on first use; null when the file does not exist (no WAL yet). */
   private syncFd(file: string): number | null {
-    let fd = this.syncFds.get(file);
-    if (fd === undefined) {
+    const have = this.syncFds.get(file);
+    if (have !== undefined) return keptFds.get(have)!.fd;
+    let key: string;
+    try {
+      const st = statSync(file);
+      key = `${st.dev}:${st.ino}`;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+    let kept = keptFds.get(key);
+    if (!kept) {
+      let fd: number;
       try {
         fd = openSync(file, "r");
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
         throw e;
       }
-      this.syncFds.set(file, fd);
+      kept = { fd, users: 0 };
+      keptFds.set(key, kept);
     }
-    return fd;
+    kept.users++;
+    this.syncFds.set(file, key);
+    return kept.fd;
   }
 
   private closeSyncFds(): void {
     if (this.syncing > 0) return; // the last syncFiles closes them
-    for (const fd of this.syncFds.values()) {
+    for (const key of this.syncFds.values()) {
+      const kept = keptFds.get(key);
+      if (!kept || --kept.users > 0) continue;
+      keptFds.delete(key);
       try {
-        closeSync(fd);
+        closeSync(kept.fd);
       } catch {
         /* already gone */
       }
@@ -920,31 +948,46 @@ function walSize(file: string): number {
   }
 }
 
-/** Refuses files that are not SQLite databases before SQLite sees them (clear EIO instead of a misleading error). */
-function checkHeader(file: string): void {
-  const st = statSync(file);
-  if (st.size === 0) throw new StoreError("EIO", `store manifest ${file} is empty (0 bytes): it was truncated or never written`);
-  const fd = openSync(file, "r");
+/**
+ * Before SQLite opens `file`: refuses a file too short to be a store by its
+ * size (stat(2): this process never opens a descriptor of its own of a
+ * manifest just to look, since closing it would drop the POSIX locks every
+ * SQLite connection of the process holds on the file). Errors: EIO.
+ */
+function checkSize(file: string): void {
+  const size = statSync(file).size;
+  if (size === 0) throw new StoreError("EIO", `store manifest ${file} is empty (0 bytes): it was truncated or never written`);
+  if (size < 512) throw new StoreError("EIO", `store manifest ${file} is truncated or not a SQLite database (${size} bytes): it is damaged`);
+}
+
+/**
+ * Right after SQLite opened `file` as `db`, before anything else reads or
+ * writes it: refuses a file that is not a SQLite database (bad header) or
+ * is shorter than its header's page count says (truncated; only when no
+ * WAL is present: then no other process is writing, and a checkpoint may
+ * be resizing the file). The header is read by SQLite itself (see
+ * `checkSize`). Errors: EIO (the message names the file), EBUSY.
+ */
+function checkHeader(db: Database.Database, file: string): void {
+  let pages: number;
+  let ps: number;
   try {
-    const head = Buffer.alloc(16);
-    const n = readSync(fd, head, 0, 16, 0);
-    if (n < 16 || head.toString("latin1") !== "SQLite format 3\0") {
+    pages = db.pragma("page_count", { simple: true }) as number; // (reads the header first: page_size alone may not)
+    ps = db.pragma("page_size", { simple: true }) as number;
+  } catch (e) {
+    const code = (e as { code?: string })?.code;
+    if (code === "SQLITE_NOTADB") {
       throw new StoreError("EIO", `store manifest ${file} is not a SQLite database (bad header): it is damaged or was overwritten`);
     }
-    if (st.size < 512) throw new StoreError("EIO", `store manifest ${file} is truncated (${st.size} bytes)`);
-    // The header's page size and page count (valid when "version-valid-for" equals the change counter)
-    // give the size the file must have at least; a shorter file was truncated. Only checked when no
-    // WAL is present: then no other process is writing (a checkpoint may be resizing the file).
-    if (walSize(file) > 0) return;
-    const hdr = Buffer.alloc(100);
-    readSync(fd, hdr, 0, 100, 0);
-    const ps = hdr.readUInt16BE(16) === 1 ? 65536 : hdr.readUInt16BE(16);
-    const pages = hdr.readUInt32BE(28);
-    const valid = pages > 0 && hdr.readUInt32BE(92) === hdr.readUInt32BE(24);
-    if (ps >= 512 && (st.size % ps !== 0 || (valid && st.size < pages * ps))) {
-      throw new StoreError("EIO", `store manifest ${file} is truncated (${st.size} bytes; its header says ${valid ? pages * ps : `pages of ${ps}`} bytes): it is damaged`);
+    if (code === "SQLITE_CORRUPT") {
+      // (SQLite's own check at open: the header counts more pages than the file holds)
+      throw new StoreError("EIO", `store manifest ${file} is truncated or damaged (${statSync(file).size} bytes; SQLite: ${(e as Error).message}); run 'agentfs fsck' or restore it from a backup`);
     }
-  } finally {
-    closeSync(fd);
+    translateSqliteError(e, file);
+  }
+  if (walSize(file) > 0) return;
+  const size = statSync(file).size;
+  if (ps >= 512 && (size % ps !== 0 || size < pages * ps)) {
+    throw new StoreError("EIO", `store manifest ${file} is truncated (${size} bytes; its header says ${pages * ps} bytes in pages of ${ps}): it is damaged`);
   }
 }
