@@ -406,6 +406,33 @@ process.stdin.once("data", () => fs.closeAsync(fd).then(() => console.log("commi
     expect(markers(a.dir)).toEqual([]);
   }, 60_000);
 
+  it("a lock database someone turned to WAL holds every sweep off; a damaged one turns packing off and says why", async () => {
+    const a = open();
+    await writeAsync(a.core, "/f.bin", prng(2 * MiB, 5));
+    a.store.close();
+    const lockDb = path.join(a.dir, "packs", "writers.db");
+    const stale = path.join(a.dir, "packs", "00000000beef.writer");
+    fs.writeFileSync(stale, "");
+    // In WAL mode BEGIN EXCLUSIVE does not conflict with readers: a sweep there could run under live claims.
+    const Sqlite = createRequire(createRequire(import.meta.url).resolve("@agentfs/core"))("better-sqlite3") as new (f: string) => { pragma(s: string): unknown; close(): void };
+    const db = new Sqlite(lockDb);
+    db.pragma("journal_mode = WAL");
+    db.close();
+    const b = open({ dir: a.dir });
+    expect(b.store.cas.packs!.swept).toBeNull();
+    expect(fs.existsSync(stale)).toBe(true);
+    expect(b.store.cas.packTarget()).not.toBeNull(); // (claims still work)
+    b.store.close();
+    // Damaged: the claim fails, so this process writes no packs, and the store says why; reads go on.
+    for (const f of fs.readdirSync(path.join(a.dir, "packs"))) if (f.startsWith("writers.db")) fs.rmSync(path.join(a.dir, "packs", f));
+    fs.writeFileSync(lockDb, prng(64 * 1024, 6));
+    const c = open({ dir: a.dir });
+    expect(c.store.cas.packTarget()).toBeNull();
+    expect(c.store.cas.packs!.claimError).toMatch(/writers\.db/);
+    expect(readAll(c.core, "/f.bin").equals(prng(2 * MiB, 5))).toBe(true);
+    c.store.close();
+  });
+
   // The sweep's arithmetic on a pack of its own: gaps between kept ranges (overlapping, adjacent,
   // duplicated) are punched, the tail cut, a pack no range lies in removed.
   it("sweep keeps exactly the listed ranges: gaps punched, tail cut, unlisted packs removed", () => {

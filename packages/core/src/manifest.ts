@@ -209,8 +209,10 @@ export function translateSqliteError(e: unknown, file: string): never {
  * fsync(2) (`Manifest.syncFiles`), by "dev:ino", shared by every Manifest
  * of this thread that uses the file: close(2) of any descriptor of a file
  * drops every POSIX lock the process holds on it, SQLite's included, so one
- * is closed only once no Manifest here uses it. (Another thread's Manifest
- * of the same file, a worker's, keeps descriptors of its own.)
+ * is closed only once no Manifest here uses it. Not across threads: a
+ * Manifest in a worker thread that syncs and closes drops the locks of the
+ * process's other connections to the file (none does today: the daemon's
+ * fsck worker never syncs).
  */
 const keptFds = new Map<string, { fd: number; users: number }>();
 
@@ -314,10 +316,10 @@ export class Manifest {
     if (!exists) mkdirSync(dir, { recursive: true });
     let db: Database.Database | undefined;
     try {
+      if (exists) checkHeader(file);
       db = new Database(file, { readonly: !!opts.readonly && exists });
       if (!exists) db.pragma("page_size = 4096");
       db.pragma("busy_timeout = 15000");
-      if (exists) checkHeader(db, file);
       if (!opts.readonly) db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       db.pragma("mmap_size = 268435456");
@@ -443,6 +445,7 @@ export class Manifest {
   private syncFd(file: string): number | null {
     const have = this.syncFds.get(file);
     if (have !== undefined) return keptFds.get(have)!.fd;
+    if (!this.db.open) return null; // (closed: nothing would release a new one)
     let key: string;
     try {
       const st = statSync(file);
@@ -961,17 +964,22 @@ function checkSize(file: string): void {
 }
 
 /**
- * Right after SQLite opened `file` as `db`, before anything else reads or
- * writes it: refuses a file that is not a SQLite database (bad header) or
- * is shorter than its header's page count says (truncated; only when no
- * WAL is present: then no other process is writing, and a checkpoint may
- * be resizing the file). The header is read by SQLite itself (see
- * `checkSize`). Errors: EIO (the message names the file), EBUSY.
+ * Before the store's connection opens `file`: refuses a file that is not a
+ * SQLite database (bad header) or is shorter than its header's page count
+ * says (truncated; only when no WAL is present: then no other process is
+ * writing, and a checkpoint may be resizing the file). The header is read
+ * by SQLite itself (see `checkSize`), through a read-only connection of its
+ * own: a refused file is left as it is (a read-write connection's close
+ * would checkpoint a WAL into it). Other failures of that connection are
+ * left to the store's own to report. Errors: EIO (the message names the
+ * file).
  */
-function checkHeader(db: Database.Database, file: string): void {
+function checkHeader(file: string): void {
   let pages: number;
   let ps: number;
+  let db: Database.Database | undefined;
   try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
     pages = db.pragma("page_count", { simple: true }) as number; // (reads the header first: page_size alone may not)
     ps = db.pragma("page_size", { simple: true }) as number;
   } catch (e) {
@@ -983,7 +991,9 @@ function checkHeader(db: Database.Database, file: string): void {
       // (SQLite's own check at open: the header counts more pages than the file holds)
       throw new StoreError("EIO", `store manifest ${file} is truncated or damaged (${statSync(file).size} bytes; SQLite: ${(e as Error).message}); run 'agentfs fsck' or restore it from a backup`);
     }
-    translateSqliteError(e, file);
+    return; // (busy, unreadable, no room for a -shm…: the store's connection says what it is)
+  } finally {
+    db?.close();
   }
   if (walSize(file) > 0) return;
   const size = statSync(file).size;

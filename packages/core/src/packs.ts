@@ -282,6 +282,8 @@ export class PackFiles {
 
   /** This process's marker (`claim`), or null. */
   private claimed: string | null = null;
+  /** Why the last `claim` failed (its error's message), or null: such a process writes no packs. */
+  claimError: string | null = null;
   /** The connection whose read transaction on the lock database holds this claim's SHARED lock. */
   private lockDb: Database.Database | null = null;
   /** What the last `sweep` freed (null: none ran). */
@@ -298,15 +300,18 @@ export class PackFiles {
   claim(): void {
     if (this.claimed) return;
     mkdirSync(this.dir, { recursive: true });
-    const db = new Database(join(this.dir, LOCK_FILE));
+    let db: Database.Database | null = null;
     try {
+      db = new Database(join(this.dir, LOCK_FILE));
       db.pragma(`busy_timeout = ${CLAIM_WAIT_MS}`);
       db.exec("BEGIN");
       db.prepare("SELECT count(*) FROM sqlite_master").get(); // (the read takes the lock; the transaction keeps it)
     } catch (e) {
-      db.close();
+      db?.close();
+      this.claimError = `${join(this.dir, LOCK_FILE)}: ${(e as Error).message}`;
       throw e;
     }
+    this.claimError = null;
     this.lockDb = db;
     for (;;) {
       const path = join(this.dir, `${randomInt(1, 2 ** 48).toString(16).padStart(12, "0")}${CLAIM_SUFFIX}`);
@@ -357,10 +362,13 @@ export class PackFiles {
     }
     try {
       try {
+        // Only in rollback-journal mode does BEGIN EXCLUSIVE conflict with readers (in WAL mode it would
+        // succeed under live claims): a lock database someone turned to WAL holds every sweep off.
+        if (db.pragma("journal_mode", { simple: true }) !== "delete") return null;
         db.pragma("busy_timeout = 0");
         db.exec("BEGIN EXCLUSIVE");
       } catch {
-        return null; // SQLITE_BUSY: someone holds a claim
+        return null; // SQLITE_BUSY: someone holds a claim (or the lock database is damaged)
       }
       return fn();
     } finally {

@@ -221,6 +221,36 @@ describe("damaged manifests", () => {
     expect(e.message).toContain(file);
   });
 
+  // Refusing must not touch the files: a read-write connection's close would checkpoint the WAL into the
+  // damaged database and delete the WAL, the one copy of the last commits.
+  it("a manifest with a damaged header and a WAL is refused with EIO and left byte for byte as it was", async () => {
+    const dir = await bigStore();
+    const afs = await AgentFS.open(dir);
+    try {
+      // A change in the WAL that leaves page 1 alone (nothing checkpoints while the store is open); with page 1
+      // in the WAL, SQLite would read the header from there, and the store opens (its checkpoint repairs it).
+      await afs.fs.chmod("/f3", 0o600);
+      const copy = join(root, "walcopy");
+      const { mkdirSync, copyFileSync, readFileSync } = await import("node:fs");
+      mkdirSync(copy);
+      for (const f of [MANIFEST_FILE, `${MANIFEST_FILE}-wal`]) copyFileSync(join(dir, f), join(copy, f));
+      const fd = openSync(join(copy, MANIFEST_FILE), "r+");
+      const { writeSync } = await import("node:fs");
+      writeSync(fd, Buffer.from("not sqlite at all"), 0, 16, 0);
+      closeSync(fd);
+      const before = [MANIFEST_FILE, `${MANIFEST_FILE}-wal`].map((f) => readFileSync(join(copy, f)));
+      expect(before[1]!.length).toBeGreaterThan(0);
+      const e = await errOf(AgentFS.open(copy));
+      expect(e.code).toBe("EIO");
+      expect(e.message).toMatch(/not a SQLite database/);
+      const after = [MANIFEST_FILE, `${MANIFEST_FILE}-wal`].map((f) => readFileSync(join(copy, f)));
+      expect(after[0]!.equals(before[0]!)).toBe(true);
+      expect(after[1]!.equals(before[1]!)).toBe(true);
+    } finally {
+      afs.closeSync();
+    }
+  });
+
   it("a garbage file gives EIO saying it is not a database", async () => {
     const dir = join(root, "garbage");
     const { mkdirSync } = await import("node:fs");
