@@ -312,11 +312,10 @@ export class Manifest {
     const file = join(dir, MANIFEST_FILE);
     const exists = existsSync(file);
     if (!exists && !opts.create) throw new StoreError("ENOENT", `no agentfs store at ${dir} (missing ${MANIFEST_FILE})`);
-    if (exists) checkSize(file);
+    if (exists) checkHeader(file);
     if (!exists) mkdirSync(dir, { recursive: true });
     let db: Database.Database | undefined;
     try {
-      if (exists) checkHeader(file);
       db = new Database(file, { readonly: !!opts.readonly && exists });
       if (!exists) db.pragma("page_size = 4096");
       db.pragma("busy_timeout = 15000");
@@ -952,29 +951,22 @@ function walSize(file: string): number {
 }
 
 /**
- * Before SQLite opens `file`: refuses a file too short to be a store by its
- * size (stat(2): this process never opens a descriptor of its own of a
- * manifest just to look, since closing it would drop the POSIX locks every
- * SQLite connection of the process holds on the file). Errors: EIO.
+ * Before the store's connection opens `file`: refuses a file too short to
+ * be a store, one that is not a SQLite database (bad header), and one
+ * shorter than its header's page count says (truncated; only when no WAL
+ * is present: then no other process is writing, and a checkpoint may be
+ * resizing the file). The size comes from stat(2) and the header is read by
+ * SQLite, through a read-only connection of its own: this process never
+ * opens a descriptor of a manifest itself (closing one would drop the POSIX
+ * locks its SQLite connections hold on the file), and a refused file is
+ * left as it is (a read-write connection's close would checkpoint a WAL
+ * into it). Other failures of that connection are left to the store's own
+ * to report. Errors: EIO (the message names the file).
  */
-function checkSize(file: string): void {
+function checkHeader(file: string): void {
   const size = statSync(file).size;
   if (size === 0) throw new StoreError("EIO", `store manifest ${file} is empty (0 bytes): it was truncated or never written`);
   if (size < 512) throw new StoreError("EIO", `store manifest ${file} is truncated or not a SQLite database (${size} bytes): it is damaged`);
-}
-
-/**
- * Before the store's connection opens `file`: refuses a file that is not a
- * SQLite database (bad header) or is shorter than its header's page count
- * says (truncated; only when no WAL is present: then no other process is
- * writing, and a checkpoint may be resizing the file). The header is read
- * by SQLite itself (see `checkSize`), through a read-only connection of its
- * own: a refused file is left as it is (a read-write connection's close
- * would checkpoint a WAL into it). Other failures of that connection are
- * left to the store's own to report. Errors: EIO (the message names the
- * file).
- */
-function checkHeader(file: string): void {
   let pages: number;
   let ps: number;
   let db: Database.Database | undefined;
@@ -989,14 +981,13 @@ function checkHeader(file: string): void {
     }
     if (code === "SQLITE_CORRUPT") {
       // (SQLite's own check at open: the header counts more pages than the file holds)
-      throw new StoreError("EIO", `store manifest ${file} is truncated or damaged (${statSync(file).size} bytes; SQLite: ${(e as Error).message}); run 'agentfs fsck' or restore it from a backup`);
+      throw new StoreError("EIO", `store manifest ${file} is truncated or damaged (${size} bytes; SQLite: ${(e as Error).message}); run 'agentfs fsck' or restore it from a backup`);
     }
     return; // (busy, unreadable, no room for a -shm…: the store's connection says what it is)
   } finally {
     db?.close();
   }
   if (walSize(file) > 0) return;
-  const size = statSync(file).size;
   if (ps >= 512 && (size % ps !== 0 || size < pages * ps)) {
     throw new StoreError("EIO", `store manifest ${file} is truncated (${size} bytes; its header says ${pages * ps} bytes in pages of ${ps}): it is damaged`);
   }

@@ -87,6 +87,35 @@ export function packPath(dir: string, id: number): string {
   return join(dir, `${id.toString(16).padStart(12, "0")}.pack`);
 }
 
+/**
+ * Creates a new file in folder `dir` named by a random 48-bit id (12 hex
+ * digits) and `suffix`, with O_EXCL (another id when the name is taken);
+ * returns the id, its path and the descriptor (open for writing). Errors:
+ * as open(2), with `code`.
+ */
+function createUnique(dir: string, suffix: string): { id: number; path: string; fd: number } {
+  for (;;) {
+    const id = randomInt(1, 2 ** 48);
+    const path = join(dir, `${id.toString(16).padStart(12, "0")}${suffix}`);
+    try {
+      return { id, path, fd: openSync(path, "wx", 0o644) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  }
+}
+
+/** `locs` grouped by pack id. */
+function byPack(locs: Iterable<PackLocation>): Map<number, PackLocation[]> {
+  const out = new Map<number, PackLocation[]>();
+  for (const l of locs) {
+    const list = out.get(l.pack);
+    if (list) list.push(l);
+    else out.set(l.pack, [l]);
+  }
+  return out;
+}
+
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 
@@ -173,19 +202,11 @@ export class PackWriter {
     this.sync();
     this.close();
     mkdirSync(this.dir, { recursive: true });
-    for (;;) {
-      const id = randomInt(1, 2 ** 48);
-      try {
-        this.fd = openSync(packPath(this.dir, id), "wx", 0o644);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
-        throw e;
-      }
-      this.id = id;
-      this.pos = 0;
-      this.newEntries = true;
-      return;
-    }
+    const { id, fd } = createUnique(this.dir, ".pack");
+    this.fd = fd;
+    this.id = id;
+    this.pos = 0;
+    this.newEntries = true;
   }
 }
 
@@ -249,14 +270,8 @@ export class PackFiles {
    */
   punchFreed(locs: Iterable<PackLocation>): number {
     if (!this.punch) return 0;
-    const byPack = new Map<number, PackLocation[]>();
-    for (const l of locs) {
-      const list = byPack.get(l.pack);
-      if (list) list.push(l);
-      else byPack.set(l.pack, [l]);
-    }
     let n = 0;
-    for (const [id, list] of byPack) {
+    for (const [id, list] of byPack(locs)) {
       let fd: number;
       try {
         fd = openSync(packPath(this.dir, id), "r+"); // (a hole punch needs a descriptor open for writing)
@@ -313,17 +328,13 @@ export class PackFiles {
     }
     this.claimError = null;
     this.lockDb = db;
-    for (;;) {
-      const path = join(this.dir, `${randomInt(1, 2 ** 48).toString(16).padStart(12, "0")}${CLAIM_SUFFIX}`);
-      try {
-        closeSync(openSync(path, "wx", 0o644));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
-        this.release();
-        throw e;
-      }
+    try {
+      const { path, fd } = createUnique(this.dir, CLAIM_SUFFIX);
+      closeSync(fd);
       this.claimed = path;
-      return;
+    } catch (e) {
+      this.release();
+      throw e;
     }
   }
 
@@ -355,8 +366,7 @@ export class PackFiles {
   alone<T>(fn: () => T): T | null {
     let db: Database.Database;
     try {
-      mkdirSync(this.dir, { recursive: true });
-      db = new Database(join(this.dir, LOCK_FILE));
+      db = new Database(join(this.dir, LOCK_FILE)); // (SQLITE_CANTOPEN without the folder: no claim there either)
     } catch {
       return null;
     }
@@ -398,17 +408,12 @@ export class PackFiles {
   sweep(referenced: Iterable<PackLocation>, claims: string[]): PackSweep {
     const out: PackSweep = { packsRemoved: 0, bytesFreed: 0, claimsRemoved: 0, failed: 0 };
     if (!this.punch) return out;
-    const byPack = new Map<number, PackLocation[]>();
-    for (const l of referenced) {
-      const list = byPack.get(l.pack);
-      if (list) list.push(l);
-      else byPack.set(l.pack, [l]);
-    }
+    const kept = byPack(referenced);
     for (const name of this.list(".pack")) {
       if (!/^[0-9a-f]{12}\.pack$/.test(name)) continue;
       const id = parseInt(name.slice(0, 12), 16);
       const path = join(this.dir, name);
-      const keep = (byPack.get(id) ?? []).sort((a, b) => a.off - b.off);
+      const keep = (kept.get(id) ?? []).sort((a, b) => a.off - b.off);
       try {
         if (keep.length === 0) {
           const blocks = statSync(path).blocks;
