@@ -138,7 +138,6 @@ export class View {
   private readonly snaps = new Map<string, SnapTree>();
   private nextSlot = SLOT_FIRST_SNAPSHOT;
   private readonly files = new Map<number, OpenFile>();
-
   private readonly started = BigInt(Date.now()) * 1_000_000n;
   private readonly pathMax: number;
 
